@@ -1,0 +1,1 @@
+"""Study presets (YAML) for `lwl-search --preset NAME`; data, not code."""
