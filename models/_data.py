@@ -1,0 +1,402 @@
+"""Data sets as whole tensors on the training device, and batched, device-side augmentation.
+
+The data sets of the paper are small enough to live on the accelerator entire, so there is no DataLoader and
+no per-image Python: each epoch is drawn up front on the CPU (`plan_epoch`), so the batch order and the
+augmentation depend on the seed alone and never on the device, and batches are gathered and augmented on the
+device (`iter_batches`, `augment_batch`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "AUGMENTATIONS",
+    "DATASETS",
+    "DataError",
+    "DataSplits",
+    "DatasetInfo",
+    "EpochPlan",
+    "augment_batch",
+    "dataset_info",
+    "default_data_root",
+    "iter_batches",
+    "load_data",
+    "plan_epoch",
+]
+
+
+class DataError(ValueError):
+    """A problem with the data the user asked for; the message is one line naming the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a network and a training recipe need to know about a data set, before loading it."""
+
+    name: str
+    num_classes: int
+    in_channels: int
+    input_size: int  # square side after preprocessing
+    mean: tuple[float, ...]  # per channel, of the [0, 1]-scaled preprocessed images
+    std: tuple[float, ...]
+    augment: tuple[str, ...]  # default training augmentation
+    crop_padding: int  # zero padding of the random crop
+
+
+AUGMENTATIONS: tuple[str, ...] = ("crop", "flip")
+
+DATASETS: dict[str, DatasetInfo] = {
+    # Digits: mean/std over all 1797 images after scaling to [0, 1] and upscaling to 16x16
+    # (tests/models/test_data.py recomputes them). No augmentation: flipped digits are other digits.
+    "digits": DatasetInfo("digits", 10, 1, 16, (0.3053,), (0.3189,), (), 0),
+    # CIFAR: the usual per-channel statistics of the 50,000 training images.
+    "cifar10": DatasetInfo(
+        "cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), ("crop", "flip"), 4
+    ),
+    "cifar100": DatasetInfo(
+        "cifar100", 100, 3, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), ("crop", "flip"), 4
+    ),
+}
+
+_DIGITS_TEST_FRACTION = 0.2
+_DIGITS_TEST_SEED = 0  # fixed: the digits test set must never move with split_seed or val_fraction
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The description of data set `name`, or a DataError listing the known names."""
+    try:
+        return DATASETS[name]
+    except (KeyError, TypeError):
+        raise DataError(f"unknown data set {name!r}: choose one of {', '.join(sorted(DATASETS))}") from None
+
+
+def default_data_root() -> Path:
+    """Where data sets live when no --data-root is given: $LWL_DATA, else ~/.cache/lwl/data."""
+    env = os.environ.get("LWL_DATA")
+    return Path(env).expanduser() if env else Path("~/.cache/lwl/data").expanduser()
+
+
+@dataclass
+class DataSplits:
+    """Train/validation(/test) tensors: float32 normalised NCHW images and int64 labels, on one device."""
+
+    info: DatasetInfo
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor | None = None
+    test_y: torch.Tensor | None = None
+
+    def to(self, device: str | torch.device) -> DataSplits:
+        """A copy with every tensor on `device` (tensors already there are shared, not copied)."""
+
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        return replace(
+            self,
+            train_x=self.train_x.to(device),
+            train_y=self.train_y.to(device),
+            val_x=self.val_x.to(device),
+            val_y=self.val_y.to(device),
+            test_x=move(self.test_x),
+            test_y=move(self.test_y),
+        )
+
+
+# ------------------------------------------------------------------------------------------------ loading
+def load_data(
+    name: str,
+    *,
+    data_root: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+    with_test: bool = False,
+    device: str | torch.device = "cpu",
+    limit: int | None = None,
+) -> DataSplits:
+    """Load data set `name` whole, split off a stratified validation set, normalise, and place it on `device`.
+
+    The validation split is `val_fraction` of the training data, stratified by class and seeded by
+    `split_seed`. The test set (CIFAR's official one; for digits a fixed, seed-0, stratified 20%) is only
+    loaded when `with_test`, so that model selection cannot see it by accident. `limit` keeps the first
+    `limit` training examples after the split, for tiny runs.
+    """
+    info = dataset_info(name)
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real) or not 0 < val_fraction <= 0.5:
+        raise DataError(f"validation fraction {val_fraction!r} is out of range: choose a value in (0, 0.5]")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1):
+        raise DataError(f"limit {limit!r} is not a positive number of training examples: pass an integer >= 1")
+    device = torch.device(device)
+    if info.name == "digits":
+        return _load_digits(info, val_fraction, split_seed, with_test, device, limit)
+    return _load_cifar(info, data_root, download, val_fraction, split_seed, with_test, device, limit)
+
+
+def _stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held-out) indices, both sorted; round(fraction * count) of each class is held out.
+
+    Written out rather than borrowed from scikit-learn so that the split depends on numpy's seeded
+    generator alone, not on a library's version.
+    """
+    rng = np.random.default_rng(seed)
+    held: list[np.ndarray] = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        k = int(np.floor(fraction * idx.size + 0.5))
+        held.append(rng.permutation(idx)[:k])
+    held_idx = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
+    mask = np.ones(labels.size, dtype=bool)
+    mask[held_idx] = False
+    return np.flatnonzero(mask), held_idx
+
+
+def _digits_images() -> tuple[torch.Tensor, np.ndarray]:
+    """All digits as [0, 1] float32 16x16 images (before normalisation), and their labels."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.as_tensor(digits.data, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
+    x = F.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False)
+    return x, np.asarray(digits.target, dtype=np.int64)
+
+
+def _normalise(x: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
+    """In place: (x - mean) / std per channel, x in [0, 1] float32 NCHW."""
+    shape = (1, -1, 1, 1)
+    mean = torch.tensor(info.mean, dtype=x.dtype, device=x.device).view(shape)
+    std = torch.tensor(info.std, dtype=x.dtype, device=x.device).view(shape)
+    return x.sub_(mean).div_(std)
+
+
+def _load_digits(
+    info: DatasetInfo, val_fraction: float, split_seed: int, with_test: bool, device: torch.device, limit: int | None
+) -> DataSplits:
+    x, y = _digits_images()
+    rest, test_idx = _stratified_split(y, _DIGITS_TEST_FRACTION, _DIGITS_TEST_SEED)
+    keep, held = _stratified_split(y[rest], val_fraction, split_seed)
+    train_idx, val_idx = rest[keep][:limit], rest[held]
+    x = _normalise(x, info)
+    labels = torch.from_numpy(y)
+
+    def take(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        i = torch.from_numpy(idx)
+        return x[i].contiguous().to(device), labels[i].to(device)
+
+    train_x, train_y = take(train_idx)
+    val_x, val_y = take(val_idx)
+    test_x, test_y = take(test_idx) if with_test else (None, None)
+    return DataSplits(info, train_x, train_y, val_x, val_y, test_x, test_y)
+
+
+_CIFAR_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
+
+def _cifar_class(name: str) -> type:
+    import torchvision.datasets
+
+    return torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+
+
+def _open_cifar(info: DatasetInfo, root: Path, train: bool, download: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The raw uint8 NHWC images and labels of one CIFAR split, with torchvision's errors made one line."""
+    cls, title = _cifar_class(info.name), _CIFAR_TITLES[info.name]
+    folder = root / cls.base_folder
+    if download:
+        try:
+            # torchvision announces the download on stdout; keep stdout clean for machine-readable output.
+            with contextlib.redirect_stdout(sys.stderr):
+                ds = cls(root=str(root), train=train, download=True)
+        except Exception as e:  # the network, a truncated archive, a full disk: all end the same way
+            reason = " ".join(str(e).split()) or type(e).__name__
+            raise DataError(
+                f"downloading {title} into {root} failed ({reason}): check the network, "
+                f"or pass --data-root DIR where the files already are"
+            ) from None
+    else:
+        try:
+            ds = cls(root=str(root), train=train, download=False)
+        except RuntimeError:
+            if folder.is_dir():
+                raise DataError(
+                    f"{title} files under {folder}/ are incomplete or corrupted: pass --download to fetch them "
+                    f"again, or --data-root DIR where a good copy is"
+                ) from None
+            raise DataError(
+                f"{title} not found under {root} (looked for {cls.base_folder}/): pass --download to fetch it, "
+                f"or --data-root DIR where it is"
+            ) from None
+    return np.asarray(ds.data, dtype=np.uint8), np.asarray(ds.targets, dtype=np.int64)
+
+
+def _cifar_tensor(images: np.ndarray, idx: np.ndarray | None, info: DatasetInfo, device: torch.device) -> torch.Tensor:
+    """Select, move as uint8 (4x less to copy), then convert to normalised float32 NCHW on the device."""
+    x = torch.from_numpy(images)
+    if idx is not None:
+        x = x[torch.from_numpy(idx)]
+    x = x.to(device).permute(0, 3, 1, 2).contiguous().to(torch.float32).div_(255.0)
+    return _normalise(x, info)
+
+
+def _load_cifar(
+    info: DatasetInfo,
+    data_root: str | os.PathLike[str] | None,
+    download: bool,
+    val_fraction: float,
+    split_seed: int,
+    with_test: bool,
+    device: torch.device,
+    limit: int | None,
+) -> DataSplits:
+    root = Path(data_root).expanduser() if data_root is not None else default_data_root()
+    images, labels = _open_cifar(info, root, train=True, download=download)
+    train_idx, val_idx = _stratified_split(labels, val_fraction, split_seed)
+    train_idx = train_idx[:limit]
+    y = torch.from_numpy(labels)
+    train_x = _cifar_tensor(images, train_idx, info, device)
+    train_y = y[torch.from_numpy(train_idx)].to(device)
+    val_x = _cifar_tensor(images, val_idx, info, device)
+    val_y = y[torch.from_numpy(val_idx)].to(device)
+    test_x = test_y = None
+    if with_test:
+        test_images, test_labels = _open_cifar(info, root, train=False, download=False)
+        test_x = _cifar_tensor(test_images, None, info, device)
+        test_y = torch.from_numpy(test_labels).to(device)
+    return DataSplits(info, train_x, train_y, val_x, val_y, test_x, test_y)
+
+
+# ------------------------------------------------------------------------------------------------ augmentation
+def augment_batch(
+    x: torch.Tensor, crop_offsets: torch.Tensor | None, flips: torch.Tensor | None, padding: int
+) -> torch.Tensor:
+    """Random crop of the zero-padded images and horizontal flip, for a whole batch in one gather.
+
+    `crop_offsets` (B, 2) int64 holds (row, col) offsets in [0, 2 * padding] into the padded image; `flips`
+    (B,) bool. Equal, image by image, to `F.pad(img, [padding] * 4)[:, r:r + H, c:c + W]`, then `.flip(-1)`
+    where flipped. The flip is folded into the column index, so there is one pad and one gather, and no
+    Python per image or host synchronisation.
+    """
+    if crop_offsets is None and flips is None:
+        return x
+    if x.dim() != 4:
+        raise ValueError(f"augment_batch needs NCHW images, got shape {tuple(x.shape)}")
+    b, _, h, w = x.shape
+    dev = x.device
+    rows_base = torch.arange(h, device=dev)
+    cols_base = torch.arange(w, device=dev)
+    if crop_offsets is not None:
+        if crop_offsets.shape != (b, 2):
+            raise ValueError(f"crop_offsets must have shape ({b}, 2), got {tuple(crop_offsets.shape)}")
+        src = F.pad(x, [padding] * 4) if padding > 0 else x
+        offsets = crop_offsets.to(device=dev, dtype=torch.long)
+        rows = offsets[:, 0:1] + rows_base  # (B, H)
+        col0 = offsets[:, 1:2]  # (B, 1)
+    else:
+        src = x
+        rows = rows_base.expand(b, h)
+        col0 = torch.zeros(b, 1, dtype=torch.long, device=dev)
+    if flips is not None:
+        if flips.shape != (b,):
+            raise ValueError(f"flips must have shape ({b},), got {tuple(flips.shape)}")
+        cols_seq = torch.where(flips.to(dev).view(b, 1), cols_base.flip(0), cols_base)  # (B, W)
+    else:
+        cols_seq = cols_base.expand(b, w)
+    cols = col0 + cols_seq
+    batch = torch.arange(b, device=dev).view(b, 1, 1)
+    # Advanced indices split by the channel slice put their broadcast dims first: (B, H, W, C).
+    out = src[batch, :, rows.view(b, h, 1), cols.view(b, 1, w)]
+    return out.permute(0, 3, 1, 2)
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """Everything random about one epoch, drawn on the CPU from one generator so it never depends on the
+    network or the device. `crop_offsets[i]` and `flips[i]` apply to the i-th example served, `order[i]`."""
+
+    order: torch.Tensor  # permutation of range(n), int64
+    crop_offsets: torch.Tensor | None  # (n, 2) int64 in [0, 2 * padding], or None without "crop"
+    flips: torch.Tensor | None  # (n,) bool, or None without "flip"
+
+
+def _check_augment(augment: tuple[str, ...] | list[str]) -> None:
+    unknown = [a for a in augment if a not in AUGMENTATIONS]
+    if unknown:
+        raise DataError(f"unknown augmentation {unknown[0]!r}: choose from {', '.join(AUGMENTATIONS)}")
+
+
+def plan_epoch(n: int, generator: torch.Generator, augment: tuple[str, ...], padding: int) -> EpochPlan:
+    """Draw, in this fixed order, the permutation, the crop offsets and the flips of one epoch of n examples.
+
+    The order matters: a run with the same seed and augmentation sees the same epochs on any device.
+    """
+    _check_augment(augment)
+    if generator.device.type != "cpu":
+        raise ValueError("plan_epoch needs a CPU generator, so that the epoch does not depend on the device")
+    order = torch.randperm(n, generator=generator, dtype=torch.int64)
+    crop = None
+    if "crop" in augment:
+        crop = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator, dtype=torch.int64)
+    flips = None
+    if "flip" in augment:
+        flips = torch.randint(0, 2, (n,), generator=generator, dtype=torch.int64).bool()
+    return EpochPlan(order, crop, flips)
+
+
+def iter_batches(
+    splits_x: torch.Tensor,
+    splits_y: torch.Tensor,
+    plan: EpochPlan,
+    batch_size: int,
+    augment: tuple[str, ...],
+    padding: int,
+    device: str | torch.device,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (x, y) batches in plan order, augmented on the device.
+
+    Drops the last partial batch when n >= batch_size (equal batch sizes keep per-batch statistics and
+    step counts predictable); with fewer than batch_size examples, yields one batch of all n. The plan is
+    copied to the device once; there is no `.item()` or other host synchronisation per batch.
+    """
+    _check_augment(augment)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    n = splits_x.shape[0]
+    if plan.order.shape != (n,):
+        raise ValueError(f"the plan is for {plan.order.shape[0]} examples, the data has {n}")
+    use_crop, use_flip = "crop" in augment, "flip" in augment
+    if (use_crop and plan.crop_offsets is None) or (use_flip and plan.flips is None):
+        raise ValueError(f"the plan was drawn without the augmentation {augment!r} asks for")
+    dev = torch.device(device)
+    x, y = splits_x.to(dev), splits_y.to(dev)
+    order = plan.order.to(dev, non_blocking=True)
+    crop = plan.crop_offsets.to(dev, non_blocking=True) if use_crop and plan.crop_offsets is not None else None
+    flips = plan.flips.to(dev, non_blocking=True) if use_flip and plan.flips is not None else None
+
+    if n >= batch_size:
+        bounds = [(s, s + batch_size) for s in range(0, n - batch_size + 1, batch_size)]
+    else:
+        bounds = [(0, n)] if n > 0 else []
+    for start, stop in bounds:
+        idx = order[start:stop]
+        xb, yb = x[idx], y[idx]
+        if crop is not None or flips is not None:
+            xb = augment_batch(
+                xb,
+                None if crop is None else crop[start:stop],
+                None if flips is None else flips[start:stop],
+                padding,
+            )
+        yield xb, yb

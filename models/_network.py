@@ -1,0 +1,348 @@
+"""Pure builders: a `Schedule` (+ `HeadSpec`) becomes a network of locally trained units, and its analytic cost.
+
+The structure is derived once (`unit_plan`) and both the builder and `complexity()` read it, so counts can be
+pinned by tests against the real modules, torchvision and `FlopCounterMode`.
+
+Each unit is initialised from its own seed derived from (seed, unit position) and a unit's layers depend only
+on its own position, never on what comes after it: two schedules that share a prefix build that prefix
+identically. That is what makes exact prefix sharing possible; keep it so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ._schedule import Schedule
+
+LEAKY_SLOPE = 0.01  # Section V: leaky-ReLU with negative slope 0.01 (Noekland & Eidnes)
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """The auxiliary classifier every unit carries (paper Eq. 2).
+
+    `pred`: `aux_convs` 3x3 convs, average pooling until C*h*w <= `dim_in_decoder`, a zero-initialised linear
+    layer (Noekland & Eidnes). `sim`: a 3x3 C->C conv whose per-channel spatial std feeds similarity matching.
+    """
+
+    sim: bool = True
+    aux_convs: int = 0
+    dim_in_decoder: int = 2048
+
+
+def derive_seed(seed: int, *keys: object) -> int:
+    """A 63-bit seed for one component, stable across processes and Python versions."""
+    text = repr((int(seed),) + tuple(keys)).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") & (2**63 - 1)
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Draw parameter initialisations from `seed` without touching the caller's global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@dataclass(frozen=True)
+class UnitPlan:
+    """Where a unit sits and what it maps: enough to build it and to count it."""
+
+    position: int  # 0-based index in training order
+    stage: int
+    index: int  # index within its stage
+    stem: bool  # the resnet stem is trained with the first unit
+    pool: str | None  # "maxpool"/"avgpool" applied before the unit (first unit of a later stage)
+    stride: int
+    cin: int
+    cout: int  # channels the unit emits
+    planes: int  # the stage width (bottleneck inner width)
+    res_in: int
+    res_out: int
+
+
+def unit_plan(schedule: Schedule) -> list[UnitPlan]:
+    """The units of a schedule in training order; unit j depends on units < j only."""
+    assert schedule.widths is not None
+    plans: list[UnitPlan] = []
+    resolutions = schedule.resolutions
+    cin = schedule.in_channels
+    res = schedule.input_size
+    position = 0
+    for stage, depth in enumerate(schedule.hierarchy):
+        width = schedule.widths[stage]
+        cout = width * schedule.expansion
+        for index in range(depth):
+            downsampling = stage > 0 and index == 0
+            pool = schedule.downsample if downsampling and schedule.downsample != "conv" else None
+            stride = 2 if downsampling and schedule.downsample == "conv" else 1
+            res_out = resolutions[stage]
+            plans.append(
+                UnitPlan(position, stage, index, schedule.family == "resnet" and position == 0, pool, stride,
+                         cin, cout, width, res, res_out)
+            )
+            cin, res = cout, res_out
+            position += 1
+    return plans
+
+
+def _conv_bn_act(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+    return [
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.LeakyReLU(LEAKY_SLOPE),
+    ]
+
+
+def _pool(kind: str | None) -> list[nn.Module]:
+    if kind == "maxpool":
+        return [nn.MaxPool2d(2)]
+    if kind == "avgpool":
+        return [nn.AvgPool2d(2)]
+    return []
+
+
+class BasicBlock(nn.Module):
+    """He et al.'s basic block as CIFAR ResNets use it, with the paper's leaky-ReLU."""
+
+    def __init__(self, cin: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.act = nn.LeakyReLU(LEAKY_SLOPE)
+        self.shortcut = _shortcut(cin, planes, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.act(out + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    """He et al.'s bottleneck block (stride on the 3x3 conv, as torchvision's V1.5)."""
+
+    expansion = 4
+
+    def __init__(self, cin: int, planes: int, stride: int) -> None:
+        super().__init__()
+        cout = planes * self.expansion
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.act = nn.LeakyReLU(LEAKY_SLOPE)
+        self.shortcut = _shortcut(cin, cout, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.bn1(self.conv1(x)))
+        out = self.act(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.act(out + self.shortcut(x))
+
+
+def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:
+    if stride == 1 and cin == cout:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+
+def _decoder_size(channels: int, res: int, dim_in_decoder: int) -> tuple[int, int]:
+    """Halve the pooled size until C*h*w fits the decoder, as local-loss does."""
+    h = w = res
+    while channels * h * w > dim_in_decoder and (h > 1 or w > 1):
+        h = math.ceil(h / 2)
+        if channels * h * w > dim_in_decoder:
+            w = math.ceil(w / 2)
+    return h, w
+
+
+class PredHead(nn.Module):
+    """Auxiliary classifier: [3x3 conv]* -> average pool -> linear (zero-initialised)."""
+
+    def __init__(self, channels: int, res: int, num_classes: int, spec: HeadSpec) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for _ in range(spec.aux_convs):
+            layers += _conv_bn_act(channels, channels)
+        h, w = _decoder_size(channels, res, spec.dim_in_decoder)
+        layers += [nn.AdaptiveAvgPool2d((h, w)), nn.Flatten()]
+        linear = nn.Linear(channels * h * w, num_classes)
+        nn.init.zeros_(linear.weight)
+        nn.init.zeros_(linear.bias)
+        self.net = nn.Sequential(*layers, linear)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class LocalUnit(nn.Module):
+    """One locally trained unit: its body, its auxiliary heads, and nothing that depends on later units."""
+
+    def __init__(self, plan: UnitPlan, schedule: Schedule, spec: HeadSpec) -> None:
+        super().__init__()
+        self.plan = plan
+        layers: list[nn.Module] = []
+        cin = plan.cin
+        if plan.stem:
+            layers += _conv_bn_act(cin, plan.planes)
+            cin = plan.planes
+        layers += _pool(plan.pool)
+        if schedule.family == "vgg":
+            layers += _conv_bn_act(cin, plan.cout, plan.stride)
+        elif schedule.block == "basic":
+            layers.append(BasicBlock(cin, plan.planes, plan.stride))
+        else:
+            layers.append(Bottleneck(cin, plan.planes, plan.stride))
+        self.body = nn.Sequential(*layers)
+        self.pred = PredHead(plan.cout, plan.res_out, schedule.num_classes, spec)
+        self.sim = nn.Conv2d(plan.cout, plan.cout, 3, padding=1, bias=False) if spec.sim else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class LocalNet(nn.Module):
+    """The units in order plus the output classifier (global average pool -> linear).
+
+    `forward` is plain inference through the backbone; training is the trainer's business.
+    """
+
+    def __init__(self, schedule: Schedule, spec: HeadSpec, seed: int) -> None:
+        super().__init__()
+        self.schedule = schedule
+        self.spec = spec
+        units = []
+        for plan in unit_plan(schedule):
+            with seeded(derive_seed(seed, "unit", plan.position)):
+                units.append(LocalUnit(plan, schedule, spec))
+        self.units = nn.ModuleList(units)
+        with seeded(derive_seed(seed, "output")):
+            self.classifier = nn.Sequential(
+                nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(schedule.out_widths[-1], schedule.num_classes)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for unit in self.units:
+            x = unit(x)
+        return self.classifier(x)
+
+    def backbone_parameters(self) -> Iterator[nn.Parameter]:
+        for unit in self.units:
+            yield from unit.body.parameters()
+        yield from self.classifier.parameters()
+
+
+def build_network(schedule: Schedule, head: HeadSpec | None = None, seed: int = 0) -> LocalNet:
+    """The network a schedule makes, every unit initialised from its own (seed, position) stream."""
+    return LocalNet(schedule, head or HeadSpec(), seed)
+
+
+# ----------------------------------------------------------------------------------------------- complexity
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    units: int
+    resolution: int
+    width: int  # channels leaving the stage
+
+
+@dataclass(frozen=True)
+class Complexity:
+    """Analytic cost of a schedule per image; FLOPs count a multiply and an add as 2 (FlopCounterMode's rule)."""
+
+    params: int  # backbone + output classifier (what a deployed network holds)
+    params_aux: int  # params + every unit's auxiliary heads
+    flops: int  # forward, backbone + output classifier
+    flops_aux: int  # forward including the auxiliary heads' convs and linears
+    activations: int  # elements of every conv output in the backbone (stem and shortcuts included)
+    conv_layers: int  # weight layers as the paper counts them (stem + block convs, no shortcuts)
+    unit_params: tuple[int, ...]  # body + heads, per unit: what each unit's optimizer holds
+    unit_activations: tuple[int, ...]  # conv output elements per unit (body only)
+    stages: tuple[StageInfo, ...]
+
+
+def _conv_cost(cin: int, cout: int, k: int, res_out: int) -> tuple[int, int, int]:
+    """(params, flops, output elements) of a bias-free conv followed by BatchNorm."""
+    params = k * k * cin * cout + 2 * cout
+    flops = 2 * k * k * cin * cout * res_out * res_out
+    return params, flops, cout * res_out * res_out
+
+
+def complexity(schedule: Schedule, head: HeadSpec | None = None) -> Complexity:
+    """Count parameters, FLOPs and activations from the plan alone (no module is built)."""
+    spec = head or HeadSpec()
+    params = flops = acts = convs = 0
+    head_params = head_flops = 0
+    unit_params: list[int] = []
+    unit_acts: list[int] = []
+    for plan in unit_plan(schedule):
+        costs: list[tuple[int, int, int]] = []
+        res_block_in = plan.res_in if plan.pool is None else plan.res_out
+        cin = plan.cin
+        if plan.stem:
+            costs.append(_conv_cost(cin, plan.planes, 3, plan.res_in))
+            cin = plan.planes
+            convs += 1
+        if schedule.family == "vgg":
+            costs.append(_conv_cost(cin, plan.cout, 3, plan.res_out))
+            convs += 1
+        elif schedule.block == "basic":
+            costs += [_conv_cost(cin, plan.planes, 3, plan.res_out), _conv_cost(plan.planes, plan.planes, 3, plan.res_out)]
+            convs += 2
+        else:
+            costs += [
+                _conv_cost(cin, plan.planes, 1, res_block_in),
+                _conv_cost(plan.planes, plan.planes, 3, plan.res_out),
+                _conv_cost(plan.planes, plan.cout, 1, plan.res_out),
+            ]
+            convs += 3
+        if schedule.family == "resnet" and (plan.stride != 1 or cin != plan.cout):
+            costs.append(_conv_cost(cin, plan.cout, 1, plan.res_out))
+        u_params = sum(c[0] for c in costs)
+        u_flops = sum(c[1] for c in costs)
+        u_acts = sum(c[2] for c in costs)
+        # Auxiliary heads.
+        h_params = h_flops = 0
+        c, r = plan.cout, plan.res_out
+        for _ in range(spec.aux_convs):
+            p, f, _ = _conv_cost(c, c, 3, r)
+            h_params, h_flops = h_params + p, h_flops + f
+        dh, dw = _decoder_size(c, r, spec.dim_in_decoder)
+        h_params += c * dh * dw * schedule.num_classes + schedule.num_classes
+        h_flops += 2 * c * dh * dw * schedule.num_classes
+        if spec.sim:
+            h_params += 9 * c * c
+            h_flops += 2 * 9 * c * c * r * r
+        params, flops, acts = params + u_params, flops + u_flops, acts + u_acts
+        head_params, head_flops = head_params + h_params, head_flops + h_flops
+        unit_params.append(u_params + h_params)
+        unit_acts.append(u_acts)
+    last = schedule.out_widths[-1]
+    params += last * schedule.num_classes + schedule.num_classes
+    flops += 2 * last * schedule.num_classes
+    stages = tuple(
+        StageInfo(d, r, w) for d, r, w in zip(schedule.hierarchy, schedule.resolutions, schedule.out_widths)
+    )
+    return Complexity(
+        params=params,
+        params_aux=params + head_params,
+        flops=flops,
+        flops_aux=flops + head_flops,
+        activations=acts,
+        conv_layers=convs,
+        unit_params=tuple(unit_params),
+        unit_activations=tuple(unit_acts),
+        stages=stages,
+    )

@@ -1,0 +1,65 @@
+"""The engine's commands, run as a user runs them."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    code = "import sys; from lwl.models._cli import {0}; sys.exit({0}(sys.argv[1:]))"
+    name = "inspect_main" if args[0] == "lwl-inspect" else "train_main"
+    return subprocess.run([sys.executable, "-c", code.format(name), *args[1:]], capture_output=True, text=True)
+
+
+def test_inspect_json_has_the_documented_keys():
+    out = run("lwl-inspect", "--family", "resnet", "--block", "basic", "--hierarchy", "2,2,2,2",
+              "--dataset", "cifar100", "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert {"hierarchy", "family", "units", "conv_layers", "params", "params_aux", "flops", "stages"} <= set(d)
+    assert d["params"] == 11_220_132 and d["units"] == 8 and d["conv_layers"] == 17
+    assert d["stages"] == [{"units": 2, "resolution": 32 // 2**i, "width": 64 * 2**i} for i in range(4)]
+    assert d["params_aux"] > d["params"] and round(d["flops"] / 1e9, 2) == 1.11
+
+
+def test_inspect_preset_and_text():
+    out = run("lwl-inspect", "--preset", "resnet50")
+    assert out.returncode == 0 and "bottleneck [3,4,6,3]" in out.stdout and "23,520,842" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--hierarchy", "1,0,2"], "non-positive"),
+        (["--hierarchy", ""], "empty hierarchy"),
+        (["--hierarchy", "1,1,1,1,1,1,1"], "downsamplings"),
+        (["--preset", "resnet9"], "unknown preset"),
+        (["--hierarchy", "1,2", "--dataset", "mnist"], "unknown data set"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    out = run("lwl-inspect", *args)
+    assert out.returncode == 2
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_bad_family_is_refused_by_argparse():
+    assert run("lwl-inspect", "--hierarchy", "1,1", "--family", "mlp").returncode == 2
+
+
+def test_train_digits_end_to_end():
+    out = run("lwl-train", "--dataset", "digits", "--hierarchy", "1,1", "--widths", "8,16", "--epochs", "2",
+              "--device", "cpu", "--test", "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["hierarchy"] == [1, 1] and d["loss"] == "predsim" and len(d["unit_acc"]) == 2
+    assert 0.0 <= d["test_output_acc"] <= 1.0 and d["device"] == "cpu"
+    assert "epoch   2/2" in out.stderr
+
+
+def test_missing_cifar_is_a_clear_error(tmp_path):
+    out = run("lwl-train", "--dataset", "cifar10", "--hierarchy", "1,1", "--data-root", str(tmp_path))
+    assert out.returncode == 2 and "--download" in out.stderr and str(tmp_path) in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

@@ -1,0 +1,103 @@
+import pytest
+import torch
+import torchvision
+from torch.utils.flop_counter import FlopCounterMode
+
+from lwl.models import HeadSpec, Schedule, build_network, complexity
+
+
+def _cifar_resnet(builder, num_classes):
+    """torchvision's ResNet as CIFAR code uses it: 3x3 stride-1 stem, no max-pool."""
+    net = builder(num_classes=num_classes)
+    net.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+    net.maxpool = torch.nn.Identity()
+    return net
+
+
+def _count(params):
+    return sum(p.numel() for p in params)
+
+
+@pytest.mark.parametrize("num_classes, published", [(10, 11_173_962), (100, 11_220_132)])
+def test_resnet18_parameter_parity_with_torchvision(num_classes, published):
+    s = Schedule((2, 2, 2, 2), family="resnet", block="basic", num_classes=num_classes)
+    ours = _count(build_network(s, HeadSpec()).backbone_parameters())
+    theirs = _count(_cifar_resnet(torchvision.models.resnet18, num_classes).parameters())
+    assert ours == theirs == published == complexity(s).params
+
+
+def test_resnet50_parameter_parity_with_torchvision():
+    s = Schedule((3, 4, 6, 3), block="bottleneck", num_classes=100)
+    theirs = _count(_cifar_resnet(torchvision.models.resnet50, 100).parameters())
+    assert _count(build_network(s).backbone_parameters()) == theirs == complexity(s).params
+
+
+SCHEDULES = [
+    Schedule((1, 1, 2, 4)),
+    Schedule((2, 1), block="bottleneck", widths=(8, 16), input_size=16, num_classes=7),
+    Schedule((1, 2, 1), family="vgg", widths=(8, 16, 32), input_size=16, in_channels=1),
+    Schedule((1, 1, 2), family="vgg", downsample="conv", widths=(8, 16, 16), input_size=16),
+    Schedule((1, 2), family="resnet", downsample="avgpool", widths=(8, 16), input_size=8),
+    Schedule((2, 1), family="resnet", block="bottleneck", downsample="maxpool", widths=(4, 8), input_size=8),
+]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: f"{s.family}-{s.block}-{s.downsample}-{s.label()}")
+@pytest.mark.parametrize("head", [HeadSpec(), HeadSpec(sim=False, aux_convs=1, dim_in_decoder=64)])
+def test_analytic_complexity_matches_the_modules(schedule, head):
+    cost = complexity(schedule, head)
+    net = build_network(schedule, head)
+    assert cost.params == _count(net.backbone_parameters())
+    assert cost.params_aux == _count(net.parameters())
+    assert cost.unit_params == tuple(_count(u.parameters()) for u in net.units)
+    x = torch.zeros(1, schedule.in_channels, schedule.input_size, schedule.input_size)
+    net.eval()
+    with FlopCounterMode(display=False) as counter:
+        net(x)
+    assert cost.flops == counter.get_total_flops()
+    with FlopCounterMode(display=False) as counter:
+        h = x
+        for unit in net.units:
+            h = unit(h)
+            unit.pred(h)
+            if unit.sim is not None:
+                unit.sim(h)
+        net.classifier(h)
+    assert cost.flops_aux == counter.get_total_flops()
+    # Activations: every conv output in the backbone.
+    acts = []
+    hooks = [m.register_forward_hook(lambda m, i, o: acts.append(o.numel()))
+             for u in net.units for m in u.body.modules() if isinstance(m, torch.nn.Conv2d)]
+    net(x)
+    for hook in hooks:
+        hook.remove()
+    assert cost.activations == sum(acts)
+
+
+def test_published_cost_figures():
+    """Design notes §1: equal FLOPs for these lists, different parameters and activation memory."""
+    a, b, c = (complexity(Schedule(h)) for h in [(2, 2, 2, 2), (1, 1, 2, 4), (4, 2, 1, 1)])
+    assert a.flops == b.flops == c.flops or abs(a.flops - b.flops) < 1e6
+    assert round(a.flops / 1e9, 2) == 1.11 and round(b.flops / 1e9, 2) == 1.11
+    assert (a.activations, b.activations) == (614_400, 450_560)
+    assert round(b.params / 1e6, 1) == 20.2 and round(a.params / 1e6, 1) == 11.2
+    assert a.conv_layers == 17 and complexity(Schedule((3, 4, 6, 3), block="bottleneck")).conv_layers == 49
+
+
+def test_prefix_units_are_built_identically():
+    """Unit j depends only on its position: shared prefixes start from the same weights."""
+    x = build_network(Schedule((1, 1, 2, 4), widths=(8, 16, 32, 64)), seed=3)
+    y = build_network(Schedule((1, 1, 3, 3), widths=(8, 16, 32, 64)), seed=3)
+    for j in range(4):
+        for (n1, p1), (n2, p2) in zip(x.units[j].state_dict().items(), y.units[j].state_dict().items()):
+            assert n1 == n2 and torch.equal(p1, p2)
+    z = build_network(Schedule((1, 1, 2, 4), widths=(8, 16, 32, 64)), seed=4)
+    assert not torch.equal(x.units[0].body[0].weight, z.units[0].body[0].weight)
+
+
+def test_building_does_not_touch_the_global_rng():
+    torch.manual_seed(0)
+    before = torch.rand(3)
+    torch.manual_seed(0)
+    build_network(Schedule((1, 1), widths=(4, 8), input_size=8))
+    assert torch.equal(torch.rand(3), before)
