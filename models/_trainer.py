@@ -62,6 +62,7 @@ class Recipe:
     val_fraction: float = 0.1
     seed: int = 0
     eval_batch_size: int = 1024
+    train_limit: int | None = None  # train on the first N training images only: quick checks and tests
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -252,6 +253,8 @@ class _Run:
     """State of one training run; exists so the loop reads top to bottom in `fit`."""
 
     def __init__(self, schedule: Schedule, recipe: Recipe, data: DataSplits, dev: torch.device) -> None:
+        if recipe.train_limit is not None:
+            data = replace(data, train_x=data.train_x[: recipe.train_limit], train_y=data.train_y[: recipe.train_limit])
         self.schedule, self.recipe, self.data, self.dev = schedule, recipe, data, dev
         self.cuda = dev.type == "cuda"
         if self.cuda:

@@ -1,0 +1,119 @@
+"""A study's settings: everything that decides what a trial's numbers mean, fixed for the whole study.
+
+They are stored as a study attribute when the study is created; a later run with other settings is refused with
+the differing fields named, so a study never mixes results of different experiments.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lwl.models import Recipe, Schedule, ScheduleError, dataset_info, make_schedule
+
+from ._space import SearchSpace
+
+SETTINGS_ATTR = "lwl:settings"
+
+
+def default_widths(dataset: str, family: str, stages: int) -> tuple[int, ...] | None:
+    """Digits gets narrow networks (doubling from 16) so a search runs in minutes on a CPU; others the family's."""
+    if dataset == "digits":
+        return tuple(min(16 * 2**i, 256) for i in range(stages))
+    return None
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """The search space, the network family that turns a list into a network, and the training recipe."""
+
+    space: SearchSpace
+    family: str
+    block: str
+    widths: tuple[int, ...]
+    downsample: str
+    recipe: Recipe
+
+    @classmethod
+    def create(
+        cls,
+        space: SearchSpace,
+        recipe: Recipe,
+        *,
+        family: str = "resnet",
+        block: str | None = None,
+        widths: Sequence[int] | str | None = None,
+        downsample: str | None = None,
+    ) -> StudySettings:
+        """Resolve the family's defaults once, and prove a network can be built for this space."""
+        if widths is None:
+            widths = default_widths(recipe.dataset, family, space.stages)
+        info = dataset_info(recipe.dataset)
+        probe = make_schedule(
+            hierarchy=(1,) * space.stages, family=family, block=block, widths=widths,
+            num_classes=info.num_classes, in_channels=info.in_channels, input_size=info.input_size,
+            downsample=downsample,
+        )
+        assert probe.widths is not None and probe.downsample is not None
+        return cls(space, probe.family, probe.block, probe.widths, probe.downsample, recipe)
+
+    def schedule(self, hierarchy: Sequence[int]) -> Schedule:
+        info = dataset_info(self.recipe.dataset)
+        return Schedule(tuple(hierarchy), family=self.family, block=self.block, widths=self.widths,
+                        num_classes=info.num_classes, in_channels=info.in_channels, input_size=info.input_size,
+                        downsample=self.downsample)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "budget": self.space.budget,
+            "stages": self.space.stages,
+            "shallow_stages": self.space.k,
+            "constraint": self.space.constraint,
+            "family": self.family,
+            "block": self.block,
+            "widths": list(self.widths),
+            "downsample": self.downsample,
+            "recipe": self.recipe.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StudySettings:
+        space = SearchSpace(data["budget"], data["stages"], data["shallow_stages"], data["constraint"])
+        return cls(space, data["family"], data["block"], tuple(data["widths"]), data["downsample"],
+                   Recipe.from_dict(data["recipe"]))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, ""))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Human-readable 'field stored -> now' items for every setting that differs."""
+    a, b = _flatten(stored), _flatten(current)
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            out.append(f"{key} {a.get(key)!r} (stored) vs {b.get(key)!r} (now)")
+    return out
+
+
+def check_same_settings(study_name: str, stored_json: str | None, settings: StudySettings) -> None:
+    if stored_json is None:
+        return
+    diffs = differences(json.loads(stored_json), settings.to_dict())
+    if diffs:
+        raise ScheduleError(
+            f"study {study_name!r} was made with other settings: {'; '.join(diffs)}: "
+            "rerun with the stored settings or choose another --study-name"
+        )

@@ -1,0 +1,381 @@
+"""The feasible set of hierarchy lists a study searches over.
+
+A hierarchy ``D = (d1, ..., dn)`` gives the number of locally trained units in each of ``n`` stages
+(design notes §1). The search space is every list of ``n`` positive integers summing to a unit budget
+that also satisfies the paper's Eq. 7 ordering constraint (or a looser variant). The set is small
+enough to enumerate exactly (hundreds to a few thousand lists for realistic budgets), which is what
+lets the sampler propose only feasible, never-seen lists instead of relying on soft constraints.
+
+Reading of Eq. 7 (documented on purpose): the paper writes ``k < n/2`` shallow stages, but its own
+best schedules ``[1,1,2,2]``, ``[1,1,2,4]``, ``[1,2,8,5]`` and ``[2,3,7,4]`` only satisfy the
+constraint with ``k = n/2``; the default is therefore ``k = n // 2`` and the user may pick another.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+__all__ = [
+    "CONSTRAINTS",
+    "MAX_LISTS",
+    "PAPER_HIERARCHIES",
+    "SearchSpace",
+    "SpaceError",
+    "paper_baselines",
+    "smallest_feasible_budget",
+]
+
+CONSTRAINTS = ("strict", "sum", "none")
+
+# Above this many lists exact enumeration (and TPE scoring of every remaining list) stops being
+# cheap; refuse with a message instead of silently eating memory.
+MAX_LISTS = 200_000
+
+
+class SpaceError(ValueError):
+    """A user-facing, one-line message naming the problem and the fix (CLI prints it as is)."""
+
+
+# (model, table, hierarchy) for every row of the paper's Tables I-VI, in table order.
+# Note: the paper's VGG8b family has 5 stages in Table I but 4 stages in Table II; both are kept
+# as printed.
+PAPER_HIERARCHIES: tuple[tuple[str, str, tuple[int, ...]], ...] = (
+    # Table I: VGGs on CIFAR-10
+    ("VGG8", "Table I", (1, 1, 1, 1, 1)),
+    ("VGG11", "Table I", (1, 1, 2, 2, 2)),
+    ("VGG16", "Table I", (2, 2, 3, 3, 3)),
+    ("VGG16_e1", "Table I", (3, 3, 4, 4, 4)),
+    ("VGG16_e2", "Table I", (4, 4, 5, 5, 5)),
+    ("VGG16_e3", "Table I", (5, 5, 6, 6, 6)),
+    ("VGG19", "Table I", (2, 2, 4, 4, 4)),
+    ("VGG19_e1", "Table I", (3, 3, 5, 5, 5)),
+    ("VGG19_e2", "Table I", (4, 4, 6, 6, 6)),
+    ("VGG19_e3", "Table I", (5, 5, 7, 7, 7)),
+    ("VGG8b", "Table I", (2, 2, 1, 1, 1)),
+    ("VGG8b_e1", "Table I", (3, 3, 2, 2, 2)),
+    ("VGG8b_e2", "Table I", (4, 4, 3, 3, 3)),
+    ("VGG8b_e3", "Table I", (5, 5, 4, 4, 4)),
+    # Table II: VGGs on CIFAR-100
+    ("VGG8", "Table II", (1, 1, 1, 1, 1)),
+    ("VGG11", "Table II", (1, 1, 2, 2, 2)),
+    ("VGG16", "Table II", (2, 2, 3, 3, 3)),
+    ("VGG16_e1", "Table II", (3, 3, 4, 4, 4)),
+    ("VGG16_e2", "Table II", (4, 4, 5, 5, 5)),
+    ("VGG16_e3", "Table II", (5, 5, 6, 6, 6)),
+    ("VGG19", "Table II", (2, 2, 4, 4, 4)),
+    ("VGG19_e1", "Table II", (3, 3, 5, 5, 5)),
+    ("VGG19_e2", "Table II", (4, 4, 6, 6, 6)),
+    ("VGG19_e3", "Table II", (5, 5, 7, 7, 7)),
+    ("VGG8b", "Table II", (2, 2, 1, 1)),
+    ("VGG8b_e1", "Table II", (3, 3, 2, 2)),
+    ("VGG8b_e2", "Table II", (4, 4, 3, 3)),
+    ("VGG8b_e3", "Table II", (5, 5, 4, 4)),
+    # Table III: ResNets on CIFAR-10
+    ("ResNet18", "Table III", (2, 2, 2, 2)),
+    ("ResNet18_e1", "Table III", (3, 3, 3, 3)),
+    ("ResNet18_e2", "Table III", (4, 4, 4, 4)),
+    ("ResNet50", "Table III", (3, 4, 6, 3)),
+    ("ResNet50_e1", "Table III", (4, 5, 6, 3)),
+    ("ResNet50_e2", "Table III", (5, 6, 6, 3)),
+    # Table IV: ResNets on CIFAR-100
+    ("ResNet18", "Table IV", (2, 2, 2, 2)),
+    ("ResNet18_e1", "Table IV", (3, 3, 3, 3)),
+    ("ResNet18_e2", "Table IV", (4, 4, 4, 4)),
+    ("ResNet50", "Table IV", (3, 4, 6, 3)),
+    ("ResNet50_e1", "Table IV", (4, 5, 6, 3)),
+    ("ResNet50_e2", "Table IV", (5, 6, 6, 3)),
+    # Table V: downsampling acceleration, ResNets on CIFAR-10
+    ("ResNet18", "Table V", (2, 2, 2, 2)),
+    ("ResNet18_r1", "Table V", (1, 1, 1, 1)),
+    ("ResNet18_r2", "Table V", (2, 2, 1, 1)),
+    ("ResNet18_r3", "Table V", (2, 1, 1, 1)),
+    ("ResNet18_r4", "Table V", (1, 1, 2, 2)),
+    ("ResNet50", "Table V", (3, 4, 6, 3)),
+    ("ResNet50_r1", "Table V", (2, 3, 6, 3)),
+    ("ResNet50_r2", "Table V", (1, 2, 6, 3)),
+    ("ResNet50_r3", "Table V", (2, 3, 7, 4)),
+    ("ResNet50_r4", "Table V", (1, 2, 8, 5)),
+    # Table VI: downsampling acceleration, ResNets on CIFAR-100
+    ("ResNet18", "Table VI", (2, 2, 2, 2)),
+    ("ResNet18_r1", "Table VI", (1, 1, 1, 1)),
+    ("ResNet18_r2", "Table VI", (2, 2, 1, 1)),
+    ("ResNet18_r3", "Table VI", (2, 1, 1, 1)),
+    ("ResNet18_r4", "Table VI", (1, 1, 2, 2)),
+    ("ResNet18_r5", "Table VI", (1, 1, 2, 4)),
+    ("ResNet50", "Table VI", (3, 4, 6, 3)),
+    ("ResNet50_r1", "Table VI", (2, 3, 6, 3)),
+    ("ResNet50_r2", "Table VI", (1, 2, 6, 3)),
+    ("ResNet50_r3", "Table VI", (2, 3, 7, 4)),
+    ("ResNet50_r4", "Table VI", (1, 2, 8, 5)),
+)
+
+
+def _as_int(value: object, what: str) -> int:
+    """Accept ints (and numpy ints) but not floats/bools, so `--budget 16.5` cannot slip through."""
+    if isinstance(value, bool):
+        raise SpaceError(f"{what} {value!r}: expected a whole number")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise SpaceError(f"{what} {value!r}: expected a whole number") from None
+
+
+def _comb(n: int, r: int) -> int:
+    return math.comb(n, r) if 0 <= r <= n else 0
+
+
+def _compositions_at_least(total: int, parts: int, low: int) -> int:
+    """Ways to write `total` as `parts` ordered integers each >= low (stars and bars)."""
+    if parts == 0:
+        return 1 if total == 0 else 0
+    return _comb(total - parts * (low - 1) - 1, parts - 1)
+
+
+def _compositions_at_most(total: int, parts: int, high: int) -> int:
+    """Ways to write `total` as `parts` ordered integers in [1, high] (inclusion-exclusion)."""
+    if high < 1:
+        return 1 if (parts == 0 and total == 0) else 0
+    return sum(
+        (-1) ** j * _comb(parts, j) * _comb(total - j * high - 1, parts - 1)
+        for j in range(parts + 1)
+    )
+
+
+@lru_cache(maxsize=256)
+def _count(budget: int, stages: int, k: int, constraint: str) -> int:
+    """Closed-form size of the feasible set, so a huge space is refused before enumerating it."""
+    if budget < stages:
+        return 0
+    if constraint == "none":
+        return _comb(budget - 1, stages - 1)
+    deep = stages - k
+    total = 0
+    if constraint == "sum":
+        for s in range(k, budget + 1):
+            if 2 * s < budget:
+                total += _comb(s - 1, k - 1) * _compositions_at_least(budget - s, deep, 1)
+        return total
+    # strict: condition on the largest shallow value m; every deep value must then be >= m + 1.
+    for m in range(1, budget + 1):
+        for s in range(k, min(k * m, budget) + 1):
+            exact_max = _compositions_at_most(s, k, m) - _compositions_at_most(s, k, m - 1)
+            if exact_max:
+                total += exact_max * _compositions_at_least(budget - s, deep, m + 1)
+    return total
+
+
+@lru_cache(maxsize=64)
+def _enumerate(budget: int, stages: int, k: int, constraint: str) -> tuple[tuple[int, ...], ...]:
+    """Generate feasible lists directly (pruned recursion), already in lexicographic order."""
+    out: list[tuple[int, ...]] = []
+    prefix: list[int] = []
+
+    def deep_fill(pos: int, left: int, low: int) -> None:
+        if pos == stages:
+            if left == 0:
+                out.append(tuple(prefix))
+            return
+        rest = stages - pos - 1
+        for d in range(low, left - rest * low + 1):
+            prefix.append(d)
+            deep_fill(pos + 1, left - d, low)
+            prefix.pop()
+
+    def shallow_fill(pos: int, left: int, shallow_max: int, shallow_sum: int) -> None:
+        if pos == k:
+            deep_low = shallow_max + 1 if constraint == "strict" else 1
+            if constraint == "sum" and not shallow_sum < left:
+                return
+            deep_fill(pos, left, deep_low)
+            return
+        rest_shallow = k - pos - 1
+        deep = stages - k
+        for d in range(1, left - rest_shallow - deep + 1):
+            new_max = max(shallow_max, d)
+            if constraint == "strict" and left - d - rest_shallow < deep * (new_max + 1):
+                # Deep stages alone already need more units than are left; larger d only worse.
+                break
+            if constraint == "sum" and 2 * (shallow_sum + d + rest_shallow) >= budget:
+                break
+            prefix.append(d)
+            shallow_fill(pos + 1, left - d, new_max, shallow_sum + d)
+            prefix.pop()
+
+    if constraint == "none":
+        deep_fill(0, budget, 1)
+    else:
+        shallow_fill(0, budget, 0, 0)
+    return tuple(out)
+
+
+def smallest_feasible_budget(stages: int, shallow_stages: int | None = None,
+                             constraint: str = "strict") -> int:
+    """The least budget with at least one feasible list: what an empty-space error suggests."""
+    space = SearchSpace(budget=max(int(stages), 1), stages=stages, shallow_stages=shallow_stages,
+                        constraint=constraint)
+    k, n = space.k, space.stages
+    if constraint == "strict":
+        return k + 2 * (n - k)  # shallow all 1, deep all 2
+    if constraint == "sum":
+        return k + max(n - k, k + 1)  # shallow all 1, deep sum > k
+    return n
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Budget, stage count and ordering constraint; everything else (the lists) derives from them.
+
+    ``shallow_stages`` (``k``) is how many leading stages count as shallow for the constraint;
+    ``None`` means ``stages // 2`` (see the module docstring for why not ``k < n/2``) and is
+    replaced by that value on construction.
+    """
+
+    budget: int
+    stages: int = 4
+    shallow_stages: int | None = None
+    constraint: str = "strict"
+
+    def __post_init__(self) -> None:
+        stages = _as_int(self.stages, "--stages")
+        budget = _as_int(self.budget, "--budget")
+        object.__setattr__(self, "stages", stages)
+        object.__setattr__(self, "budget", budget)
+        if self.constraint not in CONSTRAINTS:
+            raise SpaceError(
+                f"--constraint {self.constraint}: unknown constraint; "
+                f"choose one of {', '.join(CONSTRAINTS)}"
+            )
+        if stages < 1:
+            raise SpaceError(
+                f"--stages {stages}: a network needs at least one stage; use --stages >= 1"
+            )
+        if budget < stages:
+            raise SpaceError(
+                f"budget {budget} is smaller than --stages {stages}: every stage needs at least "
+                f"one unit; use --budget >= {stages}"
+            )
+        # Store the resolved k so that equal spaces compare (and hash) equal on resume checks.
+        k = stages // 2 if self.shallow_stages is None else _as_int(
+            self.shallow_stages, "--shallow-stages")
+        object.__setattr__(self, "shallow_stages", k)
+        if self.constraint != "none" and not 1 <= k < stages:
+            if stages < 2:
+                raise SpaceError(
+                    f"the {self.constraint} constraint needs shallow and deep stages, but "
+                    f"--stages is {stages}; use --stages >= 2 or --constraint none"
+                )
+            raise SpaceError(
+                f"--shallow-stages {k} with --stages {stages}: the {self.constraint} constraint "
+                f"needs 1 <= k < {stages}; use --shallow-stages between 1 and {stages - 1}"
+            )
+        if self.constraint == "none" and not 0 <= k <= stages:
+            raise SpaceError(
+                f"--shallow-stages {k} with --stages {stages}: use a value between 0 and {stages}"
+            )
+
+    @property
+    def k(self) -> int:
+        """Resolved number of shallow stages."""
+        return self.stages // 2 if self.shallow_stages is None else int(self.shallow_stages)
+
+    def describe(self) -> str:
+        """Short human label used in messages and reports."""
+        rule = "no order constraint" if self.constraint == "none" else (
+            f"the {self.constraint} constraint (k={self.k})")
+        return f"{self.stages} stages summing to {self.budget} under {rule}"
+
+    def violation(self, hierarchy: Sequence[int]) -> str | None:
+        """Why a list is infeasible (None if feasible): error messages need the reason, not a bool."""
+        try:
+            values = [operator.index(d) for d in hierarchy]
+        except TypeError:
+            return "every stage must be a whole number of units"
+        if any(isinstance(d, bool) for d in hierarchy):
+            return "every stage must be a whole number of units"
+        if len(values) != self.stages:
+            return f"it has {len(values)} stages, the space has {self.stages}"
+        if min(values) < 1:
+            return "every stage needs at least one unit"
+        if sum(values) != self.budget:
+            return f"it sums to {sum(values)}, the budget is {self.budget}"
+        shallow, deep = values[: self.k], values[self.k:]
+        if self.constraint == "strict" and not max(shallow) < min(deep):
+            return (f"the strict constraint (k={self.k}) needs every shallow stage "
+                    f"({','.join(map(str, shallow))}) smaller than every deep stage "
+                    f"({','.join(map(str, deep))})")
+        if self.constraint == "sum" and not sum(shallow) < sum(deep):
+            return (f"the sum constraint (k={self.k}) needs the shallow stages to sum to less "
+                    f"than the deep ones ({sum(shallow)} vs {sum(deep)})")
+        return None
+
+    def is_feasible(self, hierarchy: Sequence[int]) -> bool:
+        return self.violation(hierarchy) is None
+
+    def count(self) -> int:
+        """Size of the feasible set without enumerating it."""
+        return _count(self.budget, self.stages, self.k, self.constraint)
+
+    def lists(self) -> tuple[tuple[int, ...], ...]:
+        """Every feasible list, lexicographic (consecutive lists share long prefixes, §3)."""
+        n = self.count()
+        if n > MAX_LISTS:
+            raise SpaceError(
+                f"{self.describe()} has {n} hierarchies, more than {MAX_LISTS} can be searched "
+                "exhaustively; use a smaller --budget or fewer --stages"
+            )
+        return _enumerate(self.budget, self.stages, self.k, self.constraint)
+
+    def __len__(self) -> int:
+        return len(self.lists())
+
+    def __contains__(self, hierarchy: object) -> bool:
+        return isinstance(hierarchy, Sequence) and self.is_feasible(hierarchy)  # type: ignore[arg-type]
+
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(f"d{i}" for i in range(1, self.stages + 1))
+
+    def param_range(self) -> tuple[int, int]:
+        """One (low, high) for every d_i over the whole study.
+
+        A fixed range keeps one int parameter per stage with a single distribution, which is what
+        importance evaluators and optuna-dashboard need; ranges that shrink per trial make them
+        drop the parameters (design notes §4). When ``budget == stages`` the range is a single
+        value and Optuna never asks the sampler: stop such a study with a callback instead.
+        """
+        return 1, self.budget - (self.stages - 1)
+
+    def check_nonempty(self) -> None:
+        """Raise the user-facing error for an empty space (construction allows it, for reports)."""
+        if self.count() == 0:
+            rule = "with no order constraint" if self.constraint == "none" else (
+                f"under the {self.constraint} constraint (k={self.k})")
+            smallest = smallest_feasible_budget(self.stages, self.shallow_stages, self.constraint)
+            raise SpaceError(
+                f"no hierarchy of {self.stages} stages sums to {self.budget} {rule}: "
+                f"the smallest budget with one is {smallest}"
+            )
+
+    def nearest(self, hierarchy: Sequence[int]) -> tuple[int, ...] | None:
+        """The feasible list closest in L1 distance (for 'did you mean' hints); None if empty."""
+        if self.count() == 0 or self.count() > MAX_LISTS:
+            return None
+        target = list(hierarchy)
+        if len(target) != self.stages:
+            return None
+        return min(self.lists(), key=lambda h: sum(abs(a - b) for a, b in zip(h, target)))
+
+
+def paper_baselines(space: SearchSpace) -> list[tuple[int, ...]]:
+    """The paper's published hierarchies that this space contains, distinct, in table order.
+
+    Useful to enqueue first: they anchor the search at known results (design notes §1).
+    """
+    seen: list[tuple[int, ...]] = []
+    for _, _, hierarchy in PAPER_HIERARCHIES:
+        if hierarchy not in seen and space.is_feasible(hierarchy):
+            seen.append(hierarchy)
+    return seen

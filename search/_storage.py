@@ -1,0 +1,113 @@
+"""Where a study lives: any SQLAlchemy URL, a journal file, or a Redis journal. Passwords never leave this module.
+
+SQLite suits one process; a journal file several processes on one machine; PostgreSQL/MySQL (with heartbeats, so
+a killed worker's trial is failed and retried) or Redis several machines.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
+
+HEARTBEAT_SECONDS = 30  # a RUNNING trial with no heartbeat for GRACE_SECONDS is failed and its list retried
+GRACE_SECONDS = 90
+_RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
+
+
+class StorageError(ValueError):
+    """A storage that cannot be used; one line, the URL shown without its password."""
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ***: the only form of a URL that is ever printed or stored."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
+
+
+def default_storage(study_name: str, directory: str | Path = "studies") -> str:
+    path = Path(directory) / f"{study_name}.db"
+    return f"sqlite:///{path}"
+
+
+def kind_of(url: str) -> str:
+    """'rdb', 'journal' or 'redis'; a plain path ending .log/.journal (or 'journal:PATH') is a journal file."""
+    if url.startswith("journal:") or (("://" not in url) and url.endswith((".log", ".journal", ".jsonl"))):
+        return "journal"
+    scheme = urlsplit(url).scheme.split("+")[0].lower()
+    if scheme in ("redis", "rediss"):
+        return "redis"
+    if scheme in _RDB_SCHEMES:
+        return "rdb"
+    raise StorageError(
+        f"storage {mask_url(url)!r} is not understood: use sqlite:///FILE.db, postgresql://USER@HOST/DB, "
+        "mysql+pymysql://USER@HOST/DB, redis://HOST:PORT, or a journal file path ending in .log"
+    )
+
+
+def _rdb_url(url: str) -> str:
+    """Pick installed pure-Python drivers for bare mysql:// URLs, so users need not know driver names."""
+    parts = url.split("://", 1)
+    scheme = parts[0].lower()
+    if scheme in ("mysql", "mariadb"):
+        return "mysql+pymysql://" + parts[1]
+    if scheme == "postgres":
+        return "postgresql://" + parts[1]
+    return url
+
+
+def open_storage(url: str, *, heartbeat: bool = True) -> BaseStorage:
+    """Open (creating tables or files as needed) the storage behind `url`, or raise a one-line StorageError."""
+    kind = kind_of(url)
+    try:
+        if kind == "journal":
+            path = Path(url.removeprefix("journal:"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        if kind == "redis":
+            backend = JournalRedisBackend(url)
+            backend._redis.ping()  # fail now, not at the first trial
+            return JournalStorage(backend)
+        url = _rdb_url(url)
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        kwargs: dict = {}
+        if heartbeat:
+            kwargs = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
+        engine_kwargs = {"pool_pre_ping": True} if not url.startswith("sqlite") else None
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5.0 and the only recovery we have
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+    except StorageError:
+        raise
+    except ImportError as exc:
+        raise StorageError(
+            f"storage {mask_url(url)!r} needs a driver that is not installed ({exc.name}): "
+            "pip install 'lwl-search[servers]'"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any driver error becomes one masked line
+        reason = mask_url(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise StorageError(
+            f"cannot open storage {mask_url(url)!r}: {reason[:200]}: check that the server runs and the URL is right"
+        ) from None
+
+
+def study_exists(storage: BaseStorage, study_name: str) -> bool:
+    try:
+        storage.get_study_id_from_name(study_name)
+        return True
+    except KeyError:
+        return False
+
+
+def load_existing_study(storage: BaseStorage, study_name: str) -> optuna.Study:
+    if not study_exists(storage, study_name):
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        hint = f"; studies there: {', '.join(names)}" if names else "; the storage holds no study"
+        raise StorageError(f"no study named {study_name!r} in this storage{hint}")
+    return optuna.load_study(study_name=study_name, storage=storage)

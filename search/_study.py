@@ -1,0 +1,286 @@
+"""Running a study: the objective that trains one candidate, and the loop that runs trials until `--trials`.
+
+The Optuna storage is the single source of truth: the count of finished trials, the lists already evaluated and the
+study's settings are all read from it, so a rerun, a second worker or a second machine continue the same study.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import optuna
+import torch
+from optuna.pruners import BasePruner
+from optuna.trial import FrozenTrial, TrialState
+
+from lwl.models import DataSplits, Progress, TrainingError, complexity, train
+
+from ._sampler import FeasibleSampler, enqueue_hierarchy, remaining, trial_hierarchy
+from ._settings import SETTINGS_ATTR, StudySettings, check_same_settings
+from ._space import PAPER_HIERARCHIES, SpaceError, paper_baselines
+from ._storage import StorageError, mask_url, open_storage, study_exists
+
+PRUNERS = ("median", "hyperband", "sha", "wilcoxon", "none")
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def make_pruner(name: str, settings: StudySettings, startup_trials: int = 5) -> BasePruner:
+    """Pruners judge `Progress.value`: output accuracy per epoch, or the newest unit's accuracy per unit."""
+    steps = settings.recipe.epochs if settings.recipe.mode == "simultaneous" else settings.space.budget
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(steps, 1), reduction_factor=3)
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "wilcoxon":
+        return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=1)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise SpaceError(f"--pruner {name}: unknown pruner; choose one of {', '.join(PRUNERS)}")
+
+
+def paper_name(hierarchy: Sequence[int]) -> str | None:
+    names = [model for model, _, h in PAPER_HIERARCHIES if h == tuple(hierarchy)]
+    return ", ".join(dict.fromkeys(names)) or None
+
+
+class Display(Protocol):
+    """What the loop tells whoever watches; the CLI provides bars or plain lines."""
+
+    def trial_started(self, number: int, hierarchy: tuple[int, ...], total_steps: int) -> None: ...
+    def progress(self, p: Progress) -> None: ...
+    def trial_finished(self, trial: FrozenTrial, best: float | None) -> None: ...
+
+
+class _Silent:
+    def trial_started(self, number: int, hierarchy: tuple[int, ...], total_steps: int) -> None:
+        pass
+
+    def progress(self, p: Progress) -> None:
+        pass
+
+    def trial_finished(self, trial: FrozenTrial, best: float | None) -> None:
+        pass
+
+
+class Objective:
+    """Trains the list the sampler chose and reports every progress record to the trial and the pruner."""
+
+    def __init__(self, settings: StudySettings, data: DataSplits, device: str, display: Display | None = None):
+        self.settings, self.data, self.device = settings, data, device
+        self.display = display or _Silent()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        space = self.settings.space
+        low, high = space.param_range()
+        hierarchy = tuple(trial.suggest_int(name, low, high) for name in space.param_names())
+        reason = space.violation(hierarchy)
+        if reason is not None:  # only an enqueued list could get here; never train it
+            trial.set_user_attr("fail_reason", f"infeasible: {reason}")
+            raise SpaceError(f"trial {trial.number}: list {list(hierarchy)} is not feasible: {reason}")
+        schedule = self.settings.schedule(hierarchy)
+        cost = complexity(schedule, self.settings.recipe.head)
+        for key, value in {
+            "hierarchy": list(hierarchy),
+            "schedule": schedule.label(),
+            "units": schedule.units,
+            "conv_layers": cost.conv_layers,
+            "params": cost.params,
+            "params_aux": cost.params_aux,
+            "flops": cost.flops,
+            "activations": cost.activations,
+            "paper": paper_name(hierarchy),
+        }.items():
+            trial.set_user_attr(key, value)
+        history: list[list[float | None]] = []
+        outputs: list[float | None] = []
+        total = self.settings.recipe.epochs if self.settings.recipe.mode == "simultaneous" else schedule.units
+        self.display.trial_started(trial.number, hierarchy, total)
+
+        def report(p: Progress) -> None:
+            history.append([None if a is None else round(a, 5) for a in p.unit_acc])
+            outputs.append(None if p.output_acc is None else round(p.output_acc, 5))
+            trial.set_user_attr("unit_acc_history", history)
+            trial.set_user_attr("output_acc_history", outputs)
+            trial.set_user_attr("unit_epochs", p.unit_epochs)
+            trial.set_user_attr("elapsed", round(p.elapsed, 3))
+            trial.report(p.value, p.step)
+            self.display.progress(p)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at step {p.step} with {p.value:.4f}")
+
+        try:
+            result = train(schedule, self.settings.recipe, self.data, device=self.device, on_progress=report)
+        except TrainingError as exc:
+            trial.set_user_attr("fail_reason", exc.reason)
+            trial.set_user_attr("fail_detail", str(exc)[:500])
+            raise
+        except torch.cuda.OutOfMemoryError:
+            trial.set_user_attr("fail_reason", "out of memory")
+            torch.cuda.empty_cache()
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted")
+            raise
+        trial.set_user_attr("unit_acc", list(result.unit_acc))
+        trial.set_user_attr("wall_time", round(result.wall_time, 3))
+        trial.set_user_attr("peak_memory", result.peak_memory)
+        trial.set_user_attr("device", result.device)
+        assert result.output_acc is not None
+        return result.output_acc
+
+
+@dataclass
+class SearchOutcome:
+    study: optuna.Study
+    storage_url: str  # masked
+    finished: int  # COMPLETE + PRUNED trials in the study at the end
+    ran: int  # trials this run started
+    stop_reason: str
+    feasible: int
+    enqueued: list[tuple[int, ...]] = field(default_factory=list)
+
+
+def prepare_study(settings: StudySettings, storage_url: str, study_name: str, *, sampler: str, pruner: str,
+                  seed: int, pruner_startup: int = 5) -> optuna.Study:
+    """Create or load the study, refusing other settings before anything is written."""
+    space = settings.space
+    space.check_nonempty()
+    storage = open_storage(storage_url)
+    existed = study_exists(storage, study_name)
+    if existed:
+        study = optuna.load_study(study_name=study_name, storage=storage,
+                                  sampler=FeasibleSampler(space, sampler, seed),
+                                  pruner=make_pruner(pruner, settings, pruner_startup))
+        if study.direction != optuna.study.StudyDirection.MAXIMIZE or len(study.directions) != 1:
+            raise StorageError(f"study {study_name!r} exists but is not a single-objective maximisation: "
+                               "choose another --study-name")
+        check_same_settings(study_name, study.user_attrs.get(SETTINGS_ATTR), settings)
+    else:
+        sampler_obj = FeasibleSampler(space, sampler, seed)
+        pruner_obj = make_pruner(pruner, settings, pruner_startup)
+        study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize",
+                                    sampler=sampler_obj, pruner=pruner_obj, load_if_exists=True)
+    stored = study.user_attrs.get(SETTINGS_ATTR)
+    if stored is None:
+        study.set_user_attr(SETTINGS_ATTR, settings.to_json())
+        study.set_user_attr("feasible_lists", len(space))
+        study.set_user_attr("objective", "validation accuracy of the output classifier")
+        study.set_user_attr("intermediate_value",
+                            "output accuracy per epoch" if settings.recipe.mode == "simultaneous"
+                            else "accuracy of the newest unit, per unit")
+    else:  # a concurrent worker created it between our check and our create
+        check_same_settings(study_name, stored, settings)
+    study.set_user_attr("storage", mask_url(storage_url))
+    return study
+
+
+def count_finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends a worker like Ctrl-C: the running trial is failed as 'interrupted', the study stays consistent."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_search(
+    settings: StudySettings,
+    data: DataSplits,
+    study: optuna.Study,
+    *,
+    trials: int,
+    timeout: float | None = None,
+    enqueue: Sequence[Sequence[int]] = (),
+    paper: bool = True,
+    device: str = "auto",
+    display: Display | None = None,
+    on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+) -> SearchOutcome:
+    """Run trials until the study holds `trials` finished ones, the space is exhausted, or time runs out."""
+    space = settings.space
+    enqueued = []
+    lists = [tuple(h) for h in (paper_baselines(space) if paper else [])] + [tuple(h) for h in enqueue]
+    for hierarchy in dict.fromkeys(lists):
+        attrs = {"enqueued": "paper" if hierarchy in paper_baselines(space) and hierarchy not in enqueue else "user"}
+        if enqueue_hierarchy(study, space, hierarchy, user_attrs=attrs):
+            enqueued.append(hierarchy)
+    objective = Objective(settings, data, device, display)
+    started = count_finished(study)
+    state = {"ran": 0, "failed": 0, "reason": f"reached --trials {trials}"}
+
+    def callback(study: optuna.Study, trial: FrozenTrial) -> None:
+        state["ran"] += 1
+        if trial.state == TrialState.FAIL:
+            state["failed"] += 1
+        best = None
+        try:
+            best = study.best_value
+        except ValueError:
+            pass
+        if display is not None:
+            display.trial_finished(trial, best)
+        if on_trial is not None:
+            on_trial(study, trial)
+        if count_finished(study) >= trials:
+            study.stop()
+        elif not remaining(study, space) and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            state["reason"] = f"every feasible list ({len(space)}) has been evaluated"
+            study.stop()
+        elif state["failed"] > max(3, trials):
+            state["reason"] = f"{state['failed']} trials failed in this run"
+            study.stop()
+
+    if started >= trials:
+        state["reason"] = f"the study already holds {started} finished trials (--trials {trials})"
+    elif not remaining(study, space) and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        state["reason"] = f"every feasible list ({len(space)}) has been evaluated"
+    else:
+        t0 = time.monotonic()
+        with _sigterm_as_interrupt():
+            study.optimize(objective, n_trials=None, timeout=timeout, callbacks=[callback],
+                           catch=(TrainingError, torch.cuda.OutOfMemoryError), gc_after_trial=False,
+                           show_progress_bar=False)
+        if timeout is not None and time.monotonic() - t0 >= timeout and count_finished(study) < trials:
+            state["reason"] = f"--timeout {timeout:g}s reached"
+    return SearchOutcome(study, mask_url(str(study.user_attrs.get("storage", ""))), count_finished(study),
+                         state["ran"], state["reason"], len(space), enqueued)
+
+
+def top_trials(study: optuna.Study, k: int = 5) -> list[FrozenTrial]:
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    return sorted(done, key=lambda t: (-t.value, t.user_attrs.get("params", math.inf)))[:k]
+
+
+__all__ = [
+    "PRUNERS",
+    "Display",
+    "Objective",
+    "SearchOutcome",
+    "count_finished",
+    "make_pruner",
+    "prepare_study",
+    "run_search",
+    "top_trials",
+    "trial_hierarchy",
+]

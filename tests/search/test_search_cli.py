@@ -1,0 +1,126 @@
+"""`lwl-search` end to end on digits, checked from the database as a user's tools would see it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from lwl.search import SearchSpace
+from lwl.search._cli import main
+
+TINY = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "2", "--train-limit", "256", "--device", "cpu",
+        "--quiet"]
+
+
+def _study(path: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{path}")
+
+
+def _lists(study):
+    return [tuple(t.params[f"d{i}"] for i in range(1, 5)) for t in study.trials if t.params]
+
+
+def test_a_small_study_end_to_end_and_resume(tmp_path, capsys):
+    db = tmp_path / "s.db"
+    args = [*TINY, "--budget", "10", "--storage", f"sqlite:///{db}", "--study-name", "s", "--pruner", "none"]
+    assert main([*args, "--trials", "4"]) == 0
+    study = _study(db, "s")
+    space = SearchSpace(10, 4)
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 4
+    lists = _lists(study)
+    assert all(sum(h) == 10 and space.is_feasible(h) for h in lists)
+    assert len(set(lists)) == len(lists), "a list was trained twice"
+    for t in finished:
+        assert sorted(t.intermediate_values) == [1, 2]
+        assert t.user_attrs["hierarchy"] == list(lists[t.number])
+        assert len(t.user_attrs["unit_acc_history"]) == 2 and len(t.user_attrs["unit_acc"]) == 10
+        assert t.user_attrs["params"] > 0 and t.user_attrs["flops"] > 0 and t.user_attrs["device"] == "cpu"
+    out = capsys.readouterr().out
+    assert "4 complete" in out and "optuna-dashboard sqlite:///" in out
+    # Resume: the same command with --trials 6 adds exactly 2.
+    assert main([*args, "--trials", "6"]) == 0
+    study = _study(db, "s")
+    assert len([t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 6
+    assert len(set(_lists(study))) == len(_lists(study))
+    settings = json.loads(study.user_attrs["lwl:settings"])
+    assert settings["budget"] == 10 and settings["widths"] == [4, 8, 8, 16]
+
+
+def test_whole_space_then_stop(tmp_path, capsys):
+    db = tmp_path / "all.db"
+    assert main([*TINY, "--budget", "8", "--storage", f"sqlite:///{db}", "--study-name", "all",
+                 "--trials", "10", "--sampler", "random", "--pruner", "none"]) == 0
+    study = _study(db, "all")
+    assert sorted(_lists(study)) == sorted(SearchSpace(8, 4).lists())
+    # The paper's only feasible budget-8 list, ResNet18_r5's [1,1,2,4], was enqueued and ran first.
+    assert _lists(study)[0] == (1, 1, 2, 4) and study.trials[0].user_attrs["enqueued"] == "paper"
+    assert "ResNet18_r5" in study.trials[0].user_attrs["paper"]
+    assert "every feasible list (3) has been evaluated" in capsys.readouterr().out
+
+
+def test_a_study_built_to_prune_prunes(tmp_path):
+    db = tmp_path / "p.db"
+    assert main([*TINY, "--budget", "12", "--constraint", "sum", "--storage", f"sqlite:///{db}", "--study-name", "p",
+                 "--trials", "8", "--epochs", "3", "--pruner", "median", "--pruner-startup", "1", "--sampler", "random",
+                 "--no-paper-baselines", "--seed", "3"]) == 0
+    study = _study(db, "p")
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, [t.state for t in study.trials]
+    for t in pruned:  # a pruned trial keeps what it learned so far
+        assert t.user_attrs["unit_acc_history"] and len(t.intermediate_values) < 3
+
+
+def test_other_settings_are_refused_and_nothing_changes(tmp_path, capsys):
+    db = tmp_path / "x.db"
+    base = [*TINY, "--budget", "8", "--storage", f"sqlite:///{db}", "--study-name", "x", "--trials", "1"]
+    assert main(base) == 0
+    before = len(_study(db, "x").trials)
+    with pytest.raises(SystemExit) as info:
+        main([*base, "--epochs", "3", "--trials", "2"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "epochs 2 (stored) vs 3 (now)" in err and len(err.strip().splitlines()) == 1
+    assert len(_study(db, "x").trials) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budget", "3"], "smaller than --stages 4"),
+        (["--budget", "5"], "the smallest budget with one is 6"),
+        (["--budget", "8", "--enqueue", "4,2,1,1"], "--enqueue 4,2,1,1: not feasible"),
+        (["--budget", "8", "--storage", "ftp://nowhere/x"], "not understood"),
+        (["--budget", "8", "--dataset", "cifar10", "--data-root", "{tmp}"], "--download"),
+        (["--budget", "8", "--preset", "nosuch"], "no such study preset"),
+        ([], "--budget is required"),
+    ],
+)
+def test_bad_input_exits_2_and_creates_nothing(tmp_path, capsys, args, message):
+    db = tmp_path / "bad.db"
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in [*TINY, *args, "--storage", f"sqlite:///{db}"]]
+    if "--storage" in args:
+        argv = [a.replace("{tmp}", str(tmp_path)) for a in [*TINY, *args]]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not db.exists()
+
+
+def test_the_installed_command_with_a_preset(tmp_path):
+    preset = tmp_path / "p.yaml"
+    preset.write_text("dataset: digits\nbudget: 8\nwidths: [4, 8, 8, 16]\nepochs: 1\ntrials: 2\ntrain_limit: 128\n")
+    out = subprocess.run([sys.executable, "-c", "import sys; from lwl.search._cli import main; sys.exit(main())",
+                          "--preset", str(preset), "--epochs", "2", "--device", "cpu"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    db = tmp_path / "studies" / "digits-resnet-b8-s4.db"
+    study = _study(db, "digits-resnet-b8-s4")
+    assert len(study.trials) == 2 and json.loads(study.user_attrs["lwl:settings"])["recipe"]["epochs"] == 2
+    assert "trial   0" in out.stderr and "rank" in out.stdout
