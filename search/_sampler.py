@@ -13,14 +13,16 @@ own apart from its seed and works unchanged with several workers sharing a stora
 
 Concurrency: after storing its choice, a trial re-reads the study and, if another live trial claims
 the same list, chooses again (see ``FeasibleSampler._claim``). Each writer writes before it reads,
-so of two racing claims at least one is seen and withdrawn. Measured on this machine with 4-8
-workers and an instant objective (the worst case): no duplicate in 120 threaded runs (in-memory)
-nor with 4 processes on a journal file, SQLite or MySQL; one duplicate in 22 TPE runs on
-PostgreSQL. Residual race: it is not a lock. A worker can still evaluate a list twice after
-``_MAX_CLAIM_RETRIES`` contested rounds, or when a storage serves a stale read -- Optuna's cached
-RDB view only re-reads trial ids above the last finished one plus those it knows to be unfinished,
-so a trial row committed out of id order can stay invisible to a process. Duplicates cost time,
-never correctness; the RDB case is to be hardened later (e.g. a unique claim row per list).
+so of two racing claims at least one is seen and withdrawn; the last free list is settled by trial
+number so that it is neither evaluated twice nor dropped. Measured with an instant objective (the
+worst case for contention): no duplicate and no missed list in 360 runs with 8 threads on the
+in-memory storage, nor in 50 runs with 4 processes on a journal file, SQLite, PostgreSQL and
+MySQL. Residual race -- it is not a lock: a worker can still evaluate a list twice after
+``_MAX_CLAIM_RETRIES`` contested rounds, or when a storage serves a stale read (Optuna's cached
+RDB view re-reads only trial ids above the last finished one plus those it knows to be
+unfinished, so a trial row committed out of id order can stay invisible to a process for a
+while). Duplicates cost time, never correctness; the RDB case is to be hardened later (e.g. a
+unique claim row per list).
 """
 
 from __future__ import annotations
