@@ -13,6 +13,13 @@ from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, PRESETS, Schedule, Schedul
 from ._trainer import MODES, Recipe, TrainingError, paper_recipe
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2) like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(self.prog, f"{message} (see {self.prog} --help)")
+
+
 def add_schedule_args(parser: argparse.ArgumentParser, *, hierarchy: bool = True) -> None:
     g = parser.add_argument_group("network")
     g.add_argument("--preset", dest="network_preset", metavar="NAME",

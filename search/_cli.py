@@ -29,7 +29,7 @@ from lwl.models import (
     parse_int_list,
     resolve_device,
 )
-from lwl.models._options import run_command
+from lwl.models._options import Parser, run_command
 
 from ._sampler import SAMPLERS
 from ._settings import StudySettings
@@ -47,7 +47,7 @@ SEARCH_EPOCHS = {"digits": 5, "cifar10": 15, "cifar100": 15}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="lwl-search",
         description="Search downsampling schedules (hierarchy lists) of a layer-wise trained CNN with Optuna.",
         epilog="Example: lwl-search --budget 16 --dataset cifar100 --data-root ~/data. A --preset YAML file sets "

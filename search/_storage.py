@@ -75,13 +75,13 @@ def open_storage(url: str, *, heartbeat: bool = True) -> BaseStorage:
         url = _rdb_url(url)
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        kwargs: dict = {}
-        if heartbeat:
-            kwargs = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
         engine_kwargs = {"pool_pre_ping": True} if not url.startswith("sqlite") else None
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5.0 and the only recovery we have
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            kwargs: dict = {}
+            if heartbeat:
+                kwargs = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
             return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     except StorageError:
         raise
