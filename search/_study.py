@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import DataSplits, Progress, TrainingError, complexity, train
 
+from ._pareto import publish_pareto
 from ._sampler import FeasibleSampler, enqueue_hierarchy, remaining, trial_hierarchy
 from ._settings import SETTINGS_ATTR, StudySettings, check_same_settings
 from ._space import PAPER_HIERARCHIES, SpaceError, paper_baselines
@@ -233,6 +234,8 @@ def run_search(
         state["ran"] += 1
         if trial.state == TrialState.FAIL:
             state["failed"] += 1
+        if trial.state == TrialState.COMPLETE:
+            publish_pareto(study)
         best = None
         try:
             best = study.best_value

@@ -124,3 +124,19 @@ def test_the_installed_command_with_a_preset(tmp_path):
     study = _study(db, "digits-resnet-b8-s4")
     assert len(study.trials) == 2 and json.loads(study.user_attrs["lwl:settings"])["recipe"]["epochs"] == 2
     assert "trial   0" in out.stderr and "rank" in out.stdout
+
+
+def test_the_derived_pareto_study_holds_the_true_front(tmp_path):
+    from lwl.search._pareto import pareto_front, pareto_study_name
+
+    db = tmp_path / "f.db"
+    assert main([*TINY, "--budget", "10", "--storage", f"sqlite:///{db}", "--study-name", "f", "--trials", "4",
+                 "--pruner", "none"]) == 0
+    study = _study(db, "f")
+    derived = optuna.load_study(study_name=pareto_study_name("f"), storage=f"sqlite:///{db}")
+    assert len(derived.trials) == 4 and derived.metric_names == ["validation accuracy", "parameters"]
+    front = {t.user_attrs["source_trial"] for t in derived.best_trials}
+    assert front == {t.number for t in pareto_front(study)}
+    for t in derived.trials:
+        source = study.trials[t.user_attrs["source_trial"]]
+        assert t.values == [source.value, source.user_attrs["params"]]

@@ -1,0 +1,68 @@
+"""The derived Pareto study: accuracy against parameters, published beside the search study in the same storage.
+
+Optuna cannot prune multi-objective studies (optuna#3450), so the search stays single-objective and every complete
+trial is copied into a 2-objective study whose `best_trials` is the true front. optuna-dashboard then shows its Pareto
+page; nothing else reads it, and it can always be rebuilt from the search study.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+DERIVED_ATTR = "lwl:derived_from"
+SOURCE_ATTR = "source_trial"
+OBJECTIVES = ("validation accuracy", "parameters")
+
+
+def pareto_study_name(study_name: str) -> str:
+    return f"{study_name}-pareto"
+
+
+def _open(study: optuna.Study) -> optuna.Study:
+    name = pareto_study_name(study.study_name)
+    derived = optuna.create_study(study_name=name, storage=study._storage, directions=["maximize", "minimize"],
+                                  load_if_exists=True)
+    if DERIVED_ATTR not in derived.user_attrs:
+        derived.set_user_attr(DERIVED_ATTR, study.study_name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            derived.set_metric_names(list(OBJECTIVES))
+    return derived
+
+
+def _copy(trial: FrozenTrial) -> FrozenTrial:
+    attrs = {k: trial.user_attrs[k] for k in ("hierarchy", "schedule", "paper", "flops", "wall_time")
+             if k in trial.user_attrs}
+    attrs[SOURCE_ATTR] = trial.number
+    return optuna.trial.create_trial(
+        params=trial.params, distributions=trial.distributions,
+        values=[trial.value, float(trial.user_attrs.get("params", 0))], user_attrs=attrs,
+    )
+
+
+def publish_pareto(study: optuna.Study) -> optuna.Study:
+    """Copy every complete trial not yet in the derived study; cheap enough to call after each trial."""
+    derived = _open(study)
+    present = {t.user_attrs.get(SOURCE_ATTR) for t in derived.get_trials(deepcopy=False)}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if trial.number not in present and trial.value is not None and "params" in trial.user_attrs:
+            derived.add_trial(_copy(trial))
+    return derived
+
+
+def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The search study's complete trials that no other beats on both accuracy and parameters."""
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.value is not None and "params" in t.user_attrs]
+
+    def dominated(a: FrozenTrial) -> bool:
+        return any(
+            b.value >= a.value and b.user_attrs["params"] <= a.user_attrs["params"]
+            and (b.value > a.value or b.user_attrs["params"] < a.user_attrs["params"])
+            for b in done
+        )
+
+    return sorted((t for t in done if not dominated(t)), key=lambda t: t.user_attrs["params"])
