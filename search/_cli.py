@@ -294,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device = resolve_device(args.device)
         data = load_data(settings.recipe.dataset, data_root=args.data_root, download=bool(args.download),
                          val_fraction=settings.recipe.val_fraction, split_seed=settings.recipe.seed, device=device)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # our display reports failed trials
         study = prepare_study(settings, storage_url, study_name, sampler=args.sampler, pruner=args.pruner,
                               seed=args.seed, pruner_startup=args.pruner_startup)
         shown_url = mask_url(storage_url)
