@@ -1,0 +1,46 @@
+"""`lwl-report`: parse flags and write one study's HTML report (logic in _report)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from lwl.models._options import run_command
+from lwl.search import StorageError, default_storage, mask_url
+
+from ._report import ReportError, write_report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lwl-report",
+        description="Write one self-contained HTML report of an lwl-search study (opens offline), and save its "
+                    "figures to the study for optuna-dashboard.",
+        epilog="Example: lwl-report --storage sqlite:///studies/digits-resnet-b16-s4.db "
+               "--study-name digits-resnet-b16-s4",
+    )
+    p.add_argument("--storage", help="the study's storage URL, as given to lwl-search "
+                   "(default sqlite:///studies/STUDY.db)")
+    p.add_argument("--study-name", help="the study (may be left out when the storage holds only one)")
+    p.add_argument("--out", help="the HTML file to write (default STUDY-report.html in the current directory)")
+    p.add_argument("--no-dashboard", action="store_true",
+                   help="do not save the figures to the study for optuna-dashboard (the report then only reads)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    def body() -> int:
+        args = build_parser().parse_args(argv)
+        if args.storage is None and args.study_name is None:
+            raise StorageError("give --storage URL or --study-name NAME (or both)")
+        storage = args.storage or default_storage(args.study_name)
+        result = write_report(storage, args.study_name, args.out, dashboard=not args.no_dashboard)
+        d = result.data
+        counts = ", ".join(f"{n} {s}" for s, n in d.counts.items())
+        print(f"lwl-report: study {d.study_name!r} ({counts}): wrote {result.path} with {len(result.figures)} figures")
+        if result.saved:
+            print(f"  saved {len(result.saved)} figures to the study for optuna-dashboard: "
+                  f"optuna-dashboard {mask_url(storage)}")
+        return 0
+
+    return run_command("lwl-report", body, errors=(StorageError, ReportError))
