@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -31,16 +34,16 @@ from lwl.models import (
 )
 from lwl.models._options import Parser, run_command
 
-from ._sampler import SAMPLERS
+from ._sampler import SAMPLERS, validate_enqueued
 from ._settings import StudySettings
 from ._space import CONSTRAINTS, SearchSpace, SpaceError
-from ._storage import StorageError, default_storage, mask_url
-from ._study import PRUNERS, SearchOutcome, count_finished, prepare_study, run_search, top_trials
+from ._storage import StorageError, default_storage, kind_of, mask_url
+from ._study import PRUNERS, SearchOutcome, count_finished, enqueue_lists, prepare_study, run_search, top_trials
 
 # Built-in defaults, below a YAML preset's values and the command line's flags.
 DEFAULTS: dict[str, Any] = {
     "stages": 4, "constraint": "strict", "dataset": "digits", "trials": 20, "sampler": "tpe",
-    "pruner": "median", "pruner_startup": 5, "seed": 0, "device": "auto", "val_fraction": 0.1,
+    "pruner": "median", "pruner_startup": 5, "seed": 0, "device": "auto", "val_fraction": 0.1, "workers": 1,
 }
 # Epochs per candidate: the search's fidelity. The exported config carries the full recipe (400 on CIFAR).
 SEARCH_EPOCHS = {"digits": 5, "cifar10": 15, "cifar100": 15}
@@ -94,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--study-name", help="default DATASET-FAMILY-bBUDGET-sSTAGES")
     g.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1 (default auto)")
     g.add_argument("--quiet", action="store_true", default=None, help="no progress display, only the summary")
+    g.add_argument("--workers", type=int, help="local worker processes sharing the study (default 1; one per GPU "
+                   "where there are several); SQLite is refused for more than one, the default is then a journal file")
+    g.add_argument("--no-summary", action="store_true", default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -279,21 +285,71 @@ def summary_text(study: optuna.Study, outcome_reason: str, storage_url: str, k: 
     return "\n".join(lines)
 
 
+def _storage_for(args: argparse.Namespace, study_name: str) -> str:
+    """The default is SQLite for one process; several workers need a storage that is safe for them."""
+    if args.workers <= 1:
+        return args.storage or default_storage(study_name)
+    if args.storage is None:
+        return str(Path("studies") / f"{study_name}.log")
+    if kind_of(args.storage) == "rdb" and args.storage.startswith("sqlite"):
+        raise StorageError(f"--workers {args.workers} with SQLite ({mask_url(args.storage)}) is not safe: leave "
+                           "--storage out (a journal file is used), or give a .log path, PostgreSQL, MySQL or Redis")
+    return args.storage
+
+
+def _run_workers(args: argparse.Namespace, argv: Sequence[str], storage_url: str, study: optuna.Study) -> str:
+    """Start --workers processes on the same study (one GPU each where there are several) and wait for them."""
+    import subprocess
+
+    import torch
+
+    gpus = torch.cuda.device_count() if args.device in ("auto", "cuda") else 0
+    code = "import sys; from lwl.search._cli import main; sys.exit(main())"
+    procs = []
+    for i in range(args.workers):
+        env = dict(os.environ)
+        if gpus > 1:
+            env["CUDA_VISIBLE_DEVICES"] = str(i % gpus)
+        procs.append(subprocess.Popen([sys.executable, "-c", code, *argv, "--workers", "1", "--storage",
+                                       storage_url, "--quiet", "--no-summary"], env=env))
+    reported = -1
+    try:
+        while any(p.poll() is None for p in procs):
+            done = count_finished(study)
+            if done != reported and not args.quiet:
+                print(f"lwl-search: {done}/{args.trials} finished trials ({args.workers} workers)", file=sys.stderr)
+                reported = done
+            time.sleep(2)
+    except KeyboardInterrupt:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait()
+        raise
+    codes = [p.returncode for p in procs]
+    if any(c not in (0, 130) for c in codes):
+        return f"a worker failed (exit codes {codes})"
+    return f"{args.workers} workers finished"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+
     def body() -> int:
         args = parse_args(argv)
+        if args.workers < 1:
+            raise SpaceError(f"--workers {args.workers}: use 1 or more")
         settings = settings_from_args(args)
         settings.space.check_nonempty()
         enqueue = [parse_int_list(e, "--enqueue") for e in (args.enqueue or [])]
-        from ._sampler import validate_enqueued
-
         for h in enqueue:
             validate_enqueued(settings.space, h)
         study_name = args.study_name or default_study_name(settings)
-        storage_url = args.storage or default_storage(study_name)
+        storage_url = _storage_for(args, study_name)
         device = resolve_device(args.device)
         data = load_data(settings.recipe.dataset, data_root=args.data_root, download=bool(args.download),
-                         val_fraction=settings.recipe.val_fraction, split_seed=settings.recipe.seed, device=device)
+                         val_fraction=settings.recipe.val_fraction, split_seed=settings.recipe.seed,
+                         device=device if args.workers == 1 else "cpu")
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # our display reports failed trials
         study = prepare_study(settings, storage_url, study_name, sampler=args.sampler, pruner=args.pruner,
                               seed=args.seed, pruner_startup=args.pruner_startup)
@@ -308,11 +364,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"dropout {r.dropout:g}, batch {r.batch_size}, on {device}\n"
                   f"  sampler {args.sampler}, pruner {args.pruner}; the study holds {done} finished trials, "
                   f"running until {args.trials}", file=sys.stderr)
+        outcome: SearchOutcome | None = None
+        reason = "interrupted"
+        if args.workers > 1:
+            enqueue_lists(study, settings.space, enqueue, not args.no_paper_baselines)
+            try:
+                reason = _run_workers(args, argv, storage_url, study)
+                outcome = SearchOutcome(study, shown_url, count_finished(study), 0, reason, len(settings.space))
+            except KeyboardInterrupt:
+                print("\nlwl-search: interrupted; running trials are recorded as failed ('interrupted')",
+                      file=sys.stderr)
+            print(summary_text(study, reason, shown_url))
+            return 0 if outcome is not None else 130
         display: Any = None
         if not args.quiet:
             display = BarDisplay(args.trials, done) if sys.stderr.isatty() else LineDisplay()
-        outcome: SearchOutcome | None = None
-        reason = "interrupted"
         try:
             outcome = run_search(settings, data, study, trials=args.trials, timeout=args.timeout, enqueue=enqueue,
                                  paper=not args.no_paper_baselines, device=str(device), display=display)
@@ -323,7 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if display is not None and hasattr(display, "close"):
                 display.close()
-        print(summary_text(study, reason, shown_url))
+        if not args.no_summary:
+            print(summary_text(study, reason, shown_url))
         return 0 if outcome is not None else 130
 
     return run_command("lwl-search", body, errors=(SpaceError, StorageError))

@@ -6,6 +6,7 @@ a killed worker's trial is failed and retried) or Redis several machines.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import warnings
 from pathlib import Path
@@ -55,8 +56,9 @@ def _rdb_url(url: str) -> str:
     scheme = parts[0].lower()
     if scheme in ("mysql", "mariadb"):
         return "mysql+pymysql://" + parts[1]
-    if scheme == "postgres":
-        return "postgresql://" + parts[1]
+    if scheme in ("postgres", "postgresql"):  # SQLAlchemy 2.1 defaults to psycopg 3; take whichever is installed
+        driver = "psycopg" if importlib.util.find_spec("psycopg") else "psycopg2"
+        return f"postgresql+{driver}://" + parts[1]
     return url
 
 

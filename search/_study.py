@@ -24,7 +24,7 @@ from lwl.models import DataSplits, Progress, TrainingError, complexity, train
 from ._pareto import publish_pareto
 from ._sampler import FeasibleSampler, enqueue_hierarchy, remaining, trial_hierarchy
 from ._settings import SETTINGS_ATTR, StudySettings, check_same_settings
-from ._space import PAPER_HIERARCHIES, SpaceError, paper_baselines
+from ._space import PAPER_HIERARCHIES, SearchSpace, SpaceError, paper_baselines
 from ._storage import StorageError, mask_url, open_storage, study_exists
 
 PRUNERS = ("median", "hyperband", "sha", "wilcoxon", "none")
@@ -74,12 +74,17 @@ class _Silent:
 class Objective:
     """Trains the list the sampler chose and reports every progress record to the trial and the pruner."""
 
-    def __init__(self, settings: StudySettings, data: DataSplits, device: str, display: Display | None = None):
+    def __init__(self, settings: StudySettings, data: DataSplits, device: str, display: Display | None = None,
+                 trials_target: int | None = None):
         self.settings, self.data, self.device = settings, data, device
         self.display = display or _Silent()
+        self.trials_target = trials_target
 
     def __call__(self, trial: optuna.Trial) -> float:
         space = self.settings.space
+        if self.trials_target is not None and running_ahead(trial.study, trial.number) >= self.trials_target:
+            trial.set_user_attr("fail_reason", Surplus.reason)
+            raise Surplus(f"the study already has {self.trials_target} finished or running trials")
         low, high = space.param_range()
         hierarchy = tuple(trial.suggest_int(name, low, high) for name in space.param_names())
         reason = space.violation(hierarchy)
@@ -205,6 +210,31 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def enqueue_lists(study: optuna.Study, space: SearchSpace, enqueue: Sequence[Sequence[int]] = (),
+                  paper: bool = True) -> list[tuple[int, ...]]:
+    """Enqueue the paper's feasible schedules and the user's lists, skipping any the study already holds."""
+    baselines = paper_baselines(space) if paper else []
+    user = [tuple(h) for h in enqueue]
+    enqueued = []
+    for hierarchy in dict.fromkeys([*baselines, *user]):
+        attrs = {"enqueued": "user" if hierarchy in user else "paper"}
+        if enqueue_hierarchy(study, space, hierarchy, user_attrs=attrs):
+            enqueued.append(hierarchy)
+    return enqueued
+
+
+def running_ahead(study: optuna.Study, number: int | None = None) -> int:
+    """Finished trials plus running ones started before trial `number` (all running ones when None)."""
+    trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+    return sum(t.state != TrialState.RUNNING or number is None or t.number < number for t in trials)
+
+
+class Surplus(TrainingError):
+    """Workers raced past --trials: this trial would be one too many, so it ends before training."""
+
+    reason = "surplus"
+
+
 def run_search(
     settings: StudySettings,
     data: DataSplits,
@@ -220,13 +250,8 @@ def run_search(
 ) -> SearchOutcome:
     """Run trials until the study holds `trials` finished ones, the space is exhausted, or time runs out."""
     space = settings.space
-    enqueued = []
-    lists = [tuple(h) for h in (paper_baselines(space) if paper else [])] + [tuple(h) for h in enqueue]
-    for hierarchy in dict.fromkeys(lists):
-        attrs = {"enqueued": "paper" if hierarchy in paper_baselines(space) and hierarchy not in enqueue else "user"}
-        if enqueue_hierarchy(study, space, hierarchy, user_attrs=attrs):
-            enqueued.append(hierarchy)
-    objective = Objective(settings, data, device, display)
+    enqueued = enqueue_lists(study, space, enqueue, paper)
+    objective = Objective(settings, data, device, display, trials_target=trials)
     started = count_finished(study)
     state = {"ran": 0, "failed": 0, "reason": f"reached --trials {trials}"}
 
@@ -245,7 +270,7 @@ def run_search(
             display.trial_finished(trial, best)
         if on_trial is not None:
             on_trial(study, trial)
-        if count_finished(study) >= trials:
+        if running_ahead(study) >= trials:  # other workers' running trials will finish the count
             study.stop()
         elif not remaining(study, space) and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             state["reason"] = f"every feasible list ({len(space)}) has been evaluated"
@@ -281,6 +306,7 @@ __all__ = [
     "Objective",
     "SearchOutcome",
     "count_finished",
+    "enqueue_lists",
     "make_pruner",
     "prepare_study",
     "run_search",
