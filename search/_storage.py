@@ -71,7 +71,9 @@ def open_storage(url: str, *, heartbeat: bool = True) -> BaseStorage:
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path)))
         if kind == "redis":
-            backend = JournalRedisBackend(url)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                backend = JournalRedisBackend(url)
             backend._redis.ping()  # fail now, not at the first trial
             return JournalStorage(backend)
         url = _rdb_url(url)
