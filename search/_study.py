@@ -34,8 +34,8 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 def make_pruner(name: str, settings: StudySettings, startup_trials: int = 5) -> BasePruner:
     """Pruners judge `Progress.value`: output accuracy per epoch, or the newest unit's accuracy per unit."""
     steps = settings.recipe.epochs if settings.recipe.mode == "simultaneous" else settings.space.budget
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=1)
+    if name == "median":  # judge only after 40 % of a candidate's steps: epoch-1 accuracy is mostly noise
+        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=math.ceil(0.4 * steps))
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(steps, 1), reduction_factor=3)
     if name == "sha":

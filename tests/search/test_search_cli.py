@@ -65,7 +65,9 @@ def test_whole_space_then_stop(tmp_path, capsys):
 
 def test_a_study_built_to_prune_prunes(tmp_path):
     db = tmp_path / "p.db"
-    assert main([*TINY, "--budget", "12", "--constraint", "sum", "--storage", f"sqlite:///{db}", "--study-name", "p",
+    # Wide enough to learn something in 3 epochs, so accuracies differ and the median rule has something to cut.
+    args = [*TINY, "--widths", "8,16,16,32", "--train-limit", "512"]
+    assert main([*args, "--budget", "12", "--constraint", "sum", "--storage", f"sqlite:///{db}", "--study-name", "p",
                  "--trials", "8", "--epochs", "3", "--pruner", "median", "--pruner-startup", "1", "--sampler", "random",
                  "--no-paper-baselines", "--seed", "3"]) == 0
     study = _study(db, "p")
