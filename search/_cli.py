@@ -44,6 +44,7 @@ from ._study import PRUNERS, SearchOutcome, count_finished, enqueue_lists, prepa
 DEFAULTS: dict[str, Any] = {
     "stages": 4, "constraint": "strict", "dataset": "digits", "trials": 20, "sampler": "tpe",
     "pruner": "median", "pruner_startup": 5, "seed": 0, "device": "auto", "val_fraction": 0.1, "workers": 1,
+    "heartbeat": 30,
 }
 # Epochs per candidate: the search's fidelity. The exported config carries the full recipe (400 on CIFAR).
 SEARCH_EPOCHS = {"digits": 5, "cifar10": 15, "cifar100": 15}
@@ -99,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", default=None, help="no progress display, only the summary")
     g.add_argument("--workers", type=int, help="local worker processes sharing the study (default 1; one per GPU "
                    "where there are several); SQLite is refused for more than one, the default is then a journal file")
+    g.add_argument("--heartbeat", type=int, help="seconds between a worker's heartbeats on an SQL storage "
+                   "(default 30); a trial silent for 3 heartbeats (a killed worker) is failed and its list retried")
     g.add_argument("--no-summary", action="store_true", default=None, help=argparse.SUPPRESS)
     return p
 
@@ -352,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          device=device if args.workers == 1 else "cpu")
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # our display reports failed trials
         study = prepare_study(settings, storage_url, study_name, sampler=args.sampler, pruner=args.pruner,
-                              seed=args.seed, pruner_startup=args.pruner_startup)
+                              seed=args.seed, pruner_startup=args.pruner_startup, heartbeat_seconds=args.heartbeat)
         shown_url = mask_url(storage_url)
         done = count_finished(study)
         r = settings.recipe

@@ -16,8 +16,7 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 
-HEARTBEAT_SECONDS = 30  # a RUNNING trial with no heartbeat for GRACE_SECONDS is failed and its list retried
-GRACE_SECONDS = 90
+HEARTBEAT_SECONDS = 30  # a RUNNING trial silent for 3 heartbeats is failed (by the next worker) and retried
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
 
 
@@ -62,7 +61,7 @@ def _rdb_url(url: str) -> str:
     return url
 
 
-def open_storage(url: str, *, heartbeat: bool = True) -> BaseStorage:
+def open_storage(url: str, *, heartbeat: bool = True, heartbeat_seconds: int = HEARTBEAT_SECONDS) -> BaseStorage:
     """Open (creating tables or files as needed) the storage behind `url`, or raise a one-line StorageError."""
     kind = kind_of(url)
     try:
@@ -84,7 +83,7 @@ def open_storage(url: str, *, heartbeat: bool = True) -> BaseStorage:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             kwargs: dict = {}
             if heartbeat:
-                kwargs = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                kwargs = dict(heartbeat_interval=heartbeat_seconds, grace_period=3 * heartbeat_seconds,
                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
             return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     except StorageError:

@@ -155,11 +155,11 @@ class SearchOutcome:
 
 
 def prepare_study(settings: StudySettings, storage_url: str, study_name: str, *, sampler: str, pruner: str,
-                  seed: int, pruner_startup: int = 5) -> optuna.Study:
+                  seed: int, pruner_startup: int = 5, heartbeat_seconds: int = 30) -> optuna.Study:
     """Create or load the study, refusing other settings before anything is written."""
     space = settings.space
     space.check_nonempty()
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, heartbeat_seconds=heartbeat_seconds)
     existed = study_exists(storage, study_name)
     if existed:
         study = optuna.load_study(study_name=study_name, storage=storage,

@@ -3,6 +3,8 @@
 In CI (CI=true) a missing server is a failure, not a skip: CI starts them. On a user's machine without them, skip."""
 
 import os
+import signal
+import time
 import socket
 import subprocess
 import sys
@@ -80,3 +82,48 @@ def test_an_unreachable_server_is_one_line_without_the_password(tmp_path):
                          timeout=120)
     assert out.returncode == 2 and "cannot open storage" in out.stderr and "hunter2" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_and_its_list_retried(tmp_path):
+    url = _require("postgresql")
+    name = f"k-{uuid.uuid4().hex[:8]}"
+    args = [*TINY, "--epochs", "8", "--sampler", "grid", "--storage", url, "--study-name", name, "--heartbeat", "1",
+            "--quiet"]
+    from lwl.search import open_storage
+
+    storage = open_storage(url, heartbeat=False)
+    victim = subprocess.Popen([sys.executable, "-c", CODE, *args, "--trials", "2"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            try:
+                running = optuna.load_study(study_name=name, storage=storage).get_trials(states=(TrialState.RUNNING,))
+            except KeyError:
+                running = []
+            if running and running[0].intermediate_values:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the first worker never reported progress")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        killed = running[0]
+        time.sleep(4)  # three missed heartbeats
+        rescuer = subprocess.run([sys.executable, "-c", CODE, *args, "--trials", "2"], cwd=tmp_path,
+                                 capture_output=True, text=True, timeout=600)
+        assert rescuer.returncode == 0, rescuer.stderr
+        study = optuna.load_study(study_name=name, storage=storage)
+        states = {t.number: t.state for t in study.trials}
+        assert states[killed.number] == TrialState.FAIL, "the killed worker's trial must not stay RUNNING"
+        assert TrialState.RUNNING not in states.values()
+        retried = [t for t in study.trials if t.number != killed.number and t.params == killed.params]
+        assert retried and retried[0].state == TrialState.COMPLETE, "another worker retried the same list"
+        finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        assert len(finished) == 2
+    finally:
+        victim.kill()
+        for study_name in (name, f"{name}-pareto"):
+            try:
+                optuna.delete_study(study_name=study_name, storage=storage)
+            except KeyError:
+                pass
