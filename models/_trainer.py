@@ -7,6 +7,11 @@ Randomness is split so that a unit's training depends only on itself and the uni
 order and augmentation come from one data stream seeded by `seed` alone; each unit's initialisation and the
 dropout on its output come from streams seeded by (seed, unit position). Nothing couples units globally (no
 global grad clipping, no learning-rate schedule that depends on depth).
+
+Checkpointing is a hook, not file I/O: `train(checkpoint=...)` hands the caller a `TrainerState` (plain dicts,
+lists and CPU tensors) at every epoch end, and `train(resume=state)` continues from one. Everything random is
+in that state (the data stream's and every dropout stream's generator state), so on the CPU a resumed run ends
+bitwise equal to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -39,6 +44,19 @@ class TrainingError(RuntimeError):
 
 class Diverged(TrainingError):
     reason = "diverged"
+
+
+class ResumeError(TrainingError):
+    """A state that cannot be resumed here (another schedule, recipe or format); the message names the field."""
+
+    reason = "resume"
+
+
+# What the checkpoint hook receives and `resume` takes: see `_Run.state_dict` for the keys. Only plain containers,
+# numbers, strings and CPU tensors, so `torch.load(..., weights_only=True)` reads it back.
+TrainerState = dict[str, Any]
+CheckpointCallback = Callable[[TrainerState], Any]
+STATE_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -208,16 +226,25 @@ def train(
     on_progress: ProgressCallback | None = None,
     test: bool = False,
     keep_model: bool = False,
+    checkpoint: CheckpointCallback | None = None,
+    resume: TrainerState | None = None,
 ) -> RunResult:
     """Train `schedule` with `recipe` on `data`, reporting a `Progress` after every epoch or unit.
 
     `on_progress` may return True to stop training there (the result says `stopped_early`) or raise (for
     example optuna.TrialPruned); either way everything the run holds is released.
+
+    `checkpoint` is called with a `TrainerState` after every epoch (in sequential mode: every epoch of every
+    unit, and after each unit is frozen and evaluated), after `on_progress` saw that epoch's record. `resume`
+    continues from such a state; the schedule and recipe must be the ones it was written with.
     """
     check_compatible(schedule, data)
     dev = resolve_device(device)
     run = _Run(schedule, recipe, data.to(dev), dev)
     try:
+        if resume is not None:
+            run.load_state_dict(resume)
+        run.checkpoint = checkpoint
         stopped = run.fit(on_progress)
         result = RunResult(
             schedule=schedule,
@@ -270,6 +297,13 @@ class _Run:
         self.history: list[Progress] = []
         self.loss_sums = torch.zeros(n_units + 1, device=dev)
         self.t0 = time.perf_counter()
+        self.checkpoint: CheckpointCallback | None = None
+        # Where training stands: `unit` (sequential only), epochs done (of that unit in sequential mode), optimiser
+        # steps taken (in that unit), and the sequential run's partial record. Advanced by the loops, saved by
+        # state_dict(), set by load_state_dict().
+        self.position = {"unit": 0, "epoch": 0, "step": 0}
+        self.partial_acc: list[float | None] = [None] * n_units
+        self.partial_loss: list[float | None] = [None] * n_units
         if self.cuda:
             torch.cuda.reset_peak_memory_stats(dev)
 
@@ -371,9 +405,9 @@ class _Run:
     def _fit_simultaneous(self, on_progress: ProgressCallback | None) -> bool:
         epochs, n_units = self.recipe.epochs, len(self.net.units)
         per_epoch = self._steps_per_epoch()
-        total, step = epochs * per_epoch, 0
+        total, step = epochs * per_epoch, self.position["step"]
         x_train = self.data.train_x
-        for epoch in range(1, epochs + 1):
+        for epoch in range(self.position["epoch"] + 1, epochs + 1):
             self.net.train()
             self.loss_sums.zero_()
             for x, y in self._batches(x_train, self.augment):
@@ -388,7 +422,10 @@ class _Run:
             losses = self._read_losses(per_epoch, range(n_units + 1))
             progress = Progress(epoch, epochs, tuple(units), out, losses[:-1], time.perf_counter() - self.t0,
                                 epoch * n_units)
-            if self._report(progress, on_progress):
+            stop = self._report(progress, on_progress)
+            self.position.update(epoch=epoch, step=step)
+            self._save()
+            if stop:
                 return True
         return False
 
@@ -396,16 +433,21 @@ class _Run:
         """Greedy: train unit j to the end on the frozen prefix's output, freeze it, go on."""
         epochs, n_units = self.recipe.epochs, len(self.net.units)
         per_epoch = self._steps_per_epoch()
-        unit_acc: list[float | None] = [None] * n_units
-        losses: list[float | None] = [None] * n_units
-        feats = self.data.train_x  # the prefix's output on the training set, when it may be cached
+        unit_acc, losses = self.partial_acc, self.partial_loss
+        start = self.position["unit"]
         cached = not self.augment
-        for j in range(n_units):
+        feats = self.data.train_x  # the prefix's output on the training set, when it may be cached
+        for i in range(start):  # a resumed run: freeze the finished units and rebuild the cache exactly as it was
+            self._freeze(i)
+            if cached and i < n_units - 1:
+                feats = self._forward_frozen(feats, i)
+        for j in range(start, n_units):
             last = j == n_units - 1
             opts = [self.opts[j]] + ([self.opts[-1]] if last else [])
-            self.loss_sums.zero_()
-            step = 0
-            for _ in range(epochs):
+            if self.position["epoch"] == 0:
+                self.loss_sums.zero_()
+            step = self.position["step"]
+            for epoch in range(self.position["epoch"] + 1, epochs + 1):
                 self.net.units[j].train()
                 self.net.classifier.train()
                 for x, y in self._batches(feats, () if (cached and j > 0) else self.augment):
@@ -417,9 +459,10 @@ class _Run:
                         x = self._dropout(x, j - 1)
                     self._step_layerwise(x, y, j, j, last)
                     step += 1
-            self.net.units[j].eval()
-            for p in self.net.units[j].parameters():
-                p.requires_grad_(False)
+                if epoch < epochs:  # the unit's last epoch is saved below, once the unit is evaluated
+                    self.position.update(unit=j, epoch=epoch, step=step)
+                    self._save()
+            self._freeze(j)
             if cached and not last:
                 feats = self._forward_frozen(feats, j)
             units, out = self.evaluate(self.data.val_x, self.data.val_y, j + 1, last, only=j)
@@ -428,9 +471,17 @@ class _Run:
             losses[j] = read[0]
             progress = Progress(j + 1, n_units, tuple(unit_acc), out if last else None, tuple(losses),
                                 time.perf_counter() - self.t0, (j + 1) * epochs)
-            if self._report(progress, on_progress):
+            stop = self._report(progress, on_progress)
+            self.position.update(unit=j + 1, epoch=0, step=0)
+            self._save()
+            if stop:
                 return True
         return False
+
+    def _freeze(self, j: int) -> None:
+        self.net.units[j].eval()
+        for p in self.net.units[j].parameters():
+            p.requires_grad_(False)
 
     @torch.no_grad()
     def _frozen_prefix(self, x: torch.Tensor, j: int) -> torch.Tensor:
@@ -463,7 +514,7 @@ class _Run:
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, upto: int, output: bool,
                  only: int | None = None) -> tuple[list[float | None], float | None]:
         """Accuracy of every unit's auxiliary classifier (and the output) with one host sync at the end."""
-        was_training = self.net.training
+        modes = [(m, m.training) for m in self.net.modules()]  # frozen units must stay in eval mode afterwards
         self.net.eval()
         n_units = len(self.net.units)
         correct = torch.zeros(n_units + 1, device=self.dev)
@@ -478,9 +529,79 @@ class _Run:
                 if output:
                     correct[-1] += (self.net.classifier(h).argmax(1) == yb).sum()
         acc = (correct / max(x.shape[0], 1)).tolist()
-        self.net.train(was_training)
+        for m, mode in modes:
+            m.training = mode
         units: list[float | None] = [acc[j] if j < upto and (only is None or j == only) else None for j in range(n_units)]
         return units, (acc[-1] if output else None)
+
+    # --------------------------------------------------------------------------------------- checkpoints
+    def _save(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint(self.state_dict())
+
+    def state_dict(self) -> TrainerState:
+        """Everything needed to continue bitwise: weights, optimisers, generators, counters, history.
+
+        Copies on the CPU (one host sync per call, once per epoch at most), so the caller may keep it while
+        training goes on and `torch.load(weights_only=True)` can read it back on any machine.
+        """
+        return {
+            "format": STATE_FORMAT,
+            "schedule": self.schedule.to_dict(),
+            "recipe": self.recipe.to_dict(),
+            "position": dict(self.position),
+            "complete": self._complete(),
+            "model": _to_cpu(self.net.state_dict()),
+            "optimizers": [_to_cpu(opt.state_dict()) for opt in self.opts],
+            "rng": {
+                "data": self.data_gen.get_state().clone(),
+                "dropout": [g.get_state().clone() for g in self.dropout_gens],
+            },
+            "loss_sums": self.loss_sums.detach().to("cpu", copy=True),
+            "partial": {"unit_acc": list(self.partial_acc), "train_loss": list(self.partial_loss)},
+            "history": [_progress_to_dict(p) for p in self.history],
+            "elapsed": time.perf_counter() - self.t0,
+        }
+
+    def _complete(self) -> bool:
+        if self.recipe.mode == "sequential":
+            return self.position["unit"] >= len(self.net.units)
+        return self.position["epoch"] >= self.recipe.epochs
+
+    def load_state_dict(self, state: TrainerState) -> None:
+        """Continue from `state`; refuses one written for another schedule or recipe, naming what differs."""
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            found = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise ResumeError(f"checkpoint format {found!r} is not {STATE_FORMAT}: it was written by another version")
+        for name, mine in (("schedule", self.schedule.to_dict()), ("recipe", self.recipe.to_dict())):
+            theirs = state.get(name) or {}
+            diffs = [k for k in mine if _plain(mine[k]) != _plain(theirs.get(k))]
+            if diffs:
+                k = diffs[0]
+                raise ResumeError(
+                    f"the checkpoint was written for {name}.{k} = {_plain(theirs.get(k))!r}, this run has "
+                    f"{_plain(mine[k])!r}: resume with the same config, or start a new run in another directory"
+                )
+        try:
+            self.net.load_state_dict(state["model"])
+            if len(state["optimizers"]) != len(self.opts):
+                raise ValueError(f"{len(state['optimizers'])} optimisers saved, {len(self.opts)} here")
+            for opt, saved in zip(self.opts, state["optimizers"]):
+                opt.load_state_dict(saved)
+            self.data_gen.set_state(state["rng"]["data"])
+            if len(state["rng"]["dropout"]) != len(self.dropout_gens):
+                raise ValueError("the number of dropout generators differs")
+            for g, saved in zip(self.dropout_gens, state["rng"]["dropout"]):
+                g.set_state(saved)
+            self.loss_sums.copy_(state["loss_sums"].to(self.dev))
+            self.position = {k: int(state["position"][k]) for k in ("unit", "epoch", "step")}
+            self.partial_acc = list(state["partial"]["unit_acc"])
+            self.partial_loss = list(state["partial"]["train_loss"])
+            self.history = [_progress_from_dict(p) for p in state["history"]]
+            self.t0 = time.perf_counter() - float(state["elapsed"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise ResumeError(f"the checkpoint does not fit this run ({reason}): start a new run") from None
 
     def release(self) -> None:
         """Drop every tensor this run holds so a pruned or failed trial leaves the device clean."""
@@ -489,3 +610,32 @@ class _Run:
         del self.net
         if self.cuda:
             torch.cuda.empty_cache()
+
+
+def _to_cpu(obj: Any) -> Any:
+    """A deep copy with every tensor cloned to the CPU, containers kept (tuples stay tuples)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return type(obj)((k, _to_cpu(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and lists compare equal after a save and load (YAML and torch.load may turn one into the other)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _progress_to_dict(p: Progress) -> dict[str, Any]:
+    d = asdict(p)
+    d["unit_acc"], d["train_loss"] = list(p.unit_acc), list(p.train_loss)
+    return d
+
+
+def _progress_from_dict(d: dict[str, Any]) -> Progress:
+    return Progress(int(d["step"]), int(d["total_steps"]), tuple(d["unit_acc"]), d["output_acc"],
+                    tuple(d["train_loss"]), float(d["elapsed"]), int(d["unit_epochs"]))
