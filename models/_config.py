@@ -1,0 +1,368 @@
+"""A training config: the one file that says how to train a found schedule in full, and where it came from.
+
+`lwl-export` writes one per selected trial; `lwl-train --config` reads it. It holds the schedule, the paper's full
+recipe for the data set (Section V: Adam, 400 epochs on CIFAR, step decay ×0.25 at 50/75/89/94 %) and the
+provenance (study, trial, search accuracy, storage URL without its password). The YAML is validated field by
+field, so a hand-edited file fails with one line that names the field, before any data is loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from ._data import AUGMENTATIONS, DATASETS, DataError, dataset_info
+from ._losses import LOSSES
+from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, Schedule, ScheduleError
+from ._trainer import MODES, Recipe, paper_recipe
+
+CONFIG_VERSION = 1
+OPTIMIZERS = ("adam",)  # Section V: "The learning solver is ADAM"; the trainer implements nothing else
+_HEADER = (
+    "# lwl-search training config: a schedule with the paper's full training recipe (Ma et al. 2020, Section V).\n"
+    "# Train it with: lwl-train --config {name}\n"
+)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; one line naming the file and the field."""
+
+
+def mask_password(url: str) -> str:
+    """`url` with any password replaced by ***. The same rule as `lwl.search.mask_url`, which models/ must not import:
+    a config is shared and committed, so it never carries a secret."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """What `lwl-train --config` trains: a schedule, its full recipe, and where the schedule came from.
+
+    `provenance` is free-form but YAML-plain (study, trial, search_accuracy, search_epochs, storage, exported_at
+    when exported); every string in it is stored with URL passwords masked.
+    """
+
+    schedule: Schedule
+    recipe: Recipe
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.schedule, Schedule):
+            raise ConfigError(f"config: schedule must be a Schedule, got {type(self.schedule).__name__}")
+        if not isinstance(self.recipe, Recipe):
+            raise ConfigError(f"config: recipe must be a Recipe, got {type(self.recipe).__name__}")
+        if not isinstance(self.provenance, Mapping):
+            raise ConfigError(f"config: field provenance: must be a mapping, got {type(self.provenance).__name__}")
+        _check_fits_dataset("config", self.schedule, self.recipe.dataset)
+        object.__setattr__(self, "provenance", _plain_provenance("config", dict(self.provenance), "provenance"))
+
+    @property
+    def dataset(self) -> str:
+        return self.recipe.dataset
+
+    @property
+    def optimizer(self) -> str:
+        return "adam"
+
+    def with_epochs(self, epochs: int | None) -> TrainingConfig:
+        """The same config trained for `epochs` (None: unchanged); what `lwl-train --epochs` does."""
+        if epochs is None or epochs == self.recipe.epochs:
+            return self
+        try:
+            return replace(self, recipe=replace(self.recipe, epochs=epochs))
+        except ScheduleError as exc:
+            raise ConfigError(f"--epochs {epochs}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        recipe = self.recipe.to_dict()
+        ordered = {"dataset": recipe.pop("dataset"), "optimizer": self.optimizer, **recipe}
+        return {
+            "version": CONFIG_VERSION,
+            "schedule": self.schedule.to_dict(),
+            "recipe": ordered,
+            "provenance": dict(self.provenance),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "config") -> TrainingConfig:
+        """Validate a mapping as read from YAML; raises ConfigError('SOURCE: field a.b: ...') on the first problem."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: expected a mapping with schedule and recipe, got {_kind(data)}")
+        _unknown(source, data, {"version", "schedule", "recipe", "provenance"}, "")
+        version = data.get("version", CONFIG_VERSION)
+        if version != CONFIG_VERSION:
+            raise ConfigError(f"{source}: field version: this lwl-train reads version {CONFIG_VERSION}, "
+                              f"got {version!r}")
+        for name in ("schedule", "recipe"):
+            if name not in data:
+                raise ConfigError(f"{source}: missing field {name}")
+            if not isinstance(data[name], Mapping):
+                raise ConfigError(f"{source}: field {name}: must be a mapping, got {_kind(data[name])}")
+        recipe_data = data["recipe"]
+        if "dataset" not in recipe_data:
+            raise ConfigError(f"{source}: missing field recipe.dataset")
+        dataset = _choice(source, "recipe.dataset", recipe_data["dataset"], tuple(DATASETS))
+        schedule = _schedule_from(source, data["schedule"], dataset)
+        recipe = _recipe_from(source, recipe_data, dataset, schedule.family)
+        provenance = data.get("provenance") or {}
+        if not isinstance(provenance, Mapping):
+            raise ConfigError(f"{source}: field provenance: must be a mapping, got {_kind(provenance)}")
+        return cls(schedule, recipe, _plain_provenance(source, dict(provenance), "provenance"))
+
+    def to_yaml(self, name: str = "FILE") -> str:
+        body = yaml.dump(self.to_dict(), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+        return _HEADER.format(name=name) + body
+
+    def save_yaml(self, path: str | os.PathLike[str]) -> Path:
+        """Write the config atomically (a reader never sees half a file); returns the path."""
+        path = Path(path)
+        atomic_write(path, lambda f: f.write(self.to_yaml(str(path)).encode()))
+        return path
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block mappings with lists on one line ([1, 1, 2, 4]): the layout a person edits."""
+
+
+_Dumper.add_representer(list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+
+
+def load_config(path: str | os.PathLike[str]) -> TrainingConfig:
+    """Read and validate a config written by `save_yaml` or by hand (`yaml.safe_load`: no Python objects)."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such file: give the path lwl-export printed") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read it ({type(exc).__name__}: {exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({_yaml_reason(exc)}): fix the file") from None
+    if data is None:
+        raise ConfigError(f"{source}: the file is empty: expected a mapping with schedule and recipe")
+    return TrainingConfig.from_dict(data, source)
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Write through a temporary file in the same folder, fsync, then rename over `path`.
+
+    A kill at any moment leaves either the old file or the new one, never a torn one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # "x": the umask's permissions
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# ------------------------------------------------------------------------------------------------ validation
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return " ".join(str(problem).split())
+
+
+def _unknown(source: str, data: Mapping[str, Any], known: set[str], prefix: str) -> None:
+    extra = [k for k in data if k not in known]
+    if extra:
+        raise ConfigError(f"{source}: unknown field {prefix}{extra[0]}: allowed are {', '.join(sorted(known))}")
+
+
+def _fail(source: str, path: str, message: str) -> ConfigError:
+    return ConfigError(f"{source}: field {path}: {message}")
+
+
+def _int(source: str, path: str, value: Any, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(source, path, f"must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise _fail(source, path, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(source: str, path: str, value: Any, low: float, high: float | None = None, *,
+           low_open: bool = False, high_open: bool = False) -> float:
+    """A number; strings such as '3e-4' are accepted since YAML 1.1 reads exponents without a dot as text."""
+    if isinstance(value, bool):
+        raise _fail(source, path, f"must be a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise _fail(source, path, f"must be a number, got {value!r}") from None
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _fail(source, path, f"must be a finite number, got {value!r}")
+    value = float(value)
+    if low_open and value <= low:
+        what = "be positive" if low == 0 else f"exceed {low:g}"
+        raise _fail(source, path, f"must {what}, got {value:g}")
+    if not low_open and value < low:
+        raise _fail(source, path, f"must be at least {low:g}, got {value:g}")
+    if high is not None and (value >= high if high_open else value > high):
+        bound = "below" if high_open else "at most"
+        raise _fail(source, path, f"must be {bound} {high:g}, got {value:g}")
+    return value
+
+
+def _choice(source: str, path: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise _fail(source, path, f"must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _int_list(source: str, path: str, value: Any, minimum: int) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise _fail(source, path, f"must be a non-empty list of integers, got {value!r}")
+    for i, v in enumerate(value):
+        _int(source, f"{path}[{i}]", v, minimum)
+    return tuple(value)
+
+
+def _schedule_from(source: str, data: Mapping[str, Any], dataset: str) -> Schedule:
+    fields = set(Schedule.__dataclass_fields__)
+    _unknown(source, data, fields, "schedule.")
+    for name in ("hierarchy", "family"):
+        if name not in data:
+            raise ConfigError(f"{source}: missing field schedule.{name}")
+    hierarchy = _int_list(source, "schedule.hierarchy", data["hierarchy"], 1)
+    family = _choice(source, "schedule.family", data["family"], FAMILIES)
+    values: dict[str, Any] = {"hierarchy": hierarchy, "family": family}
+    if data.get("block") is not None:
+        values["block"] = _choice(source, "schedule.block", data["block"], BLOCKS)
+        if family == "vgg" and values["block"] != "basic":
+            raise _fail(source, "schedule.block", f"{values['block']} applies to the resnet family only: use basic "
+                        "or leave it out for vgg")
+    if data.get("widths") is not None:
+        widths = _int_list(source, "schedule.widths", data["widths"], 1)
+        if len(widths) != len(hierarchy):
+            raise _fail(source, "schedule.widths", f"needs one width per stage ({len(hierarchy)}), got {len(widths)}")
+        values["widths"] = widths
+    if data.get("downsample") is not None:
+        values["downsample"] = _choice(source, "schedule.downsample", data["downsample"], DOWNSAMPLES)
+    info = dataset_info(dataset)
+    for name, expected, what in (("num_classes", info.num_classes, "classes"),
+                                 ("in_channels", info.in_channels, "input channels"),
+                                 ("input_size", info.input_size, "pixels a side")):
+        if data.get(name) is not None:
+            given = _int(source, f"schedule.{name}", data[name], 1)
+            if given != expected:
+                raise _fail(source, f"schedule.{name}", f"{dataset} has {expected} {what}, got {given}")
+        values[name] = expected
+    try:
+        return Schedule(**values)
+    except ScheduleError as exc:
+        raise ConfigError(f"{source}: field schedule.hierarchy: {exc}") from None
+
+
+def _recipe_from(source: str, data: Mapping[str, Any], dataset: str, family: str) -> Recipe:
+    """Validate every given field; the ones left out take the paper's value for the data set and family."""
+    _unknown(source, data, set(Recipe.__dataclass_fields__) | {"optimizer"}, "recipe.")
+    if "optimizer" in data:
+        if str(data["optimizer"]).lower() not in OPTIMIZERS:
+            raise _fail(source, "recipe.optimizer", f"only adam is supported (Section V), got {data['optimizer']!r}")
+    v: dict[str, Any] = {}
+    checks: dict[str, Callable[[str, Any], Any]] = {
+        "loss": lambda p, x: _choice(source, p, x, LOSSES),
+        "mode": lambda p, x: _choice(source, p, x, MODES),
+        "epochs": lambda p, x: _int(source, p, x, 1),
+        "batch_size": lambda p, x: _int(source, p, x, 1),
+        "eval_batch_size": lambda p, x: _int(source, p, x, 1),
+        "lr": lambda p, x: _float(source, p, x, 0.0, low_open=True),
+        "dropout": lambda p, x: _float(source, p, x, 0.0, 1.0, high_open=True),
+        "weight_decay": lambda p, x: _float(source, p, x, 0.0),
+        "lr_gamma": lambda p, x: _float(source, p, x, 0.0, low_open=True),
+        "beta": lambda p, x: _float(source, p, x, 0.0, 1.0),
+        "aux_convs": lambda p, x: _int(source, p, x, 0),
+        "dim_in_decoder": lambda p, x: _int(source, p, x, 1),
+        "val_fraction": lambda p, x: _float(source, p, x, 0.0, 0.5, low_open=True),
+        "seed": lambda p, x: _int(source, p, x),
+    }
+    for name, check in checks.items():
+        if name in data:
+            if data[name] is None:
+                raise _fail(source, f"recipe.{name}", "must be given a value (or be left out for the paper's)")
+            v[name] = check(f"recipe.{name}", data[name])
+    if "lr_milestones" in data:
+        ms = data["lr_milestones"]
+        if not isinstance(ms, (list, tuple)):
+            raise _fail(source, "recipe.lr_milestones", f"must be a list of fractions of the run, got {ms!r}")
+        v["lr_milestones"] = tuple(_float(source, f"recipe.lr_milestones[{i}]", m, 0.0, 1.0) for i, m in enumerate(ms))
+    if data.get("augment") is not None:
+        aug = data["augment"]
+        if not isinstance(aug, (list, tuple)):
+            raise _fail(source, "recipe.augment", f"must be a list drawn from {', '.join(AUGMENTATIONS)}, got {aug!r}")
+        for i, a in enumerate(aug):
+            _choice(source, f"recipe.augment[{i}]", a, AUGMENTATIONS)
+        v["augment"] = tuple(aug)
+    elif "augment" in data:
+        v["augment"] = None
+    if data.get("train_limit") is not None:
+        v["train_limit"] = _int(source, "recipe.train_limit", data["train_limit"], 1)
+    elif "train_limit" in data:
+        v["train_limit"] = None
+    loss = v.get("loss", "predsim")
+    if loss == "global" and v.get("mode", "simultaneous") != "simultaneous":
+        raise _fail(source, "recipe.mode", "loss global trains end to end: use mode simultaneous with it")
+    try:
+        return paper_recipe(dataset, family, **v)
+    except (ScheduleError, DataError) as exc:
+        raise ConfigError(f"{source}: recipe: {exc}") from None
+
+
+def _check_fits_dataset(source: str, schedule: Schedule, dataset: str) -> None:
+    try:
+        info = dataset_info(dataset)
+    except DataError as exc:
+        raise ConfigError(f"{source}: field recipe.dataset: {exc}") from None
+    for name, expected in (("num_classes", info.num_classes), ("in_channels", info.in_channels),
+                           ("input_size", info.input_size)):
+        if getattr(schedule, name) != expected:
+            raise _fail(source, f"schedule.{name}", f"{dataset} needs {expected}, got {getattr(schedule, name)}")
+
+
+def _plain_provenance(source: str, value: Any, path: str) -> Any:
+    """YAML-plain values only (so safe_load reads them back), and URL passwords masked in every string."""
+    if isinstance(value, str):
+        return mask_password(value)
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [_plain_provenance(source, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise _fail(source, path, f"keys must be strings, got {k!r}")
+            out[k] = _plain_provenance(source, v, f"{path}.{k}")
+        return out
+    raise _fail(source, path, f"must be plain YAML data (text, numbers, lists, mappings), got {type(value).__name__}")
