@@ -1,5 +1,7 @@
 """The engine: schedules, the networks they make, and layer-wise training. Knows nothing of Optuna."""
 
+from ._checkpoint import CheckpointError, RunDir, load_checkpoint, save_checkpoint
+from ._config import ConfigError, TrainingConfig, load_config, mask_password
 from ._data import DATASETS, DataError, DataSplits, DatasetInfo, dataset_info, load_data
 from ._losses import LOSSES, similarity_matrix, sim_loss
 from ._network import (
@@ -25,12 +27,15 @@ from ._schedule import (
     make_schedule,
     parse_int_list,
 )
+from ._paper import PAPER_RESULTS, PaperResult, paper_results
 from ._trainer import (
     MODES,
     Diverged,
     Progress,
     Recipe,
+    ResumeError,
     RunResult,
+    TrainerState,
     TrainingError,
     paper_recipe,
     resolve_device,
@@ -44,21 +49,29 @@ __all__ = [
     "FAMILIES",
     "LOSSES",
     "MODES",
+    "PAPER_RESULTS",
     "PRESETS",
+    "CheckpointError",
     "Complexity",
+    "ConfigError",
     "DataError",
     "DataSplits",
     "DatasetInfo",
     "Diverged",
     "HeadSpec",
     "LocalNet",
+    "PaperResult",
     "Preset",
     "Progress",
     "Recipe",
+    "ResumeError",
+    "RunDir",
     "RunResult",
     "Schedule",
     "ScheduleError",
     "StageInfo",
+    "TrainerState",
+    "TrainingConfig",
     "TrainingError",
     "UnitPlan",
     "build_network",
@@ -66,11 +79,16 @@ __all__ = [
     "dataset_info",
     "derive_seed",
     "get_preset",
+    "load_checkpoint",
+    "load_config",
     "load_data",
     "make_schedule",
+    "mask_password",
     "paper_recipe",
+    "paper_results",
     "parse_int_list",
     "resolve_device",
+    "save_checkpoint",
     "sim_loss",
     "similarity_matrix",
     "train",

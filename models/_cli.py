@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from ._checkpoint import CheckpointError, RunDir
+from ._config import ConfigError, TrainingConfig, load_config
 from ._data import dataset_info, load_data
 from ._network import complexity
 from ._options import (
@@ -18,8 +22,9 @@ from ._options import (
     run_command,
     schedule_from_args,
 )
+from ._paper import paper_results
 from ._schedule import Schedule
-from ._trainer import Progress, Recipe, RunResult, train
+from ._trainer import Progress, Recipe, RunResult, TrainerState, resolve_device, train
 
 
 def describe(schedule: Schedule, recipe: Recipe | None = None) -> dict[str, Any]:
@@ -118,39 +123,212 @@ def summary(result: RunResult) -> dict[str, Any]:
     }
 
 
+# Flags that describe the network or the recipe: with --config the file says all of that.
+_CONFIG_CONFLICTS = ("network_preset", "hierarchy", "family", "block", "widths", "downsample", "dataset", "loss",
+                     "mode", "batch_size", "lr", "dropout", "seed")
+
+
 def train_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="lwl-train",
-        description="Train one schedule layer-wise and print per-unit validation (and test) accuracy.",
+        description="Train one schedule layer-wise and print per-unit validation (and test) accuracy. With --config "
+                    "(from lwl-export) it trains the paper's full recipe into --out, checkpointing every epoch.",
+        epilog="Examples: lwl-train --dataset digits --hierarchy 1,1,2,2 --test;  "
+               "lwl-train --config runs/trial-12_1-1-2-4.yaml --device cuda [--resume]",
     )
     add_schedule_args(parser)
     add_data_args(parser)
     add_recipe_args(parser)
     parser.add_argument("--global", dest="also_global", action="store_true",
-                        help="also train the same network end to end, for the paper's comparison")
-    parser.add_argument("--test", action="store_true", help="report test-set accuracy at the end")
+                        help="also train the same network end to end, for the paper's comparison (into OUT/global)")
+    parser.add_argument("--test", action="store_true",
+                        help="report test-set accuracy at the end (always with --config)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object at the end")
+    g = parser.add_argument_group("config, checkpoints and resume")
+    g.add_argument("--config", help="a training config (lwl-export writes them): schedule and full recipe; "
+                   "only --epochs, --device, --data-root, --download apply on top of it")
+    g.add_argument("--out", help="run folder: config.yaml, checkpoint.pt (every epoch), metrics.csv/json, model.pt "
+                   "(default with --config: runs/CONFIG-NAME; without: nothing is written)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint, losing at most the epoch in progress")
     args = parser.parse_args(argv)
 
     def body() -> int:
-        data = load_data(args.dataset, data_root=args.data_root, download=args.download, with_test=args.test)
-        schedule = schedule_from_args(args, args.dataset)
-        recipe = recipe_from_args(args, schedule.family)
-        runs = [recipe] + ([Recipe(**{**recipe.to_dict(), "loss": "global", "mode": "simultaneous"})]
-                           if args.also_global and recipe.loss != "global" else [])
-        results = []
-        for r in runs:
-            print(f"training {schedule.family} {schedule.label()} on {args.dataset}: loss {r.loss}, mode {r.mode}, "
-                  f"{r.epochs} epochs, lr {r.lr:g}, dropout {r.dropout:g}", file=sys.stderr)
-            result = train(schedule, r, data, device=args.device, test=args.test,
-                           on_progress=lambda p, m=r.mode: print(progress_line(p, m), file=sys.stderr))
-            results.append(result)
-            acc = result.test_output_acc if args.test else result.output_acc
-            split = "test" if args.test else "validation"
-            print(f"{r.loss}: {split} accuracy {_fmt_acc(acc).strip()} % in {result.wall_time:.1f}s on {result.device}",
-                  file=sys.stderr)
-        if args.json:
-            print(json.dumps([summary(r) for r in results] if len(results) > 1 else summary(results[0])))
-        return 0
+        if args.config is None and args.out is None:
+            if args.resume:
+                raise CheckpointError("--resume needs the run folder: pass --out DIR (or --config FILE)")
+            return _train_flags(args)
+        return _train_run(parser, args)
 
-    return run_command("lwl-train", body)
+    return run_command("lwl-train", body, errors=(ConfigError,))
+
+
+def _train_flags(args: argparse.Namespace) -> int:
+    """The original command: flags in, lines on stderr, nothing written."""
+    data = load_data(args.dataset, data_root=args.data_root, download=args.download, with_test=args.test)
+    schedule = schedule_from_args(args, args.dataset)
+    recipe = recipe_from_args(args, schedule.family)
+    runs = [recipe] + ([Recipe(**{**recipe.to_dict(), "loss": "global", "mode": "simultaneous"})]
+                       if args.also_global and recipe.loss != "global" else [])
+    results = []
+    for r in runs:
+        print(f"training {schedule.family} {schedule.label()} on {args.dataset}: loss {r.loss}, mode {r.mode}, "
+              f"{r.epochs} epochs, lr {r.lr:g}, dropout {r.dropout:g}", file=sys.stderr)
+        result = train(schedule, r, data, device=args.device, test=args.test,
+                       on_progress=lambda p, m=r.mode: print(progress_line(p, m), file=sys.stderr))
+        results.append(result)
+        acc = result.test_output_acc if args.test else result.output_acc
+        split = "test" if args.test else "validation"
+        print(f"{r.loss}: {split} accuracy {_fmt_acc(acc).strip()} % in {result.wall_time:.1f}s on {result.device}",
+              file=sys.stderr)
+    for row in paper_results(args.dataset, schedule):
+        print(f"paper: {row.label()} {schedule.label()}: layer-wise {row.layerwise:.2f} %, global {row.global_:.2f} % "
+              "(test, 400 epochs)", file=sys.stderr)
+    if args.json:
+        print(json.dumps([summary(r) for r in results] if len(results) > 1 else summary(results[0])))
+    return 0
+
+
+def _train_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """A run with a folder: config, checkpoint every epoch, metrics, resume, final summary against the paper."""
+    if args.config is not None:
+        given = [f"--{name.replace('network_preset', 'preset').replace('_', '-')}" for name in _CONFIG_CONFLICTS
+                 if getattr(args, name) != parser.get_default(name)]
+        if given:
+            raise ConfigError(f"{given[0]} cannot be combined with --config: edit the config file instead (only "
+                              "--epochs, --device, --data-root, --download apply on top of it)")
+        config = load_config(args.config).with_epochs(args.epochs)
+        out = Path(args.out) if args.out is not None else Path("runs") / Path(args.config).stem
+        test = True
+    else:
+        schedule = schedule_from_args(args, args.dataset)
+        config = TrainingConfig(schedule, recipe_from_args(args, schedule.family), {"source": "lwl-train flags"})
+        out, test = Path(args.out), args.test
+    jobs = [(config, out)]
+    if args.also_global and config.recipe.loss != "global":
+        glob = replace(config.recipe, loss="global", mode="simultaneous")
+        jobs.append((TrainingConfig(config.schedule, glob, {**config.provenance, "comparison": "global"}),
+                     out / "global"))
+    device = resolve_device(args.device)
+    dirs = [RunDir(d, c, device=str(device)) for c, d in jobs]
+    # Every precondition before any data is loaded or anything is written.
+    if args.resume:
+        if not dirs[0].has_checkpoint():
+            raise CheckpointError(f"no checkpoint at {dirs[0].checkpoint_path} to resume: run without --resume to "
+                                  "start training there")
+        states: list[TrainerState | None] = [rd.resume_state() if rd.has_checkpoint() else None for rd in dirs]
+    else:
+        for rd in dirs:
+            if rd.has_checkpoint():
+                raise CheckpointError(f"{rd.path} already holds a run (checkpoint.pt): pass --resume to continue "
+                                      "it, or choose another --out")
+        states = [None] * len(dirs)
+    data = load_data(config.dataset, data_root=args.data_root, download=args.download,
+                     val_fraction=config.recipe.val_fraction, split_seed=config.recipe.seed, with_test=test)
+    results: list[RunResult] = []
+    again = f"lwl-train {'--config ' + str(args.config) if args.config else '...'} --out {out} --resume"
+    try:
+        for rd, state in zip(dirs, states):
+            results.append(_train_one(rd, state, data, device, test))
+    except KeyboardInterrupt:
+        print(f"lwl-train: interrupted; continue with: {again}", file=sys.stderr)
+        return 130
+    text = run_summary(results, dirs)
+    if args.json:
+        print(text, file=sys.stderr)
+        docs = [{**summary(r), "out": str(rd.path), "paper": _paper_rows(rd.config)} for r, rd in zip(results, dirs)]
+        print(json.dumps(docs if len(docs) > 1 else docs[0]))
+    else:
+        print(text)
+    return 0
+
+
+def _train_one(rd: RunDir, state: TrainerState | None, data: Any, device: Any, test: bool) -> RunResult:
+    c = rd.config
+    r = c.recipe
+    if state is None:
+        rd.start()
+    done = len(rd.records)
+    what = "epoch" if r.mode == "simultaneous" else "unit"
+    total = r.epochs if r.mode == "simultaneous" else c.schedule.units
+    print(f"training {c.schedule.family} {c.schedule.label()} on {c.dataset} into {rd.path}: loss {r.loss}, mode "
+          f"{r.mode}, {_epochs(r.epochs)}, lr {r.lr:g}, dropout {r.dropout:g}, batch {r.batch_size}"
+          + (f"; resuming after {what} {done}/{total}" if state is not None else ""), file=sys.stderr)
+    bar = _Progress(total, done, r.mode)
+
+    def on_progress(p: Progress) -> None:
+        rd.record(p)
+        bar.update(p)
+
+    try:
+        result = train(c.schedule, r, data, device=device, test=test, keep_model=True,
+                       on_progress=on_progress, checkpoint=rd.checkpoint, resume=state)
+    finally:
+        bar.close()
+    rd.finish(result)
+    return result
+
+
+class _Progress:
+    """A tqdm bar on a terminal; plain lines (one per epoch or unit) in logs and pipes."""
+
+    def __init__(self, total: int, done: int, mode: str) -> None:
+        self.mode = mode
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, desc="epochs" if mode == "simultaneous" else "units",
+                            file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, p: Progress) -> None:
+        if self.bar is None:
+            print(progress_line(p, self.mode), file=sys.stderr, flush=True)
+            return
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"val {_fmt_acc(p.value).strip()} %")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _epochs(n: Any) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+def _paper_rows(config: TrainingConfig) -> list[dict[str, Any]]:
+    return [{"model": row.model, "table": row.table, "layerwise": row.layerwise, "global": row.global_}
+            for row in paper_results(config.dataset, config.schedule)]
+
+
+def run_summary(results: Sequence[RunResult], dirs: Sequence[RunDir]) -> str:
+    """Per-unit and output test accuracy of each run, each beside the paper's when the paper trained this list."""
+    config = dirs[0].config
+    s = config.schedule
+    rows = paper_results(config.dataset, s)
+    lines = ["", f"{s.family} {s.block + ' ' if s.family == 'resnet' else ''}{s.label()} on {config.dataset}"]
+    for result, rd in zip(results, dirs):
+        r = result.recipe
+        test = result.test_output_acc is not None
+        split = "test" if test else "validation"
+        units = result.test_unit_acc if test else result.unit_acc
+        paper = "; ".join(f"{row.global_ if r.loss == 'global' else row.layerwise:.2f} % ({row.model}, "
+                          f"Table {row.table})" for row in rows)
+        out_acc = result.test_output_acc if test else result.output_acc
+        lines += [
+            f"  {r.loss} ({r.mode}, {_epochs(r.epochs)}, {result.wall_time:.0f}s of training on {result.device}) "
+            f"-> {rd.path}",
+            f"    {split} accuracy per unit  " + " ".join(_fmt_acc(a).strip() for a in (units or ())),
+            f"    output {split} accuracy  {'-' if out_acc is None else f'{100 * out_acc:.2f}'} %"
+            f"   (validation {_fmt_acc(result.output_acc).strip()} %)" + (f"   paper: {paper}" if paper else ""),
+        ]
+    if rows:
+        lines.append("  (the paper's numbers are test accuracy after 400 epochs, Tables I-VI)")
+    elif config.dataset != "digits":
+        lines.append("  the paper did not train this list (Tables I-VI)")
+    prov = config.provenance
+    if "search_accuracy" in prov:
+        lines.append(f"  search: study {prov.get('study')!r} trial {prov.get('trial')}, validation accuracy "
+                     f"{_fmt_acc(prov['search_accuracy']).strip()} % after {_epochs(prov.get('search_epochs'))}")
+    return "\n".join(lines)

@@ -340,6 +340,18 @@ class _Run:
         return iter_batches(x, self.data.train_y, plan, self.recipe.batch_size, augment,
                             self.data.info.crop_padding, self.dev)
 
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch in the run's memory format with that format's own strides.
+
+        For one-channel images (digits) the batched augmentation returns strides (HW, 1, W, 1), which count as
+        contiguous, so `.contiguous()` keeps them; the CPU convolution then takes another path that was seen to
+        make runs irreproducible. Checking strides is metadata only: no copy otherwise and no host sync.
+        """
+        x = x.contiguous(memory_format=self.memory_format)
+        if x.stride() != torch.empty(x.shape, device="meta", memory_format=self.memory_format).stride():
+            x = x.clone(memory_format=self.memory_format)
+        return x
+
     def _steps_per_epoch(self) -> int:
         n, b = self.data.train_x.shape[0], self.recipe.batch_size
         return n // b if n >= b else 1
@@ -412,7 +424,7 @@ class _Run:
             self.loss_sums.zero_()
             for x, y in self._batches(x_train, self.augment):
                 self._set_lr(self.opts, step, total)
-                x = x.contiguous(memory_format=self.memory_format)
+                x = self._layout(x)
                 if self.layerwise:
                     self._step_layerwise(x, y, 0, n_units - 1, True)
                 else:
@@ -452,7 +464,7 @@ class _Run:
                 self.net.classifier.train()
                 for x, y in self._batches(feats, () if (cached and j > 0) else self.augment):
                     self._set_lr(opts, step, epochs * per_epoch)
-                    x = x.contiguous(memory_format=self.memory_format)
+                    x = self._layout(x)
                     if not cached:
                         x = self._frozen_prefix(x, j)
                     if j > 0:
@@ -549,6 +561,7 @@ class _Run:
             "format": STATE_FORMAT,
             "schedule": self.schedule.to_dict(),
             "recipe": self.recipe.to_dict(),
+            "device": self.dev.type,
             "position": dict(self.position),
             "complete": self._complete(),
             "model": _to_cpu(self.net.state_dict()),
@@ -573,6 +586,9 @@ class _Run:
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             found = state.get("format") if isinstance(state, dict) else type(state).__name__
             raise ResumeError(f"checkpoint format {found!r} is not {STATE_FORMAT}: it was written by another version")
+        if state.get("device", self.dev.type) != self.dev.type:
+            raise ResumeError(f"the checkpoint was written on {state['device']}, this run is on {self.dev.type}: "
+                              f"resume with --device {state['device']} (the devices' random streams differ)")
         for name, mine in (("schedule", self.schedule.to_dict()), ("recipe", self.recipe.to_dict())):
             theirs = state.get(name) or {}
             diffs = [k for k in mine if _plain(mine[k]) != _plain(theirs.get(k))]
@@ -587,7 +603,7 @@ class _Run:
             if len(state["optimizers"]) != len(self.opts):
                 raise ValueError(f"{len(state['optimizers'])} optimisers saved, {len(self.opts)} here")
             for opt, saved in zip(self.opts, state["optimizers"]):
-                opt.load_state_dict(saved)
+                opt.load_state_dict(_to_cpu(saved))  # a copy: Adam would update the caller's tensors in place
             self.data_gen.set_state(state["rng"]["data"])
             if len(state["rng"]["dropout"]) != len(self.dropout_gens):
                 raise ValueError("the number of dropout generators differs")

@@ -1,0 +1,200 @@
+"""From a finished search to training configs: the selected trials' schedules with the paper's full recipe.
+
+A search trains every candidate briefly (its fidelity, e.g. 15 epochs on CIFAR, maybe on a subset); what it finds
+is a hierarchy list, not a trained network. The config carries that list with the study's recipe at full length
+(`paper_recipe(...).epochs`: 400 on CIFAR) on the whole training set, plus where it came from, so that
+`lwl-train --config` reproduces the paper's protocol for it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from lwl.models import ScheduleError, TrainingConfig, complexity, paper_recipe
+
+from ._settings import SETTINGS_ATTR, StudySettings
+from ._storage import mask_url
+
+SELECTIONS = ("best", "top", "pareto", "trial")
+
+
+class ExportError(ValueError):
+    """Nothing to export, or nowhere to put it; one line naming the study or trial and what to do."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which complete trials to export: the best, the top K, the Pareto front (accuracy vs parameters), or trial N."""
+
+    kind: str = "best"
+    n: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SELECTIONS:
+            raise ExportError(f"unknown selection {self.kind!r}: choose one of {', '.join(SELECTIONS)}")
+        if self.kind in ("top", "trial") and (not isinstance(self.n, int) or isinstance(self.n, bool)
+                                              or self.n < (1 if self.kind == "top" else 0)):
+            what = "--top K needs K >= 1" if self.kind == "top" else "--trial N needs a trial number N >= 0"
+            raise ExportError(f"{what}, got {self.n!r}")
+
+    @classmethod
+    def parse(cls, text: str | Selection) -> Selection:
+        """'best', 'pareto', 'top:3' or 'trial:12'."""
+        if isinstance(text, Selection):
+            return text
+        kind, _, n = str(text).partition(":")
+        try:
+            return cls(kind, int(n) if n else None)
+        except ValueError:
+            raise ExportError(f"selection {text!r}: write best, pareto, top:K or trial:N") from None
+
+    def describe(self) -> str:
+        return {"best": "best", "pareto": "pareto", "top": f"top {self.n}", "trial": f"trial {self.n}"}[self.kind]
+
+
+def study_settings(study: optuna.Study) -> StudySettings:
+    """The settings `lwl-search` stored with the study; refuses a study it did not make."""
+    stored = study.user_attrs.get(SETTINGS_ATTR)
+    if stored is None:
+        raise ExportError(f"study {study.study_name!r} was not made by lwl-search (no {SETTINGS_ATTR!r} attribute): "
+                          "export needs its network and recipe settings")
+    try:
+        return StudySettings.from_dict(json.loads(stored))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ExportError(f"study {study.study_name!r}: its stored settings cannot be read ({exc})") from None
+
+
+def trial_hierarchy(trial: FrozenTrial, settings: StudySettings) -> tuple[int, ...]:
+    """The list a complete trial trained: its `hierarchy` attribute, else its d1..dn parameters."""
+    stored = trial.user_attrs.get("hierarchy")
+    if isinstance(stored, (list, tuple)) and stored:
+        return tuple(int(d) for d in stored)
+    names = settings.space.param_names()
+    if all(n in trial.params for n in names):
+        return tuple(int(trial.params[n]) for n in names)
+    raise ExportError(f"trial {trial.number} holds no hierarchy (no 'hierarchy' attribute, no {names[0]}.. params)")
+
+
+def _complete(study: optuna.Study) -> list[FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.value is not None and math.isfinite(t.value)]
+
+
+def _params(trial: FrozenTrial, settings: StudySettings) -> int:
+    value = trial.user_attrs.get("params")
+    if isinstance(value, int):
+        return value
+    return complexity(settings.schedule(trial_hierarchy(trial, settings)), settings.recipe.head).params
+
+
+def _rank_key(trial: FrozenTrial, settings: StudySettings) -> tuple[float, int, int]:
+    """Highest accuracy first; ties go to the smaller network, then to the earlier trial."""
+    assert trial.value is not None
+    return (-trial.value, _params(trial, settings), trial.number)
+
+
+def pareto_front(trials: Sequence[FrozenTrial], settings: StudySettings) -> list[FrozenTrial]:
+    """The complete trials no other beats on both accuracy (higher) and parameters (fewer); smallest first."""
+    points = [(t, float(t.value), _params(t, settings)) for t in trials if t.value is not None]
+    front = [
+        (t, acc, params) for t, acc, params in points
+        if not any(a >= acc and p <= params and (a > acc or p < params) for _, a, p in points)
+    ]
+    return [t for t, _, _ in sorted(front, key=lambda x: (x[2], -x[1], x[0].number))]
+
+
+def select_trials(study: optuna.Study, selection: Selection | str, settings: StudySettings) -> list[FrozenTrial]:
+    selection = Selection.parse(selection)
+    if selection.kind == "trial":
+        trials = study.get_trials(deepcopy=False)
+        match = [t for t in trials if t.number == selection.n]
+        if not match:
+            span = f"trials 0-{trials[-1].number}" if trials else "no trials"
+            raise ExportError(f"study {study.study_name!r} has no trial {selection.n} ({span}): pick one that "
+                              "lwl-search reported as complete")
+        trial = match[0]
+        if trial.state != TrialState.COMPLETE or trial.value is None:
+            done = ", ".join(str(t.number) for t in _complete(study)[:20]) or "none yet"
+            words = {TrialState.FAIL: "failed", TrialState.RUNNING: "still running"}
+            state = words.get(trial.state, trial.state.name.lower())
+            raise ExportError(f"trial {selection.n} of study {study.study_name!r} is {state}, not "
+                              f"complete: only a complete trial has a final accuracy; complete trials: {done}")
+        return [trial]
+    done = _complete(study)
+    if not done:
+        raise ExportError(f"study {study.study_name!r} has no complete trial yet: run lwl-search until one finishes")
+    if selection.kind == "pareto":
+        return pareto_front(done, settings)
+    ranked = sorted(done, key=lambda t: _rank_key(t, settings))
+    return ranked[: 1 if selection.kind == "best" else selection.n]
+
+
+def export_configs(study: optuna.Study, selection: Selection | str = "best", *,
+                   storage_url: str | None = None) -> list[TrainingConfig]:
+    """One `TrainingConfig` per selected complete trial: its schedule, the study's recipe at the paper's full
+    length on the whole training set, and the provenance (storage URL masked)."""
+    settings = study_settings(study)
+    selection = Selection.parse(selection)
+    search = settings.recipe
+    try:
+        full = paper_recipe(search.dataset, settings.family).epochs
+        recipe = replace(search, epochs=full, train_limit=None)
+    except ScheduleError as exc:
+        raise ExportError(f"study {study.study_name!r}: {exc}") from None
+    storage = storage_url if storage_url is not None else str(study.user_attrs.get("storage", ""))
+    exported_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    configs = []
+    for trial in select_trials(study, selection, settings):
+        schedule = settings.schedule(trial_hierarchy(trial, settings))
+        provenance: dict[str, Any] = {
+            "study": study.study_name,
+            "trial": trial.number,
+            "selection": selection.describe(),
+            "search_accuracy": trial.value,
+            "search_epochs": search.epochs,
+            "search_train_limit": search.train_limit,
+            "params": _params(trial, settings),
+            "paper": trial.user_attrs.get("paper"),
+            "storage": mask_url(storage) if storage else None,
+            "exported_at": exported_at,
+        }
+        configs.append(TrainingConfig(schedule, recipe, provenance))
+    return configs
+
+
+def config_filename(config: TrainingConfig) -> str:
+    """'trial-12_1-1-2-4.yaml': unique within a study, readable in a listing."""
+    trial = config.provenance.get("trial", "x")
+    return f"trial-{trial}_{'-'.join(map(str, config.schedule.hierarchy))}.yaml"
+
+
+def output_paths(configs: Sequence[TrainingConfig], out: str | os.PathLike[str]) -> list[Path]:
+    """A .yaml path for a single config, a folder (existing or to be made) for any number; checked before writing."""
+    out = Path(out)
+    if out.suffix in (".yaml", ".yml"):
+        if len(configs) != 1:
+            raise ExportError(f"--out {out} names one file but {len(configs)} trials were selected: give a folder")
+        if out.is_dir():
+            raise ExportError(f"--out {out} is a folder: drop the .yaml ending or choose a file name")
+        return [out]
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} exists and is not a folder: give a folder or a .yaml file name")
+    return [out / config_filename(c) for c in configs]
+
+
+def write_configs(configs: Sequence[TrainingConfig], out: str | os.PathLike[str]) -> list[Path]:
+    """Write every config (atomically, each) once all paths are known to be usable; returns the paths."""
+    paths = output_paths(configs, out)
+    for config, path in zip(configs, paths):
+        config.save_yaml(path)
+    return paths
