@@ -3,7 +3,7 @@
 This layer only reads the storage through lwl.search's helpers; it never builds or trains a network.
 """
 
-from ._figures import FIGURE_IDS, TrialRow, memory_estimate, pareto_front
+from ._figures import FIGURE_IDS, TrialRow, memory_estimate
 from ._report import (
     ReportData,
     ReportError,
@@ -30,7 +30,6 @@ __all__ = [
     "load_report_data",
     "memory_estimate",
     "open_study",
-    "pareto_front",
     "render_html",
     "save_dashboard_figures",
     "write_report",

@@ -14,6 +14,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from lwl.search._pareto import pareto_indices
+
 # id -> section title. Order is the order of the report.
 FIGURE_IDS: dict[str, str] = {
     "lwl-pareto-params": "Accuracy vs parameters",
@@ -67,22 +69,6 @@ class TrialRow:
 
 
 # --------------------------------------------------------------------------------------------- helpers
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the non-dominated (cost, accuracy) points: lower cost and higher accuracy are better.
-
-    A point is dominated when another is at least as good in both and better in one; equal points are all kept.
-    The indices come back sorted by cost (then by accuracy, best first).
-    """
-    front = []
-    for i, (ci, ai) in enumerate(points):
-        dominated = any(
-            cj <= ci and aj >= ai and (cj < ci or aj > ai) for j, (cj, aj) in enumerate(points) if j != i
-        )
-        if not dominated:
-            front.append(i)
-    return sorted(front, key=lambda i: (points[i][0], -points[i][1]))
 
 
 def memory_estimate(row: TrialRow, batch_size: int) -> float | None:
@@ -158,7 +144,7 @@ def pareto_figure(rows: Sequence[TrialRow], axis: CostAxis, title: str) -> go.Fi
     done.sort(key=lambda r: bool(r.paper))  # the legend shows the first point's symbol: a circle
     costs = [float(axis.cost(r)) for r in done]  # type: ignore[arg-type]
     accs = [float(r.value) for r in done]  # type: ignore[arg-type]
-    front = pareto_front(list(zip(costs, accs)))
+    front = pareto_indices(list(zip(costs, accs)))
     on_front = set(front)
     fig = go.Figure()
     fig.add_trace(go.Scatter(
@@ -416,7 +402,6 @@ __all__ = [
     "memory_axis",
     "memory_estimate",
     "pareto_figure",
-    "pareto_front",
     "ranked_figure",
     "time_seconds",
     "unit_accuracy_figure",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import time
@@ -38,7 +39,9 @@ from ._sampler import SAMPLERS, validate_enqueued
 from ._settings import StudySettings
 from ._space import CONSTRAINTS, SearchSpace, SpaceError
 from ._storage import StorageError, default_storage, kind_of, mask_url
-from ._study import PRUNERS, SearchOutcome, count_finished, enqueue_lists, prepare_study, run_search, top_trials
+from ._artifacts import ARTIFACT_DIR_ATTR, ConfigArtifacts, dashboard_command, default_artifact_dir
+from ._export import top_trials
+from ._study import PRUNERS, SearchOutcome, count_finished, enqueue_lists, prepare_study, run_search
 
 # Built-in defaults, below a YAML preset's values and the command line's flags.
 DEFAULTS: dict[str, Any] = {
@@ -96,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--storage", help="SQLAlchemy URL, journal file (.log) or redis:// URL "
                    "(default sqlite:///studies/STUDY.db)")
     g.add_argument("--study-name", help="default DATASET-FAMILY-bBUDGET-sSTAGES")
+    g.add_argument("--artifact-dir", help="where each complete trial's training config is stored as an Optuna "
+                   "artifact for optuna-dashboard (default: STUDY-artifacts beside a SQLite or journal file, "
+                   "studies/STUDY-artifacts for a server; use a shared folder for workers on several machines)")
     g.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1 (default auto)")
     g.add_argument("--quiet", action="store_true", default=None, help="no progress display, only the summary")
     g.add_argument("--workers", type=int, help="local worker processes sharing the study (default 1; one per GPU "
@@ -282,7 +288,12 @@ def summary_text(study: optuna.Study, outcome_reason: str, storage_url: str, k: 
                 f"{t.user_attrs.get('params', 0) / 1e6:8.2f}M {t.user_attrs.get('wall_time', 0):6.1f}s  "
                 f"{t.user_attrs.get('paper') or ''}"
             )
-    lines += ["", "next:", f"  optuna-dashboard {storage_url}"]
+    lines += ["", "next:", f"  {dashboard_command(storage_url, study.user_attrs)}      # then open "
+              "http://127.0.0.1:8080"]
+    if top:
+        lines.append(f"  lwl-export --storage {shlex.quote(storage_url)} --study-name {shlex.quote(study.study_name)} "
+                     "--best --out configs/      # then: lwl-train --config configs/FILE.yaml")
+        lines.append(f"  lwl-report --storage {shlex.quote(storage_url)} --study-name {shlex.quote(study.study_name)}")
     if "***" in storage_url:
         lines.append("  (put the password back into the URL: it is never printed)")
     return "\n".join(lines)
@@ -357,6 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         study = prepare_study(settings, storage_url, study_name, sampler=args.sampler, pruner=args.pruner,
                               seed=args.seed, pruner_startup=args.pruner_startup, heartbeat_seconds=args.heartbeat)
         shown_url = mask_url(storage_url)
+        artifacts = ConfigArtifacts(args.artifact_dir or default_artifact_dir(storage_url, study_name))
+        study.set_user_attr(ARTIFACT_DIR_ATTR, str(artifacts.directory))
         done = count_finished(study)
         r = settings.recipe
         if not args.quiet:
@@ -384,7 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             display = BarDisplay(args.trials, done) if sys.stderr.isatty() else LineDisplay()
         try:
             outcome = run_search(settings, data, study, trials=args.trials, timeout=args.timeout, enqueue=enqueue,
-                                 paper=not args.no_paper_baselines, device=str(device), display=display)
+                                 paper=not args.no_paper_baselines, device=str(device), display=display,
+                                 artifacts=artifacts)
             reason = outcome.stop_reason
         except KeyboardInterrupt:
             print("\nlwl-search: interrupted; the running trial is recorded as failed ('interrupted')",

@@ -22,7 +22,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import ScheduleError, TrainingConfig, complexity, paper_recipe
 
+from ._pareto import pareto_front
 from ._settings import SETTINGS_ATTR, StudySettings
+from ._space import paper_name
 from ._storage import mask_url
 
 SELECTIONS = ("best", "top", "pareto", "trial")
@@ -90,27 +92,9 @@ def _complete(study: optuna.Study) -> list[FrozenTrial]:
             if t.value is not None and math.isfinite(t.value)]
 
 
-def _params(trial: FrozenTrial, settings: StudySettings) -> int:
-    value = trial.user_attrs.get("params")
-    if isinstance(value, int):
-        return value
-    return complexity(settings.schedule(trial_hierarchy(trial, settings)), settings.recipe.head).params
-
-
-def _rank_key(trial: FrozenTrial, settings: StudySettings) -> tuple[float, int, int]:
-    """Highest accuracy first; ties go to the smaller network, then to the earlier trial."""
-    assert trial.value is not None
-    return (-trial.value, _params(trial, settings), trial.number)
-
-
-def pareto_front(trials: Sequence[FrozenTrial], settings: StudySettings) -> list[FrozenTrial]:
-    """The complete trials no other beats on both accuracy (higher) and parameters (fewer); smallest first."""
-    points = [(t, float(t.value), _params(t, settings)) for t in trials if t.value is not None]
-    front = [
-        (t, acc, params) for t, acc, params in points
-        if not any(a >= acc and p <= params and (a > acc or p < params) for _, a, p in points)
-    ]
-    return [t for t, _, _ in sorted(front, key=lambda x: (x[2], -x[1], x[0].number))]
+def top_trials(study: optuna.Study, k: int = 5) -> list[FrozenTrial]:
+    """The k most accurate complete trials; ties go to the smaller network, then to the earlier trial."""
+    return sorted(_complete(study), key=lambda t: (-t.value, t.user_attrs.get("params", math.inf), t.number))[:k]
 
 
 def select_trials(study: optuna.Study, selection: Selection | str, settings: StudySettings) -> list[FrozenTrial]:
@@ -134,42 +118,45 @@ def select_trials(study: optuna.Study, selection: Selection | str, settings: Stu
     if not done:
         raise ExportError(f"study {study.study_name!r} has no complete trial yet: run lwl-search until one finishes")
     if selection.kind == "pareto":
-        return pareto_front(done, settings)
-    ranked = sorted(done, key=lambda t: _rank_key(t, settings))
-    return ranked[: 1 if selection.kind == "best" else selection.n]
+        return pareto_front(study)
+    return top_trials(study, 1 if selection.kind == "best" else selection.n)
 
 
 def export_configs(study: optuna.Study, selection: Selection | str = "best", *,
                    storage_url: str | None = None) -> list[TrainingConfig]:
-    """One `TrainingConfig` per selected complete trial: its schedule, the study's recipe at the paper's full
-    length on the whole training set, and the provenance (storage URL masked)."""
+    """One `TrainingConfig` per selected complete trial (see `trial_config`)."""
     settings = study_settings(study)
     selection = Selection.parse(selection)
+    storage = storage_url if storage_url is not None else str(study.user_attrs.get("storage", ""))
+    return [trial_config(settings, trial_hierarchy(t, settings), study_name=study.study_name, trial=t.number,
+                         accuracy=t.value, selection=selection.describe(), storage_url=storage)
+            for t in select_trials(study, selection, settings)]
+
+
+def trial_config(settings: StudySettings, hierarchy: Sequence[int], *, study_name: str, trial: int,
+                 accuracy: float | None, selection: str = "trial", storage_url: str = "") -> TrainingConfig:
+    """A trial's schedule with the study's recipe at the paper's full length on the whole training set, plus where
+    it came from (storage URL masked). Takes the trial's facts, not the trial, so a running trial can be exported
+    as it completes (an artifact can only be attached to a running trial)."""
     search = settings.recipe
     try:
-        full = paper_recipe(search.dataset, settings.family).epochs
-        recipe = replace(search, epochs=full, train_limit=None)
+        recipe = replace(search, epochs=paper_recipe(search.dataset, settings.family).epochs, train_limit=None)
     except ScheduleError as exc:
-        raise ExportError(f"study {study.study_name!r}: {exc}") from None
-    storage = storage_url if storage_url is not None else str(study.user_attrs.get("storage", ""))
-    exported_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    configs = []
-    for trial in select_trials(study, selection, settings):
-        schedule = settings.schedule(trial_hierarchy(trial, settings))
-        provenance: dict[str, Any] = {
-            "study": study.study_name,
-            "trial": trial.number,
-            "selection": selection.describe(),
-            "search_accuracy": trial.value,
-            "search_epochs": search.epochs,
-            "search_train_limit": search.train_limit,
-            "params": _params(trial, settings),
-            "paper": trial.user_attrs.get("paper"),
-            "storage": mask_url(storage) if storage else None,
-            "exported_at": exported_at,
-        }
-        configs.append(TrainingConfig(schedule, recipe, provenance))
-    return configs
+        raise ExportError(f"study {study_name!r}: {exc}") from None
+    schedule = settings.schedule(tuple(hierarchy))
+    provenance: dict[str, Any] = {
+        "study": study_name,
+        "trial": trial,
+        "selection": selection,
+        "search_accuracy": accuracy,
+        "search_epochs": search.epochs,
+        "search_train_limit": search.train_limit,
+        "params": complexity(schedule, search.head).params,
+        "paper": paper_name(schedule.hierarchy),
+        "storage": mask_url(storage_url) if storage_url else None,
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return TrainingConfig(schedule, recipe, provenance)
 
 
 def config_filename(config: TrainingConfig) -> str:

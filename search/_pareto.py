@@ -8,6 +8,7 @@ page; nothing else reads it, and it can always be rebuilt from the search study.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -53,16 +54,21 @@ def publish_pareto(study: optuna.Study) -> optuna.Study:
     return derived
 
 
+def pareto_indices(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the non-dominated (cost, accuracy) points: lower cost and higher accuracy are better.
+
+    A point is dominated when another is at least as good in both and better in one; equal points are all kept.
+    The indices come back sorted by cost (then by accuracy, best first).
+    """
+    front = [
+        i for i, (ci, ai) in enumerate(points)
+        if not any(cj <= ci and aj >= ai and (cj < ci or aj > ai) for j, (cj, aj) in enumerate(points) if j != i)
+    ]
+    return sorted(front, key=lambda i: (points[i][0], -points[i][1]))
+
+
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
-    """The search study's complete trials that no other beats on both accuracy and parameters."""
+    """The search study's complete trials that no other beats on both accuracy and parameters; smallest first."""
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.value is not None and "params" in t.user_attrs]
-
-    def dominated(a: FrozenTrial) -> bool:
-        return any(
-            b.value >= a.value and b.user_attrs["params"] <= a.user_attrs["params"]
-            and (b.value > a.value or b.user_attrs["params"] < a.user_attrs["params"])
-            for b in done
-        )
-
-    return sorted((t for t in done if not dominated(t)), key=lambda t: t.user_attrs["params"])
+    return [done[i] for i in pareto_indices([(float(t.user_attrs["params"]), float(t.value)) for t in done])]

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from lwl.models import PAPER_RESULTS
+
 __all__ = [
     "CONSTRAINTS",
     "MAX_LISTS",
@@ -40,77 +42,10 @@ class SpaceError(ValueError):
     """A user-facing, one-line message naming the problem and the fix (CLI prints it as is)."""
 
 
-# (model, table, hierarchy) for every row of the paper's Tables I-VI, in table order.
-# Note: the paper's VGG8b family has 5 stages in Table I but 4 stages in Table II; both are kept
-# as printed.
-PAPER_HIERARCHIES: tuple[tuple[str, str, tuple[int, ...]], ...] = (
-    # Table I: VGGs on CIFAR-10
-    ("VGG8", "Table I", (1, 1, 1, 1, 1)),
-    ("VGG11", "Table I", (1, 1, 2, 2, 2)),
-    ("VGG16", "Table I", (2, 2, 3, 3, 3)),
-    ("VGG16_e1", "Table I", (3, 3, 4, 4, 4)),
-    ("VGG16_e2", "Table I", (4, 4, 5, 5, 5)),
-    ("VGG16_e3", "Table I", (5, 5, 6, 6, 6)),
-    ("VGG19", "Table I", (2, 2, 4, 4, 4)),
-    ("VGG19_e1", "Table I", (3, 3, 5, 5, 5)),
-    ("VGG19_e2", "Table I", (4, 4, 6, 6, 6)),
-    ("VGG19_e3", "Table I", (5, 5, 7, 7, 7)),
-    ("VGG8b", "Table I", (2, 2, 1, 1, 1)),
-    ("VGG8b_e1", "Table I", (3, 3, 2, 2, 2)),
-    ("VGG8b_e2", "Table I", (4, 4, 3, 3, 3)),
-    ("VGG8b_e3", "Table I", (5, 5, 4, 4, 4)),
-    # Table II: VGGs on CIFAR-100
-    ("VGG8", "Table II", (1, 1, 1, 1, 1)),
-    ("VGG11", "Table II", (1, 1, 2, 2, 2)),
-    ("VGG16", "Table II", (2, 2, 3, 3, 3)),
-    ("VGG16_e1", "Table II", (3, 3, 4, 4, 4)),
-    ("VGG16_e2", "Table II", (4, 4, 5, 5, 5)),
-    ("VGG16_e3", "Table II", (5, 5, 6, 6, 6)),
-    ("VGG19", "Table II", (2, 2, 4, 4, 4)),
-    ("VGG19_e1", "Table II", (3, 3, 5, 5, 5)),
-    ("VGG19_e2", "Table II", (4, 4, 6, 6, 6)),
-    ("VGG19_e3", "Table II", (5, 5, 7, 7, 7)),
-    ("VGG8b", "Table II", (2, 2, 1, 1)),
-    ("VGG8b_e1", "Table II", (3, 3, 2, 2)),
-    ("VGG8b_e2", "Table II", (4, 4, 3, 3)),
-    ("VGG8b_e3", "Table II", (5, 5, 4, 4)),
-    # Table III: ResNets on CIFAR-10
-    ("ResNet18", "Table III", (2, 2, 2, 2)),
-    ("ResNet18_e1", "Table III", (3, 3, 3, 3)),
-    ("ResNet18_e2", "Table III", (4, 4, 4, 4)),
-    ("ResNet50", "Table III", (3, 4, 6, 3)),
-    ("ResNet50_e1", "Table III", (4, 5, 6, 3)),
-    ("ResNet50_e2", "Table III", (5, 6, 6, 3)),
-    # Table IV: ResNets on CIFAR-100
-    ("ResNet18", "Table IV", (2, 2, 2, 2)),
-    ("ResNet18_e1", "Table IV", (3, 3, 3, 3)),
-    ("ResNet18_e2", "Table IV", (4, 4, 4, 4)),
-    ("ResNet50", "Table IV", (3, 4, 6, 3)),
-    ("ResNet50_e1", "Table IV", (4, 5, 6, 3)),
-    ("ResNet50_e2", "Table IV", (5, 6, 6, 3)),
-    # Table V: downsampling acceleration, ResNets on CIFAR-10
-    ("ResNet18", "Table V", (2, 2, 2, 2)),
-    ("ResNet18_r1", "Table V", (1, 1, 1, 1)),
-    ("ResNet18_r2", "Table V", (2, 2, 1, 1)),
-    ("ResNet18_r3", "Table V", (2, 1, 1, 1)),
-    ("ResNet18_r4", "Table V", (1, 1, 2, 2)),
-    ("ResNet50", "Table V", (3, 4, 6, 3)),
-    ("ResNet50_r1", "Table V", (2, 3, 6, 3)),
-    ("ResNet50_r2", "Table V", (1, 2, 6, 3)),
-    ("ResNet50_r3", "Table V", (2, 3, 7, 4)),
-    ("ResNet50_r4", "Table V", (1, 2, 8, 5)),
-    # Table VI: downsampling acceleration, ResNets on CIFAR-100
-    ("ResNet18", "Table VI", (2, 2, 2, 2)),
-    ("ResNet18_r1", "Table VI", (1, 1, 1, 1)),
-    ("ResNet18_r2", "Table VI", (2, 2, 1, 1)),
-    ("ResNet18_r3", "Table VI", (2, 1, 1, 1)),
-    ("ResNet18_r4", "Table VI", (1, 1, 2, 2)),
-    ("ResNet18_r5", "Table VI", (1, 1, 2, 4)),
-    ("ResNet50", "Table VI", (3, 4, 6, 3)),
-    ("ResNet50_r1", "Table VI", (2, 3, 6, 3)),
-    ("ResNet50_r2", "Table VI", (1, 2, 6, 3)),
-    ("ResNet50_r3", "Table VI", (2, 3, 7, 4)),
-    ("ResNet50_r4", "Table VI", (1, 2, 8, 5)),
+# (model, table, hierarchy) for every row of the paper's Tables I-VI, in table order (lwl.models holds the tables
+# with their accuracies). The VGG8b family has 5 stages in Table I but 4 in Table II; both are kept as printed.
+PAPER_HIERARCHIES: tuple[tuple[str, str, tuple[int, ...]], ...] = tuple(
+    (r.model, f"Table {r.table}", r.hierarchy) for r in PAPER_RESULTS
 )
 
 
@@ -379,3 +314,9 @@ def paper_baselines(space: SearchSpace) -> list[tuple[int, ...]]:
         if hierarchy not in seen and space.is_feasible(hierarchy):
             seen.append(hierarchy)
     return seen
+
+
+def paper_name(hierarchy: Sequence[int]) -> str | None:
+    """The paper's network names for this list ('ResNet18_r5'), or None when no table holds it."""
+    names = [model for model, _, h in PAPER_HIERARCHIES if h == tuple(hierarchy)]
+    return ", ".join(dict.fromkeys(names)) or None

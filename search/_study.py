@@ -21,10 +21,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import DataSplits, Progress, TrainingError, complexity, train
 
+from ._artifacts import ConfigArtifacts
 from ._pareto import publish_pareto
 from ._sampler import FeasibleSampler, enqueue_hierarchy, remaining, trial_hierarchy
 from ._settings import SETTINGS_ATTR, StudySettings, check_same_settings
-from ._space import PAPER_HIERARCHIES, SearchSpace, SpaceError, paper_baselines
+from ._space import SearchSpace, SpaceError, paper_baselines, paper_name
 from ._storage import StorageError, mask_url, open_storage, study_exists
 
 PRUNERS = ("median", "hyperband", "sha", "wilcoxon", "none")
@@ -45,11 +46,6 @@ def make_pruner(name: str, settings: StudySettings, startup_trials: int = 5) -> 
     if name == "none":
         return optuna.pruners.NopPruner()
     raise SpaceError(f"--pruner {name}: unknown pruner; choose one of {', '.join(PRUNERS)}")
-
-
-def paper_name(hierarchy: Sequence[int]) -> str | None:
-    names = [model for model, _, h in PAPER_HIERARCHIES if h == tuple(hierarchy)]
-    return ", ".join(dict.fromkeys(names)) or None
 
 
 class Display(Protocol):
@@ -75,8 +71,9 @@ class Objective:
     """Trains the list the sampler chose and reports every progress record to the trial and the pruner."""
 
     def __init__(self, settings: StudySettings, data: DataSplits, device: str, display: Display | None = None,
-                 trials_target: int | None = None):
+                 trials_target: int | None = None, artifacts: ConfigArtifacts | None = None):
         self.settings, self.data, self.device = settings, data, device
+        self.artifacts = artifacts
         self.display = display or _Silent()
         self.trials_target = trials_target
 
@@ -140,6 +137,11 @@ class Objective:
         trial.set_user_attr("peak_memory", result.peak_memory)
         trial.set_user_attr("device", result.device)
         assert result.output_acc is not None
+        if self.artifacts is not None:
+            try:
+                self.artifacts.upload(trial, self.settings, hierarchy, result.output_acc)
+            except OSError as exc:  # a full disk must not lose the trial's result
+                trial.set_user_attr("artifact_error", f"{type(exc).__name__}: {exc}"[:300])
         return result.output_acc
 
 
@@ -247,11 +249,15 @@ def run_search(
     device: str = "auto",
     display: Display | None = None,
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    artifacts: ConfigArtifacts | None = None,
 ) -> SearchOutcome:
-    """Run trials until the study holds `trials` finished ones, the space is exhausted, or time runs out."""
+    """Run trials until the study holds `trials` finished ones, the space is exhausted, or time runs out.
+
+    With `artifacts`, every complete trial carries its exported training config as an Optuna artifact.
+    """
     space = settings.space
     enqueued = enqueue_lists(study, space, enqueue, paper)
-    objective = Objective(settings, data, device, display, trials_target=trials)
+    objective = Objective(settings, data, device, display, trials_target=trials, artifacts=artifacts)
     started = count_finished(study)
     state = {"ran": 0, "failed": 0, "reason": f"reached --trials {trials}"}
 
@@ -295,11 +301,6 @@ def run_search(
                          state["ran"], state["reason"], len(space), enqueued)
 
 
-def top_trials(study: optuna.Study, k: int = 5) -> list[FrozenTrial]:
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    return sorted(done, key=lambda t: (-t.value, t.user_attrs.get("params", math.inf)))[:k]
-
-
 __all__ = [
     "PRUNERS",
     "Display",
@@ -310,6 +311,5 @@ __all__ = [
     "make_pruner",
     "prepare_study",
     "run_search",
-    "top_trials",
     "trial_hierarchy",
 ]

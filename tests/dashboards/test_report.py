@@ -15,7 +15,8 @@ import pytest
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
-from lwl.dashboards import FIGURE_IDS, header_html, pareto_front
+from lwl.dashboards import FIGURE_IDS, header_html
+from lwl.search._pareto import pareto_indices
 from lwl.dashboards._cli import main
 from lwl.models import Recipe, complexity
 from lwl.search import SearchSpace, StudySettings, mask_url, open_storage, prepare_study
@@ -163,7 +164,7 @@ def test_pareto_fronts_hold_every_complete_trial_and_label_the_front(storage, ri
         assert len(points["x"]) == len(complete) == 12
         assert sorted(points["text"]) == sorted(t.user_attrs["schedule"] for t in complete)
         # the front is exactly the non-dominated set of the plotted (cost, accuracy) points, labelled by list
-        expected = pareto_front(list(zip(points["x"], points["y"])))
+        expected = pareto_indices(list(zip(points["x"], points["y"])))
         assert front["text"] == [points["text"][i] for i in expected] and front["text"]
         assert front["x"] == [points["x"][i] for i in expected]
     # the paper baseline has the best accuracy: it is on every front
@@ -378,7 +379,7 @@ def test_a_password_in_a_real_server_url_never_reaches_the_page_or_the_terminal(
 
 def test_pareto_front_helper():
     pts = [(1.0, 0.5), (2.0, 0.7), (2.0, 0.6), (3.0, 0.7), (0.5, 0.4), (1.0, 0.5)]
-    assert pareto_front(pts) == [4, 0, 5, 1]
+    assert pareto_indices(pts) == [4, 0, 5, 1]
 
 
 def test_installed_command_exists():

@@ -12,7 +12,8 @@ from lwl.models import load_config, mask_password, paper_recipe
 from lwl.models._cli import train_main
 from lwl.search import mask_url
 from lwl.search._cli import main as search_main
-from lwl.search._export import Selection, export_configs, pareto_front, study_settings, trial_hierarchy
+from lwl.search._export import Selection, export_configs, study_settings, trial_hierarchy
+from lwl.search._pareto import pareto_front
 from lwl.search._export_cli import main as export_main
 
 
@@ -72,7 +73,7 @@ def test_top_pareto_and_trial_selections(made):
     expected = {t.number for t in done if not any(
         o.value >= t.value and o.user_attrs["params"] <= t.user_attrs["params"]
         and (o.value > t.value or o.user_attrs["params"] < t.user_attrs["params"]) for o in done)}
-    assert front == expected == {t.number for t in pareto_front(done, settings)}
+    assert front == expected == {t.number for t in pareto_front(study)}
     last = done[-1]
     [config] = export_configs(study, f"trial:{last.number}")
     from_params = tuple(last.params[f"d{i}"] for i in (1, 2, 3, 4))

@@ -1,0 +1,68 @@
+"""Each complete trial's training config as an Optuna artifact, so optuna-dashboard's trial page offers it for download.
+
+Optuna attaches an artifact only to a running trial, so the objective uploads the config just before it returns the
+trial's value. The files live in a `FileSystemArtifactStore` beside the study (`studies/NAME-artifacts/` for the
+default SQLite file); the study records the folder, and `optuna-dashboard STORAGE --artifact-dir DIR` serves them.
+Workers on several machines need `--artifact-dir` on a shared file system to see each other's files.
+"""
+
+from __future__ import annotations
+
+import shlex
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+from ._export import config_filename, trial_config
+from ._settings import StudySettings
+from ._storage import kind_of, mask_url
+
+ARTIFACT_DIR_ATTR = "artifact_dir"
+MIMETYPE = "application/yaml"
+
+
+def default_artifact_dir(storage_url: str, study_name: str) -> Path:
+    """Beside a SQLite or journal file; under studies/ for a server's storage."""
+    if storage_url.startswith("sqlite:///"):
+        base = Path(storage_url.removeprefix("sqlite:///")).parent
+    elif kind_of(storage_url) == "journal":
+        base = Path(storage_url.removeprefix("journal:")).parent
+    else:
+        base = Path("studies")
+    return base / f"{study_name}-artifacts"
+
+
+def dashboard_command(storage_url: str, study_attrs: Mapping[str, Any]) -> str:
+    """The optuna-dashboard command line for a study: its (masked) storage and, once recorded, its artifact folder."""
+    command = f"optuna-dashboard {shlex.quote(mask_url(storage_url))}"
+    artifact_dir = study_attrs.get(ARTIFACT_DIR_ATTR)
+    return command + (f" --artifact-dir {shlex.quote(str(artifact_dir))}" if artifact_dir else "")
+
+
+class ConfigArtifacts:
+    """Uploads a trial's exported training config (YAML) to the artifact store as the trial completes."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory).absolute()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.store = FileSystemArtifactStore(str(self.directory))
+
+    def upload(self, trial: optuna.Trial, settings: StudySettings, hierarchy: Sequence[int], accuracy: float) -> str:
+        """The artifact id of `trial`'s config; the trial must still be running."""
+        study = trial.study
+        config = trial_config(settings, hierarchy, study_name=study.study_name, trial=trial.number,
+                              accuracy=accuracy, storage_url=str(study.user_attrs.get("storage", "")))
+        with tempfile.TemporaryDirectory(prefix="lwl-artifact-") as tmp:
+            path = config.save_yaml(Path(tmp) / config_filename(config))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return upload_artifact(artifact_store=self.store, file_path=str(path), study_or_trial=trial,
+                                       mimetype=MIMETYPE)
+
+
+__all__ = ["ARTIFACT_DIR_ATTR", "ConfigArtifacts", "dashboard_command", "default_artifact_dir"]
