@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from lwl.models._options import run_command
-from lwl.search import StorageError, default_storage, mask_url
+from lwl.search import StorageError, dashboard_command, default_storage
 
 from ._report import ReportError, write_report
 
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lwl-report: study {d.study_name!r} ({counts}): wrote {result.path} with {len(result.figures)} figures")
         if result.saved:
             print(f"  saved {len(result.saved)} figures to the study for optuna-dashboard: "
-                  f"optuna-dashboard {mask_url(storage)}")
+                  f"{dashboard_command(storage, d.user_attrs)}")
         return 0
 
     return run_command("lwl-report", body, errors=(StorageError, ReportError))

@@ -1,8 +1,9 @@
 """Each complete trial's training config as an Optuna artifact, so optuna-dashboard's trial page offers it for download.
 
 Optuna attaches an artifact only to a running trial, so the objective uploads the config just before it returns the
-trial's value. The files live in a `FileSystemArtifactStore` beside the study (`studies/NAME-artifacts/` for the
-default SQLite file); the study records the folder, and `optuna-dashboard STORAGE --artifact-dir DIR` serves them.
+trial's value. The files live in a `FileSystemArtifactStore` beside the storage (`studies/NAME-artifacts/` for the
+default SQLite file `studies/NAME.db`); the study records the folder, and `optuna-dashboard STORAGE --artifact-dir
+DIR` serves them.
 Workers on several machines need `--artifact-dir` on a shared file system to see each other's files.
 """
 
@@ -26,15 +27,16 @@ ARTIFACT_DIR_ATTR = "artifact_dir"
 MIMETYPE = "application/yaml"
 
 
-def default_artifact_dir(storage_url: str, study_name: str) -> Path:
-    """Beside a SQLite or journal file; under studies/ for a server's storage."""
+def default_artifact_dir(storage_url: str) -> Path:
+    """One folder per storage, since optuna-dashboard serves one: beside a SQLite or journal file (`NAME-artifacts`
+    for `NAME.db`), `studies/artifacts` for a server's storage. Artifact ids are UUIDs, so studies can share it."""
     if storage_url.startswith("sqlite:///"):
-        base = Path(storage_url.removeprefix("sqlite:///")).parent
+        path = Path(storage_url.removeprefix("sqlite:///"))
     elif kind_of(storage_url) == "journal":
-        base = Path(storage_url.removeprefix("journal:")).parent
+        path = Path(storage_url.removeprefix("journal:"))
     else:
-        base = Path("studies")
-    return base / f"{study_name}-artifacts"
+        return Path("studies") / "artifacts"
+    return path.with_name(f"{path.stem}-artifacts")
 
 
 def dashboard_command(storage_url: str, study_attrs: Mapping[str, Any]) -> str:

@@ -100,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default sqlite:///studies/STUDY.db)")
     g.add_argument("--study-name", help="default DATASET-FAMILY-bBUDGET-sSTAGES")
     g.add_argument("--artifact-dir", help="where each complete trial's training config is stored as an Optuna "
-                   "artifact for optuna-dashboard (default: STUDY-artifacts beside a SQLite or journal file, "
-                   "studies/STUDY-artifacts for a server; use a shared folder for workers on several machines)")
+                   "artifact for optuna-dashboard (default: NAME-artifacts beside a SQLite or journal file NAME.db/.log, "
+                   "studies/artifacts for a server; use a shared folder for workers on several machines)")
     g.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1 (default auto)")
     g.add_argument("--quiet", action="store_true", default=None, help="no progress display, only the summary")
     g.add_argument("--workers", type=int, help="local worker processes sharing the study (default 1; one per GPU "
@@ -368,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         study = prepare_study(settings, storage_url, study_name, sampler=args.sampler, pruner=args.pruner,
                               seed=args.seed, pruner_startup=args.pruner_startup, heartbeat_seconds=args.heartbeat)
         shown_url = mask_url(storage_url)
-        artifacts = ConfigArtifacts(args.artifact_dir or default_artifact_dir(storage_url, study_name))
+        artifacts = ConfigArtifacts(args.artifact_dir or default_artifact_dir(storage_url))
         study.set_user_attr(ARTIFACT_DIR_ATTR, str(artifacts.directory))
         done = count_finished(study)
         r = settings.recipe
