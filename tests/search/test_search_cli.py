@@ -90,31 +90,6 @@ def test_other_settings_are_refused_and_nothing_changes(tmp_path, capsys):
     assert len(_study(db, "x").trials) == before
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--budget", "3"], "smaller than --stages 4"),
-        (["--budget", "5"], "the smallest budget with one is 6"),
-        (["--budget", "8", "--enqueue", "4,2,1,1"], "--enqueue 4,2,1,1: not feasible"),
-        (["--budget", "8", "--storage", "ftp://nowhere/x"], "not understood"),
-        (["--budget", "8", "--dataset", "cifar10", "--data-root", "{tmp}"], "--download"),
-        (["--budget", "8", "--preset", "nosuch"], "no such study preset"),
-        ([], "--budget is required"),
-    ],
-)
-def test_bad_input_exits_2_and_creates_nothing(tmp_path, capsys, args, message):
-    db = tmp_path / "bad.db"
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in [*TINY, *args, "--storage", f"sqlite:///{db}"]]
-    if "--storage" in args:
-        argv = [a.replace("{tmp}", str(tmp_path)) for a in [*TINY, *args]]
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    assert info.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert not db.exists()
-
-
 def test_the_installed_command_with_a_preset(tmp_path):
     preset = tmp_path / "p.yaml"
     preset.write_text("dataset: digits\nbudget: 8\nwidths: [4, 8, 8, 16]\nepochs: 1\ntrials: 2\ntrain_limit: 128\n")
