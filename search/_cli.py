@@ -38,7 +38,7 @@ from lwl.models._options import Parser, run_command
 from ._sampler import SAMPLERS, validate_enqueued
 from ._settings import StudySettings
 from ._space import CONSTRAINTS, SearchSpace, SpaceError
-from ._storage import StorageError, default_storage, kind_of, mask_url
+from ._storage import StorageError, default_storage, kind_of, mask_url, storage_lost
 from ._artifacts import ARTIFACT_DIR_ATTR, ConfigArtifacts, dashboard_command, default_artifact_dir
 from ._export import top_trials
 from ._study import PRUNERS, SearchOutcome, count_finished, enqueue_lists, prepare_study, run_search
@@ -346,6 +346,55 @@ def _run_workers(args: argparse.Namespace, argv: Sequence[str], storage_url: str
     return f"{args.workers} workers finished"
 
 
+def _search(args: argparse.Namespace, argv: Sequence[str], settings: StudySettings, data: Any,
+            enqueue: Sequence[tuple[int, ...]], study_name: str, storage_url: str, device: Any) -> int:
+    """Everything that talks to the storage once the input is known to be good."""
+    study = prepare_study(settings, storage_url, study_name, sampler=args.sampler, pruner=args.pruner,
+                          seed=args.seed, pruner_startup=args.pruner_startup, heartbeat_seconds=args.heartbeat)
+    shown_url = mask_url(storage_url)
+    artifacts = ConfigArtifacts(args.artifact_dir or default_artifact_dir(storage_url))
+    study.set_user_attr(ARTIFACT_DIR_ATTR, str(artifacts.directory))
+    done = count_finished(study)
+    r = settings.recipe
+    if not args.quiet:
+        print(f"lwl-search: study {study_name!r} in {shown_url}\n"
+              f"  space: {settings.space.describe()}: {len(settings.space)} feasible lists\n"
+              f"  candidates: {settings.family} {settings.block if settings.family == 'resnet' else ''} widths "
+              f"{','.join(map(str, settings.widths))}, {r.loss}, {r.mode}, {r.epochs} epochs, lr {r.lr:g}, "
+              f"dropout {r.dropout:g}, batch {r.batch_size}, on {device}\n"
+              f"  sampler {args.sampler}, pruner {args.pruner}; the study holds {done} finished trials, "
+              f"running until {args.trials}", file=sys.stderr)
+    outcome: SearchOutcome | None = None
+    reason = "interrupted"
+    if args.workers > 1:
+        enqueue_lists(study, settings.space, enqueue, not args.no_paper_baselines)
+        try:
+            reason = _run_workers(args, argv, storage_url, study)
+            outcome = SearchOutcome(study, shown_url, count_finished(study), 0, reason, len(settings.space))
+        except KeyboardInterrupt:
+            print("\nlwl-search: interrupted; running trials are recorded as failed ('interrupted')",
+                  file=sys.stderr)
+        print(summary_text(study, reason, shown_url))
+        return 0 if outcome is not None else 130
+    display: Any = None
+    if not args.quiet:
+        display = BarDisplay(args.trials, done) if sys.stderr.isatty() else LineDisplay()
+    try:
+        outcome = run_search(settings, data, study, trials=args.trials, timeout=args.timeout, enqueue=enqueue,
+                             paper=not args.no_paper_baselines, device=str(device), display=display,
+                             artifacts=artifacts)
+        reason = outcome.stop_reason
+    except KeyboardInterrupt:
+        print("\nlwl-search: interrupted; the running trial is recorded as failed ('interrupted')",
+              file=sys.stderr)
+    finally:
+        if display is not None and hasattr(display, "close"):
+            display.close()
+    if not args.no_summary:
+        print(summary_text(study, reason, shown_url))
+    return 0 if outcome is not None else 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
@@ -365,49 +414,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                          val_fraction=settings.recipe.val_fraction, split_seed=settings.recipe.seed,
                          device=device if args.workers == 1 else "cpu")
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # our display reports failed trials
-        study = prepare_study(settings, storage_url, study_name, sampler=args.sampler, pruner=args.pruner,
-                              seed=args.seed, pruner_startup=args.pruner_startup, heartbeat_seconds=args.heartbeat)
-        shown_url = mask_url(storage_url)
-        artifacts = ConfigArtifacts(args.artifact_dir or default_artifact_dir(storage_url))
-        study.set_user_attr(ARTIFACT_DIR_ATTR, str(artifacts.directory))
-        done = count_finished(study)
-        r = settings.recipe
-        if not args.quiet:
-            print(f"lwl-search: study {study_name!r} in {shown_url}\n"
-                  f"  space: {settings.space.describe()}: {len(settings.space)} feasible lists\n"
-                  f"  candidates: {settings.family} {settings.block if settings.family == 'resnet' else ''} widths "
-                  f"{','.join(map(str, settings.widths))}, {r.loss}, {r.mode}, {r.epochs} epochs, lr {r.lr:g}, "
-                  f"dropout {r.dropout:g}, batch {r.batch_size}, on {device}\n"
-                  f"  sampler {args.sampler}, pruner {args.pruner}; the study holds {done} finished trials, "
-                  f"running until {args.trials}", file=sys.stderr)
-        outcome: SearchOutcome | None = None
-        reason = "interrupted"
-        if args.workers > 1:
-            enqueue_lists(study, settings.space, enqueue, not args.no_paper_baselines)
-            try:
-                reason = _run_workers(args, argv, storage_url, study)
-                outcome = SearchOutcome(study, shown_url, count_finished(study), 0, reason, len(settings.space))
-            except KeyboardInterrupt:
-                print("\nlwl-search: interrupted; running trials are recorded as failed ('interrupted')",
-                      file=sys.stderr)
-            print(summary_text(study, reason, shown_url))
-            return 0 if outcome is not None else 130
-        display: Any = None
-        if not args.quiet:
-            display = BarDisplay(args.trials, done) if sys.stderr.isatty() else LineDisplay()
         try:
-            outcome = run_search(settings, data, study, trials=args.trials, timeout=args.timeout, enqueue=enqueue,
-                                 paper=not args.no_paper_baselines, device=str(device), display=display,
-                                 artifacts=artifacts)
-            reason = outcome.stop_reason
-        except KeyboardInterrupt:
-            print("\nlwl-search: interrupted; the running trial is recorded as failed ('interrupted')",
-                  file=sys.stderr)
-        finally:
-            if display is not None and hasattr(display, "close"):
-                display.close()
-        if not args.no_summary:
-            print(summary_text(study, reason, shown_url))
-        return 0 if outcome is not None else 130
+            return _search(args, argv, settings, data, enqueue, study_name, storage_url, device)
+        except Exception as exc:
+            lost = storage_lost(exc, storage_url)
+            if lost is None:
+                raise
+            print(f"lwl-search: {lost}", file=sys.stderr)
+            return 1
 
     return run_command("lwl-search", body, errors=(SpaceError, StorageError))

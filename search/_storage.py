@@ -100,6 +100,49 @@ def open_storage(url: str, *, heartbeat: bool = True, heartbeat_seconds: int = H
         ) from None
 
 
+class StorageLost(RuntimeError):
+    """The storage went away mid-study (server stopped, network cut). Finished trials are safe in it."""
+
+
+def _lost_kinds() -> tuple[type[BaseException], ...]:
+    kinds: list[type[BaseException]] = [optuna.exceptions.StorageInternalError, ConnectionError, TimeoutError]
+    try:
+        import sqlalchemy.exc
+
+        kinds += [sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError]
+    except ImportError:  # pragma: no cover - sqlalchemy comes with optuna
+        pass
+    if importlib.util.find_spec("redis") is not None:
+        import redis.exceptions
+
+        kinds += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
+    return tuple(kinds)
+
+
+def storage_lost(exc: BaseException, url: str) -> StorageLost | None:
+    """A one-line StorageLost when `exc` (or what it was raised from or while handling) is a lost connection.
+
+    Optuna re-raises a failed write of the trial's state as an AssertionError ("Should not reach"), so the whole
+    chain is searched; the message names the deepest connection error, with any URL password masked.
+    """
+    kinds, found, seen = _lost_kinds(), None, set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, kinds):
+            found = exc
+        # Follow the chain as a traceback shows it: `raise ... from None` ends it (a StorageError said it all).
+        exc = exc.__cause__ if exc.__cause__ is not None else (  # type: ignore[assignment]
+            None if exc.__suppress_context__ else exc.__context__)
+    if found is None:
+        return None
+    orig = getattr(found, "orig", None) or found  # sqlalchemy wraps the driver's error
+    text = " ".join(str(orig).split()) or type(orig).__name__
+    retry = ("; the interrupted trial is failed by its heartbeat and its list retried" if kind_of(url) == "rdb"
+             else "; the interrupted trial stays RUNNING (no heartbeat here): fail it by hand if it matters")
+    return StorageLost(f"lost the storage {mask_url(url)!r} mid-study ({mask_url(text)[:160]}): finished trials are "
+                       f"kept there; when it is back, run the same command to continue{retry}")
+
+
 def study_exists(storage: BaseStorage, study_name: str) -> bool:
     try:
         storage.get_study_id_from_name(study_name)

@@ -6,6 +6,7 @@ study's settings are all read from it, so a rerun, a second worker or a second m
 
 from __future__ import annotations
 
+import gc
 import math
 import signal
 import time
@@ -119,19 +120,27 @@ class Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {p.step} with {p.value:.4f}")
 
+        oom = None
         try:
             result = train(schedule, self.settings.recipe, self.data, device=self.device, on_progress=report)
         except TrainingError as exc:
             trial.set_user_attr("fail_reason", exc.reason)
             trial.set_user_attr("fail_detail", str(exc)[:500])
             raise
-        except torch.cuda.OutOfMemoryError:
-            trial.set_user_attr("fail_reason", "out of memory")
-            torch.cuda.empty_cache()
-            raise
+        except torch.cuda.OutOfMemoryError as exc:
+            oom = " ".join(str(exc).split())[:500]
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted")
             raise
+        if oom is not None:
+            # Out of the except block the traceback, and the tensors its frames held, are gone: free them now.
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            trial.set_user_attr("fail_reason", OutOfMemory.reason)
+            trial.set_user_attr("fail_detail", oom)
+            raise OutOfMemory(f"trial {trial.number} {schedule.label()}: CUDA out of memory; memory freed, the "
+                              "study goes on (lower --batch-size or --widths if every list runs out)")
         trial.set_user_attr("unit_acc", list(result.unit_acc))
         trial.set_user_attr("wall_time", round(result.wall_time, 3))
         trial.set_user_attr("peak_memory", result.peak_memory)
@@ -231,6 +240,12 @@ def running_ahead(study: optuna.Study, number: int | None = None) -> int:
     return sum(t.state != TrialState.RUNNING or number is None or t.number < number for t in trials)
 
 
+class OutOfMemory(TrainingError):
+    """The candidate did not fit on the device; its trial fails, the study goes on."""
+
+    reason = "out of memory"
+
+
 class Surplus(TrainingError):
     """Workers raced past --trials: this trial would be one too many, so it ends before training."""
 
@@ -293,7 +308,7 @@ def run_search(
         t0 = time.monotonic()
         with _sigterm_as_interrupt():
             study.optimize(objective, n_trials=None, timeout=timeout, callbacks=[callback],
-                           catch=(TrainingError, torch.cuda.OutOfMemoryError), gc_after_trial=False,
+                           catch=(TrainingError,), gc_after_trial=False,
                            show_progress_bar=False)
         if timeout is not None and time.monotonic() - t0 >= timeout and count_finished(study) < trials:
             state["reason"] = f"--timeout {timeout:g}s reached"

@@ -7,6 +7,7 @@ import signal
 import time
 import socket
 import subprocess
+import threading
 import sys
 import uuid
 from collections import Counter
@@ -122,6 +123,120 @@ def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_and_its_list_retried(t
         assert len(finished) == 2
     finally:
         victim.kill()
+        for study_name in (name, f"{name}-pareto"):
+            try:
+                optuna.delete_study(study_name=study_name, storage=storage)
+            except KeyError:
+                pass
+
+
+class _Proxy:
+    """A TCP proxy in front of a real server: `cut()` drops the listener and every connection, as a stopped server
+    or a broken network does, without touching the server that other tests share; `restore()` listens again."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target, self.port, self.conns, self.lock = target, 0, [], threading.Lock()
+        self.restore()
+
+    def restore(self) -> None:
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", self.port))
+        self.port = self.listener.getsockname()[1]
+        self.listener.listen(64)
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                return
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(), which frees the port
+        except OSError:
+            pass
+        self.listener.close()
+        with self.lock:
+            for s in self.conns:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+            self.conns = []
+
+
+def test_a_database_that_goes_away_stops_the_worker_cleanly_and_the_rerun_continues(tmp_path):
+    url = _require("postgresql")
+    proxy = _Proxy(("127.0.0.1", 5432))
+    via_proxy = url.replace(":5432/", f":{proxy.port}/")
+    name = f"g-{uuid.uuid4().hex[:8]}"
+    args = [*TINY, "--epochs", "3", "--train-limit", "512", "--storage", via_proxy, "--study-name", name,
+            "--heartbeat", "1", "--trials", "5"]
+    from lwl.search import open_storage
+
+    storage = open_storage(url, heartbeat=False)  # the test's own view, not through the proxy
+    worker = subprocess.Popen([sys.executable, "-c", CODE, *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            try:
+                study = optuna.load_study(study_name=name, storage=storage)
+                if sum(t.state == TrialState.COMPLETE for t in study.trials) >= 2:
+                    break
+            except KeyError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError("no trial finished")
+        proxy.cut()
+        _, err = worker.communicate(timeout=120)
+        assert worker.returncode == 1, err
+        lines = [line for line in err.strip().splitlines() if line.startswith("lwl-search: lost the storage")]
+        assert len(lines) == 1 and "run the same command to continue" in lines[0], err
+        assert "Traceback" not in err and "s3cret-pw" not in err
+        study = optuna.load_study(study_name=name, storage=storage)
+        kept = {t.number: t.params for t in study.trials if t.state == TrialState.COMPLETE}
+        assert len(kept) >= 2, "finished trials must survive"
+        stranded = [t for t in study.trials if t.state == TrialState.RUNNING]
+
+        proxy.restore()  # the server is back
+        time.sleep(4)  # past the stranded trial's three heartbeats
+        rerun = subprocess.run([sys.executable, "-c", CODE, *args], cwd=tmp_path, capture_output=True, text=True,
+                               timeout=600)
+        assert rerun.returncode == 0, rerun.stderr
+        study = optuna.load_study(study_name=name, storage=storage)
+        assert all(study.trials[n].params == p and study.trials[n].state == TrialState.COMPLETE
+                   for n, p in kept.items())
+        assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials) == 5
+        assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+        for t in stranded:  # failed by its heartbeat, its list trained again
+            assert study.trials[t.number].state == TrialState.FAIL
+            assert any(o.params == t.params and o.state == TrialState.COMPLETE for o in study.trials)
+    finally:
+        worker.kill()
+        proxy.cut()
         for study_name in (name, f"{name}-pareto"):
             try:
                 optuna.delete_study(study_name=study_name, storage=storage)
