@@ -28,6 +28,7 @@ from ._schedule import (
     parse_int_list,
 )
 from ._paper import PAPER_RESULTS, PaperResult, paper_results
+from ._prefix import PrefixSession, PrefixStore, data_fingerprint
 from ._trainer import (
     MODES,
     Diverged,
@@ -61,6 +62,8 @@ __all__ = [
     "HeadSpec",
     "LocalNet",
     "PaperResult",
+    "PrefixSession",
+    "PrefixStore",
     "Preset",
     "Progress",
     "Recipe",
@@ -76,6 +79,7 @@ __all__ = [
     "UnitPlan",
     "build_network",
     "complexity",
+    "data_fingerprint",
     "dataset_info",
     "derive_seed",
     "get_preset",

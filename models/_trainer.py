@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,9 @@ from ._data import DataSplits, iter_batches, plan_epoch
 from ._losses import BETA, LOSSES, sim_loss
 from ._network import Complexity, HeadSpec, LocalNet, build_network, complexity, derive_seed
 from ._schedule import Schedule, ScheduleError, get_preset
+
+if TYPE_CHECKING:
+    from ._prefix import PrefixSession, PrefixStore
 
 MODES = ("simultaneous", "sequential")
 # Section V: the learning rate is multiplied by 0.25 at 50/75/89/94 % of the epochs.
@@ -182,6 +185,8 @@ class RunResult:
     test_unit_acc: tuple[float, ...] | None = None
     test_output_acc: float | None = None
     model: LocalNet | None = field(default=None, repr=False)
+    reused_units: int = 0  # units loaded from a prefix store instead of trained (sequential mode)
+    reused_seconds: float = 0.0  # what training those units took when they were first trained
 
     @property
     def unit_epochs(self) -> int:
@@ -228,6 +233,7 @@ def train(
     keep_model: bool = False,
     checkpoint: CheckpointCallback | None = None,
     resume: TrainerState | None = None,
+    prefix_store: PrefixStore | None = None,
 ) -> RunResult:
     """Train `schedule` with `recipe` on `data`, reporting a `Progress` after every epoch or unit.
 
@@ -237,13 +243,19 @@ def train(
     `checkpoint` is called with a `TrainerState` after every epoch (in sequential mode: every epoch of every
     unit, and after each unit is frozen and evaluated), after `on_progress` saw that epoch's record. `resume`
     continues from such a state; the schedule and recipe must be the ones it was written with.
+
+    `prefix_store` (sequential mode): start from the deepest stored prefix of frozen units this run shares with
+    earlier runs, replaying its progress records, and store every unit this run freezes (see `PrefixStore`).
     """
     check_compatible(schedule, data)
     dev = resolve_device(device)
+    session = prefix_store.session(schedule, recipe, data, dev) if prefix_store is not None else None
     run = _Run(schedule, recipe, data.to(dev), dev)
     try:
         if resume is not None:
             run.load_state_dict(resume)
+        elif session is not None:
+            run.prefix = session
         run.checkpoint = checkpoint
         stopped = run.fit(on_progress)
         result = RunResult(
@@ -257,6 +269,8 @@ def train(
             wall_time=time.perf_counter() - run.t0,
             peak_memory=torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None,
             stopped_early=stopped,
+            reused_units=session.reused if session is not None else 0,
+            reused_seconds=session.reused_seconds if session is not None else 0.0,
         )
         if test and not stopped:
             if data.test_x is None or data.test_y is None:
@@ -298,6 +312,7 @@ class _Run:
         self.loss_sums = torch.zeros(n_units + 1, device=dev)
         self.t0 = time.perf_counter()
         self.checkpoint: CheckpointCallback | None = None
+        self.prefix: PrefixSession | None = None  # set by train() for a fresh sequential run
         # Where training stands: `unit` (sequential only), epochs done (of that unit in sequential mode), optimiser
         # steps taken (in that unit), and the sequential run's partial record. Advanced by the loops, saved by
         # state_dict(), set by load_state_dict().
@@ -446,6 +461,8 @@ class _Run:
         epochs, n_units = self.recipe.epochs, len(self.net.units)
         per_epoch = self._steps_per_epoch()
         unit_acc, losses = self.partial_acc, self.partial_loss
+        if self.prefix is not None and self.position["unit"] == 0 and self._reuse_prefix(on_progress):
+            return True
         start = self.position["unit"]
         cached = not self.augment
         feats = self.data.train_x  # the prefix's output on the training set, when it may be cached
@@ -459,6 +476,7 @@ class _Run:
             if self.position["epoch"] == 0:
                 self.loss_sums.zero_()
             step = self.position["step"]
+            t_unit = time.perf_counter()
             for epoch in range(self.position["epoch"] + 1, epochs + 1):
                 self.net.units[j].train()
                 self.net.classifier.train()
@@ -481,6 +499,10 @@ class _Run:
             unit_acc[j] = units[j]
             read = self._read_losses(per_epoch * epochs, [j, n_units] if last else [j])
             losses[j] = read[0]
+            if self.prefix is not None and not last:  # the last unit trained the output classifier too: not shared
+                self.prefix.save(j + 1, self.net.units[j].state_dict(), unit_acc[j], losses[j],
+                                 self.data_gen.get_state(), [g.get_state() for g in self.dropout_gens[: j + 1]],
+                                 time.perf_counter() - t_unit)
             progress = Progress(j + 1, n_units, tuple(unit_acc), out if last else None, tuple(losses),
                                 time.perf_counter() - self.t0, (j + 1) * epochs)
             stop = self._report(progress, on_progress)
@@ -488,6 +510,30 @@ class _Run:
             self._save()
             if stop:
                 return True
+        return False
+
+    def _reuse_prefix(self, on_progress: ProgressCallback | None) -> bool:
+        """Load the deepest stored prefix (never the last unit, which trains the output classifier), then replay
+        its records as if its units had just been trained; True when the caller stops during the replay."""
+        assert self.prefix is not None
+        n_units, epochs = len(self.net.units), self.recipe.epochs
+        payloads = self.prefix.load(n_units - 1)
+        for k, payload in enumerate(payloads):
+            self.net.units[k].load_state_dict(payload["unit"])
+            self.partial_acc[k], self.partial_loss[k] = payload["acc"], payload["loss"]
+        if not payloads:
+            return False
+        self.data_gen.set_state(payloads[-1]["data_rng"])
+        for g, state in zip(self.dropout_gens, payloads[-1]["dropout_rngs"]):
+            g.set_state(state)
+        self.position.update(unit=len(payloads), epoch=0, step=0)
+        for k in range(1, len(payloads) + 1):
+            pad = (None,) * (n_units - k)
+            progress = Progress(k, n_units, tuple(self.partial_acc[:k]) + pad, None,
+                                tuple(self.partial_loss[:k]) + pad, time.perf_counter() - self.t0, k * epochs)
+            if self._report(progress, on_progress):
+                return True
+        self._save()
         return False
 
     def _freeze(self, j: int) -> None:

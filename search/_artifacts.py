@@ -21,22 +21,15 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from ._export import config_filename, trial_config
 from ._settings import StudySettings
-from ._storage import kind_of, mask_url
+from ._storage import mask_url, storage_sibling
 
 ARTIFACT_DIR_ATTR = "artifact_dir"
 MIMETYPE = "application/yaml"
 
 
 def default_artifact_dir(storage_url: str) -> Path:
-    """One folder per storage, since optuna-dashboard serves one: beside a SQLite or journal file (`NAME-artifacts`
-    for `NAME.db`), `studies/artifacts` for a server's storage. Artifact ids are UUIDs, so studies can share it."""
-    if storage_url.startswith("sqlite:///"):
-        path = Path(storage_url.removeprefix("sqlite:///"))
-    elif kind_of(storage_url) == "journal":
-        path = Path(storage_url.removeprefix("journal:"))
-    else:
-        return Path("studies") / "artifacts"
-    return path.with_name(f"{path.stem}-artifacts")
+    """One folder per storage, since optuna-dashboard serves one (artifact ids are UUIDs: studies can share it)."""
+    return storage_sibling(storage_url, "artifacts")
 
 
 def dashboard_command(storage_url: str, study_attrs: Mapping[str, Any]) -> str:

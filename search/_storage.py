@@ -34,6 +34,18 @@ def default_storage(study_name: str, directory: str | Path = "studies") -> str:
     return f"sqlite:///{path}"
 
 
+def storage_sibling(url: str, suffix: str) -> Path:
+    """A folder that belongs with a storage: `NAME-SUFFIX` beside a SQLite or journal file `NAME.db`/`NAME.log`,
+    `studies/SUFFIX` for a server's storage."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+    elif kind_of(url) == "journal":
+        path = Path(url.removeprefix("journal:"))
+    else:
+        return Path("studies") / suffix
+    return path.with_name(f"{path.stem}-{suffix}")
+
+
 def kind_of(url: str) -> str:
     """'rdb', 'journal' or 'redis'; a plain path ending .log/.journal (or 'journal:PATH') is a journal file."""
     if url.startswith("journal:") or (("://" not in url) and url.endswith((".log", ".journal", ".jsonl"))):

@@ -20,7 +20,7 @@ import torch
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
-from lwl.models import DataSplits, Progress, TrainingError, complexity, train
+from lwl.models import DataSplits, PrefixStore, Progress, TrainingError, complexity, train
 
 from ._artifacts import ConfigArtifacts
 from ._pareto import publish_pareto
@@ -72,9 +72,10 @@ class Objective:
     """Trains the list the sampler chose and reports every progress record to the trial and the pruner."""
 
     def __init__(self, settings: StudySettings, data: DataSplits, device: str, display: Display | None = None,
-                 trials_target: int | None = None, artifacts: ConfigArtifacts | None = None):
+                 trials_target: int | None = None, artifacts: ConfigArtifacts | None = None,
+                 prefix_store: PrefixStore | None = None):
         self.settings, self.data, self.device = settings, data, device
-        self.artifacts = artifacts
+        self.artifacts, self.prefix_store = artifacts, prefix_store
         self.display = display or _Silent()
         self.trials_target = trials_target
 
@@ -121,8 +122,11 @@ class Objective:
                 raise optuna.TrialPruned(f"pruned at step {p.step} with {p.value:.4f}")
 
         oom = None
+        store = self.prefix_store if self.settings.recipe.mode == "sequential" else None
+        reused = (store.reused_units, store.reused_seconds) if store is not None else (0, 0.0)
         try:
-            result = train(schedule, self.settings.recipe, self.data, device=self.device, on_progress=report)
+            result = train(schedule, self.settings.recipe, self.data, device=self.device, on_progress=report,
+                           prefix_store=store)
         except TrainingError as exc:
             trial.set_user_attr("fail_reason", exc.reason)
             trial.set_user_attr("fail_detail", str(exc)[:500])
@@ -132,6 +136,10 @@ class Objective:
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted")
             raise
+        finally:
+            if store is not None:  # pruned trials reused units too
+                trial.set_user_attr("reused_units", store.reused_units - reused[0])
+                trial.set_user_attr("reused_seconds", round(store.reused_seconds - reused[1], 3))
         if oom is not None:
             # Out of the except block the traceback, and the tensors its frames held, are gone: free them now.
             gc.collect()
@@ -265,14 +273,17 @@ def run_search(
     display: Display | None = None,
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
     artifacts: ConfigArtifacts | None = None,
+    prefix_store: PrefixStore | None = None,
 ) -> SearchOutcome:
     """Run trials until the study holds `trials` finished ones, the space is exhausted, or time runs out.
 
-    With `artifacts`, every complete trial carries its exported training config as an Optuna artifact.
+    With `artifacts`, every complete trial carries its exported training config as an Optuna artifact. With
+    `prefix_store` (sequential mode), candidates start from the deepest frozen prefix an earlier one trained.
     """
     space = settings.space
     enqueued = enqueue_lists(study, space, enqueue, paper)
-    objective = Objective(settings, data, device, display, trials_target=trials, artifacts=artifacts)
+    objective = Objective(settings, data, device, display, trials_target=trials, artifacts=artifacts,
+                          prefix_store=prefix_store)
     started = count_finished(study)
     state = {"ran": 0, "failed": 0, "reason": f"reached --trials {trials}"}
 
