@@ -29,6 +29,7 @@ from ._schedule import (
 )
 from ._paper import PAPER_RESULTS, PaperResult, paper_results
 from ._prefix import PrefixSession, PrefixStore, data_fingerprint
+from ._together import TogetherOutcome, train_together
 from ._trainer import (
     MODES,
     Diverged,
@@ -73,6 +74,7 @@ __all__ = [
     "Schedule",
     "ScheduleError",
     "StageInfo",
+    "TogetherOutcome",
     "TrainerState",
     "TrainingConfig",
     "TrainingError",
@@ -96,5 +98,6 @@ __all__ = [
     "sim_loss",
     "similarity_matrix",
     "train",
+    "train_together",
     "unit_plan",
 ]

@@ -48,7 +48,7 @@ from ._study import PRUNERS, SearchOutcome, count_finished, enqueue_lists, prepa
 DEFAULTS: dict[str, Any] = {
     "stages": 4, "constraint": "strict", "dataset": "digits", "trials": 20, "sampler": "tpe",
     "pruner": "median", "pruner_startup": 5, "seed": 0, "device": "auto", "val_fraction": 0.1, "workers": 1,
-    "heartbeat": 30, "prefix_store_gb": 2.0,
+    "heartbeat": 30, "prefix_store_gb": 2.0, "batch": 1,
 }
 # Epochs per candidate: the search's fidelity. The exported config carries the full recipe (400 on CIFAR).
 SEARCH_EPOCHS = {"digits": 5, "cifar10": 15, "cifar100": 15}
@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", default=None, help="no progress display, only the summary")
     g.add_argument("--workers", type=int, help="local worker processes sharing the study (default 1; one per GPU "
                    "where there are several); SQLite is refused for more than one, the default is then a journal file")
+    g.add_argument("--batch", type=int, metavar="K", help="simultaneous mode: train K candidates at a time together, "
+                   "each batch flowing through the units they share once (exact: same weights and accuracies as "
+                   "training alone); default 1")
     g.add_argument("--prefix-store", metavar="DIR", help="sequential mode: where frozen units are kept so that a "
                    "candidate starts from the deepest prefix an earlier one trained (exact: same weights and "
                    "accuracies as training alone); default NAME-prefixes beside a SQLite or journal file, "
@@ -252,6 +255,8 @@ class BarDisplay(LineDisplay):
 
     def trial_started(self, number: int, hierarchy: tuple[int, ...], total_steps: int) -> None:
         label = "[" + ",".join(map(str, hierarchy)) + "]"
+        if self.inner is not None:  # --batch: the candidates train together; show the newest
+            self.inner.close()
         self.inner = self._tqdm(total=total_steps, desc=f"trial {number} {label}", leave=False, file=self.out,
                                 position=1, dynamic_ncols=True)
 
@@ -290,6 +295,13 @@ def summary_text(study: optuna.Study, outcome_reason: str, storage_url: str, k: 
         seconds = sum(float(t.user_attrs.get("reused_seconds", 0.0)) for t in shared)
         lines.append(f"prefix sharing: {reused} of {units} unit-trainings reused from earlier candidates "
                      f"({100 * reused / max(units, 1):.0f} %), about {seconds:.0f}s of training saved")
+    batches = {tuple(t.user_attrs["batch"]): t.user_attrs["batch_unit_epochs"] for t in trials
+               if "batch" in t.user_attrs and "batch_unit_epochs" in t.user_attrs}
+    if batches:
+        together = sum(u for u, _ in batches.values())
+        alone = sum(a for _, a in batches.values())
+        lines.append(f"training together (--batch): {together} unit-epochs trained where one by one would take "
+                     f"{alone} ({alone / max(together, 1):.2f}x fewer), in {len(batches)} batches")
     top = top_trials(study, k)
     if top:
         lines += ["", f"  {'rank':>4}  {'hierarchy':<14} {'val acc':>7}  {'units: first -> last':<20} {'params':>9} "
@@ -404,7 +416,7 @@ def _search(args: argparse.Namespace, argv: Sequence[str], settings: StudySettin
     try:
         outcome = run_search(settings, data, study, trials=args.trials, timeout=args.timeout, enqueue=enqueue,
                              paper=not args.no_paper_baselines, device=str(device), display=display,
-                             artifacts=artifacts, prefix_store=prefix_store)
+                             artifacts=artifacts, prefix_store=prefix_store, batch=args.batch)
         reason = outcome.stop_reason
     except KeyboardInterrupt:
         print("\nlwl-search: interrupted; the running trial is recorded as failed ('interrupted')",
@@ -425,6 +437,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workers < 1:
             raise SpaceError(f"--workers {args.workers}: use 1 or more")
         settings = settings_from_args(args)
+        if args.batch < 1:
+            raise SpaceError(f"--batch {args.batch}: use 1 or more")
+        if args.batch > 1 and (settings.recipe.mode != "simultaneous" or settings.recipe.loss == "global"):
+            raise SpaceError(f"--batch {args.batch} needs --mode simultaneous and a layer-wise --loss (pred, sim, "
+                             "predsim): sequential mode shares prefixes through --prefix-store instead")
         settings.space.check_nonempty()
         enqueue = [parse_int_list(e, "--enqueue") for e in (args.enqueue or [])]
         for h in enqueue:

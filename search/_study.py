@@ -6,10 +6,12 @@ study's settings are all read from it, so a rerun, a second worker or a second m
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import signal
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,13 +20,24 @@ from typing import Any, Protocol
 import optuna
 import torch
 from optuna.pruners import BasePruner
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled  # private; optuna is pinned
 from optuna.trial import FrozenTrial, TrialState
 
-from lwl.models import DataSplits, PrefixStore, Progress, TrainingError, complexity, train
+from lwl.models import (
+    DataSplits,
+    PrefixStore,
+    Progress,
+    RunResult,
+    Schedule,
+    TrainingError,
+    complexity,
+    train,
+    train_together,
+)
 
 from ._artifacts import ConfigArtifacts
 from ._pareto import publish_pareto
-from ._sampler import FeasibleSampler, enqueue_hierarchy, remaining, trial_hierarchy
+from ._sampler import FeasibleSampler, SpaceExhausted, enqueue_hierarchy, remaining, trial_hierarchy
 from ._settings import SETTINGS_ATTR, StudySettings, check_same_settings
 from ._space import SearchSpace, SpaceError, paper_baselines, paper_name
 from ._storage import StorageError, mask_url, open_storage, study_exists
@@ -80,6 +93,32 @@ class Objective:
         self.trials_target = trials_target
 
     def __call__(self, trial: optuna.Trial) -> float:
+        hierarchy, schedule = self.begin(trial)
+        report = self.reporter(trial, hierarchy, schedule)
+        oom = None
+        store = self.prefix_store if self.settings.recipe.mode == "sequential" else None
+        reused = (store.reused_units, store.reused_seconds) if store is not None else (0, 0.0)
+        try:
+            result = train(schedule, self.settings.recipe, self.data, device=self.device, on_progress=report,
+                           prefix_store=store)
+        except TrainingError as exc:
+            self.failed(trial, exc)
+            raise
+        except torch.cuda.OutOfMemoryError as exc:
+            oom = " ".join(str(exc).split())[:500]
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted")
+            raise
+        finally:
+            if store is not None:  # pruned trials reused units too
+                trial.set_user_attr("reused_units", store.reused_units - reused[0])
+                trial.set_user_attr("reused_seconds", round(store.reused_seconds - reused[1], 3))
+        if oom is not None:
+            raise self.out_of_memory([trial], oom)
+        return self.finish(trial, hierarchy, result)
+
+    def begin(self, trial: optuna.Trial) -> tuple[tuple[int, ...], Schedule]:
+        """The list the sampler chose for `trial`, checked, with its costs recorded before anything trains."""
         space = self.settings.space
         if self.trials_target is not None and running_ahead(trial.study, trial.number) >= self.trials_target:
             trial.set_user_attr("fail_reason", Surplus.reason)
@@ -104,10 +143,15 @@ class Objective:
             "paper": paper_name(hierarchy),
         }.items():
             trial.set_user_attr(key, value)
-        history: list[list[float | None]] = []
-        outputs: list[float | None] = []
         total = self.settings.recipe.epochs if self.settings.recipe.mode == "simultaneous" else schedule.units
         self.display.trial_started(trial.number, hierarchy, total)
+        return hierarchy, schedule
+
+    def reporter(self, trial: optuna.Trial, hierarchy: tuple[int, ...], schedule: Schedule
+                 ) -> Callable[[Progress], None]:
+        """The engine's progress hook for `trial`: every record becomes an intermediate value the pruner judges."""
+        history: list[list[float | None]] = []
+        outputs: list[float | None] = []
 
         def report(p: Progress) -> None:
             history.append([None if a is None else round(a, 5) for a in p.unit_acc])
@@ -121,34 +165,26 @@ class Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {p.step} with {p.value:.4f}")
 
-        oom = None
-        store = self.prefix_store if self.settings.recipe.mode == "sequential" else None
-        reused = (store.reused_units, store.reused_seconds) if store is not None else (0, 0.0)
-        try:
-            result = train(schedule, self.settings.recipe, self.data, device=self.device, on_progress=report,
-                           prefix_store=store)
-        except TrainingError as exc:
-            trial.set_user_attr("fail_reason", exc.reason)
-            trial.set_user_attr("fail_detail", str(exc)[:500])
-            raise
-        except torch.cuda.OutOfMemoryError as exc:
-            oom = " ".join(str(exc).split())[:500]
-        except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted")
-            raise
-        finally:
-            if store is not None:  # pruned trials reused units too
-                trial.set_user_attr("reused_units", store.reused_units - reused[0])
-                trial.set_user_attr("reused_seconds", round(store.reused_seconds - reused[1], 3))
-        if oom is not None:
-            # Out of the except block the traceback, and the tensors its frames held, are gone: free them now.
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        return report
+
+    def failed(self, trial: optuna.Trial, exc: TrainingError) -> None:
+        trial.set_user_attr("fail_reason", exc.reason)
+        trial.set_user_attr("fail_detail", str(exc)[:500])
+
+    def out_of_memory(self, trials: Sequence[optuna.Trial], detail: str) -> OutOfMemory:
+        """Called once the except block is left, so the traceback's tensors are gone: free them, record it."""
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        for trial in trials:
             trial.set_user_attr("fail_reason", OutOfMemory.reason)
-            trial.set_user_attr("fail_detail", oom)
-            raise OutOfMemory(f"trial {trial.number} {schedule.label()}: CUDA out of memory; memory freed, the "
-                              "study goes on (lower --batch-size or --widths if every list runs out)")
+            trial.set_user_attr("fail_detail", detail)
+        numbers = ", ".join(str(t.number) for t in trials)
+        return OutOfMemory(f"trial {numbers}: CUDA out of memory; memory freed, the study goes on (lower "
+                           "--batch-size, --widths or --batch if every list runs out)")
+
+    def finish(self, trial: optuna.Trial, hierarchy: tuple[int, ...], result: RunResult) -> float:
+        """The trial's results as user attributes (and its training config as an artifact); its objective value."""
         trial.set_user_attr("unit_acc", list(result.unit_acc))
         trial.set_user_attr("wall_time", round(result.wall_time, 3))
         trial.set_user_attr("peak_memory", result.peak_memory)
@@ -274,11 +310,13 @@ def run_search(
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
     artifacts: ConfigArtifacts | None = None,
     prefix_store: PrefixStore | None = None,
+    batch: int = 1,
 ) -> SearchOutcome:
     """Run trials until the study holds `trials` finished ones, the space is exhausted, or time runs out.
 
     With `artifacts`, every complete trial carries its exported training config as an Optuna artifact. With
-    `prefix_store` (sequential mode), candidates start from the deepest frozen prefix an earlier one trained.
+    `prefix_store` (sequential mode), candidates start from the deepest frozen prefix an earlier one trained. With
+    `batch` > 1 (simultaneous mode), `batch` candidates at a time train together through their shared units.
     """
     space = settings.space
     enqueued = enqueue_lists(study, space, enqueue, paper)
@@ -287,7 +325,8 @@ def run_search(
     started = count_finished(study)
     state = {"ran": 0, "failed": 0, "reason": f"reached --trials {trials}"}
 
-    def callback(study: optuna.Study, trial: FrozenTrial) -> None:
+    def finished(study: optuna.Study, trial: FrozenTrial) -> bool:
+        """Bookkeeping after a trial ends; True when the search should stop."""
         state["ran"] += 1
         if trial.state == TrialState.FAIL:
             state["failed"] += 1
@@ -303,12 +342,17 @@ def run_search(
         if on_trial is not None:
             on_trial(study, trial)
         if running_ahead(study) >= trials:  # other workers' running trials will finish the count
-            study.stop()
-        elif not remaining(study, space) and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return True
+        if not remaining(study, space) and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             state["reason"] = f"every feasible list ({len(space)}) has been evaluated"
-            study.stop()
-        elif state["failed"] > max(3, trials):
+            return True
+        if state["failed"] > max(3, trials):
             state["reason"] = f"{state['failed']} trials failed in this run"
+            return True
+        return False
+
+    def callback(study: optuna.Study, trial: FrozenTrial) -> None:
+        if finished(study, trial):
             study.stop()
 
     if started >= trials:
@@ -318,13 +362,112 @@ def run_search(
     else:
         t0 = time.monotonic()
         with _sigterm_as_interrupt():
-            study.optimize(objective, n_trials=None, timeout=timeout, callbacks=[callback],
-                           catch=(TrainingError,), gc_after_trial=False,
-                           show_progress_bar=False)
+            if batch > 1:
+                _optimize_in_batches(study, objective, batch, trials, timeout, finished)
+            else:
+                study.optimize(objective, n_trials=None, timeout=timeout, callbacks=[callback],
+                               catch=(TrainingError,), gc_after_trial=False, show_progress_bar=False)
         if timeout is not None and time.monotonic() - t0 >= timeout and count_finished(study) < trials:
             state["reason"] = f"--timeout {timeout:g}s reached"
     return SearchOutcome(study, mask_url(str(study.user_attrs.get("storage", ""))), count_finished(study),
                          state["ran"], state["reason"], len(space), enqueued)
+
+
+def _optimize_in_batches(study: optuna.Study, objective: Objective, batch: int, trials: int, timeout: float | None,
+                         finished: Callable[[optuna.Study, FrozenTrial], bool]) -> None:
+    """Ask up to `batch` candidates, train them together through their shared units, tell each its own result.
+
+    Every candidate reports to its own trial after every epoch, so the pruner judges the same values as one by one;
+    a pruned candidate is told at once and its private units stop. Like `study.optimize`, stale trials of killed
+    workers are failed first and every running trial sends heartbeats (Optuna 5.0's own helpers).
+    """
+    space = objective.settings.space
+    t0 = time.monotonic()
+    with warnings.catch_warnings():  # ask/tell warn that heartbeats belong to optimize(); we send them (below)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+        while timeout is None or time.monotonic() - t0 < timeout:
+            if is_heartbeat_enabled(study._storage):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
+            waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+            k = min(batch, trials - running_ahead(study), len(remaining(study, space)) + waiting)
+            if k <= 0:
+                return
+            group: list[tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], None]]] = []
+            stop = False
+            for _ in range(k):
+                trial = study.ask()
+                try:
+                    hierarchy, schedule = objective.begin(trial)
+                except (TrainingError, SpaceError, SpaceExhausted) as exc:  # surplus, infeasible, or a lost race
+                    if isinstance(exc, TrainingError):
+                        objective.failed(trial, exc)
+                    stop = finished(study, study.tell(trial, state=TrialState.FAIL)) or stop
+                    continue
+                group.append((trial, hierarchy, schedule, objective.reporter(trial, hierarchy, schedule)))
+            if group:
+                stop = _train_group(study, objective, group, finished) or stop
+            if stop:
+                return
+
+
+def _train_group(study: optuna.Study, objective: Objective,
+                 group: list[tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], None]]],
+                 finished: Callable[[optuna.Study, FrozenTrial], bool]) -> bool:
+    """One pass of `train_together` over `group`; True when the search should stop."""
+    told: set[int] = set()
+    stop = False
+    numbers = [t.number for t, _, _, _ in group]
+
+    def on_progress(i: int, p: Progress) -> None:
+        nonlocal stop
+        trial = group[i][0]
+        try:
+            group[i][3](p)
+        except optuna.TrialPruned:
+            told.add(i)  # told now: the dashboard shows it, the pruner counts it
+            stop = finished(study, study.tell(trial, state=TrialState.PRUNED)) or stop
+            raise
+
+    oom = None
+    with contextlib.ExitStack() as beats:
+        for trial, _, _, _ in group:
+            trial.set_user_attr("batch", numbers)
+            beats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+        try:
+            outcome = train_together([s for _, _, s, _ in group], objective.settings.recipe, objective.data,
+                                     device=objective.device, on_progress=on_progress)
+        except torch.cuda.OutOfMemoryError as exc:
+            oom = " ".join(str(exc).split())[:500]
+        except BaseException:
+            for i, (trial, _, _, _) in enumerate(group):
+                if i not in told:
+                    trial.set_user_attr("fail_reason", "interrupted")
+                    study.tell(trial, state=TrialState.FAIL)
+            raise
+    if oom is not None:
+        objective.out_of_memory([t for i, (t, _, _, _) in enumerate(group) if i not in told], oom)
+        for i, (trial, _, _, _) in enumerate(group):
+            if i not in told:
+                stop = finished(study, study.tell(trial, state=TrialState.FAIL)) or stop
+        return stop
+    for i, ((trial, hierarchy, _, _), result) in enumerate(zip(group, outcome.results)):
+        if i in told:  # pruned during the pass: already finished
+            continue
+        trial.set_user_attr("batch_unit_epochs", [outcome.unit_epochs, outcome.unit_epochs_alone])
+        if isinstance(result, RunResult):
+            frozen = study.tell(trial, objective.finish(trial, hierarchy, result))
+        elif isinstance(result, TrainingError):
+            objective.failed(trial, result)
+            frozen = study.tell(trial, state=TrialState.FAIL)
+        else:  # an error that is not the candidate's: fail it as optimize() would, then surface it
+            trial.set_user_attr("fail_reason", "error")
+            trial.set_user_attr("fail_detail", f"{type(result).__name__}: {result}"[:500])
+            study.tell(trial, state=TrialState.FAIL)
+            raise result
+        stop = finished(study, frozen) or stop
+    return stop
 
 
 __all__ = [

@@ -38,3 +38,50 @@ def test_sharing_changes_nothing_the_pruner_sees_and_saves_unit_trainings(tmp_pa
     assert reused > 0 and all("reused_units" not in t.user_attrs for t in alone.values())
     assert (tmp_path / "shared-prefixes").is_dir() and not (tmp_path / "alone-prefixes").exists()
     assert f"prefix sharing: {reused} of " in out
+
+
+SIMULTANEOUS = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "2", "--train-limit", "256", "--device",
+                "cpu", "--quiet", "--budget", "10", "--sampler", "grid", "--trials", "6", "--no-paper-baselines"]
+
+
+def test_a_batched_study_reports_what_one_by_one_reports_with_fewer_unit_trainings(tmp_path, capsys):
+    batched_db, alone_db = tmp_path / "batched.db", tmp_path / "alone.db"
+    for db, extra in ((batched_db, ["--batch", "3"]), (alone_db, [])):
+        assert main([*SIMULTANEOUS, "--pruner", "none", "--storage", f"sqlite:///{db}", "--study-name", "b",
+                     *extra]) == 0
+    out = capsys.readouterr().out
+    batched, alone = _by_list(_study(batched_db, "b")), _by_list(_study(alone_db, "b"))
+    assert batched.keys() == alone.keys() and len(batched) == 6
+    for hierarchy, t in batched.items():
+        a = alone[hierarchy]
+        assert t.state == a.state == TrialState.COMPLETE, hierarchy
+        assert t.value == a.value and t.intermediate_values == a.intermediate_values, hierarchy
+        assert t.user_attrs["unit_acc_history"] == a.user_attrs["unit_acc_history"], hierarchy
+        assert len(t.user_attrs["batch"]) == 3
+    together, one_by_one = map(sum, zip(*{tuple(t.user_attrs["batch"]): t.user_attrs["batch_unit_epochs"]
+                                          for t in batched.values()}.values()))
+    assert one_by_one == 6 * 10 * 2 and together < one_by_one
+    assert f"training together (--batch): {together} unit-epochs trained where one by one would take " \
+           f"{one_by_one}" in out
+
+
+def test_a_batched_study_prunes_and_finishes_every_trial(tmp_path):
+    db = tmp_path / "p.db"
+    assert main([*SIMULTANEOUS, "--pruner", "sha", "--batch", "3", "--epochs", "4", "--trials", "9",
+                 "--storage", f"sqlite:///{db}", "--study-name", "p"]) == 0
+    trials = _study(db, "p").trials
+    assert len(trials) == 9 and {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert any(t.state == TrialState.PRUNED for t in trials)
+    for t in trials:  # a pruned candidate reported until it was stopped, and nothing after
+        assert sorted(t.intermediate_values) == list(range(1, len(t.intermediate_values) + 1))
+        assert len(t.user_attrs["unit_acc_history"]) == len(t.intermediate_values)
+
+
+def test_batch_needs_layer_wise_simultaneous_training(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as info:
+        main([*SIMULTANEOUS, "--batch", "3", "--mode", "sequential", "--storage", f"sqlite:///{tmp_path / 'x.db'}"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "--batch 3 needs --mode simultaneous" in err
+    assert not (tmp_path / "x.db").exists()

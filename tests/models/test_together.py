@@ -1,0 +1,68 @@
+"""Candidates trained together through their shared units equal the same candidates trained alone, bitwise."""
+
+import pytest
+import torch
+
+from lwl.models import Schedule, ScheduleError, load_data, paper_recipe, train, train_together
+
+WIDTHS = (4, 8, 8, 16)
+LISTS = ((1, 1, 2, 4), (1, 1, 3, 3), (2, 1, 2, 3))  # share four units, then one unit with the first two
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_data("digits")
+
+
+def _schedule(hierarchy):
+    return Schedule(tuple(hierarchy), widths=WIDTHS, num_classes=10, in_channels=1, input_size=16)
+
+
+def _records(history):
+    return [(p.step, p.total_steps, p.unit_acc, p.output_acc, p.train_loss, p.unit_epochs) for p in history]
+
+
+def _assert_same(together, alone):
+    a, b = together.model.state_dict(), alone.model.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert _records(together.history) == _records(alone.history)
+
+
+@pytest.mark.parametrize("augment", [None, ("crop", "flip")], ids=["plain", "augmented"])
+def test_candidates_trained_together_equal_each_trained_alone(digits, augment):
+    recipe = paper_recipe("digits", "resnet", epochs=2, train_limit=256, augment=augment)
+    outcome = train_together([_schedule(h) for h in LISTS], recipe, digits, device="cpu", keep_models=True)
+    for h, result in zip(LISTS, outcome.results):
+        _assert_same(result, train(_schedule(h), recipe, digits, device="cpu", keep_model=True))
+    # 8 + 8 + 8 units alone; together the first four (and unit 1 of the third) are trained once: 8 + 4 + 7 nodes.
+    assert (outcome.unit_epochs, outcome.unit_epochs_alone) == (19 * 2, 24 * 2)
+
+
+def test_a_stopped_candidate_leaves_and_the_others_go_on_unchanged(digits):
+    recipe = paper_recipe("digits", "resnet", epochs=3, train_limit=256)
+    seen = []
+
+    def on_progress(i, p):
+        seen.append((i, p.step))
+        if i == 0 and p.step == 1:
+            raise RuntimeError("pruned")  # as optuna.TrialPruned leaves a trial
+        return i == 2 and p.step == 2
+
+    outcome = train_together([_schedule(h) for h in LISTS], recipe, digits, device="cpu", keep_models=True,
+                             on_progress=on_progress)
+    first, second, third = outcome.results
+    assert isinstance(first, RuntimeError) and str(first) == "pruned"
+    assert third.stopped_early and [p.step for p in third.history] == [1, 2]
+    assert sorted(seen) == [(0, 1), (1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]
+    alone = [train(_schedule(h), recipe, digits, device="cpu", keep_model=True) for h in LISTS[1:]]
+    _assert_same(second, alone[0])  # the shared units went on for it after candidate 0 left
+    assert _records(third.history) == _records(alone[1].history[:2])
+    assert outcome.unit_epochs < outcome.unit_epochs_alone
+
+
+def test_only_layer_wise_simultaneous_training_can_share(digits):
+    for recipe in (paper_recipe("digits", "resnet", loss="global"), paper_recipe("digits", "resnet", mode="sequential")):
+        with pytest.raises(ScheduleError, match="simultaneous mode and a layer-wise loss"):
+            train_together([_schedule(LISTS[0])], recipe, digits, device="cpu")
