@@ -162,7 +162,7 @@ class Objective:
             trial.set_user_attr("elapsed", round(p.elapsed, 3))
             trial.report(p.value, p.step)
             self.display.progress(p)
-            if trial.should_prune():
+            if p.step < p.total_steps and trial.should_prune():  # a fully trained candidate is never discarded
                 raise optuna.TrialPruned(f"pruned at step {p.step} with {p.value:.4f}")
 
         return report
