@@ -2,15 +2,12 @@
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
-from lwl.models import load_checkpoint
 from lwl.models._checkpoint import CHECKPOINT_FILE
 
 TINY = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "2", "--train-limit", "256", "--device", "cpu"]
@@ -32,7 +29,7 @@ def _run(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return done
 
 
-def test_search_report_export_train_kill_resume(tmp_path):
+def test_search_report_export_train_kill_resume(tmp_path, sigkill_after_checkpoint):
     storage = "sqlite:///studies/j.db"
     search = _run("lwl-search", *TINY, "--budget", "8", "--trials", "3", "--pruner", "none", "--storage", storage,
                   "--study-name", "j", cwd=tmp_path)
@@ -52,19 +49,7 @@ def test_search_report_export_train_kill_resume(tmp_path):
     # Full training of the exported config, killed with SIGKILL after its first checkpoint, then resumed.
     out = tmp_path / "run"
     args = ["--config", str(config), "--epochs", "6", "--device", "cpu", "--out", str(out)]
-    proc = subprocess.Popen(_cmd("lwl-train", *args), cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / CHECKPOINT_FILE).exists():
-            assert proc.poll() is None, "lwl-train ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    killed_at = load_checkpoint(out / CHECKPOINT_FILE)["trainer"]["position"]["epoch"]
+    killed_at = sigkill_after_checkpoint(_cmd("lwl-train", *args), out / CHECKPOINT_FILE, cwd=tmp_path)
     assert 1 <= killed_at < 6
     resumed = _run("lwl-train", *args, "--resume", cwd=tmp_path)
     assert f"resuming after epoch {killed_at}/6" in resumed.stderr

@@ -2,15 +2,13 @@
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from lwl.models import ResumeError, Schedule, TrainingConfig, load_checkpoint, load_data, paper_recipe, train
+from lwl.models import ResumeError, Schedule, TrainingConfig, load_data, paper_recipe, train
 from lwl.models._checkpoint import CHECKPOINT_FILE
 
 SCHEDULE = Schedule((1, 2), widths=(4, 8), num_classes=10, in_channels=1, input_size=16)
@@ -77,26 +75,14 @@ def _lwl_train(*args):
     return [sys.executable, "-c", "import sys; from lwl.models._cli import train_main; sys.exit(train_main())", *args]
 
 
-def test_a_sigkilled_lwl_train_resumes_to_the_uninterrupted_result(digits, tmp_path):
+def test_a_sigkilled_lwl_train_resumes_to_the_uninterrupted_result(digits, tmp_path, sigkill_after_checkpoint):
     schedule = Schedule((1, 1, 1, 1), widths=(4, 8, 8, 16), num_classes=10, in_channels=1, input_size=16)
     recipe = paper_recipe("digits", "resnet", epochs=8, train_limit=512)
     config = TrainingConfig(schedule, recipe, {"study": "test"})
     path = config.save_yaml(tmp_path / "c.yaml")
     out = tmp_path / "run"
-    proc = subprocess.Popen(_lwl_train("--config", str(path), "--device", "cpu", "--out", str(out)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / CHECKPOINT_FILE).exists():
-            assert proc.poll() is None, "lwl-train ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    killed_at = load_checkpoint(out / CHECKPOINT_FILE)["trainer"]["position"]["epoch"]
+    killed_at = sigkill_after_checkpoint(_lwl_train("--config", str(path), "--device", "cpu", "--out", str(out)),
+                                         out / CHECKPOINT_FILE)
     assert 1 <= killed_at < 8, "the kill came too late to test anything"
     assert not (out / "model.pt").exists()
 

@@ -37,19 +37,23 @@ def _require(name: str) -> str:
     return url
 
 
+def _drop(storage, name: str) -> None:
+    """Delete a test's study and its derived Pareto study from a shared server."""
+    for study_name in (name, f"{name}-pareto"):
+        try:
+            optuna.delete_study(study_name=study_name, storage=storage)
+        except KeyError:
+            pass
+
+
 @pytest.fixture(params=list(SERVERS))
 def server(request):
     url = _require(request.param)
     name = f"w-{uuid.uuid4().hex[:8]}"
     yield url, name
-    storage = url.replace("s3cret-pw", "")
-    for study in (name, f"{name}-pareto"):
-        try:
-            from lwl.search import open_storage
+    from lwl.search import open_storage
 
-            optuna.delete_study(study_name=study, storage=open_storage(storage, heartbeat=False))
-        except KeyError:
-            pass
+    _drop(open_storage(url.replace("s3cret-pw", ""), heartbeat=False), name)
 
 
 def test_workers_share_one_study_exactly(server, tmp_path):
@@ -123,11 +127,7 @@ def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_and_its_list_retried(t
         assert len(finished) == 2
     finally:
         victim.kill()
-        for study_name in (name, f"{name}-pareto"):
-            try:
-                optuna.delete_study(study_name=study_name, storage=storage)
-            except KeyError:
-                pass
+        _drop(storage, name)
 
 
 class _Proxy:
@@ -237,8 +237,4 @@ def test_a_database_that_goes_away_stops_the_worker_cleanly_and_the_rerun_contin
     finally:
         worker.kill()
         proxy.cut()
-        for study_name in (name, f"{name}-pareto"):
-            try:
-                optuna.delete_study(study_name=study_name, storage=storage)
-            except KeyError:
-                pass
+        _drop(storage, name)
