@@ -21,7 +21,6 @@ Run with the package installed (``pip install -e .``), or with ``lwl`` on PYTHON
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 import warnings

@@ -1,34 +1,45 @@
 #!/usr/bin/env python3
-"""Training throughput of the engine: layer-wise (predsim, pred) against global back-propagation.
+"""Training throughput of the engine: layer-wise (predsim, pred) against global back-propagation, and against a
+plain reference written the way a user would write it.
 
     python3 benchmarks/train_speed.py --hierarchy 1,1,2,2 --widths 16,32,64,128 --n-images 1024
     python3 benchmarks/train_speed.py --hierarchy 2,2,2,2 --batch-size 128 --device cuda --json
 
-Trains one network with the public engine (`lwl.models.train`) on CIFAR-shaped synthetic data: random
-3x32x32 tensors and labels from a seeded generator, packed as a `DataSplits` whose `DatasetInfo` is CIFAR's
+Trains one network with the public engine (`lwl.models.train`) on CIFAR-shaped synthetic data: uint8 images
+from a seeded generator (each class its own colour, each pixel that colour plus noise: a learnable task),
+normalised exactly as the engine loads CIFAR and packed as a `DataSplits` whose `DatasetInfo` is CIFAR's
 (`dataset_info("cifar10")` / `"cifar100"`), so the engine's random crop + flip runs exactly as in real
 training and nothing is downloaded. Timing uses the engine's own per-epoch `Progress` records (simultaneous
 mode: one per epoch, `elapsed` since training began): the warm-up epoch(s) are dropped and the rest averaged.
 
-Every loss runs in its own child process (unless --in-process), so that a peak-memory figure, cuDNN's
+The reference (`--reference`, default `pred`) trains the same `LocalNet` (`build_network`, so FLOPs and
+parameters are identical) on the same uint8 images the way a user following Noekland & Eidnes' code writes it:
+a map-style data set with per-image torchvision transforms, a `DataLoader`, fp32, eager, one `torch.optim.Adam`
+per unit and one for the output classifier, each unit on the detached (dropped-out) output of the one before.
+It is timed the same way (whole epochs, warm-up dropped), and the engine / reference ratio is printed.
+
+Every run goes in its own child process (unless --in-process), so that a peak-memory figure, cuDNN's
 autotuning cache and the allocator state of one run cannot leak into the next. On Linux the children are
 forked from the parent after it has imported torch (so the import is paid once) and before it has touched
 CUDA or run any parallel CPU op; elsewhere they are spawned.
 
 Figures (see benchmarks/README.md):
-  s/epoch              mean seconds per timed epoch (includes the engine's per-epoch validation pass on a
-                       tiny validation split, --n-val images)
+  s/epoch              mean seconds per timed epoch (includes the per-epoch validation pass on a tiny
+                       validation split, --n-val images)
   images/s             training images per epoch / s per epoch: whole-network epochs per second x images
   unit-images/s        images per epoch x units / s per epoch: "images/s per unit-epoch", the rate at which the
                        engine does the unit-epochs the search counts as compute (`Progress.unit_epochs`)
-  peak memory          CUDA: `RunResult.peak_memory` (peak allocated, data set included) and its excess over
-                       what was allocated before `train()` (the data set); CPU: increase of the process's
-                       peak RSS (`resource.getrusage(...).ru_maxrss`) during `train()`
+  peak memory          CUDA: peak allocated during training (`RunResult.peak_memory` for the engine, data set
+                       included) and its excess over what was allocated before (the data set); CPU: increase of
+                       the process's peak RSS (`resource.getrusage(...).ru_maxrss`) during training
   TFLOP/s achieved     3 x flops_aux per image x images/s / 1e12: forward + backward counted as 3 x forward,
                        flops_aux = `complexity(schedule, recipe.head).flops_aux` (backbone + output classifier +
                        every auxiliary head, 2 FLOPs per multiply-add)
   matmul TFLOP/s       measured rate of a square matmul on the same device (bf16 on CUDA, the dtype the engine
                        trains in under autocast; fp32 elsewhere, where the engine trains in fp32)
+  s/candidate          extrapolated: seconds to train one candidate at the study's default fidelity
+                       (`lwl-search`'s epochs per candidate on CIFAR, on CIFAR's training split less the
+                       validation fraction) at the measured images/s
 """
 
 from __future__ import annotations
@@ -41,8 +52,15 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 
 PROG = "train_speed"
 LAYERWISE_LOSSES = ("predsim", "pred", "sim")
@@ -51,6 +69,14 @@ CONVENTION = (
     "flops_aux: complexity(schedule, recipe.head).flops_aux, backbone + output classifier + auxiliary heads, "
     "2 FLOPs per multiply-add)"
 )
+# The synthetic task: class c's images are its colour (drawn per class from COLOUR_RANGE) plus Gaussian pixel
+# noise of sd PIXEL_NOISE, rounded to uint8. Learnable, so that the engine and the reference can be seen to train;
+# speed does not depend on the values.
+COLOUR_RANGE = (64, 192)
+PIXEL_NOISE = 48.0
+# "Seconds per candidate at the study's default fidelity": `lwl-search` trains a CIFAR candidate for
+# SEARCH_EPOCHS[dataset] epochs on CIFAR's 50,000 training images less its validation fraction (10 %: 45,000).
+CIFAR_TRAIN_IMAGES = 50_000
 
 
 # ------------------------------------------------------------------------------------------------ arguments
@@ -88,11 +114,24 @@ def _losses(text: str) -> tuple[str, ...]:
     return out
 
 
+def _reference_losses(text: str) -> tuple[str, ...]:
+    """Comma-separated layer-wise losses the plain reference also runs; 'none' runs no reference."""
+    if text.strip() == "none":
+        return ()
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [n for n in names if n not in LAYERWISE_LOSSES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"reference loss {unknown[0] if unknown else text!r}: choose from {', '.join(LAYERWISE_LOSSES)}, or none"
+        )
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
-        description="Measure the engine's training throughput, layer-wise against global back-propagation, "
-        "on CIFAR-shaped synthetic data (no download).",
+        description="Measure the engine's training throughput, layer-wise against global back-propagation and "
+        "against a plain PyTorch reference, on CIFAR-shaped synthetic data (no download).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     g = p.add_argument_group("network")
@@ -120,14 +159,31 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="seeds the synthetic data and the engine")
     g.add_argument("--threads", type=_positive_int, default=None,
                    help="torch CPU threads (default: torch's own choice, usually one per core)")
-    g = p.add_argument_group("reference and output")
+    g = p.add_argument_group("plain reference")
+    g.add_argument("--reference", type=_reference_losses, default=("pred",),
+                   help="comma-separated layer-wise losses (each also in --loss) to train with the plain "
+                   "reference too (DataLoader, per-image transforms, fp32, eager); none: no reference")
+    g.add_argument("--ref-workers", type=_non_negative_int, default=0,
+                   help="the reference DataLoader's num_workers (0: load in the training process, as Noekland & "
+                   "Eidnes' code does)")
+    g = p.add_argument_group("matmul rate and output")
     g.add_argument("--matmul-size", type=_non_negative_int, default=None,
                    help="side of the square reference matmul (default 8192 on CUDA, 2048 elsewhere; 0 skips it)")
     g.add_argument("--matmul-reps", type=_positive_int, default=5, help="timed repetitions of the matmul")
     g.add_argument("--in-process", action="store_true",
-                   help="run every loss in this process (faster start; CPU peak-RSS figures become n/a)")
+                   help="run everything in this process (faster start; CPU peak-RSS figures become n/a)")
     g.add_argument("--json", action="store_true", help="print one JSON object with every figure")
     return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The flags, with the reference's losses checked against --loss: a ratio needs the engine's run of it."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    missing = [loss for loss in args.reference if loss not in args.loss]
+    if missing:
+        parser.error(f"--reference {missing[0]}: the engine must run it too for the ratio; add it to --loss")
+    return args
 
 
 def epoch_plan(n_images: int, batch_size: int, steps: int, warmup: int) -> dict[str, int]:
@@ -143,24 +199,54 @@ def epoch_plan(n_images: int, batch_size: int, steps: int, warmup: int) -> dict[
     }
 
 
+def candidate_fidelity(dataset: str, batch_size: int) -> dict[str, Any]:
+    """What one `lwl-search` candidate trains on real CIFAR at the study's defaults: epochs and images per epoch
+    (the engine serves whole batches only)."""
+    from lwl.search._cli import DEFAULTS, SEARCH_EPOCHS
+
+    train_images = round(CIFAR_TRAIN_IMAGES * (1 - DEFAULTS["val_fraction"]))
+    return {
+        "extrapolated": True,
+        "dataset": dataset,
+        "epochs": SEARCH_EPOCHS[dataset],
+        "train_images": train_images,
+        "images_per_epoch": epoch_plan(train_images, batch_size, 1, 1)["images_per_epoch"],
+        "val_fraction": DEFAULTS["val_fraction"],
+        "rule": "s_per_candidate = epochs x images_per_epoch / measured images/s",
+    }
+
+
+def candidate_seconds(fidelity: dict[str, Any], images_per_s: float) -> float:
+    """Extrapolated seconds to train one candidate at `fidelity` (`candidate_fidelity`) at the measured rate."""
+    return fidelity["epochs"] * fidelity["images_per_epoch"] / images_per_s
+
+
 # ------------------------------------------------------------------------------------------------ worker side
-def synthetic_data(info: Any, n_train: int, n_val: int, seed: int) -> Any:
-    """CIFAR-shaped `DataSplits`: standard-normal images (the scale of normalised CIFAR) and uniform labels."""
-    import torch
-
-    from lwl.models import DataSplits
-
+def synthetic_images(info: Any, n_train: int, n_val: int, seed: int) -> dict[str, np.ndarray]:
+    """uint8 NHWC images (as torchvision's CIFAR data sets hold them) and int64 labels for both splits: every
+    class a colour, every pixel that colour plus noise."""
     g = torch.Generator().manual_seed(seed)
-    shape = (info.in_channels, info.input_size, info.input_size)
-
-    def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.randn((n, *shape), generator=g, dtype=torch.float32)
+    c, size = info.in_channels, info.input_size
+    colours = torch.randint(*COLOUR_RANGE, (info.num_classes, c), generator=g, dtype=torch.int64).float()
+    out: dict[str, np.ndarray] = {}
+    for split, n in (("train", n_train), ("val", n_val)):
         y = torch.randint(0, info.num_classes, (n,), generator=g, dtype=torch.int64)
-        return x, y
+        noise = torch.randn((n, size, size, c), generator=g) * PIXEL_NOISE
+        out[f"{split}_x"] = (colours[y].view(n, 1, 1, c) + noise).round_().clamp_(0, 255).to(torch.uint8).numpy()
+        out[f"{split}_y"] = y.numpy()
+    return out
 
-    train_x, train_y = split(n_train)
-    val_x, val_y = split(n_val)
-    return DataSplits(info, train_x, train_y, val_x, val_y)
+
+def synthetic_data(info: Any, n_train: int, n_val: int, seed: int) -> Any:
+    """The engine's CIFAR-shaped `DataSplits` of `synthetic_images`, converted exactly as the engine loads CIFAR
+    (uint8 NHWC -> normalised float32 NCHW)."""
+    from lwl.models import DataSplits
+    from lwl.models._data import _cifar_tensor
+
+    arrays = synthetic_images(info, n_train, n_val, seed)
+    cpu = torch.device("cpu")
+    return DataSplits(info, _cifar_tensor(arrays["train_x"], None, info, cpu), torch.from_numpy(arrays["train_y"]),
+                      _cifar_tensor(arrays["val_x"], None, info, cpu), torch.from_numpy(arrays["val_y"]))
 
 
 def _max_rss_bytes() -> int:
@@ -170,18 +256,14 @@ def _max_rss_bytes() -> int:
     return int(rss) if sys.platform == "darwin" else int(rss) * 1024  # bytes on macOS, KiB on Linux
 
 
-def _sync(dev: Any) -> None:
-    import torch
-
+def _sync(dev: torch.device) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     elif dev.type == "mps":
         torch.mps.synchronize()
 
 
-def device_info(dev: Any) -> dict[str, Any]:
-    import torch
-
+def device_info(dev: torch.device) -> dict[str, Any]:
     info: dict[str, Any] = {"device": str(dev), "torch": torch.__version__, "python": platform.python_version(),
                             "cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
     if dev.type == "cuda":
@@ -203,10 +285,8 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-def measure_matmul(dev: Any, size: int, reps: int) -> dict[str, Any]:
+def measure_matmul(dev: torch.device, size: int, reps: int) -> dict[str, Any]:
     """TFLOP/s of a size^3 matmul: bf16 on CUDA (what the engine's autocast runs), fp32 elsewhere."""
-    import torch
-
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     g = torch.Generator(device=dev).manual_seed(0)
     a = torch.randn(size, size, device=dev, dtype=dtype, generator=g)
@@ -227,12 +307,21 @@ def measure_matmul(dev: Any, size: int, reps: int) -> dict[str, Any]:
             "tflops": flops / mean / 1e12, "tflops_best": flops / best / 1e12}
 
 
-def measure(args: argparse.Namespace, loss: str, with_matmul: bool = False, isolated: bool = True) -> dict[str, Any]:
-    """Train the network with `loss` for warm-up + timed epochs and return its figures (and, if asked, the
-    reference matmul rate, measured after training so that it cannot disturb the run)."""
-    import torch
+@dataclass(frozen=True)
+class Setup:
+    """What the engine's run and the reference's share: the network, the recipe, the epochs and the device."""
 
-    from lwl.models import complexity, dataset_info, make_schedule, paper_recipe, resolve_device, train
+    info: Any  # DatasetInfo
+    schedule: Any  # Schedule
+    recipe: Any  # Recipe
+    plan: dict[str, int]
+    dev: torch.device
+    cost: Any  # Complexity
+
+
+def setup(args: argparse.Namespace, loss: str) -> Setup:
+    """The schedule, the paper's CIFAR recipe for `loss` over warm-up + timed epochs, the device and threads."""
+    from lwl.models import complexity, dataset_info, make_schedule, paper_recipe, resolve_device
 
     info = dataset_info("cifar10" if args.classes == 10 else "cifar100")
     hierarchy = args.hierarchy if args.hierarchy is not None or args.preset else "1,1,2,2"
@@ -240,68 +329,83 @@ def measure(args: argparse.Namespace, loss: str, with_matmul: bool = False, isol
                              widths=args.widths, num_classes=info.num_classes, in_channels=info.in_channels,
                              input_size=info.input_size, downsample=args.downsample)
     plan = epoch_plan(args.n_images, args.batch_size, args.steps, args.warmup)
-    epochs = plan["warmup_epochs"] + plan["timed_epochs"]
-    recipe = paper_recipe(info.name, schedule.family, args.preset, loss=loss, epochs=epochs,
-                          batch_size=args.batch_size, seed=args.seed)
+    recipe = paper_recipe(info.name, schedule.family, args.preset, loss=loss,
+                          epochs=plan["warmup_epochs"] + plan["timed_epochs"], batch_size=args.batch_size,
+                          seed=args.seed)
     dev = resolve_device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    data = synthetic_data(info, args.n_images, args.n_val, args.seed).to(dev)
-    cost = complexity(schedule, recipe.head)
+    return Setup(info, schedule, recipe, plan, dev, complexity(schedule, recipe.head))
 
-    records: list[Any] = []
-    _sync(dev)
-    if dev.type == "cuda":
-        before = torch.cuda.memory_allocated(dev)
-    rss_before = _max_rss_bytes()
-    result = train(schedule, recipe, data, device=dev, on_progress=records.append)
-    rss_after = _max_rss_bytes()
 
-    # Progress.elapsed is read after each epoch's validation, which syncs with the device: records are exact
-    # epoch boundaries. Drop the warm-up epochs, average the rest.
-    w = plan["warmup_epochs"]
-    elapsed = [p.elapsed for p in records]
-    epoch_s = [b - a for a, b in zip([0.0] + elapsed[:-1], elapsed)]
+def timing(s: Setup, elapsed: Sequence[float], unit_epochs: Sequence[int]) -> dict[str, Any]:
+    """Figures from the seconds since training began at each epoch's end (after its validation, which syncs with
+    the device) and the unit-epochs done by then: warm-up epochs dropped, the rest averaged."""
+    w, images = s.plan["warmup_epochs"], s.plan["images_per_epoch"]
+    epoch_s = [b - a for a, b in zip([0.0, *elapsed[:-1]], elapsed)]
     timed_s = elapsed[-1] - elapsed[w - 1]
-    timed_unit_epochs = records[-1].unit_epochs - records[w - 1].unit_epochs
-    timed_epochs = len(records) - w
-    s_per_epoch = timed_s / timed_epochs
-    images_per_s = plan["images_per_epoch"] * timed_epochs / timed_s
-    unit_images_per_s = plan["images_per_epoch"] * timed_unit_epochs / timed_s
-
-    if dev.type == "cuda":
-        peak = result.peak_memory
-        train_mem = None if peak is None else peak - before
-        memory_kind = "cuda peak allocated (RunResult.peak_memory)"
-    elif dev.type == "cpu" and isolated:
-        peak = train_mem = rss_after - rss_before
-        memory_kind = "cpu peak-RSS increase during train() (ru_maxrss)"
-    else:
-        peak = train_mem = None
-        memory_kind = "n/a (cpu, in-process)" if dev.type == "cpu" else f"n/a ({dev.type})"
-
-    out: dict[str, Any] = {
-        "loss": loss,
-        "mode": "global" if loss == "global" else "layer-wise",
-        "units": schedule.units,
-        "epochs": epochs,
-        **plan,
-        "epoch_seconds": epoch_s,
-        "s_per_epoch": s_per_epoch,
+    timed_epochs = len(elapsed) - w
+    images_per_s = images * timed_epochs / timed_s
+    return {
+        "units": s.schedule.units,
+        "epochs": len(elapsed),
+        **s.plan,
+        "epoch_seconds": list(epoch_s),
+        "s_per_epoch": timed_s / timed_epochs,
         "s_per_epoch_min": min(epoch_s[w:]),
         "images_per_s": images_per_s,
-        "unit_images_per_s": unit_images_per_s,
-        "flops": cost.flops,
-        "flops_aux": cost.flops_aux,
-        "params_aux": cost.params_aux,
-        "achieved_tflops": 3 * cost.flops_aux * images_per_s / 1e12,
-        "peak_memory": peak,
-        "train_memory": train_mem,
-        "memory_kind": memory_kind,
+        "unit_images_per_s": images * (unit_epochs[-1] - unit_epochs[w - 1]) / timed_s,
+        "flops": s.cost.flops,
+        "flops_aux": s.cost.flops_aux,
+        "params_aux": s.cost.params_aux,
+        "achieved_tflops": 3 * s.cost.flops_aux * images_per_s / 1e12,
+    }
+
+
+def memory(dev: torch.device, isolated: bool, peak_cuda: int | None, before_cuda: int, rss_before: int,
+           rss_after: int, cuda_kind: str) -> dict[str, Any]:
+    """Peak and training memory: CUDA peak allocated (and its excess over `before_cuda`), or on the CPU the peak-RSS
+    increase, which only means something in a fresh child process."""
+    if dev.type == "cuda":
+        return {"peak_memory": peak_cuda, "train_memory": None if peak_cuda is None else peak_cuda - before_cuda,
+                "memory_kind": cuda_kind}
+    if dev.type == "cpu" and isolated:
+        return {"peak_memory": rss_after - rss_before, "train_memory": rss_after - rss_before,
+                "memory_kind": "cpu peak-RSS increase during training (ru_maxrss)"}
+    return {"peak_memory": None, "train_memory": None,
+            "memory_kind": "n/a (cpu, in-process)" if dev.type == "cpu" else f"n/a ({dev.type})"}
+
+
+def _common(s: Setup, loss: str, mode: str) -> dict[str, Any]:
+    return {"loss": loss, "mode": mode,
+            "recipe": {"lr": s.recipe.lr, "dropout": s.recipe.dropout, "augment": list(s.info.augment)},
+            "schedule": s.schedule.to_dict(), "env": device_info(s.dev)}
+
+
+def measure(args: argparse.Namespace, loss: str, with_matmul: bool = False, isolated: bool = True) -> dict[str, Any]:
+    """Train the network with the engine and `loss` for warm-up + timed epochs and return its figures (and, if
+    asked, the reference matmul rate, measured after training so that it cannot disturb the run)."""
+    from lwl.models import train
+
+    s = setup(args, loss)
+    dev = s.dev
+    data = synthetic_data(s.info, args.n_images, args.n_val, args.seed).to(dev)
+    records: list[Any] = []
+    _sync(dev)
+    before = torch.cuda.memory_allocated(dev) if dev.type == "cuda" else 0
+    rss_before = _max_rss_bytes()
+    result = train(s.schedule, s.recipe, data, device=dev, on_progress=records.append)
+    rss_after = _max_rss_bytes()
+
+    # Progress.elapsed is read after each epoch's validation, which syncs with the device: exact epoch boundaries.
+    out: dict[str, Any] = {
+        **_common(s, loss, "global" if loss == "global" else "layer-wise"),
+        **timing(s, [p.elapsed for p in records], [p.unit_epochs for p in records]),
+        **memory(dev, isolated, result.peak_memory, before, rss_before, rss_after,
+                 "cuda peak allocated (RunResult.peak_memory)"),
+        "train_loss": [list(p.train_loss) for p in records],
+        "val_acc": [p.output_acc for p in records],
         "wall_time": result.wall_time,
-        "recipe": {"lr": recipe.lr, "dropout": recipe.dropout, "augment": list(info.augment)},
-        "schedule": schedule.to_dict(),
-        "env": device_info(dev),
     }
     del result, data
     if dev.type == "cuda":
@@ -312,14 +416,134 @@ def measure(args: argparse.Namespace, loss: str, with_matmul: bool = False, isol
     return out
 
 
-def _child(conn: Any, args: argparse.Namespace, loss: str, with_matmul: bool) -> None:
-    """Body of one child process: measure, send the figures (or the one-line error) back, exit."""
+# ------------------------------------------------------------------------------------------------ the reference
+class ImageArrayDataset(Dataset):
+    """uint8 HWC images served one at a time as PIL images through per-image transforms, as torchvision's CIFAR10
+    and CIFAR100 data sets serve them."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Callable[[Any], torch.Tensor]) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
+
+
+def reference_loss(unit: Any, h: torch.Tensor, y: torch.Tensor, loss: str, beta: float, classes: int) -> torch.Tensor:
+    """Unit's local loss on its output h, as Noekland & Eidnes define it (the engine's `_unit_loss`)."""
+    from lwl.models import sim_loss
+
+    if loss == "pred":
+        return F.cross_entropy(unit.pred(h), y)
+    sim = sim_loss(unit.sim(h), y, classes)
+    if loss == "sim":  # the classifier still learns, as a probe
+        return sim + F.cross_entropy(unit.pred(h.detach()), y)
+    return (1 - beta) * F.cross_entropy(unit.pred(h), y) + beta * sim
+
+
+def measure_reference(args: argparse.Namespace, loss: str, isolated: bool = True) -> dict[str, Any]:
+    """Train the same network on the same images the way a user writes layer-wise training: torchvision
+    transforms per image, a DataLoader, fp32, eager, one Adam per unit plus one for the output classifier, each
+    unit on the detached output of the one before; the paper's step decay (MultiStepLR), losses read with
+    `.item()`. Timed like the engine: whole epochs, each ending with a validation pass."""
+    from torchvision import transforms
+
+    from lwl.models import build_network
+
+    s = setup(args, loss)
+    dev, recipe, info = s.dev, s.recipe, s.info
+    arrays = synthetic_images(info, args.n_images, args.n_val, args.seed)
+    normalize = [transforms.ToTensor(), transforms.Normalize(info.mean, info.std)]
+    augment = [transforms.RandomCrop(info.input_size, padding=info.crop_padding)] if "crop" in info.augment else []
+    augment += [transforms.RandomHorizontalFlip()] if "flip" in info.augment else []
+    cuda = dev.type == "cuda"
+    rss_before = _max_rss_bytes()
+    before = torch.cuda.memory_allocated(dev) if cuda else 0
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(dev)
+    torch.manual_seed(args.seed)
+    train_set = ImageArrayDataset(arrays["train_x"], arrays["train_y"], transforms.Compose(augment + normalize))
+    loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True,
+                        drop_last=args.n_images >= recipe.batch_size,  # as the engine serves whole batches
+                        num_workers=args.ref_workers, pin_memory=cuda)
+    val_loader = DataLoader(ImageArrayDataset(arrays["val_x"], arrays["val_y"], transforms.Compose(normalize)),
+                            batch_size=recipe.eval_batch_size, num_workers=args.ref_workers, pin_memory=cuda)
+    net = build_network(s.schedule, recipe.head, recipe.seed).to(dev)
+    unit_opts = [torch.optim.Adam(u.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay) for u in net.units]
+    out_opt = torch.optim.Adam(net.classifier.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    # The paper's step decay at fractions of the run, stepped per batch (as the engine does) so short runs decay too.
+    milestones = [math.floor(m * recipe.epochs * len(loader)) for m in recipe.lr_milestones]
+    schedulers = [torch.optim.lr_scheduler.MultiStepLR(o, milestones, recipe.lr_gamma) for o in [*unit_opts, out_opt]]
+    out_weight = 1 - recipe.beta if loss == "predsim" else 1.0  # as the engine weighs the output classifier
+
+    t0 = time.perf_counter()
+    elapsed: list[float] = []
+    train_loss: list[list[float]] = []
+    val_acc: list[float] = []
+    for _ in range(recipe.epochs):
+        net.train()
+        sums = [0.0] * len(net.units)
+        for x, y in loader:
+            x, y = x.to(dev), y.to(dev)
+            h = x
+            for j, (unit, opt) in enumerate(zip(net.units, unit_opts)):
+                out = unit(h)
+                local = reference_loss(unit, out, y, loss, recipe.beta, info.num_classes)
+                opt.zero_grad()
+                local.backward()
+                opt.step()
+                sums[j] += local.item()
+                h = F.dropout(out.detach(), recipe.dropout, training=True)
+            final = out_weight * F.cross_entropy(net.classifier(h), y)
+            out_opt.zero_grad()
+            final.backward()
+            out_opt.step()
+            for scheduler in schedulers:
+                scheduler.step()
+        net.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in val_loader:
+                correct += (net(x.to(dev)).argmax(1) == y.to(dev)).sum().item()
+        train_loss.append([v / len(loader) for v in sums])
+        val_acc.append(correct / len(val_loader.dataset))
+        elapsed.append(time.perf_counter() - t0)
+    rss_after = _max_rss_bytes()
+    units = len(net.units)
+    return {
+        **_common(s, loss, "reference"),
+        **timing(s, elapsed, [units * (e + 1) for e in range(len(elapsed))]),
+        **memory(dev, isolated, torch.cuda.max_memory_allocated(dev) if cuda else None, before, rss_before,
+                 rss_after, "cuda peak allocated (torch.cuda.max_memory_allocated; the data set stays on the host)"),
+        "loader_batches_per_epoch": len(loader),
+        "ref_workers": args.ref_workers,
+        "train_loss": train_loss,
+        "val_acc": val_acc,
+        "wall_time": elapsed[-1],
+    }
+
+
+# ------------------------------------------------------------------------------------------------ processes
+Job = tuple[Callable[..., dict[str, Any]], tuple[Any, ...]]
+
+
+def _attempt(job: Job, isolated: bool) -> tuple[str, Any]:
+    """Run one measurement; a user error (a bad network, a diverged run) becomes ('error', its first line)."""
     from lwl.models import DataError, ScheduleError, TrainingError
 
+    fn, fn_args = job
     try:
-        conn.send(("ok", measure(args, loss, with_matmul, isolated=True)))
+        return "ok", fn(*fn_args, isolated=isolated)
     except (ScheduleError, DataError, TrainingError) as exc:
-        conn.send(("error", str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+        return "error", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _child(conn: Any, job: Job) -> None:
+    """Body of one child process: measure, send the figures (or the one-line error) back, exit."""
+    try:
+        conn.send(_attempt(job, isolated=True))
     except BaseException as exc:  # anything else: report it, then let the parent stop
         conn.send(("crash", f"{type(exc).__name__}: {exc}"))
     finally:
@@ -327,22 +551,22 @@ def _child(conn: Any, args: argparse.Namespace, loss: str, with_matmul: bool) ->
 
 
 def warm_imports() -> None:
-    """Import what every run needs once, in the parent, so that forked children do not pay for it: torch, the
-    engine, and what the first `torch.optim.Adam` pulls in (torch._dynamo, about as slow as torch). Touches
-    neither CUDA nor any parallel CPU kernel, so forking afterwards is safe."""
-    import torch
+    """Import what every run needs once, in the parent, so that forked children do not pay for it: the engine,
+    torchvision's transforms (the reference), and what the first `torch.optim.Adam` pulls in (torch._dynamo,
+    about as slow as torch). Touches neither CUDA nor any parallel CPU kernel, so forking afterwards is safe."""
+    import torchvision.transforms  # noqa: F401
 
     import lwl.models  # noqa: F401
 
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
-def run_isolated(args: argparse.Namespace, loss: str, with_matmul: bool) -> tuple[str, Any]:
+def run_isolated(job: Job, name: str) -> tuple[str, Any]:
     import multiprocessing as mp
 
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, args, loss, with_matmul), name=f"{PROG}-{loss}")
+    proc = ctx.Process(target=_child, args=(send, job), name=f"{PROG}-{name}")
     proc.start()
     send.close()
     try:
@@ -355,6 +579,7 @@ def run_isolated(args: argparse.Namespace, loss: str, with_matmul: bool) -> tupl
     return status, payload
 
 
+# ------------------------------------------------------------------------------------------------ report
 def _mib(value: int | None) -> str:
     return "n/a" if value is None else f"{value / 2**20:.1f} MiB"
 
@@ -367,8 +592,13 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b <= 0 else a / b
 
 
+def _times(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
 def summarise(runs: dict[str, dict[str, Any]], matmul: dict[str, Any] | None, args: argparse.Namespace,
-              load: float | None = None) -> dict[str, Any]:
+              load: float | None = None, references: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    references = references or {}
     base = runs["global"]
     ratios = {
         loss: {
@@ -378,31 +608,55 @@ def summarise(runs: dict[str, dict[str, Any]], matmul: dict[str, Any] | None, ar
         for loss, r in runs.items()
         if loss != "global"
     }
-    if matmul is not None:
-        for r in runs.values():
-            r["utilisation"] = r["achieved_tflops"] / matmul["tflops"]
+    reference_ratios = {
+        loss: {
+            "speed": _ratio(runs[loss]["images_per_s"], r["images_per_s"]),
+            "memory": _ratio(runs[loss]["train_memory"], r["train_memory"]),
+        }
+        for loss, r in references.items()
+    }
     first = next(iter(runs.values()))
+    dataset = "cifar10" if args.classes == 10 else "cifar100"
+    candidate = candidate_fidelity(dataset, args.batch_size)
+    for r in [*runs.values(), *references.values()]:
+        r["s_per_candidate"] = candidate_seconds(candidate, r["images_per_s"])
+        if matmul is not None:
+            r["utilisation"] = r["achieved_tflops"] / matmul["tflops"]
     env = dict(first["env"])
-    schedule = first["schedule"]
+
+    def strip(r: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in r.items() if k not in ("env", "schedule")}
+
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         **env,
         "loadavg_1min_at_start": load,
-        "schedule": schedule,
+        "schedule": first["schedule"],
         "classes": args.classes,
         "data": {"kind": "synthetic", "shape": [3, 32, 32], "n_images": args.n_images, "n_val": args.n_val,
-                 "dataset_info": "cifar10" if args.classes == 10 else "cifar100", "augment": first["recipe"]["augment"]},
+                 "dataset_info": dataset, "augment": first["recipe"]["augment"],
+                 "images": f"uint8, class colour in [{COLOUR_RANGE[0]}, {COLOUR_RANGE[1]}) + N(0, {PIXEL_NOISE:g}) "
+                           "per pixel, normalised as the engine loads CIFAR"},
         "batch_size": args.batch_size,
         "batches_per_epoch": first["batches_per_epoch"],
         "images_per_epoch": first["images_per_epoch"],
         "warmup_epochs": first["warmup_epochs"],
         "timed_epochs": first["timed_epochs"],
         "isolated": not args.in_process,
-        "runs": {loss: {k: v for k, v in r.items() if k not in ("env", "schedule")} for loss, r in runs.items()},
+        "runs": {loss: strip(r) for loss, r in runs.items()},
         "ratios": ratios,
+        "reference": {loss: strip(r) for loss, r in references.items()},
+        "reference_ratios": reference_ratios,
+        "candidate": candidate,
         "matmul": matmul,
         "convention": CONVENTION,
     }
+
+
+def _learning(r: dict[str, Any]) -> str:
+    """Mean local loss of the units, first epoch -> last, and the last epoch's output validation accuracy."""
+    first, last = (sum(v) / len(v) for v in (r["train_loss"][0], r["train_loss"][-1]))
+    return f"{first:.3f} -> {last:.3f}, {_num(r['val_acc'][-1])}"
 
 
 def render(s: dict[str, Any]) -> str:
@@ -426,25 +680,42 @@ def render(s: dict[str, Any]) -> str:
               f"{'train mem':>12} {'GFLOP/img':>9} {'TFLOP/s':>8}")
     if s["matmul"] is not None:
         header += f" {'of matmul':>9}"
-    lines.append(header)
-    for loss, r in s["runs"].items():
-        label = f"{r['mode']} {loss}" if loss != "global" else "global (backprop)"
+    lines.append(header + f" {'s/cand':>9}")
+    rows = [("global (backprop)" if loss == "global" else f"layer-wise {loss}", r) for loss, r in s["runs"].items()]
+    rows += [(f"reference {loss}", r) for loss, r in s["reference"].items()]
+    for label, r in rows:
         row = (f"  {label:<20} {r['s_per_epoch']:>8.3f} {r['images_per_s']:>9.1f} {r['unit_images_per_s']:>11.1f} "
                f"{_mib(r['peak_memory']):>12} {_mib(r['train_memory']):>12} {3 * r['flops_aux'] / 1e9:>9.3f} "
                f"{r['achieved_tflops']:>8.3g}")
         if s["matmul"] is not None:
             row += f" {100 * r['utilisation']:>8.1f}%"
-        lines.append(row)
+        lines.append(row + f" {r['s_per_candidate']:>9.0f}")
     lines.append("")
     for loss, q in s["ratios"].items():
-        t = "n/a" if q["time"] is None else f"{q['time']:.2f}x"
-        m = "n/a" if q["memory"] is None else f"{q['memory']:.2f}x"
-        lines.append(f"layer-wise {loss} / global: time per epoch {t}, training memory {m}")
-    mem_kind = first["memory_kind"]
-    lines.append(f"memory: {mem_kind}" + ("; train mem = peak minus what was allocated before train() "
-                                          "(the data set)" if s["device"].startswith("cuda") else ""))
+        lines.append(f"layer-wise {loss} / global: time per epoch {_times(q['time'])}, "
+                     f"training memory {_times(q['memory'])}")
+    for loss, q in s["reference_ratios"].items():
+        lines.append(f"engine / reference ({loss}): images/s {_times(q['speed'])}, "
+                     f"training memory {_times(q['memory'])}")
+    if s["reference"]:
+        lines.append("both learn? mean local loss of the units, first epoch -> last; output val accuracy at the end:")
+        for loss, r in s["reference"].items():
+            lines.append(f"  {'engine ' + loss:<20} {_learning(s['runs'][loss])}")
+            lines.append(f"  {'reference ' + loss:<20} {_learning(r)}")
+    lines.append(f"memory: {first['memory_kind']}" + ("; train mem = peak minus what was allocated before "
+                                                     "training (the engine's data set)"
+                                                     if s["device"].startswith("cuda") else ""))
     lines.append("GFLOP/img = 3 x flops_aux (forward + backward ~ 3 x forward, aux heads included); "
                  "TFLOP/s = GFLOP/img x images/s / 1e3")
+    c = s["candidate"]
+    lines.append(f"s/cand (extrapolated): seconds per candidate at the study's default fidelity, {c['epochs']} epochs "
+                 f"(lwl-search on {c['dataset']}) x {c['images_per_epoch']:,} images ({c['train_images']:,} "
+                 f"training images after the {c['val_fraction']:.0%} validation split, whole batches) / images/s; "
+                 "training only (the timed epochs validate on --n-val images, not on the split's 5,000)")
+    if s["reference"]:
+        lines.append("reference: torchvision per-image transforms on uint8 HWC images through a DataLoader "
+                     f"(shuffle, {next(iter(s['reference'].values()))['ref_workers']} workers), fp32, eager, one "
+                     "Adam per unit + one for the output classifier")
     if s["matmul"] is not None:
         mm = s["matmul"]
         lines.append(f"reference matmul: {mm['dtype']} {mm['size']}^3 x{mm['reps']}: {mm['tflops']:.3g} TFLOP/s "
@@ -453,29 +724,27 @@ def render(s: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     losses = list(args.loss) + ["global"]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     warm_imports()
+    # The matmul runs once, after the first engine run, in the same process; the references run last.
+    jobs: list[tuple[str, str, Job]] = [(loss, loss, (measure, (args, loss, i == 0))) for i, loss in enumerate(losses)]
+    jobs += [(f"reference {loss}", loss, (measure_reference, (args, loss))) for loss in args.reference]
     runs: dict[str, dict[str, Any]] = {}
-    for i, loss in enumerate(losses):
-        print(f"{PROG}: timing {loss} ...", file=sys.stderr, flush=True)
-        with_matmul = i == 0  # once, after the first run, in the same process
+    references: dict[str, dict[str, Any]] = {}
+    for label, loss, job in jobs:
+        print(f"{PROG}: timing {label} ...", file=sys.stderr, flush=True)
         if args.in_process:
-            from lwl.models import DataError, ScheduleError, TrainingError
-
-            try:
-                status, payload = "ok", measure(args, loss, with_matmul, isolated=False)
-            except (ScheduleError, DataError, TrainingError) as exc:
-                status, payload = "error", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            status, payload = _attempt(job, isolated=False)
         else:
-            status, payload = run_isolated(args, loss, with_matmul)
+            status, payload = run_isolated(job, label.replace(" ", "-"))
         if status != "ok":
             print(f"{PROG}: error: {payload}", file=sys.stderr)
             return 2 if status == "error" else 1
-        runs[loss] = payload
+        (references if label.startswith("reference") else runs)[loss] = payload
     matmul = runs[losses[0]].pop("matmul", None)
-    summary = summarise(runs, matmul, args, load)
+    summary = summarise(runs, matmul, args, load, references)
     summary["loadavg_1min_at_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     summary["argv"] = list(sys.argv[1:] if argv is None else argv)
     print(json.dumps(summary) if args.json else render(summary))

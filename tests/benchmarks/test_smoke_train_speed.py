@@ -1,7 +1,8 @@
 """Smoke test of benchmarks/train_speed.py: a tiny run as a user runs it, and its one JSON object.
 
 One thread (`--threads 1`) keeps the run fast on a shared CPU, where torch's threads would otherwise wait on
-each other; the whole file takes a few seconds (one torch import in the script, three forked runs).
+each other; the whole file takes a few seconds (one torch import in the script, three forked engine runs and
+one forked run of the plain reference).
 """
 
 import importlib.util
@@ -53,6 +54,26 @@ def test_tiny_run_prints_every_figure_as_json():
         assert q["time"] > 0 and q["memory"] > 0
     assert d["matmul"]["dtype"] == "float32" and d["matmul"]["size"] == 64 and d["matmul"]["tflops"] > 0
 
+    # The plain reference: the same network and data, timed the same way, with its ratio to the engine.
+    assert list(d["reference"]) == ["pred"]
+    ref, eng = d["reference"]["pred"], d["runs"]["pred"]
+    assert RUN_KEYS <= set(ref) and ref["mode"] == "reference" and ref["ref_workers"] == 0
+    assert (ref["flops_aux"], ref["params_aux"], ref["units"]) == (eng["flops_aux"], eng["params_aux"], 2)
+    assert ref["loader_batches_per_epoch"] == d["batches_per_epoch"] and len(ref["epoch_seconds"]) == 2
+    assert ref["images_per_s"] == pytest.approx(32 / ref["s_per_epoch"])
+    for r in (eng, ref):  # zero-initialised heads: both start at ln(10), and both learn
+        assert r["train_loss"][0] == pytest.approx([math.log(10)] * 2)
+        assert sum(r["train_loss"][-1]) < sum(r["train_loss"][0])
+        assert 0 <= r["val_acc"][-1] <= 1
+    q = d["reference_ratios"]["pred"]
+    assert q["speed"] == pytest.approx(eng["images_per_s"] / ref["images_per_s"]) and q["memory"] > 0
+
+    # Seconds per candidate at the study's default fidelity: 15 CIFAR epochs of 45,000 images in whole batches.
+    c = d["candidate"]
+    assert (c["extrapolated"], c["epochs"], c["train_images"], c["images_per_epoch"]) == (True, 15, 45_000, 44_992)
+    for r in [*d["runs"].values(), ref]:
+        assert r["s_per_candidate"] == pytest.approx(15 * 44_992 / r["images_per_s"])
+
 
 def test_epoch_plan_rounds_batches_up_to_whole_epochs():
     ts = _load_script()
@@ -70,3 +91,30 @@ def test_loss_list_is_checked_and_global_always_runs(capsys):
     assert "unknown loss 'bogus'" in capsys.readouterr().err
     assert ts.build_parser().parse_args(["--loss", "pred,global,pred"]).loss == ("pred",)  # global: the baseline
     assert ts.build_parser().parse_args([]).loss == ("predsim", "pred")
+
+
+def test_reference_losses_are_checked_against_the_engine_runs(capsys):
+    ts = _load_script()
+    assert ts.parse_args([]).reference == ("pred",)
+    assert ts.parse_args(["--reference", "none"]).reference == ()
+    assert ts.parse_args(["--reference", "predsim,pred"]).reference == ("predsim", "pred")
+    with pytest.raises(SystemExit):
+        ts.parse_args(["--loss", "pred", "--reference", "predsim"])  # no engine run to compare with
+    assert "add it to --loss" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ts.parse_args(["--reference", "global"])
+    assert "reference loss 'global'" in capsys.readouterr().err
+
+
+def test_synthetic_images_are_cifar_shaped_uint8_and_the_engine_sees_them_normalised():
+    ts = _load_script()
+    from lwl.models import dataset_info
+
+    info = dataset_info("cifar100")
+    arrays = ts.synthetic_images(info, 6, 3, seed=1)
+    assert arrays["train_x"].shape == (6, 32, 32, 3) and arrays["train_x"].dtype.name == "uint8"
+    assert arrays["val_x"].shape == (3, 32, 32, 3) and arrays["train_y"].max() < 100
+    data = ts.synthetic_data(info, 6, 3, seed=1)
+    assert tuple(data.train_x.shape) == (6, 3, 32, 32) and data.train_y.tolist() == arrays["train_y"].tolist()
+    pixel = (arrays["train_x"][0, 5, 7, 2] / 255 - info.mean[2]) / info.std[2]
+    assert data.train_x[0, 2, 5, 7].item() == pytest.approx(pixel, abs=1e-5)
