@@ -145,7 +145,6 @@ def pareto_figure(rows: Sequence[TrialRow], axis: CostAxis, title: str) -> go.Fi
     costs = [float(axis.cost(r)) for r in done]  # type: ignore[arg-type]
     accs = [float(r.value) for r in done]  # type: ignore[arg-type]
     front = pareto_indices(list(zip(costs, accs)))
-    on_front = set(front)
     fig = go.Figure()
     fig.add_trace(go.Scatter(
         x=costs, y=accs, mode="markers", name=f"complete trials ({len(done)})",

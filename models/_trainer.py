@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ._data import DataSplits, iter_batches, plan_epoch
 from ._losses import BETA, LOSSES, sim_loss

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from lwl.models import Diverged, Recipe, Schedule, build_network, load_data, paper_recipe, train
+from lwl.models import Diverged, Recipe, Schedule, load_data, paper_recipe, train
 from lwl.models._trainer import _Run
 
 WIDTHS4 = (8, 16, 32, 64)
