@@ -94,7 +94,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         hierarchy, schedule = self.begin(trial)
-        report = self.reporter(trial, hierarchy, schedule)
+        report = self.reporter(trial)
         oom = None
         store = self.prefix_store if self.settings.recipe.mode == "sequential" else None
         reused = (store.reused_units, store.reused_seconds) if store is not None else (0, 0.0)
@@ -147,8 +147,7 @@ class Objective:
         self.display.trial_started(trial.number, hierarchy, total)
         return hierarchy, schedule
 
-    def reporter(self, trial: optuna.Trial, hierarchy: tuple[int, ...], schedule: Schedule
-                 ) -> Callable[[Progress], None]:
+    def reporter(self, trial: optuna.Trial) -> Callable[[Progress], None]:
         """The engine's progress hook for `trial`: every record becomes an intermediate value the pruner judges."""
         history: list[list[float | None]] = []
         outputs: list[float | None] = []
@@ -405,7 +404,7 @@ def _optimize_in_batches(study: optuna.Study, objective: Objective, batch: int, 
                         objective.failed(trial, exc)
                     stop = finished(study, study.tell(trial, state=TrialState.FAIL)) or stop
                     continue
-                group.append((trial, hierarchy, schedule, objective.reporter(trial, hierarchy, schedule)))
+                group.append((trial, hierarchy, schedule, objective.reporter(trial)))
             if group:
                 stop = _train_group(study, objective, group, finished) or stop
             if stop:
