@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ._data import DataSplits
 from ._network import complexity, unit_plan
@@ -100,23 +99,11 @@ class _Together:
                 x = lead._layout(x)
                 outs: dict[tuple[str, ...], torch.Tensor] = {}
                 for n in live:
-                    run, j = n.run, n.j
-                    with run._autocast():
-                        out = run.net.units[j].body(x if n.parent is None else outs[n.parent])
-                        loss = run._unit_loss(j, out, y)
-                    loss.backward()
-                    run.opts[j].step()
-                    run.opts[j].zero_grad(set_to_none=True)
-                    n.loss_sum += loss.detach()  # type: ignore[operator]
-                    outs[n.key] = run._dropout(out.detach(), j)
+                    outs[n.key], loss = n.run._unit_step(n.j, x if n.parent is None else outs[n.parent], y)
+                    n.loss_sum += loss  # type: ignore[operator]
                 for c in sorted(active):
                     run = self.runs[c]
-                    with run._autocast():
-                        loss = run._output_weight() * F.cross_entropy(run.net.classifier(outs[self.paths[c][-1].key]), y)
-                    loss.backward()
-                    run.opts[-1].step()
-                    run.opts[-1].zero_grad(set_to_none=True)
-                    run.loss_sums[-1] += loss.detach()
+                    run.loss_sums[-1] += run._output_step(outs[self.paths[c][-1].key], y)
                 step += 1
             for n in live:
                 n.epochs += 1

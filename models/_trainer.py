@@ -384,25 +384,36 @@ class _Run:
     def _output_weight(self) -> float:
         return 1 - self.recipe.beta if self.recipe.loss == "predsim" else 1.0
 
+    def _unit_step(self, j: int, h: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One update of unit j on its detached input h: (what it passes on, detached and dropped out; its loss).
+
+        The only definition of a layer-wise step: training alone and training together (`_together`) both use it,
+        which is what keeps the two bitwise equal."""
+        with self._autocast():
+            out = self.net.units[j].body(h)
+            loss = self._unit_loss(j, out, y)
+        loss.backward()
+        self.opts[j].step()
+        self.opts[j].zero_grad(set_to_none=True)
+        return self._dropout(out.detach(), j), loss.detach()
+
+    def _output_step(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One update of the output classifier on the last unit's detached output; its loss."""
+        with self._autocast():
+            loss = self._output_weight() * F.cross_entropy(self.net.classifier(h), y)
+        loss.backward()
+        self.opts[-1].step()
+        self.opts[-1].zero_grad(set_to_none=True)
+        return loss.detach()
+
     def _step_layerwise(self, x: torch.Tensor, y: torch.Tensor, first: int, last: int, train_output: bool) -> torch.Tensor:
         """Units first..last each update on (x, y); x arrives detached, every unit's output is detached."""
         h = x
         for j in range(first, last + 1):
-            with self._autocast():
-                out = self.net.units[j].body(h)
-                loss = self._unit_loss(j, out, y)
-            loss.backward()
-            self.opts[j].step()
-            self.opts[j].zero_grad(set_to_none=True)
-            self.loss_sums[j] += loss.detach()
-            h = self._dropout(out.detach(), j)
+            h, loss = self._unit_step(j, h, y)
+            self.loss_sums[j] += loss
         if train_output:
-            with self._autocast():
-                loss = self._output_weight() * F.cross_entropy(self.net.classifier(h), y)
-            loss.backward()
-            self.opts[-1].step()
-            self.opts[-1].zero_grad(set_to_none=True)
-            self.loss_sums[-1] += loss.detach()
+            self.loss_sums[-1] += self._output_step(h, y)
         return h
 
     def _step_global(self, x: torch.Tensor, y: torch.Tensor) -> None:
