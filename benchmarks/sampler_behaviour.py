@@ -29,14 +29,15 @@ from collections.abc import Sequence
 import numpy as np
 import optuna
 
-from lwl.search._sampler import (
+from lwl.search import (
+    CONSTRAINTS,
     SAMPLERS,
+    SearchSpace,
     SpaceExhausted,
     TPEFallbackWarning,
     make_sampler,
     stop_when_exhausted,
 )
-from lwl.search._space import CONSTRAINTS, SearchSpace
 
 
 def landscape(space: SearchSpace, seed: int, noise: float,

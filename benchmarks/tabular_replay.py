@@ -6,7 +6,9 @@ resources are the real ones for the recipe's epochs, and lwl-search's default `-
 objective does what `lwl.search._study.Objective` does, with the table in place of training: it takes the list the
 sampler proposed, reports the stored output accuracy of every epoch with `trial.report(value, step)`, asks
 `trial.should_prune()` after each, and returns the final accuracy; a pruned trial has consumed (epochs run) x
-(units) unit-epochs, a complete one (epochs) x (units).
+(units) unit-epochs, a complete one (epochs) x (units). As in lwl-search, once every list has been proposed the
+sampler revisits each pruned list once (trained to the end, never pruned, at full cost: simultaneous mode has no
+prefix store); `--no-revisit` replays one pass.
 
 Replay r (0-based) seeds the sampler with r and reads the table's runs of seed `seeds[r % len(seeds)]` for every
 list, as `lwl-search --seed S` trains every list with one seed. "The best list" and "a top-3 list" are by the
@@ -31,9 +33,15 @@ from typing import Any
 import numpy as np
 import optuna
 
-from lwl.search._sampler import TPEFallbackWarning, make_sampler, stop_when_exhausted
-from lwl.search._settings import StudySettings
-from lwl.search._study import enqueue_lists, make_pruner
+from lwl.search import (
+    StudySettings,
+    TPEFallbackWarning,
+    enqueue_lists,
+    make_pruner,
+    make_sampler,
+    revisit_of,
+    stop_when_exhausted,
+)
 from tabular_table import by_list, check_complete, finite_or_none, ground_truth, load_table
 
 # The replay's hyper-parameters, in one place.
@@ -59,13 +67,14 @@ def quantiles(values: Sequence[float]) -> tuple[float, float, float]:
 
 
 def replay_study(runs: dict[tuple[int, ...], dict[int, dict[str, Any]]], settings: StudySettings, sampler: str,
-                 pruner: str, replay: int, table_seed: int, trials: int, paper: bool) -> list[dict[str, Any]]:
+                 pruner: str, replay: int, table_seed: int, trials: int, paper: bool,
+                 revisit: bool = True) -> list[dict[str, Any]]:
     """One study against the table; returns each trial's list, state, epochs run, unit-epochs and final value."""
     space = settings.space
     # Hyperband assigns a trial's bracket from a hash of the study name and trial number: a fixed name per replay
     # keeps replays reproducible and the pruned and unpruned studies of one replay comparable.
     study = optuna.create_study(study_name=f"tabular-replay-{replay}", direction="maximize",
-                                sampler=make_sampler(sampler, space, replay),
+                                sampler=make_sampler(sampler, space, replay, revisit=revisit),
                                 pruner=make_pruner(pruner, settings, PRUNER_STARTUP))
     if paper:
         enqueue_lists(study, space)
@@ -75,14 +84,16 @@ def replay_study(runs: dict[tuple[int, ...], dict[int, dict[str, Any]]], setting
     def objective(trial: optuna.Trial) -> float:
         hierarchy = tuple(trial.suggest_int(name, low, high) for name in space.param_names())
         run = runs[hierarchy][table_seed]
+        again = revisit_of(trial.study, trial._trial_id)
         entry = {"hierarchy": hierarchy, "pruned": False, "epochs": 0, "unit_epochs": 0,
-                 "value": None}
+                 "value": None, "revisit": again is not None}
         log.append(entry)
         for record in run["history"]:
             entry["epochs"], entry["unit_epochs"] = record["step"], record["unit_epochs"]
             trial.report(record["output_acc"], record["step"])
-            # lwl-search asks after every record but the last: a fully trained candidate is never discarded
-            if record is not run["history"][-1] and trial.should_prune():
+            # lwl-search asks after every record but the last (a fully trained candidate is never discarded), and
+            # never for a revisit
+            if again is None and record is not run["history"][-1] and trial.should_prune():
                 entry["pruned"] = True
                 raise optuna.TrialPruned()
         entry["value"] = run["output_acc"]
@@ -141,21 +152,25 @@ def measure(log: list[dict[str, Any]], truth: dict[tuple[int, ...], float], best
     t = trace(log, truth)
     to_best, ue_best = first_complete(log, best, t["unit_epochs"])
     to_top, ue_top = first_complete(log, top, t["unit_epochs"])
-    return {"trials": len(log), "pruned": sum(e["pruned"] for e in log),
+    first_pass = [e for e in log if not e["revisit"]]
+    return {"trials": len(log), "pruned": sum(e["pruned"] for e in log), "revisits": len(log) - len(first_pass),
+            "best_in_first_pass": any(e["value"] is not None and e["hierarchy"] in best for e in first_pass),
             "unit_epochs": t["unit_epochs"][-1],
             "found_acc": t["found"][-1], "trials_to_best": to_best, "unit_epochs_to_best": ue_best,
             "trials_to_top": to_top, "unit_epochs_to_top": ue_top, "trace": t}
 
 
 def savings(pruned: dict[str, Any], unpruned: dict[str, Any]) -> dict[str, float]:
-    """One replay against pruner none with the same sampler, sampler seed and table seed, after the same number
-    of trials: the share of unit-epochs saved, and the difference of the true accuracy of the returned lists."""
-    return {"same_trials": 1 - pruned["unit_epochs"] / unpruned["unit_epochs"],
+    """One replay against pruner none with the same sampler, sampler seed and table seed: the share of unit-epochs
+    saved after the same number of trials (the first pass: none has no revisits), and the difference of the true
+    accuracy of the lists the two studies return at their ends."""
+    n = min(len(pruned["trace"]["unit_epochs"]), len(unpruned["trace"]["unit_epochs"]))
+    return {"same_trials": 1 - pruned["trace"]["unit_epochs"][n - 1] / unpruned["trace"]["unit_epochs"][n - 1],
             "acc_delta": pruned["found_acc"] - unpruned["found_acc"]}
 
 
 def run_benchmark(table: dict[str, Any], samplers: Sequence[str], pruners: Sequence[str], replays: int,
-                  trials: int | None, paper: bool) -> dict[str, Any]:
+                  trials: int | None, paper: bool, revisit: bool = True) -> dict[str, Any]:
     """Every (sampler, pruner, replay); per-replay figures and their summaries."""
     seeds = check_complete(table)
     runs = by_list(table)
@@ -163,7 +178,8 @@ def run_benchmark(table: dict[str, Any], samplers: Sequence[str], pruners: Seque
     settings = StudySettings.from_dict({**table["header"]["settings"],
                                         "recipe": {**table["header"]["settings"]["recipe"], "seed": 0}})
     n_lists = len(settings.space)
-    trials = n_lists if trials is None else min(trials, n_lists)
+    most = 2 * n_lists if revisit else n_lists  # every list once, then each pruned one once more
+    trials = most if trials is None else min(trials, most)
     ranked = sorted(truth.values(), reverse=True)
     best = {h for h, a in truth.items() if a >= ranked[0] - TIE}
     top = {h for h, a in truth.items() if a >= ranked[min(TOP, len(ranked)) - 1] - TIE}
@@ -173,8 +189,8 @@ def run_benchmark(table: dict[str, Any], samplers: Sequence[str], pruners: Seque
         for pruner in dict.fromkeys([*pruners, "none"]):  # `none` is always run: savings are measured against it
             start = time.perf_counter()
             results.setdefault(sampler, {})[pruner] = [
-                measure(replay_study(runs, settings, sampler, pruner, r, seeds[r % len(seeds)], trials, paper),
-                        truth, best, top)
+                measure(replay_study(runs, settings, sampler, pruner, r, seeds[r % len(seeds)], trials, paper,
+                                     revisit), truth, best, top)
                 for r in range(replays)
             ]
             timing[f"{sampler}/{pruner}"] = round(time.perf_counter() - start, 2)
@@ -193,6 +209,7 @@ def run_benchmark(table: dict[str, Any], samplers: Sequence[str], pruners: Seque
             for rep in reps:
                 del rep["trace"]
     return {"lists": n_lists, "seeds": seeds, "trial_cap": trials, "replays": replays, "paper_baselines": paper,
+            "revisit": revisit,
             "best": sorted(best), "top": sorted(top), "best_acc": ranked[0], "top_acc": ranked[min(TOP, n_lists) - 1],
             "pruner_startup": PRUNER_STARTUP, "rows": rows, "replay_results": results, "seconds": timing}
 
@@ -204,6 +221,8 @@ def summarise(sampler: str, pruner: str, reps: list[dict[str, Any]]) -> dict[str
     row = {"sampler": sampler, "pruner": pruner,
            "trials_to_best": q("trials_to_best"), "unit_epochs_to_best": q("unit_epochs_to_best"),
            "best_reached": sum(bool(np.isfinite(r["trials_to_best"])) for r in reps),
+           "best_in_first_pass": sum(r["best_in_first_pass"] for r in reps),
+           "revisits": float(np.mean([r["revisits"] for r in reps])),
            "trials_to_top": q("trials_to_top"), "unit_epochs_to_top": q("unit_epochs_to_top"),
            "top_reached": sum(bool(np.isfinite(r["trials_to_top"])) for r in reps),
            "pruned_fraction": float(np.mean([r["pruned"] / r["trials"] for r in reps])),
@@ -227,10 +246,12 @@ def render(result: dict[str, Any]) -> str:
     n, reps = result["lists"], result["replays"]
     lines = [
         f"{n} lists, table seeds {result['seeds']}, {reps} replays per row, trial cap {result['trial_cap']}, "
-        f"paper baselines enqueued: {'yes' if result['paper_baselines'] else 'no'}; median [IQR] over replays",
+        f"paper baselines enqueued: {'yes' if result['paper_baselines'] else 'no'}, pruned lists revisited: "
+        f"{'yes' if result['revisit'] else 'no'}; median [IQR] over replays",
         f"best list(s) {[list(h) for h in result['best']]} (mean acc {result['best_acc']:.4f}); top-{TOP}: "
         f"{[list(h) for h in result['top']]} (>= {result['top_acc']:.4f})",
-        f"{'sampler':<7} {'pruner':<9} {'trials to best':>17} {'UE to best':>19} {'hit':>5} {'trials to top3':>17} "
+        f"{'sampler':<7} {'pruner':<9} {'trials to best':>17} {'UE to best':>19} {'hit':>5} {'pass1':>5} "
+        f"{'trials to top3':>17} "
         f"{'UE to top3':>19} {'hit':>5} {'pruned':>6} {'UE total':>8} {'found acc':>9} {'UE saved, same trials':>22} "
         f"{'dacc':>7} {'saved at equal acc':>18}",
     ]
@@ -242,12 +263,13 @@ def render(result: dict[str, Any]) -> str:
         lines.append(
             f"{row['sampler']:<7} {row['pruner']:<9} {_fmt(row['trials_to_best']):>17} "
             f"{_fmt(row['unit_epochs_to_best'], 0):>19} {row['best_reached']:>2}/{reps:<2} "
+            f"{row['best_in_first_pass']:>2}/{reps:<2} "
             f"{_fmt(row['trials_to_top']):>17} {_fmt(row['unit_epochs_to_top'], 0):>19} "
             f"{row['top_reached']:>2}/{reps:<2} {100 * row['pruned_fraction']:>5.0f}% "
             f"{row['unit_epochs']:>8.0f} "
             f"{row['found_acc']:>9.4f}{extra}")
     lines.append("UE = unit-epochs; hit = replays that got there within the cap (misses count as +inf in the "
-                 "quantiles); pruned = share of trials pruned; found acc = mean-over-seeds accuracy of the list the study returns at the end; "
+                 "quantiles); pass1 = replays that completed the best list before any revisit; pruned = share of trials pruned; found acc = mean-over-seeds accuracy of the list the study returns at the end; "
                  "dacc = found acc minus pruner none's, paired by replay; saved at equal acc: of the unit-epochs "
                  "pruner none needs until its mean (over replays) found acc reaches the lower of the two final means")
     return "\n".join(lines)
@@ -259,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replays", type=int, default=REPLAYS, help=f"studies per sampler and pruner ({REPLAYS})")
     p.add_argument("--samplers", default=",".join(SAMPLERS), help="comma-separated (default tpe,random,grid)")
     p.add_argument("--pruners", default=",".join(PRUNERS), help="comma-separated (default median,hyperband,none)")
-    p.add_argument("--trials", type=int, default=None, help="trial cap per study (default: the whole space)")
+    p.add_argument("--trials", type=int, default=None,
+                   help="trial cap per study (default: until the sampler has nothing left to propose)")
+    p.add_argument("--no-revisit", action="store_true", help="one pass: pruned lists are not proposed again")
     p.add_argument("--paper-baselines", action="store_true",
                    help="enqueue the paper's feasible lists first, as lwl-search does by default")
     p.add_argument("--json", type=Path, default=None, help="also write every figure as one JSON object here")
@@ -272,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.simplefilter("error", TPEFallbackWarning)  # a fallback surrogate would make the TPE rows moot
     start = time.perf_counter()
     result = run_benchmark(load_table(args.table), args.samplers.split(","), args.pruners.split(","),
-                           args.replays, args.trials, args.paper_baselines)
+                           args.replays, args.trials, args.paper_baselines, not args.no_revisit)
     result["command"] = shlex.join(["python3", "benchmarks/tabular_replay.py", *(sys.argv[1:] if argv is None else argv)])
     result["optuna"] = optuna.__version__
     result["table"] = str(args.table)

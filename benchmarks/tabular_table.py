@@ -33,8 +33,7 @@ import optuna
 import torch
 
 from lwl.models import complexity, load_data, paper_recipe, parse_int_list, train
-from lwl.search._settings import StudySettings
-from lwl.search._space import CONSTRAINTS, SearchSpace
+from lwl.search import CONSTRAINTS, SearchSpace, StudySettings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Defaults: the suggested space (4 stages, budget 8, no constraint: 35 lists) and the network and loss of

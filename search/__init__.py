@@ -2,16 +2,39 @@
 
 from ._artifacts import ConfigArtifacts, dashboard_command, default_artifact_dir
 from ._export import ExportError, Selection, export_configs, top_trials, trial_config
-from ._sampler import SAMPLERS, FeasibleSampler, SpaceExhausted, make_sampler, remaining, validate_enqueued
+from ._sampler import (
+    REVISIT_ATTR,
+    SAMPLERS,
+    FeasibleSampler,
+    SpaceExhausted,
+    TPEFallbackWarning,
+    make_sampler,
+    remaining,
+    revisit_of,
+    stop_when_exhausted,
+    trial_hierarchy,
+    validate_enqueued,
+)
 from ._settings import StudySettings, default_widths
 from ._space import CONSTRAINTS, PAPER_HIERARCHIES, SearchSpace, SpaceError, paper_baselines, smallest_feasible_budget
 from ._storage import StorageError, default_storage, mask_url, open_storage
-from ._study import PRUNERS, Objective, SearchOutcome, count_finished, make_pruner, prepare_study, run_search
+from ._study import (
+    PRUNERS,
+    Objective,
+    SearchOutcome,
+    count_finished,
+    enqueue_lists,
+    make_pruner,
+    median_warmup,
+    prepare_study,
+    run_search,
+)
 
 __all__ = [
     "CONSTRAINTS",
     "PAPER_HIERARCHIES",
     "PRUNERS",
+    "REVISIT_ATTR",
     "SAMPLERS",
     "ConfigArtifacts",
     "ExportError",
@@ -24,22 +47,28 @@ __all__ = [
     "SpaceExhausted",
     "StorageError",
     "StudySettings",
+    "TPEFallbackWarning",
     "count_finished",
     "dashboard_command",
     "default_artifact_dir",
     "default_storage",
     "default_widths",
+    "enqueue_lists",
     "export_configs",
     "make_pruner",
     "make_sampler",
     "mask_url",
+    "median_warmup",
     "open_storage",
     "paper_baselines",
     "prepare_study",
     "remaining",
+    "revisit_of",
     "run_search",
     "smallest_feasible_budget",
+    "stop_when_exhausted",
     "top_trials",
     "trial_config",
+    "trial_hierarchy",
     "validate_enqueued",
 ]

@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sampler", choices=SAMPLERS, help="default tpe, restricted to the feasible set")
     g.add_argument("--pruner", choices=PRUNERS, help="default median")
     g.add_argument("--pruner-startup", type=int, help="finished trials before the median pruner acts (default 5)")
+    g.add_argument("--no-revisit", action="store_true", default=None,
+                   help="one pass: once every list has been tried, stop (by default each pruned list is then trained "
+                        "again to the end, unpruned, while --trials allows)")
     g.add_argument("--storage", help="SQLAlchemy URL, journal file (.log) or redis:// URL "
                    "(default sqlite:///studies/STUDY.db)")
     g.add_argument("--study-name", help="default DATASET-FAMILY-bBUDGET-sSTAGES")
@@ -221,6 +224,8 @@ def _describe_trial(t: FrozenTrial) -> str:
     value = t.value if t.state == TrialState.COMPLETE else (
         list(t.intermediate_values.values())[-1] if t.intermediate_values else None)
     extra = f" ({t.user_attrs['fail_reason']})" if t.state == TrialState.FAIL and "fail_reason" in t.user_attrs else ""
+    if t.user_attrs.get("revisit_of") is not None:
+        extra += f" (revisit of {t.user_attrs['revisit_of']})"
     secs = t.user_attrs.get("wall_time") or t.user_attrs.get("elapsed")
     return f"{h:<14} {state:<8}{extra} acc {_pct(value)}  {'' if secs is None else f'{secs:6.1f}s'}"
 
@@ -380,7 +385,8 @@ def _search(args: argparse.Namespace, argv: Sequence[str], settings: StudySettin
             enqueue: Sequence[tuple[int, ...]], study_name: str, storage_url: str, device: Any) -> int:
     """Everything that talks to the storage once the input is known to be good."""
     study = prepare_study(settings, storage_url, study_name, sampler=args.sampler, pruner=args.pruner,
-                          seed=args.seed, pruner_startup=args.pruner_startup, heartbeat_seconds=args.heartbeat)
+                          seed=args.seed, pruner_startup=args.pruner_startup, heartbeat_seconds=args.heartbeat,
+                          revisit=not args.no_revisit)
     shown_url = mask_url(storage_url)
     artifacts = ConfigArtifacts(args.artifact_dir or default_artifact_dir(storage_url))
     study.set_user_attr(ARTIFACT_DIR_ATTR, str(artifacts.directory))

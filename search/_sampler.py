@@ -11,6 +11,13 @@ trial ``sample_independent`` chooses one list, stores it as the trial system att
 evaluated lists is rebuilt from the storage at every choice, so the sampler keeps no state of its
 own apart from its seed and works unchanged with several workers sharing a storage.
 
+Pruned lists get a second chance: once every list has been taken, the sampler proposes the pruned
+ones again, each once and in its own order (tpe by its score, grid lexicographically, random
+uniformly), marking the trial ``lwl:revisit`` so that the objective trains it to the end unpruned.
+A pruner judges early, noisy values; without a revisit a slow starter it cut (on the tabular digits
+table, the best list in 4-6 of 20 Hyperband replays) is lost for good however many trials the
+user allows. ``revisit=False`` restores one pass.
+
 Concurrency: after storing its choice, a trial re-reads the study and, if another live trial claims
 the same list, chooses again (see ``FeasibleSampler._claim``). Each writer writes before it reads,
 so of two racing claims at least one is seen and withdrawn; the last free list is settled by trial
@@ -46,6 +53,7 @@ __all__ = [
     "CHOSEN_BY_ATTR",
     "EXHAUSTED_ATTR",
     "HIERARCHY_ATTR",
+    "REVISIT_ATTR",
     "SAMPLERS",
     "FeasibleSampler",
     "SpaceExhausted",
@@ -55,6 +63,7 @@ __all__ = [
     "hierarchy_params",
     "make_sampler",
     "remaining",
+    "revisit_of",
     "stop_when_exhausted",
     "trial_hierarchy",
     "validate_enqueued",
@@ -64,9 +73,12 @@ SAMPLERS = ("tpe", "random", "grid")
 HIERARCHY_ATTR = "lwl:hierarchy"
 CHOSEN_BY_ATTR = "lwl:chosen_by"
 EXHAUSTED_ATTR = "lwl:exhausted"
+REVISIT_ATTR = "lwl:revisit"  # the number of the pruned trial whose list this trial trains again, to the end
 
 # States whose list counts as taken. FAIL is left out on purpose: a crashed trial may be retried.
 _TAKEN_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+# States whose list is settled even for a revisit: a pruned list is open again until one of these holds it.
+_SETTLED_STATES = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
 _MAX_CLAIM_RETRIES = 20
 _CONTEST_WAIT_S = 5.0
 
@@ -139,10 +151,42 @@ def evaluated(study: Study, space: SearchSpace,
     return taken
 
 
+def _revisitable(trials: Sequence[FrozenTrial], space: SearchSpace,
+                 exclude_trial_id: int | None = None) -> dict[tuple[int, ...], int]:
+    """Pruned lists that no complete, running or queued trial holds: list -> its latest pruned trial's number."""
+    settled, pruned = set(), {}
+    for trial in trials:
+        if trial._trial_id == exclude_trial_id:
+            continue
+        hierarchy = trial_hierarchy(trial, space)
+        if hierarchy is None:
+            continue
+        if trial.state in _SETTLED_STATES:
+            settled.add(hierarchy)
+        elif trial.state == TrialState.PRUNED:
+            pruned[hierarchy] = max(trial.number, pruned.get(hierarchy, -1))
+    return {h: n for h, n in pruned.items() if h not in settled}
+
+
 def remaining(study: Study, space: SearchSpace) -> list[tuple[int, ...]]:
-    """Feasible lists nobody has taken yet, in enumeration order."""
-    taken = evaluated(study, space)
-    return [h for h in space.lists() if h not in taken]
+    """The lists the study's sampler can still propose, in enumeration order.
+
+    Those nobody has taken; once there are none, and if the sampler revisits (a ``FeasibleSampler`` does by
+    default), the pruned lists not yet revisited.
+    """
+    trials = _all_trials(study)
+    taken = {h for t in trials if t.state in _TAKEN_STATES and (h := trial_hierarchy(t, space)) is not None}
+    fresh = [h for h in space.lists() if h not in taken]
+    if fresh or not getattr(study.sampler, "revisit", False):
+        return fresh
+    again = _revisitable(trials, space)
+    return [h for h in space.lists() if h in again]
+
+
+def revisit_of(study: Study, trial_id: int) -> int | None:
+    """The number of the pruned trial whose list trial ``trial_id`` trains again; None for a first visit."""
+    number = study._storage.get_trial_system_attrs(trial_id).get(REVISIT_ATTR)
+    return int(number) if isinstance(number, int) else None
 
 
 def validate_enqueued(space: SearchSpace, hierarchy: Sequence[int]) -> tuple[int, ...]:
@@ -198,13 +242,16 @@ class FeasibleSampler(BaseSampler):
       scored by log l(x) - log g(x) and the best is taken (random until ``n_startup_trials``
       COMPLETE/PRUNED trials exist). RUNNING trials go to g(x), like Optuna's constant liar.
 
+    With ``revisit`` (the default), the pruned lists follow once the unseen ones are used up, ranked the
+    same way, each marked ``REVISIT_ATTR`` so that it is trained to the end.
+
     Randomness is drawn from a generator keyed by (seed, trial number), so the choice of a trial
     does not depend on which process runs it, and workers sharing a seed still diverge.
     Parameters other than d1..dn are delegated to a ``RandomSampler``.
     """
 
     def __init__(self, space: SearchSpace, strategy: str = "tpe", seed: int | None = None,
-                 n_startup_trials: int = 10) -> None:
+                 n_startup_trials: int = 10, revisit: bool = True) -> None:
         if strategy not in SAMPLERS:
             raise SpaceError(
                 f"--sampler {strategy}: unknown sampler; choose one of {', '.join(SAMPLERS)}"
@@ -213,6 +260,7 @@ class FeasibleSampler(BaseSampler):
         self.strategy = strategy
         self.seed = seed
         self.n_startup_trials = int(n_startup_trials)
+        self.revisit = bool(revisit)
         self._names = space.param_names()
         self._other = RandomSampler(seed=seed)
         self._tpe_sampler: optuna.samplers.TPESampler | None = None
@@ -271,12 +319,13 @@ class FeasibleSampler(BaseSampler):
         storage = study._storage
         refused: set[tuple[int, ...]] = set()
         hierarchy: tuple[int, ...] | None = None
+        rival_states = _TAKEN_STATES
         for attempt in range(_MAX_CLAIM_RETRIES + 1):
             trials = _all_trials(study)
             try:
-                choice, chosen_by = self._choose(study, trial, trials, refused, attempt)
+                choice, chosen_by, again = self._choose(study, trial, trials, refused, attempt)
             except SpaceExhausted as exc:
-                if hierarchy is not None and self._wins_contest(study, trial, hierarchy):
+                if hierarchy is not None and self._wins_contest(study, trial, hierarchy, rival_states):
                     break  # the contested list is ours
                 storage.set_trial_system_attr(trial._trial_id, HIERARCHY_ATTR, None)
                 if isinstance(exc, _PinnedExhausted):
@@ -285,11 +334,14 @@ class FeasibleSampler(BaseSampler):
                 storage.set_trial_system_attr(trial._trial_id, EXHAUSTED_ATTR, True)
                 raise
             hierarchy = choice
+            # A revisit's rivals are the trials that settle its list, not the pruned one it follows.
+            rival_states = _SETTLED_STATES if again is not None else _TAKEN_STATES
             storage.set_trial_system_attr(trial._trial_id, HIERARCHY_ATTR, list(hierarchy))
             storage.set_trial_system_attr(trial._trial_id, CHOSEN_BY_ATTR, chosen_by)
+            storage.set_trial_system_attr(trial._trial_id, REVISIT_ATTR, again)
             rivals = [
                 t for t in _all_trials(study)
-                if t._trial_id != trial._trial_id and t.state in _TAKEN_STATES
+                if t._trial_id != trial._trial_id and t.state in rival_states
                 and trial_hierarchy(t, self.space) == hierarchy
             ]
             if not rivals:
@@ -298,8 +350,8 @@ class FeasibleSampler(BaseSampler):
         assert hierarchy is not None
         return hierarchy
 
-    def _wins_contest(self, study: Study, trial: FrozenTrial,
-                      hierarchy: tuple[int, ...]) -> bool:
+    def _wins_contest(self, study: Study, trial: FrozenTrial, hierarchy: tuple[int, ...],
+                      rival_states: tuple[TrialState, ...]) -> bool:
         """Whether this trial keeps a contested list when nothing else is left to choose.
 
         A committed rival (finished, queued, or already handing values to its objective) or a
@@ -312,7 +364,7 @@ class FeasibleSampler(BaseSampler):
         while True:
             rivals = [
                 t for t in _all_trials(study)
-                if t._trial_id != trial._trial_id and t.state in _TAKEN_STATES
+                if t._trial_id != trial._trial_id and t.state in rival_states
                 and trial_hierarchy(t, self.space) == hierarchy
             ]
             if not rivals:
@@ -327,7 +379,8 @@ class FeasibleSampler(BaseSampler):
             time.sleep(0.01)
 
     def _candidates(self, study: Study, trial: FrozenTrial, trials: list[FrozenTrial],
-                    refused: set[tuple[int, ...]]) -> list[tuple[int, ...]]:
+                    refused: set[tuple[int, ...]]) -> tuple[list[tuple[int, ...]], dict[tuple[int, ...], int]]:
+        """The lists this trial may take, and for revisits the pruned trial each one follows (else empty)."""
         taken = refused | {
             h for t in trials
             if t._trial_id != trial._trial_id and t.state in _TAKEN_STATES
@@ -345,6 +398,13 @@ class FeasibleSampler(BaseSampler):
                 "list or none of the stages"
             )
         candidates = [h for h in consistent if h not in taken]
+        if candidates:
+            return candidates, {}
+        if self.revisit and not pinned:
+            again = _revisitable(trials, self.space, exclude_trial_id=trial._trial_id)
+            candidates = [h for h in consistent if h in again and h not in refused]
+            if candidates:
+                return candidates, again
         if not candidates:
             if pinned:
                 given = ", ".join(f"{self._names[i]}={v}" for i, v in sorted(pinned.items()))
@@ -352,16 +412,25 @@ class FeasibleSampler(BaseSampler):
                     f"every hierarchy of {self.space.describe()} with {given} has been evaluated, "
                     "is running or is queued; enqueue a different list", self.space,
                 )
+            revisited = " (the pruned ones revisited)" if self.revisit else ""
             raise SpaceExhausted(
                 f"all {len(consistent)} hierarchies of {self.space.describe()} have been "
-                "evaluated, are running or are queued; stop the study or widen the space",
+                f"evaluated{revisited}, are running or are queued; stop the study or widen the space",
                 self.space,
             )
-        return candidates
+        return candidates, {}
 
     def _choose(self, study: Study, trial: FrozenTrial, trials: list[FrozenTrial],
-                refused: set[tuple[int, ...]], attempt: int) -> tuple[tuple[int, ...], str]:
-        candidates = self._candidates(study, trial, trials, refused)
+                refused: set[tuple[int, ...]], attempt: int) -> tuple[tuple[int, ...], str, int | None]:
+        """The list, how it was chosen, and the pruned trial it revisits (None on a first visit)."""
+        candidates, again = self._candidates(study, trial, trials, refused)
+        choice, chosen_by = self._rank(study, trial, trials, candidates, attempt)
+        if again:
+            return choice, f"{chosen_by}-revisit", again[choice]
+        return choice, chosen_by, None
+
+    def _rank(self, study: Study, trial: FrozenTrial, trials: list[FrozenTrial],
+              candidates: list[tuple[int, ...]], attempt: int) -> tuple[tuple[int, ...], str]:
         rng = self._rng(trial, attempt)
         if self.strategy == "random":
             return candidates[int(rng.integers(len(candidates)))], "random"
@@ -489,7 +558,7 @@ class FeasibleSampler(BaseSampler):
 
 def make_sampler(name: str, space: SearchSpace, seed: int | None = None,
                  **options: Any) -> FeasibleSampler:
-    """The CLI's ``--sampler`` choice; extra options (``n_startup_trials``) pass through."""
+    """The CLI's ``--sampler`` choice; extra options (``n_startup_trials``, ``revisit``) pass through."""
     if name not in SAMPLERS:
         raise SpaceError(f"--sampler {name}: unknown sampler; choose one of {', '.join(SAMPLERS)}")
     return FeasibleSampler(space, strategy=name, seed=seed, **options)

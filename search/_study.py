@@ -37,7 +37,7 @@ from lwl.models import (
 
 from ._artifacts import ConfigArtifacts
 from ._pareto import publish_pareto
-from ._sampler import FeasibleSampler, SpaceExhausted, enqueue_hierarchy, remaining, trial_hierarchy
+from ._sampler import FeasibleSampler, SpaceExhausted, enqueue_hierarchy, remaining, revisit_of, trial_hierarchy
 from ._settings import SETTINGS_ATTR, StudySettings, check_same_settings
 from ._space import SearchSpace, SpaceError, paper_baselines, paper_name
 from ._storage import StorageError, mask_url, open_storage, study_exists
@@ -159,12 +159,19 @@ class Objective:
             "paper": paper_name(hierarchy),
         }.items():
             trial.set_user_attr(key, value)
+        again = revisit_of(trial.study, trial._trial_id)
+        if again is not None:
+            trial.set_user_attr("revisit_of", again)
         total = self.settings.recipe.epochs if self.settings.recipe.mode == "simultaneous" else schedule.units
         self.display.trial_started(trial.number, hierarchy, total)
         return hierarchy, schedule
 
     def reporter(self, trial: optuna.Trial) -> Callable[[Progress], None]:
-        """The engine's progress hook for `trial`: every record becomes an intermediate value the pruner judges."""
+        """The engine's progress hook for `trial`: every record becomes an intermediate value the pruner judges.
+
+        A revisit of a pruned list is never pruned: it is that list's second and last chance.
+        """
+        prunable = revisit_of(trial.study, trial._trial_id) is None
         history: list[list[float | None]] = []
         outputs: list[float | None] = []
 
@@ -177,7 +184,7 @@ class Objective:
             trial.set_user_attr("elapsed", round(p.elapsed, 3))
             trial.report(p.value, p.step)
             self.display.progress(p)
-            if p.step < p.total_steps and trial.should_prune():  # a fully trained candidate is never discarded
+            if prunable and p.step < p.total_steps and trial.should_prune():  # a fully trained one is never discarded
                 raise optuna.TrialPruned(f"pruned at step {p.step} with {p.value:.4f}")
 
         return report
@@ -225,22 +232,26 @@ class SearchOutcome:
 
 
 def prepare_study(settings: StudySettings, storage_url: str, study_name: str, *, sampler: str, pruner: str,
-                  seed: int, pruner_startup: int = 5, heartbeat_seconds: int = 30) -> optuna.Study:
-    """Create or load the study, refusing other settings before anything is written."""
+                  seed: int, pruner_startup: int = 5, heartbeat_seconds: int = 30,
+                  revisit: bool = True) -> optuna.Study:
+    """Create or load the study, refusing other settings before anything is written.
+
+    With `revisit`, pruned lists are trained again to the end once every list has been tried (FeasibleSampler).
+    """
     space = settings.space
     space.check_nonempty()
     storage = open_storage(storage_url, heartbeat_seconds=heartbeat_seconds)
     existed = study_exists(storage, study_name)
     if existed:
         study = optuna.load_study(study_name=study_name, storage=storage,
-                                  sampler=FeasibleSampler(space, sampler, seed),
+                                  sampler=FeasibleSampler(space, sampler, seed, revisit=revisit),
                                   pruner=make_pruner(pruner, settings, pruner_startup))
         if study.direction != optuna.study.StudyDirection.MAXIMIZE or len(study.directions) != 1:
             raise StorageError(f"study {study_name!r} exists but is not a single-objective maximisation: "
                                "choose another --study-name")
         check_same_settings(study_name, study.user_attrs.get(SETTINGS_ATTR), settings)
     else:
-        sampler_obj = FeasibleSampler(space, sampler, seed)
+        sampler_obj = FeasibleSampler(space, sampler, seed, revisit=revisit)
         pruner_obj = make_pruner(pruner, settings, pruner_startup)
         study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize",
                                     sampler=sampler_obj, pruner=pruner_obj, load_if_exists=True)
@@ -291,6 +302,13 @@ def enqueue_lists(study: optuna.Study, space: SearchSpace, enqueue: Sequence[Seq
         if enqueue_hierarchy(study, space, hierarchy, user_attrs=attrs):
             enqueued.append(hierarchy)
     return enqueued
+
+
+def exhausted_reason(study: optuna.Study, space: SearchSpace) -> str:
+    """Why a study stopped for want of lists, saying how many pruned lists had their second chance."""
+    revisits = sum(t.user_attrs.get("revisit_of") is not None for t in study.get_trials(deepcopy=False, states=FINISHED))
+    again = f", {revisits} pruned ones trained again to the end" if revisits else ""
+    return f"every feasible list ({len(space)}) has been evaluated{again}"
 
 
 def running_ahead(study: optuna.Study, number: int | None = None) -> int:
@@ -359,7 +377,7 @@ def run_search(
         if running_ahead(study) >= trials:  # other workers' running trials will finish the count
             return True
         if not remaining(study, space) and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            state["reason"] = f"every feasible list ({len(space)}) has been evaluated"
+            state["reason"] = exhausted_reason(study, space)
             return True
         if state["failed"] > max(3, trials):
             state["reason"] = f"{state['failed']} trials failed in this run"
@@ -373,7 +391,7 @@ def run_search(
     if started >= trials:
         state["reason"] = f"the study already holds {started} finished trials (--trials {trials})"
     elif not remaining(study, space) and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        state["reason"] = f"every feasible list ({len(space)}) has been evaluated"
+        state["reason"] = exhausted_reason(study, space)
     else:
         t0 = time.monotonic()
         with _sigterm_as_interrupt():

@@ -16,7 +16,8 @@ TINY = ["--budget", "3", "--stages", "2", "--constraint", "none", "--seeds", "0"
 RUN_KEYS = {"hierarchy", "index", "seed", "units", "output_acc", "unit_acc", "params", "params_aux", "flops",
             "unit_epochs", "wall_time", "history"}
 ROW_KEYS = {"sampler", "pruner", "trials_to_best", "unit_epochs_to_best", "best_reached", "trials_to_top",
-            "unit_epochs_to_top", "top_reached", "pruned_fraction", "unit_epochs", "found_acc", "replays"}
+            "unit_epochs_to_top", "top_reached", "pruned_fraction", "unit_epochs", "found_acc", "replays",
+            "best_in_first_pass", "revisits"}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,8 @@ def test_replay_measures_every_sampler_and_pruner(scripts, table_path, tmp_path)
     out = tmp_path / "replay.json"
     assert tabular_replay.main([str(table_path), "--replays", "2", "--json", str(out)]) == 0
     d = json.loads(out.read_text())
-    assert d["lists"] == 2 and d["trial_cap"] == 2 and d["replays"] == 2 and d["seeds"] == [0]
+    # every list, then each pruned one once more (as lwl-search does); --no-revisit: one pass
+    assert d["lists"] == 2 and d["trial_cap"] == 4 and d["revisit"] and d["replays"] == 2 and d["seeds"] == [0]
     assert [(r["sampler"], r["pruner"]) for r in d["rows"]] == [
         (s, p) for s in ("tpe", "random", "grid") for p in ("median", "hyperband", "none")]
     for row in d["rows"]:
@@ -71,6 +73,10 @@ def test_replay_measures_every_sampler_and_pruner(scripts, table_path, tmp_path)
             assert {"target", "unit_epochs", "unit_epochs_none", "saved"} == set(row["equal_acc"])
     none = next(r for r in d["rows"] if r["pruner"] == "none")
     assert none["trials_to_top"] == [1, 1, 1] and none["unit_epochs"] == 12 and none["pruned_fraction"] == 0
+    assert none["revisits"] == 0 and none["best_in_first_pass"] == 2
+    assert tabular_replay.main([str(table_path), "--replays", "2", "--no-revisit", "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert d["trial_cap"] == 2 and not d["revisit"] and all(r["revisits"] == 0 for r in d["rows"])
 
 
 def test_quantiles_treat_misses_as_misses(scripts):

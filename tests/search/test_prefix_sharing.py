@@ -85,3 +85,31 @@ def test_batch_needs_layer_wise_simultaneous_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert info.value.code == 2 and "--batch 3 needs --mode simultaneous" in err
     assert not (tmp_path / "x.db").exists()
+
+
+def test_pruned_lists_are_trained_again_to_the_end_from_their_stored_prefix(tmp_path, capsys):
+    """`--no-revisit` stops after one pass. Without it, the same study goes on: each pruned list is trained again,
+    never pruned, starting (sequential mode) from the units its first visit froze."""
+    small = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "1", "--train-limit", "256", "--device",
+             "cpu", "--quiet", "--mode", "sequential", "--budget", "10", "--sampler", "grid", "--trials", "40",
+             "--no-paper-baselines", "--pruner", "sha", "--storage", f"sqlite:///{tmp_path / 'r.db'}",
+             "--study-name", "r"]
+    assert main([*small, "--no-revisit"]) == 0
+    first = _study(tmp_path / "r.db", "r").trials
+    assert len({tuple(t.user_attrs["hierarchy"]) for t in first}) == len(first) == 10  # one pass, then stop
+    assert "every feasible list (10) has been evaluated\n" in capsys.readouterr().out
+
+    assert main(small) == 0
+    out = capsys.readouterr().out
+    trials = _study(tmp_path / "r.db", "r").trials
+    again = trials[len(first):]
+    pruned = {tuple(t.user_attrs["hierarchy"]): t for t in first if t.state == TrialState.PRUNED}
+    assert pruned and len(again) == len(pruned)
+    for t in again:
+        hierarchy = tuple(t.user_attrs["hierarchy"])
+        assert t.state == TrialState.COMPLETE and t.user_attrs["revisit_of"] == pruned[hierarchy].number
+        assert len(t.intermediate_values) == sum(hierarchy)  # trained to the end
+        # What the first visit reported is reported again, bitwise, and its frozen units were not retrained.
+        assert all(t.intermediate_values[s] == v for s, v in pruned[hierarchy].intermediate_values.items())
+        assert t.user_attrs["reused_units"] >= len(pruned[hierarchy].intermediate_values)
+    assert f"every feasible list (10) has been evaluated, {len(pruned)} pruned ones trained again to the end" in out

@@ -19,6 +19,7 @@ from lwl.search._sampler import (
     CHOSEN_BY_ATTR,
     EXHAUSTED_ATTR,
     HIERARCHY_ATTR,
+    REVISIT_ATTR,
     SAMPLERS,
     FeasibleSampler,
     SpaceExhausted,
@@ -28,6 +29,7 @@ from lwl.search._sampler import (
     hierarchy_params,
     make_sampler,
     remaining,
+    revisit_of,
     stop_when_exhausted,
     trial_hierarchy,
     validate_enqueued,
@@ -370,3 +372,75 @@ def test_multi_objective_tpe() -> None:
     lists = lists_of(study, SPACE12)
     assert len(set(lists)) == 12
     assert study.trials[-1].system_attrs[CHOSEN_BY_ATTR] == "tpe"
+
+
+def pruning_objective(space: SearchSpace, table: dict[tuple[int, ...], float], cut: set[tuple[int, ...]]):
+    """Prunes the first visit of every list in `cut`; a revisit reports and completes, as lwl-search's does."""
+    low, high = space.param_range()
+
+    def objective(trial: optuna.Trial) -> float:
+        hierarchy = tuple(trial.suggest_int(name, low, high) for name in space.param_names())
+        trial.report(table[hierarchy] - 1.0, 1)
+        if hierarchy in cut and revisit_of(trial.study, trial._trial_id) is None:
+            raise optuna.TrialPruned()
+        return table[hierarchy]
+
+    return objective
+
+
+@pytest.mark.parametrize("strategy", SAMPLERS)
+def test_pruned_lists_are_revisited_once_after_the_first_pass(strategy: str) -> None:
+    table = synthetic_table(SPACE12)
+    cut = set(SPACE12.lists()[::4])  # 5 of 20
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(strategy, SPACE12, 3))
+    study.optimize(pruning_objective(SPACE12, table, cut), n_trials=100, callbacks=[stop_when_exhausted(SPACE12)])
+    trials = study.trials
+    assert len(trials) == len(SPACE12) + len(cut)
+    first, again = trials[:len(SPACE12)], trials[len(SPACE12):]  # no revisit before every list was tried
+    assert sorted(trial_hierarchy(t, SPACE12) for t in first) == list(SPACE12.lists())
+    pruned = {trial_hierarchy(t, SPACE12): t.number for t in first if t.state == TrialState.PRUNED}
+    assert set(pruned) == cut
+    for t in again:
+        assert t.state == TrialState.COMPLETE
+        assert t.system_attrs[REVISIT_ATTR] == pruned[trial_hierarchy(t, SPACE12)]
+        assert t.system_attrs[CHOSEN_BY_ATTR].endswith("-revisit")
+    assert sorted(trial_hierarchy(t, SPACE12) for t in again) == sorted(cut)
+    assert all(t.system_attrs[REVISIT_ATTR] is None for t in first)
+    assert remaining(study, SPACE12) == []
+    with pytest.raises(SpaceExhausted, match=r"evaluated \(the pruned ones revisited\)"):
+        study.optimize(pruning_objective(SPACE12, table, cut), n_trials=1)
+    if strategy == "grid":  # revisits keep the strategy's order
+        assert [trial_hierarchy(t, SPACE12) for t in again] == sorted(cut)
+
+
+def test_revisit_false_is_one_pass() -> None:
+    table = synthetic_table(SPACE12)
+    cut = set(SPACE12.lists()[::4])
+    study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", SPACE12, 3, revisit=False))
+    study.optimize(pruning_objective(SPACE12, table, cut), n_trials=100, callbacks=[stop_when_exhausted(SPACE12)])
+    assert len(study.trials) == len(SPACE12)
+    assert remaining(study, SPACE12) == []
+
+
+def test_tpe_revisits_the_most_promising_pruned_list_first() -> None:
+    """After the pass, TPE ranks the pruned lists by its own model: the best pruned list comes back first more
+    often than a uniform draw would bring it (1 in 5; measured 10 of these 20 seeds, random 6)."""
+    table = synthetic_table(SPACE12)
+    cut = set(sorted(SPACE12.lists(), key=table.get)[-5:])  # the five best lists are cut on the first visit
+    hits = 0
+    for seed in range(20):
+        study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", SPACE12, seed))
+        study.optimize(pruning_objective(SPACE12, table, cut), n_trials=len(SPACE12) + 1)
+        hits += trial_hierarchy(study.trials[-1], SPACE12) == max(cut, key=table.get)
+    assert hits >= 8
+
+
+def test_a_revisit_does_not_count_its_pruned_trial_as_a_rival() -> None:
+    """Two workers in lockstep: each revisit claim is made once, none is refused for the pruned trial it follows."""
+    table = synthetic_table(SPACE12)
+    cut = set(SPACE12.lists()[:3])
+    study = optuna.create_study(direction="maximize", sampler=make_sampler("random", SPACE12, 0))
+    study.optimize(pruning_objective(SPACE12, table, cut), n_trials=100, n_jobs=2,
+                   callbacks=[stop_when_exhausted(SPACE12)], catch=(SpaceExhausted,))
+    complete = [trial_hierarchy(t, SPACE12) for t in study.trials if t.state == TrialState.COMPLETE]
+    assert sorted(complete) == list(SPACE12.lists())  # every list once, the cut ones through their revisit
