@@ -460,6 +460,10 @@ def measure_reference(args: argparse.Namespace, loss: str, isolated: bool = True
     augment += [transforms.RandomHorizontalFlip()] if "flip" in info.augment else []
     cuda = dev.type == "cuda"
     rss_before = _max_rss_bytes()
+    if cuda:
+        # Nothing has touched CUDA yet in a fresh child, and reset_peak_memory_stats on an explicit index (--device
+        # cuda:0, cuda:1) does not initialise it: it raises "Invalid device argument 0: did you call init?".
+        torch.cuda.init()
     before = torch.cuda.memory_allocated(dev) if cuda else 0
     if cuda:
         torch.cuda.reset_peak_memory_stats(dev)

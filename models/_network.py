@@ -45,9 +45,13 @@ def derive_seed(seed: int, *keys: object) -> int:
 
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
-    """Draw parameter initialisations from `seed` without touching the caller's global RNG."""
+    """Draw parameter initialisations from `seed` without touching the caller's global RNG.
+
+    Modules are built on the CPU, so only the CPU generator is seeded (and restored): `torch.manual_seed` would also
+    reseed every CUDA device's default generator, which `fork_rng(devices=[])` does not restore.
+    """
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         yield
 
 
