@@ -17,6 +17,7 @@ share a folder. The folder is bounded: after each write the least recently used 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -73,12 +74,20 @@ class PrefixStore:
         return self.directory / f"{key}.pt"
 
     def read(self, key: str) -> dict[str, Any] | None:
-        """A stored unit, or None when it is missing, being evicted, or unreadable (then it is trained again)."""
+        """A stored unit, or None when it is missing, being evicted, or unreadable (then it is trained again).
+
+        Files are written atomically, so an unreadable one is damaged for good (a full disk, a foreign file): it is
+        removed, so that the unit trained again takes its place.
+        """
         path = self.path(key)
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
             os.utime(path)  # recently used: evicted last
-        except (OSError, RuntimeError, EOFError, ValueError):
+        except FileNotFoundError:
+            return None
+        except Exception:  # noqa: BLE001 - truncated or foreign: torch raises UnpicklingError, RuntimeError, ...
+            with contextlib.suppress(OSError):
+                path.unlink()
             return None
         if not isinstance(payload, dict) or payload.get("format") != PREFIX_FORMAT or payload.get("key") != key:
             return None
@@ -157,7 +166,9 @@ class PrefixSession:
         the dropout streams of units 0..depth-1 (training unit j draws from stream j-1 on its input and from
         stream j on its output)."""
         key = self.key(depth)
-        if self.store.path(key).exists():
+        # Rare (a gap left by eviction or damage, or another worker was quicker): keep a readable file, replace a
+        # damaged one (read removes it).
+        if self.store.path(key).exists() and self.store.read(key) is not None:
             return
         self.store.write(key, {
             "depth": depth,

@@ -89,3 +89,18 @@ def test_the_store_is_bounded_and_survives_eviction(digits, tmp_path):
     alone = train(_schedule((1, 1, 3, 3)), _recipe(), digits, device="cpu", keep_model=True)
     shared = train(_schedule((1, 1, 3, 3)), _recipe(), digits, device="cpu", keep_model=True, prefix_store=small)
     _assert_same(shared, alone)
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a torch file", b"PK\x03\x04 truncated zip"], ids=["empty", "garbage",
+                                                                                                "truncated"])
+def test_a_damaged_unit_file_is_trained_again(digits, tmp_path, damage):
+    """A worker killed by the disk, or a foreign file under the same name: the unit is retrained, not a crash."""
+    store = PrefixStore(tmp_path / "prefixes")
+    train(_schedule((1, 1, 2, 4)), _recipe(), digits, device="cpu", prefix_store=store)
+    for path in (tmp_path / "prefixes").glob("*.pt"):
+        path.write_bytes(damage)
+    shared = train(_schedule((1, 1, 3, 3)), _recipe(), digits, device="cpu", keep_model=True, prefix_store=store)
+    alone = train(_schedule((1, 1, 3, 3)), _recipe(), digits, device="cpu", keep_model=True)
+    assert shared.reused_units == 0
+    _assert_same(shared, alone)
+    assert train(_schedule((1, 1, 3, 3)), _recipe(), digits, device="cpu", prefix_store=store).reused_units == 7
