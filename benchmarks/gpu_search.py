@@ -4,7 +4,7 @@
     python3 benchmarks/gpu_search.py                                 # on a CUDA machine; an H100 is the reference
     python3 benchmarks/gpu_search.py --device cpu --tiny --threads 1 # smoke run: tiny widths, few images, seconds
 
-Runs the search machinery itself: lwl-search's own flags become `StudySettings` (`settings_from_args`), the study
+Runs the search machinery itself: lwl-search's own flags become `StudySettings` (`parse_search_flags`), the study
 is created by `prepare_study` in a temporary SQLite file, and `run_search` trains the trials (the feasible-set
 TPE sampler, the paper's schedules enqueued first) on synthetic data built as train_speed.py builds it
 (`dataset_info("cifar100")`: 3x32x32 images, 100 classes, the engine's crop + flip). The search's display hook
@@ -37,10 +37,7 @@ import optuna
 import torch
 
 from lwl.models import Progress, complexity, dataset_info
-from lwl.search import StudySettings
-from lwl.search._cli import parse_args as search_args
-from lwl.search._cli import settings_from_args
-from lwl.search._study import prepare_study, run_search
+from lwl.search import StudySettings, parse_search_flags, prepare_study, run_search
 from train_speed import (
     CONVENTION,
     Setup,
@@ -220,8 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     flags = [*SEARCH_FLAGS, "--epochs", str(args.epochs), "--seed", str(args.seed)]
     flags += ["--batch-size", str(args.batch_size)] if args.batch_size else []
     flags += ["--widths", args.widths] if args.widths else []
-    sargs = search_args(flags)
-    settings = settings_from_args(sargs)
+    settings, sargs = parse_search_flags(flags)
     data = synthetic_data(dataset_info(settings.recipe.dataset), args.n_images, args.n_val, args.seed).to(dev)
     candidate = candidate_fidelity(settings.recipe.dataset, settings.recipe.batch_size)
     optuna.logging.set_verbosity(optuna.logging.ERROR)

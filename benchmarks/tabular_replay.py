@@ -3,7 +3,7 @@
 Issue #6, item 2. Every study is an in-memory Optuna study with the project's own sampler (`make_sampler`: the
 feasible-set `tpe`, `random`, `grid`) and pruner (`make_pruner` with the table's `StudySettings`, so warm-up and
 resources are the real ones for the recipe's epochs, and lwl-search's default `--pruner-startup` 5). Its
-objective does what `lwl.search._study.Objective` does, with the table in place of training: it takes the list the
+objective does what `lwl.search.Objective` does, with the table in place of training: it takes the list the
 sampler proposed, reports the stored output accuracy of every epoch with `trial.report(value, step)`, asks
 `trial.should_prune()` after each, and returns the final accuracy; a pruned trial has consumed (epochs run) x
 (units) unit-epochs, a complete one (epochs) x (units). As in lwl-search, once every list has been proposed the

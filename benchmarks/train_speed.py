@@ -202,16 +202,17 @@ def epoch_plan(n_images: int, batch_size: int, steps: int, warmup: int) -> dict[
 def candidate_fidelity(dataset: str, batch_size: int) -> dict[str, Any]:
     """What one `lwl-search` candidate trains on real CIFAR at the study's defaults: epochs and images per epoch
     (the engine serves whole batches only)."""
-    from lwl.search._cli import DEFAULTS, SEARCH_EPOCHS
+    from lwl.search import parse_search_flags
 
-    train_images = round(CIFAR_TRAIN_IMAGES * (1 - DEFAULTS["val_fraction"]))
+    recipe = parse_search_flags(["--dataset", dataset, "--budget", "16"])[0].recipe
+    train_images = round(CIFAR_TRAIN_IMAGES * (1 - recipe.val_fraction))
     return {
         "extrapolated": True,
         "dataset": dataset,
-        "epochs": SEARCH_EPOCHS[dataset],
+        "epochs": recipe.epochs,
         "train_images": train_images,
         "images_per_epoch": epoch_plan(train_images, batch_size, 1, 1)["images_per_epoch"],
-        "val_fraction": DEFAULTS["val_fraction"],
+        "val_fraction": recipe.val_fraction,
         "rule": "s_per_candidate = epochs x images_per_epoch / measured images/s",
     }
 
@@ -240,13 +241,9 @@ def synthetic_images(info: Any, n_train: int, n_val: int, seed: int) -> dict[str
 def synthetic_data(info: Any, n_train: int, n_val: int, seed: int) -> Any:
     """The engine's CIFAR-shaped `DataSplits` of `synthetic_images`, converted exactly as the engine loads CIFAR
     (uint8 NHWC -> normalised float32 NCHW)."""
-    from lwl.models import DataSplits
-    from lwl.models._data import _cifar_tensor
+    from lwl.models import splits_from_images
 
-    arrays = synthetic_images(info, n_train, n_val, seed)
-    cpu = torch.device("cpu")
-    return DataSplits(info, _cifar_tensor(arrays["train_x"], None, info, cpu), torch.from_numpy(arrays["train_y"]),
-                      _cifar_tensor(arrays["val_x"], None, info, cpu), torch.from_numpy(arrays["val_y"]))
+    return splits_from_images(info, **synthetic_images(info, n_train, n_val, seed))
 
 
 def _max_rss_bytes() -> int:

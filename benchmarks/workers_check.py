@@ -34,7 +34,7 @@ SERVERS = {
     "mariadb": "mysql+pymysql://root@127.0.0.1:3306/test",
     "redis": "redis://127.0.0.1:6379/0",
 }
-CODE = "import sys; from lwl.search._cli import main; sys.exit(main())"
+LWL_SEARCH = [sys.executable, "-m", "lwl.search"]  # this interpreter's lwl-search
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -65,7 +65,7 @@ def drop(url: str, name: str) -> None:
 def run_workers(url: str, sampler: str, args: argparse.Namespace) -> dict[str, object]:
     name = f"wc-{uuid.uuid4().hex[:8]}"
     t0 = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", CODE, *tiny_args(args.budget, args.epochs), "--sampler", sampler,
+    done = subprocess.run([*LWL_SEARCH, *tiny_args(args.budget, args.epochs), "--sampler", sampler,
                            "--trials", str(args.trials), "--workers", str(args.workers), "--storage", url,
                            "--study-name", name, "--no-summary"], capture_output=True, text=True)
     seconds = time.monotonic() - t0
@@ -82,7 +82,7 @@ def run_workers(url: str, sampler: str, args: argparse.Namespace) -> dict[str, o
 def kill_loop(url: str, args: argparse.Namespace) -> dict[str, object]:
     """N hand-started workers; SIGKILL one mid-trial `kills` times, a replacement each time; then finish."""
     name = f"wk-{uuid.uuid4().hex[:8]}"
-    cmd = [sys.executable, "-c", CODE, *tiny_args(args.budget, 6), "--sampler", "grid", "--trials", str(args.trials),
+    cmd = [*LWL_SEARCH, *tiny_args(args.budget, 6), "--sampler", "grid", "--trials", str(args.trials),
            "--storage", url, "--study-name", name, "--heartbeat", "1"]
     storage = open_storage(url, heartbeat=False)
     rng = random.Random(0)

@@ -10,7 +10,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ._checkpoint import CheckpointError, RunDir, load_checkpoint, save_checkpoint
 from ._config import ConfigError, TrainingConfig, load_config, mask_password
-from ._data import DATASETS, DataError, DataSplits, DatasetInfo, dataset_info, load_data
+from ._data import DATASETS, DataError, DataSplits, DatasetInfo, dataset_info, load_data, splits_from_images
 from ._losses import LOSSES, similarity_matrix, sim_loss
 from ._network import (
     Complexity,
@@ -102,6 +102,7 @@ __all__ = [
     "paper_results",
     "parse_int_list",
     "resolve_device",
+    "splits_from_images",
     "save_checkpoint",
     "sim_loss",
     "similarity_matrix",

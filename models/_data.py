@@ -33,6 +33,7 @@ __all__ = [
     "iter_batches",
     "load_data",
     "plan_epoch",
+    "splits_from_images",
 ]
 
 
@@ -249,6 +250,23 @@ def _cifar_tensor(images: np.ndarray, idx: np.ndarray | None, info: DatasetInfo,
         x = x[torch.from_numpy(idx)]
     x = x.to(device).permute(0, 3, 1, 2).contiguous().to(torch.float32).div_(255.0)
     return _normalise(x, info)
+
+
+def splits_from_images(info: DatasetInfo, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
+                       val_y: np.ndarray, device: str | torch.device = "cpu") -> DataSplits:
+    """`DataSplits` from uint8 NHWC images (as torchvision's CIFAR data sets hold them) and integer labels,
+    converted exactly as CIFAR is loaded: for synthetic or already-split CIFAR-shaped data."""
+    dev = torch.device(device)
+    shape = (info.input_size, info.input_size, info.in_channels)
+    for name, x in (("train_x", train_x), ("val_x", val_x)):
+        if x.dtype != np.uint8 or x.ndim != 4 or tuple(x.shape[1:]) != shape:
+            raise DataError(f"{name}: expected uint8 images of shape (N, {', '.join(map(str, shape))}) for "
+                            f"{info.name}, got {x.dtype} {tuple(x.shape)}")
+    def labels(y: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(y, dtype=torch.int64).to(dev)
+
+    return DataSplits(info, _cifar_tensor(train_x, None, info, dev), labels(train_y),
+                      _cifar_tensor(val_x, None, info, dev), labels(val_y))
 
 
 def _load_cifar(

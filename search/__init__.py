@@ -1,6 +1,7 @@
 """The study: feasible hierarchy lists, the sampler, the objective, storage and the `lwl-search` command."""
 
 from ._artifacts import ConfigArtifacts, dashboard_command, default_artifact_dir
+from ._cli import SEARCH_EPOCHS, parse_search_flags
 from ._export import ExportError, Selection, export_configs, top_trials, trial_config
 from ._sampler import (
     REVISIT_ATTR,
@@ -36,6 +37,7 @@ __all__ = [
     "PRUNERS",
     "REVISIT_ATTR",
     "SAMPLERS",
+    "SEARCH_EPOCHS",
     "ConfigArtifacts",
     "ExportError",
     "FeasibleSampler",
@@ -61,6 +63,7 @@ __all__ = [
     "median_warmup",
     "open_storage",
     "paper_baselines",
+    "parse_search_flags",
     "prepare_study",
     "remaining",
     "revisit_of",

@@ -205,6 +205,15 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
                                 downsample=args.downsample)
 
 
+def parse_search_flags(argv: Sequence[str]) -> tuple[StudySettings, argparse.Namespace]:
+    """What `lwl-search ARGV` would run: the study settings and the run's options (sampler, pruner, trials, ...).
+
+    For scripts and benchmarks that drive `prepare_study`/`run_search` themselves with the command's defaults.
+    """
+    args = parse_args(argv)
+    return settings_from_args(args), args
+
+
 def default_study_name(settings: StudySettings) -> str:
     s = settings.space
     block = f"-{settings.block}" if settings.family == "resnet" and settings.block != "basic" else ""
@@ -349,7 +358,6 @@ def _run_workers(args: argparse.Namespace, argv: Sequence[str], storage_url: str
     import torch
 
     gpus = torch.cuda.device_count() if args.device in ("auto", "cuda") else 0
-    code = "import sys; from lwl.search._cli import main; sys.exit(main())"
     procs = []
     for i in range(args.workers):
         env = dict(os.environ)
@@ -359,7 +367,7 @@ def _run_workers(args: argparse.Namespace, argv: Sequence[str], storage_url: str
             # CPU workers share the cores: torch's default of one thread per core each would oversubscribe them,
             # and its threads wait for each other at every operator (measured: minutes instead of seconds).
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.workers))
-        procs.append(subprocess.Popen([sys.executable, "-c", code, *argv, "--workers", "1", "--storage",
+        procs.append(subprocess.Popen([sys.executable, "-m", "lwl.search", *argv, "--workers", "1", "--storage",
                                        storage_url, "--quiet", "--no-summary"], env=env))
     reported = -1
     try:

@@ -46,3 +46,7 @@ def test_the_wheel_imports_and_its_commands_run(wheel, tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(target)], cwd=tmp_path, env={"PYTHONPATH": str(target)},
                          check=True, capture_output=True, text=True)
     assert '"params": 11173962' in out.stdout
+    # `python -m lwl.search` is lwl-search under this interpreter (workers are started that way).
+    out = subprocess.run([sys.executable, "-m", "lwl.search", "--help"], cwd=tmp_path, env={"PYTHONPATH": str(target)},
+                         check=True, capture_output=True, text=True)
+    assert out.stdout.startswith("usage: lwl-search")

@@ -20,6 +20,7 @@ from lwl.models._data import (
     iter_batches,
     load_data,
     plan_epoch,
+    splits_from_images,
 )
 
 N_DIGITS = 1797
@@ -219,6 +220,31 @@ def test_fake_cifar10_is_read_from_data_root(fake_cifar10: Path) -> None:
     assert torch.equal(train, torch.sort(train).values)  # kept in file order, so limit is "the first k"
     again = load_data("cifar10", data_root=fake_cifar10, split_seed=1, limit=7)
     assert torch.equal(again.train_x, d.train_x[:7]) and again.test_x is None
+
+
+def test_images_in_memory_convert_exactly_as_cifar_files_do(fake_cifar10: Path) -> None:
+    """`splits_from_images` (synthetic benchmarks, custom CIFAR-shaped data) gives the tensors `load_data` gives."""
+    import torchvision.datasets
+
+    info = dataset_info("cifar10")
+    files = torchvision.datasets.CIFAR10(str(fake_cifar10), train=True)
+    images, labels = np.asarray(files.data, dtype=np.uint8), np.asarray(files.targets)
+    mine = splits_from_images(info, images[:100], labels[:100], images[100:], labels[100:])
+    loaded = load_data("cifar10", data_root=fake_cifar10, split_seed=1)
+
+    def by_id(*splits: tuple[torch.Tensor, torch.Tensor]) -> dict[int, tuple[torch.Tensor, int]]:
+        """Example k of the fake files has every pixel = k."""
+        x, y = torch.cat([s[0] for s in splits]), torch.cat([s[1] for s in splits])
+        ids = torch.round((x[:, 0, 0, 0] * info.std[0] + info.mean[0]) * 255).long()
+        return {int(k): (x[j], int(y[j])) for j, k in enumerate(ids)}
+
+    a = by_id((mine.train_x, mine.train_y), (mine.val_x, mine.val_y))
+    b = by_id((loaded.train_x, loaded.train_y), (loaded.val_x, loaded.val_y))
+    assert a.keys() == b.keys() and len(a) == len(images)
+    assert all(torch.equal(a[k][0], b[k][0]) and a[k][1] == b[k][1] for k in a)
+    assert mine.train_x.dtype == torch.float32 and mine.train_y.dtype == torch.int64
+    with pytest.raises(DataError, match=r"train_x: expected uint8 images of shape \(N, 32, 32, 3\)"):
+        splits_from_images(info, images[:, :16], labels, images, labels)
 
 
 def test_corrupted_cifar_is_one_line(tmp_path: Path, no_network: list[str]) -> None:

@@ -23,7 +23,7 @@ SERVERS = {
 }
 TINY = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "1", "--train-limit", "128", "--device", "cpu",
         "--budget", "10", "--pruner", "none", "--no-paper-baselines"]
-CODE = "import sys; from lwl.search._cli import main; sys.exit(main())"
+LWL_SEARCH = [sys.executable, "-m", "lwl.search"]  # this interpreter's lwl-search
 
 
 def _require(name: str) -> str:
@@ -58,7 +58,7 @@ def server(request):
 
 def test_workers_share_one_study_exactly(server, tmp_path):
     url, name = server
-    out = subprocess.run([sys.executable, "-c", CODE, *TINY, "--sampler", "grid", "--trials", "5", "--workers", "3",
+    out = subprocess.run([*LWL_SEARCH, *TINY, "--sampler", "grid", "--trials", "5", "--workers", "3",
                           "--storage", url, "--study-name", name], cwd=tmp_path, capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stderr
@@ -76,13 +76,13 @@ def test_workers_share_one_study_exactly(server, tmp_path):
 
 
 def test_sqlite_is_refused_for_several_workers(tmp_path):
-    out = subprocess.run([sys.executable, "-c", CODE, *TINY, "--workers", "2", "--storage",
+    out = subprocess.run([*LWL_SEARCH, *TINY, "--workers", "2", "--storage",
                           f"sqlite:///{tmp_path / 'x.db'}"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "not safe" in out.stderr and not (tmp_path / "x.db").exists()
 
 
 def test_an_unreachable_server_is_one_line_without_the_password(tmp_path):
-    out = subprocess.run([sys.executable, "-c", CODE, *TINY, "--storage",
+    out = subprocess.run([*LWL_SEARCH, *TINY, "--storage",
                           "postgresql://postgres:hunter2@127.0.0.1:1/none"], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 2 and "cannot open storage" in out.stderr and "hunter2" not in out.stderr
@@ -97,7 +97,7 @@ def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_and_its_list_retried(t
     from lwl.search import open_storage
 
     storage = open_storage(url, heartbeat=False)
-    victim = subprocess.Popen([sys.executable, "-c", CODE, *args, "--trials", "2"], cwd=tmp_path,
+    victim = subprocess.Popen([*LWL_SEARCH, *args, "--trials", "2"], cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):
@@ -114,7 +114,7 @@ def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_and_its_list_retried(t
         victim.wait(10)
         killed = running[0]
         time.sleep(4)  # three missed heartbeats
-        rescuer = subprocess.run([sys.executable, "-c", CODE, *args, "--trials", "2"], cwd=tmp_path,
+        rescuer = subprocess.run([*LWL_SEARCH, *args, "--trials", "2"], cwd=tmp_path,
                                  capture_output=True, text=True, timeout=600)
         assert rescuer.returncode == 0, rescuer.stderr
         study = optuna.load_study(study_name=name, storage=storage)
@@ -197,7 +197,7 @@ def test_a_database_that_goes_away_stops_the_worker_cleanly_and_the_rerun_contin
     from lwl.search import open_storage
 
     storage = open_storage(url, heartbeat=False)  # the test's own view, not through the proxy
-    worker = subprocess.Popen([sys.executable, "-c", CODE, *args], cwd=tmp_path, stdout=subprocess.PIPE,
+    worker = subprocess.Popen([*LWL_SEARCH, *args], cwd=tmp_path, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(600):
@@ -223,7 +223,7 @@ def test_a_database_that_goes_away_stops_the_worker_cleanly_and_the_rerun_contin
 
         proxy.restore()  # the server is back
         time.sleep(4)  # past the stranded trial's three heartbeats
-        rerun = subprocess.run([sys.executable, "-c", CODE, *args], cwd=tmp_path, capture_output=True, text=True,
+        rerun = subprocess.run([*LWL_SEARCH, *args], cwd=tmp_path, capture_output=True, text=True,
                                timeout=600)
         assert rerun.returncode == 0, rerun.stderr
         study = optuna.load_study(study_name=name, storage=storage)
