@@ -139,16 +139,19 @@ def _all_trials(study: Study) -> list[FrozenTrial]:
     return study._storage.get_all_trials(study._study_id, deepcopy=False)
 
 
+def _taken(trials: Sequence[FrozenTrial], space: SearchSpace,
+           exclude_trial_id: int | None = None) -> set[tuple[int, ...]]:
+    return {
+        h for t in trials
+        if t.state in _TAKEN_STATES and t._trial_id != exclude_trial_id
+        and (h := trial_hierarchy(t, space)) is not None
+    }
+
+
 def evaluated(study: Study, space: SearchSpace,
               exclude_trial_id: int | None = None) -> set[tuple[int, ...]]:
     """Lists already taken by a COMPLETE, PRUNED, RUNNING or WAITING trial."""
-    taken: set[tuple[int, ...]] = set()
-    for trial in _all_trials(study):
-        if trial.state in _TAKEN_STATES and trial._trial_id != exclude_trial_id:
-            hierarchy = trial_hierarchy(trial, space)
-            if hierarchy is not None:
-                taken.add(hierarchy)
-    return taken
+    return _taken(_all_trials(study), space, exclude_trial_id)
 
 
 def _revisitable(trials: Sequence[FrozenTrial], space: SearchSpace,
@@ -175,7 +178,7 @@ def remaining(study: Study, space: SearchSpace) -> list[tuple[int, ...]]:
     default), the pruned lists not yet revisited.
     """
     trials = _all_trials(study)
-    taken = {h for t in trials if t.state in _TAKEN_STATES and (h := trial_hierarchy(t, space)) is not None}
+    taken = _taken(trials, space)
     fresh = [h for h in space.lists() if h not in taken]
     if fresh or not getattr(study.sampler, "revisit", False):
         return fresh
@@ -381,11 +384,7 @@ class FeasibleSampler(BaseSampler):
     def _candidates(self, study: Study, trial: FrozenTrial, trials: list[FrozenTrial],
                     refused: set[tuple[int, ...]]) -> tuple[list[tuple[int, ...]], dict[tuple[int, ...], int]]:
         """The lists this trial may take, and for revisits the pruned trial each one follows (else empty)."""
-        taken = refused | {
-            h for t in trials
-            if t._trial_id != trial._trial_id and t.state in _TAKEN_STATES
-            and (h := trial_hierarchy(t, self.space)) is not None
-        }
+        taken = refused | _taken(trials, self.space, exclude_trial_id=trial._trial_id)
         # Respect values already fixed in this trial (a partial enqueue, or params set before).
         fixed = dict(trial.system_attrs.get("fixed_params") or {})
         fixed.update(trial.params)
@@ -405,20 +404,18 @@ class FeasibleSampler(BaseSampler):
             candidates = [h for h in consistent if h in again and h not in refused]
             if candidates:
                 return candidates, again
-        if not candidates:
-            if pinned:
-                given = ", ".join(f"{self._names[i]}={v}" for i, v in sorted(pinned.items()))
-                raise _PinnedExhausted(
-                    f"every hierarchy of {self.space.describe()} with {given} has been evaluated, "
-                    "is running or is queued; enqueue a different list", self.space,
-                )
-            revisited = " (the pruned ones revisited)" if self.revisit else ""
-            raise SpaceExhausted(
-                f"all {len(consistent)} hierarchies of {self.space.describe()} have been "
-                f"evaluated{revisited}, are running or are queued; stop the study or widen the space",
-                self.space,
+        if pinned:
+            given = ", ".join(f"{self._names[i]}={v}" for i, v in sorted(pinned.items()))
+            raise _PinnedExhausted(
+                f"every hierarchy of {self.space.describe()} with {given} has been evaluated, "
+                "is running or is queued; enqueue a different list", self.space,
             )
-        return candidates, {}
+        revisited = " (the pruned ones revisited)" if self.revisit else ""
+        raise SpaceExhausted(
+            f"all {len(consistent)} hierarchies of {self.space.describe()} have been "
+            f"evaluated{revisited}, are running or are queued; stop the study or widen the space",
+            self.space,
+        )
 
     def _choose(self, study: Study, trial: FrozenTrial, trials: list[FrozenTrial],
                 refused: set[tuple[int, ...]], attempt: int) -> tuple[tuple[int, ...], str, int | None]:
