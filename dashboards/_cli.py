@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from lwl.models._options import run_command
+from lwl.models.cli import Parser, run_command
 from lwl.search import StorageError, dashboard_command, default_storage
 
 from ._report import ReportError, write_report
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="lwl-report",
         description="Write one self-contained HTML report of an lwl-search study (opens offline), and save its "
                     "figures to the study for optuna-dashboard.",
@@ -43,4 +43,4 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{dashboard_command(storage, d.user_attrs)}")
         return 0
 
-    return run_command("lwl-report", body, errors=(StorageError, ReportError))
+    return run_command("lwl-report", body)

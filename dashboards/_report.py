@@ -24,6 +24,7 @@ import plotly.offline
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from lwl.models import LwlError
 from lwl.search import StorageError, dashboard_command, mask_url, open_storage, top_trials
 from lwl.search._storage import load_existing_study
 
@@ -51,7 +52,7 @@ STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", Tri
                TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
 
 
-class ReportError(ValueError):
+class ReportError(LwlError, ValueError):
     """A study the report cannot describe (not made by lwl-search, or without a complete trial); one line."""
 
 

@@ -9,8 +9,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ._checkpoint import CheckpointError, RunDir, load_checkpoint, save_checkpoint
-from ._config import ConfigError, TrainingConfig, load_config, mask_password
-from ._data import DATASETS, DataError, DataSplits, DatasetInfo, dataset_info, load_data, splits_from_images
+from ._config import TrainingConfig, load_config, mask_password
+from ._data import DATASETS, DataSplits, DatasetInfo, dataset_info, load_data, splits_from_images
+from ._errors import ConfigError, DataError, DeviceError, LwlError, RecipeError, ScheduleError, TrainingError
 from ._losses import LOSSES, similarity_matrix, sim_loss
 from ._network import (
     Complexity,
@@ -30,7 +31,6 @@ from ._schedule import (
     PRESETS,
     Preset,
     Schedule,
-    ScheduleError,
     get_preset,
     make_schedule,
     parse_int_list,
@@ -46,7 +46,6 @@ from ._trainer import (
     ResumeError,
     RunResult,
     TrainerState,
-    TrainingError,
     paper_recipe,
     resolve_device,
     train,
@@ -67,15 +66,18 @@ __all__ = [
     "DataError",
     "DataSplits",
     "DatasetInfo",
+    "DeviceError",
     "Diverged",
     "HeadSpec",
     "LocalNet",
+    "LwlError",
     "PaperResult",
     "PrefixSession",
     "PrefixStore",
     "Preset",
     "Progress",
     "Recipe",
+    "RecipeError",
     "ResumeError",
     "RunDir",
     "RunResult",

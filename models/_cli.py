@@ -14,7 +14,8 @@ from ._checkpoint import CheckpointError, RunDir
 from ._config import ConfigError, TrainingConfig, load_config
 from ._data import dataset_info, load_data
 from ._network import complexity
-from ._options import (
+from .cli import (
+    Parser,
     add_data_args,
     add_recipe_args,
     add_schedule_args,
@@ -73,7 +74,7 @@ def _inspect_text(d: dict[str, Any], dataset: str) -> str:
 
 
 def inspect_main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="lwl-inspect",
         description="Print the network a schedule makes: stages, units, conv layers, parameters, FLOPs, memory.",
     )
@@ -129,7 +130,7 @@ _CONFIG_CONFLICTS = ("network_preset", "hierarchy", "family", "block", "widths",
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="lwl-train",
         description="Train one schedule layer-wise and print per-unit validation (and test) accuracy. With --config "
                     "(from lwl-export) it trains the paper's full recipe into --out, checkpointing every epoch.",
@@ -160,7 +161,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             return _train_flags(args)
         return _train_run(parser, args)
 
-    return run_command("lwl-train", body, errors=(ConfigError,))
+    return run_command("lwl-train", body)
 
 
 def _train_flags(args: argparse.Namespace) -> int:

@@ -20,9 +20,10 @@ from typing import IO, Any
 
 import yaml
 
-from ._data import AUGMENTATIONS, DATASETS, DataError, dataset_info
+from ._data import AUGMENTATIONS, DATASETS, dataset_info
+from ._errors import ConfigError, DataError, RecipeError, ScheduleError
 from ._losses import LOSSES
-from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, Schedule, ScheduleError
+from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, Schedule
 from ._trainer import MODES, Recipe, paper_recipe
 
 CONFIG_VERSION = 1
@@ -31,10 +32,6 @@ _HEADER = (
     "# lwl-search training config: a schedule with the paper's full training recipe (Ma et al. 2020, Section V).\n"
     "# Train it with: lwl-train --config {name}\n"
 )
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; one line naming the file and the field."""
 
 
 def mask_password(url: str) -> str:
@@ -79,7 +76,7 @@ class TrainingConfig:
             return self
         try:
             return replace(self, recipe=replace(self.recipe, epochs=epochs))
-        except ScheduleError as exc:
+        except RecipeError as exc:
             raise ConfigError(f"--epochs {epochs}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
@@ -333,7 +330,7 @@ def _recipe_from(source: str, data: Mapping[str, Any], dataset: str, family: str
         raise _fail(source, "recipe.mode", "loss global trains end to end: use mode simultaneous with it")
     try:
         return paper_recipe(dataset, family, **v)
-    except (ScheduleError, DataError) as exc:
+    except (RecipeError, DataError) as exc:
         raise ConfigError(f"{source}: recipe: {exc}") from None
 
 

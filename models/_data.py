@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._errors import DataError
+
 __all__ = [
     "AUGMENTATIONS",
     "DATASETS",
@@ -35,10 +37,6 @@ __all__ = [
     "plan_epoch",
     "splits_from_images",
 ]
-
-
-class DataError(ValueError):
-    """A problem with the data the user asked for; the message is one line naming the problem and the fix."""
 
 
 @dataclass(frozen=True)

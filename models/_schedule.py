@@ -10,16 +10,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ._errors import ScheduleError
+
 FAMILIES = ("vgg", "resnet")
 BLOCKS = ("basic", "bottleneck")
 DOWNSAMPLES = ("maxpool", "avgpool", "conv")
 
 # VGG's widths per stage (Simonyan & Zisserman); stages beyond the fifth stay at 512.
 _VGG_WIDTHS = (64, 128, 256, 512, 512)
-
-
-class ScheduleError(ValueError):
-    """A schedule that cannot be built; the message names the problem and the fix on one line."""
 
 
 @dataclass(frozen=True)

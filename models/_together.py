@@ -23,7 +23,8 @@ import torch
 
 from ._data import DataSplits
 from ._network import complexity, unit_plan
-from ._schedule import Schedule, ScheduleError
+from ._errors import RecipeError
+from ._schedule import Schedule
 from ._trainer import Progress, Recipe, RunResult, _device_name, _Run, check_compatible, resolve_device
 
 # A caller per candidate: (candidate index, record) -> True to stop that candidate, or raise to stop it with a reason.
@@ -185,7 +186,7 @@ def train_together(
     layer-wise losses). `on_progress(i, record)` is candidate i's hook: True stops it, an exception stops it and
     becomes its entry in the outcome (e.g. optuna.TrialPruned); the others go on."""
     if recipe.mode != "simultaneous" or recipe.loss == "global":
-        raise ScheduleError("training candidates together needs simultaneous mode and a layer-wise loss (pred, sim "
+        raise RecipeError("training candidates together needs simultaneous mode and a layer-wise loss (pred, sim "
                             "or predsim): end-to-end gradients cross units, and sequential mode has its prefix store")
     if not schedules:
         return TogetherOutcome([], 0, 0, 0.0)

@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from ._data import DataSplits, iter_batches, plan_epoch
 from ._losses import BETA, LOSSES, sim_loss
 from ._network import Complexity, HeadSpec, LocalNet, build_network, complexity, derive_seed
-from ._schedule import Schedule, ScheduleError, get_preset
+from ._errors import DataError, DeviceError, RecipeError, ScheduleError, TrainingError
+from ._schedule import Schedule, get_preset
 
 if TYPE_CHECKING:
     from ._prefix import PrefixSession, PrefixStore
@@ -36,12 +37,6 @@ if TYPE_CHECKING:
 MODES = ("simultaneous", "sequential")
 # Section V: the learning rate is multiplied by 0.25 at 50/75/89/94 % of the epochs.
 PAPER_MILESTONES = (0.5, 0.75, 0.89, 0.94)
-
-
-class TrainingError(RuntimeError):
-    """Training could not go on; `reason` is the short word stored with a failed trial."""
-
-    reason = "error"
 
 
 class Diverged(TrainingError):
@@ -86,18 +81,18 @@ class Recipe:
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
-            raise ScheduleError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
+            raise RecipeError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
         if self.mode not in MODES:
-            raise ScheduleError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
+            raise RecipeError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if self.loss == "global" and self.mode != "simultaneous":
-            raise ScheduleError("loss 'global' trains end to end: use --mode simultaneous with it")
+            raise RecipeError("loss 'global' trains end to end: use --mode simultaneous with it")
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if int(getattr(self, name)) < 1:
-                raise ScheduleError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise RecipeError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ScheduleError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise RecipeError(f"dropout must be in [0, 1), got {self.dropout}")
         if not self.lr > 0:
-            raise ScheduleError(f"lr must be positive, got {self.lr}")
+            raise RecipeError(f"lr must be positive, got {self.lr}")
         object.__setattr__(self, "lr_milestones", tuple(float(m) for m in self.lr_milestones))
         if self.augment is not None:
             object.__setattr__(self, "augment", tuple(self.augment))
@@ -119,7 +114,7 @@ class Recipe:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ScheduleError(f"unknown recipe field(s) {unknown}: allowed are {sorted(known)}")
+            raise RecipeError(f"unknown recipe field(s) {unknown}: allowed are {sorted(known)}")
         return cls(**data)
 
 
@@ -139,7 +134,7 @@ def paper_recipe(dataset: str, family: str = "resnet", preset: str | None = None
     """The paper's recipe for a data set and family (a preset's own table values when given), then overrides."""
     key = (dataset, family)
     if key not in _PAPER:
-        raise ScheduleError(f"no recipe for data set {dataset!r} and family {family!r}")
+        raise RecipeError(f"no recipe for data set {dataset!r} and family {family!r}")
     values: dict[str, Any] = dict(_PAPER[key], dataset=dataset)
     if preset is not None:
         p = get_preset(preset)
@@ -205,7 +200,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         return torch.device("cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ScheduleError("--device cuda asked for, but no CUDA device is visible: use --device cpu or auto")
+        raise DeviceError("--device cuda asked for, but no CUDA device is visible: use --device cpu or auto")
     return dev
 
 
@@ -273,7 +268,7 @@ def train(
         )
         if test and not stopped:
             if data.test_x is None or data.test_y is None:
-                raise ScheduleError("the test set was asked for but not loaded: load the data with with_test=True")
+                raise DataError("the test set was asked for but not loaded: load the data with with_test=True")
             units, out = run.evaluate(run.data.test_x, run.data.test_y, len(run.net.units), True)
             result.test_unit_acc, result.test_output_acc = tuple(units), out  # type: ignore[assignment]
         if keep_model:

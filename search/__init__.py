@@ -2,7 +2,8 @@
 
 from ._artifacts import ConfigArtifacts, dashboard_command, default_artifact_dir
 from ._cli import SEARCH_EPOCHS, parse_search_flags
-from ._export import ExportError, Selection, export_configs, top_trials, trial_config
+from ._errors import ExportError, PresetError, SettingsError, SpaceError, StorageError, UsageError
+from ._export import Selection, export_configs, top_trials, trial_config
 from ._sampler import (
     REVISIT_ATTR,
     SAMPLERS,
@@ -17,8 +18,8 @@ from ._sampler import (
     validate_enqueued,
 )
 from ._settings import StudySettings, default_widths
-from ._space import CONSTRAINTS, PAPER_HIERARCHIES, SearchSpace, SpaceError, paper_baselines, smallest_feasible_budget
-from ._storage import StorageError, default_storage, mask_url, open_storage
+from ._space import CONSTRAINTS, PAPER_HIERARCHIES, SearchSpace, paper_baselines, smallest_feasible_budget
+from ._storage import default_storage, mask_url, open_storage
 from ._study import (
     PRUNERS,
     Objective,
@@ -35,6 +36,7 @@ __all__ = [
     "CONSTRAINTS",
     "PAPER_HIERARCHIES",
     "PRUNERS",
+    "PresetError",
     "REVISIT_ATTR",
     "SAMPLERS",
     "SEARCH_EPOCHS",
@@ -45,11 +47,13 @@ __all__ = [
     "SearchOutcome",
     "SearchSpace",
     "Selection",
+    "SettingsError",
     "SpaceError",
     "SpaceExhausted",
     "StorageError",
     "StudySettings",
     "TPEFallbackWarning",
+    "UsageError",
     "count_finished",
     "dashboard_command",
     "default_artifact_dir",

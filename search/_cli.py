@@ -27,19 +27,19 @@ from lwl.models import (
     PRESETS,
     PrefixStore,
     Progress,
-    ScheduleError,
     get_preset,
     load_data,
     paper_recipe,
     parse_int_list,
     resolve_device,
 )
-from lwl.models._options import Parser, run_command
+from lwl.models.cli import Parser, run_command
 
+from ._errors import PresetError, SpaceError, StorageError, UsageError
 from ._sampler import SAMPLERS, validate_enqueued
 from ._settings import StudySettings
-from ._space import CONSTRAINTS, SearchSpace, SpaceError
-from ._storage import StorageError, default_storage, kind_of, mask_url, storage_lost, storage_sibling
+from ._space import CONSTRAINTS, SearchSpace
+from ._storage import default_storage, kind_of, mask_url, storage_lost, storage_sibling
 from ._artifacts import ARTIFACT_DIR_ATTR, ConfigArtifacts, dashboard_command, default_artifact_dir
 from ._export import top_trials
 from ._study import PRUNERS, SearchOutcome, count_finished, enqueue_lists, prepare_study, run_search
@@ -140,21 +140,21 @@ def load_preset(name: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
         if name.lower() in PRESETS:
             return {"network": name.lower()}
         packaged = sorted(p.name[:-5] for p in resources.files("lwl.studies").iterdir() if p.name.endswith(".yaml"))
-        raise ScheduleError(f"--preset {name}: no such study preset or network; study presets: "
+        raise PresetError(f"--preset {name}: no such study preset or network; study presets: "
                             f"{', '.join(packaged)}; networks: {', '.join(PRESETS)}")
     if not path.is_file():
-        raise ScheduleError(f"--preset {path}: file not found: give a path to a YAML study preset")
+        raise PresetError(f"--preset {path}: file not found: give a path to a YAML study preset")
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ScheduleError(f"--preset {path}: not valid YAML ({str(exc).splitlines()[0]}): fix the file") from None
+        raise PresetError(f"--preset {path}: not valid YAML ({str(exc).splitlines()[0]}): fix the file") from None
     if not isinstance(values, dict):
-        raise ScheduleError(f"--preset {path}: expected a mapping of flag names to values")
+        raise PresetError(f"--preset {path}: expected a mapping of flag names to values")
     values = {str(k).replace("-", "_"): v for k, v in values.items()}
     known = {a.dest for a in parser._actions} | {"network"}
     unknown = sorted(set(values) - known - {"description"})
     if unknown:
-        raise ScheduleError(f"--preset {path}: unknown key(s) {', '.join(unknown)}: use lwl-search's flag names")
+        raise PresetError(f"--preset {path}: unknown key(s) {', '.join(unknown)}: use lwl-search's flag names")
     values.pop("description", None)
     for key in ("widths", "enqueue"):
         if key in values and values[key] is not None:
@@ -185,7 +185,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def settings_from_args(args: argparse.Namespace) -> StudySettings:
     if args.budget is None:
-        raise SpaceError("--budget is required (or a --preset that sets it), e.g. --budget 16")
+        raise UsageError("--budget is required (or a --preset that sets it), e.g. --budget 16")
     space = SearchSpace(args.budget, args.stages, args.shallow_stages, args.constraint)
     family, block, widths = args.family or "resnet", args.block, args.widths
     if args.network:
@@ -449,12 +449,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         args = parse_args(argv)
         if args.workers < 1:
-            raise SpaceError(f"--workers {args.workers}: use 1 or more")
+            raise UsageError(f"--workers {args.workers}: use 1 or more")
         settings = settings_from_args(args)
         if args.batch < 1:
-            raise SpaceError(f"--batch {args.batch}: use 1 or more")
+            raise UsageError(f"--batch {args.batch}: use 1 or more")
         if args.batch > 1 and (settings.recipe.mode != "simultaneous" or settings.recipe.loss == "global"):
-            raise SpaceError(f"--batch {args.batch} needs --mode simultaneous and a layer-wise --loss (pred, sim, "
+            raise UsageError(f"--batch {args.batch} needs --mode simultaneous and a layer-wise --loss (pred, sim, "
                              "predsim): sequential mode shares prefixes through --prefix-store instead")
         settings.space.check_nonempty()
         enqueue = [parse_int_list(e, "--enqueue") for e in (args.enqueue or [])]
@@ -476,4 +476,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"lwl-search: {lost}", file=sys.stderr)
             return 1
 
-    return run_command("lwl-search", body, errors=(SpaceError, StorageError))
+    return run_command("lwl-search", body)

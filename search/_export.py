@@ -20,18 +20,15 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from lwl.models import ScheduleError, TrainingConfig, complexity, paper_recipe
+from lwl.models import RecipeError, TrainingConfig, complexity, paper_recipe
 
+from ._errors import ExportError
 from ._pareto import pareto_front
 from ._settings import SETTINGS_ATTR, StudySettings
 from ._space import paper_name
 from ._storage import mask_url
 
 SELECTIONS = ("best", "top", "pareto", "trial")
-
-
-class ExportError(ValueError):
-    """Nothing to export, or nowhere to put it; one line naming the study or trial and what to do."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +138,7 @@ def trial_config(settings: StudySettings, hierarchy: Sequence[int], *, study_nam
     search = settings.recipe
     try:
         recipe = replace(search, epochs=paper_recipe(search.dataset, settings.family).epochs, train_limit=None)
-    except ScheduleError as exc:
+    except RecipeError as exc:
         raise ExportError(f"study {study_name!r}: {exc}") from None
     schedule = settings.schedule(tuple(hierarchy))
     provenance: dict[str, Any] = {

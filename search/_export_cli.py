@@ -9,15 +9,15 @@ from pathlib import Path
 
 import optuna
 
-from lwl.models import ConfigError
-from lwl.models._options import run_command
+from lwl.models.cli import Parser, run_command
 
-from ._export import ExportError, Selection, export_configs, write_configs
-from ._storage import StorageError, default_storage, kind_of, load_existing_study, mask_url, open_storage
+from ._errors import StorageError
+from ._export import Selection, export_configs, write_configs
+from ._storage import default_storage, kind_of, load_existing_study, mask_url, open_storage
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="lwl-export",
         description="Export the schedules a study found as training configs with the paper's full recipe "
                     "(400 epochs on CIFAR), for lwl-train --config.",
@@ -77,4 +77,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  lwl-train --config {shlex.quote(str(path))}")
         return 0
 
-    return run_command("lwl-export", body, errors=(ExportError, StorageError, ConfigError))
+    return run_command("lwl-export", body)

@@ -47,7 +47,8 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from lwl.search._space import SearchSpace, SpaceError
+from ._errors import SpaceError
+from ._space import SearchSpace
 
 __all__ = [
     "CHOSEN_BY_ATTR",

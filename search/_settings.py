@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lwl.models import Recipe, Schedule, ScheduleError, dataset_info, make_schedule
+from lwl.models import Recipe, Schedule, dataset_info, make_schedule
 
+from ._errors import SettingsError
 from ._space import SearchSpace
 
 SETTINGS_ATTR = "lwl:settings"
@@ -113,7 +114,7 @@ def check_same_settings(study_name: str, stored_json: str | None, settings: Stud
         return
     diffs = differences(json.loads(stored_json), settings.to_dict())
     if diffs:
-        raise ScheduleError(
+        raise SettingsError(
             f"study {study_name!r} was made with other settings: {'; '.join(diffs)}: "
             "rerun with the stored settings or choose another --study-name"
         )

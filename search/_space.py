@@ -21,6 +21,8 @@ from functools import lru_cache
 
 from lwl.models import PAPER_RESULTS
 
+from ._errors import SpaceError
+
 __all__ = [
     "CONSTRAINTS",
     "MAX_LISTS",
@@ -36,10 +38,6 @@ CONSTRAINTS = ("strict", "sum", "none")
 # Above this many lists exact enumeration (and TPE scoring of every remaining list) stops being
 # cheap; refuse with a message instead of silently eating memory.
 MAX_LISTS = 200_000
-
-
-class SpaceError(ValueError):
-    """A user-facing, one-line message naming the problem and the fix (CLI prints it as is)."""
 
 
 # (model, table, hierarchy) for every row of the paper's Tables I-VI, in table order (lwl.models holds the tables

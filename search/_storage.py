@@ -16,12 +16,10 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 
+from ._errors import StorageError
+
 HEARTBEAT_SECONDS = 30  # a RUNNING trial silent for 3 heartbeats is failed (by the next worker) and retried
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
-
-
-class StorageError(ValueError):
-    """A storage that cannot be used; one line, the URL shown without its password."""
 
 
 def mask_url(url: str) -> str:

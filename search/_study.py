@@ -39,8 +39,9 @@ from ._artifacts import ConfigArtifacts
 from ._pareto import publish_pareto
 from ._sampler import FeasibleSampler, SpaceExhausted, enqueue_hierarchy, remaining, revisit_of, trial_hierarchy
 from ._settings import SETTINGS_ATTR, StudySettings, check_same_settings
-from ._space import SearchSpace, SpaceError, paper_baselines, paper_name
-from ._storage import StorageError, mask_url, open_storage, study_exists
+from ._errors import SpaceError, StorageError
+from ._space import SearchSpace, paper_baselines, paper_name
+from ._storage import mask_url, open_storage, study_exists
 
 PRUNERS = ("median", "hyperband", "sha", "wilcoxon", "none")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lwl.models import Schedule, ScheduleError, load_data, paper_recipe, train, train_together
+from lwl.models import RecipeError, Schedule, load_data, paper_recipe, train, train_together
 
 WIDTHS = (4, 8, 8, 16)
 LISTS = ((1, 1, 2, 4), (1, 1, 3, 3), (2, 1, 2, 3))  # share four units, then one unit with the first two
@@ -64,5 +64,5 @@ def test_a_stopped_candidate_leaves_and_the_others_go_on_unchanged(digits):
 
 def test_only_layer_wise_simultaneous_training_can_share(digits):
     for recipe in (paper_recipe("digits", "resnet", loss="global"), paper_recipe("digits", "resnet", mode="sequential")):
-        with pytest.raises(ScheduleError, match="simultaneous mode and a layer-wise loss"):
+        with pytest.raises(RecipeError, match="simultaneous mode and a layer-wise loss"):
             train_together([_schedule(LISTS[0])], recipe, digits, device="cpu")

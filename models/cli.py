@@ -1,4 +1,8 @@
-"""Command-line flags shared by every command that names a schedule or a recipe, and the one error exit."""
+"""What every command shares: the flags that name a schedule, data or a recipe, and the one way a user error ends.
+
+Public so that `lwl-search`, `lwl-export`, `lwl-report`, `lwl-train` and `lwl-inspect` (and scripts) parse and fail
+the same way: a user error is one line on stderr, `PROG: error: MESSAGE`, and exit status 2.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,15 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from ._data import DATASETS, DataError, dataset_info
+from ._data import DATASETS, dataset_info
+from ._errors import LwlError
 from ._losses import LOSSES
-from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, PRESETS, Schedule, ScheduleError, make_schedule
-from ._trainer import MODES, Recipe, TrainingError, paper_recipe
+from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, PRESETS, Schedule, make_schedule
+from ._trainer import MODES, Recipe, paper_recipe
+
+# The longest message a command prints for an error: a value echoed back (a preset expanded through YAML aliases,
+# a pasted file) must not flood the terminal.
+MAX_MESSAGE = 400
 
 
 class Parser(argparse.ArgumentParser):
@@ -83,21 +92,38 @@ def recipe_from_args(args: argparse.Namespace, family: str, **extra: Any) -> Rec
     )
 
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ScheduleError, DataError, TrainingError)
+def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
+    """The first line of `message`, cut to `limit` characters (an ellipsis says it was cut)."""
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def fail(prog: str, message: str) -> NoReturn:
     """One line on stderr and exit status 2: the contract for every user error."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
     raise SystemExit(2)
 
 
-def run_command(prog: str, body: Callable[[], int | None], errors: tuple[type[BaseException], ...] = ()) -> int:
-    """Run a command body, turning the errors a user can fix into one line and exit status 2."""
+def run_command(prog: str, body: Callable[[], int | None]) -> int:
+    """Run a command body: an `LwlError` becomes one line and exit status 2, Ctrl-C exit status 130."""
     try:
         return body() or 0
-    except USER_ERRORS + errors as exc:
-        fail(prog, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except LwlError as exc:
+        fail(prog, str(exc) or type(exc).__name__)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+__all__ = [
+    "MAX_MESSAGE",
+    "Parser",
+    "add_data_args",
+    "add_recipe_args",
+    "add_schedule_args",
+    "fail",
+    "one_line",
+    "recipe_from_args",
+    "run_command",
+    "schedule_from_args",
+]

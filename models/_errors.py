@@ -1,0 +1,40 @@
+"""The errors a user can fix, under one base that every command turns into one line and exit status 2.
+
+Each class is named after what went wrong, not after the module that noticed it. The builtin second base
+(ValueError, RuntimeError) keeps `except ValueError` callers working.
+"""
+
+from __future__ import annotations
+
+
+class LwlError(Exception):
+    """Something the user can fix; its first line names the problem and the fix (see `lwl.models.cli`)."""
+
+
+class ScheduleError(LwlError, ValueError):
+    """A hierarchy list, a network family, its widths or a network preset that cannot be built."""
+
+
+class RecipeError(LwlError, ValueError):
+    """A training recipe value out of range or unknown (loss, mode, epochs, learning rate, ...)."""
+
+
+class DeviceError(LwlError, ValueError):
+    """A device that is not there (e.g. --device cuda on a machine without CUDA)."""
+
+
+class DataError(LwlError, ValueError):
+    """A data set that is unknown or missing, with what to do about it."""
+
+
+class ConfigError(LwlError, ValueError):
+    """A training config that cannot be used; one line naming the file and the field."""
+
+
+class TrainingError(LwlError, RuntimeError):
+    """Training could not go on; `reason` is the short word stored with a failed trial."""
+
+    reason = "error"
+
+
+__all__ = ["ConfigError", "DataError", "DeviceError", "LwlError", "RecipeError", "ScheduleError", "TrainingError"]
