@@ -84,7 +84,7 @@ def replay_study(runs: dict[tuple[int, ...], dict[int, dict[str, Any]]], setting
     def objective(trial: optuna.Trial) -> float:
         hierarchy = tuple(trial.suggest_int(name, low, high) for name in space.param_names())
         run = runs[hierarchy][table_seed]
-        again = revisit_of(trial.study, trial._trial_id)
+        again = revisit_of(trial.study, trial)
         entry = {"hierarchy": hierarchy, "pruned": False, "epochs": 0, "unit_epochs": 0,
                  "value": None, "revisit": again is not None}
         log.append(entry)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from lwl.models.cli import Parser, run_command
 from lwl.search import StorageError, dashboard_command, default_storage
 
-from ._report import ReportError, write_report
+from ._report import write_report
 
 
 def build_parser() -> argparse.ArgumentParser:

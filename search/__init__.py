@@ -1,8 +1,23 @@
 """The study: feasible hierarchy lists, the sampler, the objective, storage and the `lwl-search` command."""
 
 from ._artifacts import ConfigArtifacts, dashboard_command, default_artifact_dir
-from ._cli import SEARCH_EPOCHS, parse_search_flags
+from ._flags import parse_search_flags
 from ._errors import ExportError, PresetError, SettingsError, SpaceError, StorageError, UsageError
+from ._optuna import OptunaVersionError
+from ._pareto import pareto_front, pareto_indices, pareto_study_name
+from ._record import (
+    ARTIFACT_DIR_ATTR,
+    DERIVED_ATTR,
+    SETTINGS_ATTR,
+    STATE_NAMES,
+    STORAGE_ATTR,
+    StudyError,
+    TrialRecord,
+    hierarchy_of,
+    percent,
+    read_settings,
+    read_trial,
+)
 from ._export import Selection, export_configs, top_trials, trial_config
 from ._sampler import (
     REVISIT_ATTR,
@@ -17,9 +32,9 @@ from ._sampler import (
     trial_hierarchy,
     validate_enqueued,
 )
-from ._settings import StudySettings, default_widths
-from ._space import CONSTRAINTS, PAPER_HIERARCHIES, SearchSpace, paper_baselines, smallest_feasible_budget
-from ._storage import default_storage, mask_url, open_storage
+from ._settings import SEARCH_EPOCHS, StudySettings, default_widths
+from ._space import CONSTRAINTS, MAX_LISTS, PAPER_HIERARCHIES, SearchSpace, paper_baselines, smallest_feasible_budget
+from ._storage import default_storage, load_existing_study, mask_url, open_storage
 from ._study import (
     PRUNERS,
     Objective,
@@ -34,16 +49,23 @@ from ._study import (
 
 __all__ = [
     "CONSTRAINTS",
+    "MAX_LISTS",
     "PAPER_HIERARCHIES",
     "PRUNERS",
-    "PresetError",
     "REVISIT_ATTR",
     "SAMPLERS",
+    "ARTIFACT_DIR_ATTR",
+    "DERIVED_ATTR",
     "SEARCH_EPOCHS",
+    "SETTINGS_ATTR",
+    "STATE_NAMES",
+    "STORAGE_ATTR",
     "ConfigArtifacts",
     "ExportError",
     "FeasibleSampler",
     "Objective",
+    "OptunaVersionError",
+    "PresetError",
     "SearchOutcome",
     "SearchSpace",
     "Selection",
@@ -51,8 +73,10 @@ __all__ = [
     "SpaceError",
     "SpaceExhausted",
     "StorageError",
+    "StudyError",
     "StudySettings",
     "TPEFallbackWarning",
+    "TrialRecord",
     "UsageError",
     "count_finished",
     "dashboard_command",
@@ -61,14 +85,22 @@ __all__ = [
     "default_widths",
     "enqueue_lists",
     "export_configs",
+    "hierarchy_of",
+    "load_existing_study",
     "make_pruner",
     "make_sampler",
     "mask_url",
     "median_warmup",
     "open_storage",
     "paper_baselines",
+    "percent",
+    "pareto_front",
+    "pareto_indices",
+    "pareto_study_name",
     "parse_search_flags",
     "prepare_study",
+    "read_settings",
+    "read_trial",
     "remaining",
     "revisit_of",
     "run_search",

@@ -20,10 +20,10 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from ._export import config_filename, trial_config
+from ._record import ARTIFACT_DIR_ATTR, STORAGE_ATTR
 from ._settings import StudySettings
 from ._storage import mask_url, storage_sibling
 
-ARTIFACT_DIR_ATTR = "artifact_dir"
 MIMETYPE = "application/yaml"
 
 
@@ -51,7 +51,7 @@ class ConfigArtifacts:
         """The artifact id of `trial`'s config; the trial must still be running."""
         study = trial.study
         config = trial_config(settings, hierarchy, study_name=study.study_name, trial=trial.number,
-                              accuracy=accuracy, storage_url=str(study.user_attrs.get("storage", "")))
+                              accuracy=accuracy, storage_url=str(study.user_attrs.get(STORAGE_ATTR, "")))
         with tempfile.TemporaryDirectory(prefix="lwl-artifact-") as tmp:
             path = config.save_yaml(Path(tmp) / config_filename(config))
             with warnings.catch_warnings():
@@ -60,4 +60,4 @@ class ConfigArtifacts:
                                        mimetype=MIMETYPE)
 
 
-__all__ = ["ARTIFACT_DIR_ATTR", "ConfigArtifacts", "dashboard_command", "default_artifact_dir"]
+__all__ = ["ConfigArtifacts", "dashboard_command", "default_artifact_dir"]

@@ -8,7 +8,6 @@ is a hierarchy list, not a trained network. The config carries that list with th
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -24,7 +23,8 @@ from lwl.models import RecipeError, TrainingConfig, complexity, paper_recipe
 
 from ._errors import ExportError
 from ._pareto import pareto_front
-from ._settings import SETTINGS_ATTR, StudySettings
+from ._record import STORAGE_ATTR, hierarchy_of, read_settings, read_trial
+from ._settings import StudySettings
 from ._space import paper_name
 from ._storage import mask_url
 
@@ -62,26 +62,15 @@ class Selection:
 
 
 def study_settings(study: optuna.Study) -> StudySettings:
-    """The settings `lwl-search` stored with the study; refuses a study it did not make."""
-    stored = study.user_attrs.get(SETTINGS_ATTR)
-    if stored is None:
-        raise ExportError(f"study {study.study_name!r} was not made by lwl-search (no {SETTINGS_ATTR!r} attribute): "
-                          "export needs its network and recipe settings")
-    try:
-        return StudySettings.from_dict(json.loads(stored))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ExportError(f"study {study.study_name!r}: its stored settings cannot be read ({exc})") from None
+    """The settings `lwl-search` stored with the study; refuses a study it did not make (`StudyError`)."""
+    return read_settings(study.study_name, study.user_attrs)
 
 
-def trial_hierarchy(trial: FrozenTrial, settings: StudySettings) -> tuple[int, ...]:
-    """The list a complete trial trained: its `hierarchy` attribute, else its d1..dn parameters."""
-    stored = trial.user_attrs.get("hierarchy")
-    if isinstance(stored, (list, tuple)) and stored:
-        return tuple(int(d) for d in stored)
-    names = settings.space.param_names()
-    if all(n in trial.params for n in names):
-        return tuple(int(trial.params[n]) for n in names)
-    raise ExportError(f"trial {trial.number} holds no hierarchy (no 'hierarchy' attribute, no {names[0]}.. params)")
+def _hierarchy(trial: FrozenTrial, settings: StudySettings) -> tuple[int, ...]:
+    hierarchy = hierarchy_of(trial, settings.space.stages)
+    if not hierarchy:
+        raise ExportError(f"trial {trial.number} holds no hierarchy (no 'hierarchy' attribute, no d1.. params)")
+    return hierarchy
 
 
 def _complete(study: optuna.Study) -> list[FrozenTrial]:
@@ -91,7 +80,11 @@ def _complete(study: optuna.Study) -> list[FrozenTrial]:
 
 def top_trials(study: optuna.Study, k: int = 5) -> list[FrozenTrial]:
     """The k most accurate complete trials; ties go to the smaller network, then to the earlier trial."""
-    return sorted(_complete(study), key=lambda t: (-t.value, t.user_attrs.get("params", math.inf), t.number))[:k]
+    def rank(t: FrozenTrial) -> tuple[float, float, int]:
+        params = read_trial(t).params
+        return (-t.value, math.inf if params is None else params, t.number)  # type: ignore[operator]
+
+    return sorted(_complete(study), key=rank)[:k]
 
 
 def select_trials(study: optuna.Study, selection: Selection | str, settings: StudySettings) -> list[FrozenTrial]:
@@ -124,8 +117,8 @@ def export_configs(study: optuna.Study, selection: Selection | str = "best", *,
     """One `TrainingConfig` per selected complete trial (see `trial_config`)."""
     settings = study_settings(study)
     selection = Selection.parse(selection)
-    storage = storage_url if storage_url is not None else str(study.user_attrs.get("storage", ""))
-    return [trial_config(settings, trial_hierarchy(t, settings), study_name=study.study_name, trial=t.number,
+    storage = storage_url if storage_url is not None else str(study.user_attrs.get(STORAGE_ATTR, ""))
+    return [trial_config(settings, _hierarchy(t, settings), study_name=study.study_name, trial=t.number,
                          accuracy=t.value, selection=selection.describe(), storage_url=storage)
             for t in select_trials(study, selection, settings)]
 

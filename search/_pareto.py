@@ -13,7 +13,9 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-DERIVED_ATTR = "lwl:derived_from"
+from . import _optuna as private
+from ._record import DERIVED_ATTR, read_trial
+
 SOURCE_ATTR = "source_trial"
 OBJECTIVES = ("validation accuracy", "parameters")
 
@@ -24,7 +26,7 @@ def pareto_study_name(study_name: str) -> str:
 
 def _open(study: optuna.Study) -> optuna.Study:
     name = pareto_study_name(study.study_name)
-    derived = optuna.create_study(study_name=name, storage=study._storage, directions=["maximize", "minimize"],
+    derived = optuna.create_study(study_name=name, storage=private.storage_of(study), directions=["maximize", "minimize"],
                                   load_if_exists=True)
     if DERIVED_ATTR not in derived.user_attrs:
         derived.set_user_attr(DERIVED_ATTR, study.study_name)
@@ -35,12 +37,13 @@ def _open(study: optuna.Study) -> optuna.Study:
 
 
 def _copy(trial: FrozenTrial) -> FrozenTrial:
+    record = read_trial(trial)
     attrs = {k: trial.user_attrs[k] for k in ("hierarchy", "schedule", "paper", "flops", "wall_time")
              if k in trial.user_attrs}
     attrs[SOURCE_ATTR] = trial.number
     return optuna.trial.create_trial(
         params=trial.params, distributions=trial.distributions,
-        values=[trial.value, float(trial.user_attrs.get("params", 0))], user_attrs=attrs,
+        values=[trial.value, float(record.params or 0)], user_attrs=attrs,
     )
 
 
@@ -49,7 +52,7 @@ def publish_pareto(study: optuna.Study) -> optuna.Study:
     derived = _open(study)
     present = {t.user_attrs.get(SOURCE_ATTR) for t in derived.get_trials(deepcopy=False)}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if trial.number not in present and trial.value is not None and "params" in trial.user_attrs:
+        if trial.number not in present and trial.value is not None and read_trial(trial).params is not None:
             derived.add_trial(_copy(trial))
     return derived
 
@@ -69,6 +72,6 @@ def pareto_indices(points: Sequence[tuple[float, float]]) -> list[int]:
 
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """The search study's complete trials that no other beats on both accuracy and parameters; smallest first."""
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None and "params" in t.user_attrs]
-    return [done[i] for i in pareto_indices([(float(t.user_attrs["params"]), float(t.value)) for t in done])]
+    done = [(t, r) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.value is not None and (r := read_trial(t)).params is not None]
+    return [done[i][0] for i in pareto_indices([(float(r.params), float(t.value)) for t, r in done])]

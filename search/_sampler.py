@@ -47,6 +47,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from . import _optuna as private
 from ._errors import SpaceError
 from ._space import SearchSpace
 
@@ -137,14 +138,14 @@ def trial_hierarchy(trial: FrozenTrial, space: SearchSpace) -> tuple[int, ...] |
 def _all_trials(study: Study) -> list[FrozenTrial]:
     # Go to the storage, not study.get_trials: a Hyperband bracket study would filter the trials
     # of other brackets out, and cached reads could miss a claim made a moment ago.
-    return study._storage.get_all_trials(study._study_id, deepcopy=False)
+    return private.all_trials(study)
 
 
 def _taken(trials: Sequence[FrozenTrial], space: SearchSpace,
            exclude_trial_id: int | None = None) -> set[tuple[int, ...]]:
     return {
         h for t in trials
-        if t.state in _TAKEN_STATES and t._trial_id != exclude_trial_id
+        if t.state in _TAKEN_STATES and private.trial_id(t) != exclude_trial_id
         and (h := trial_hierarchy(t, space)) is not None
     }
 
@@ -160,7 +161,7 @@ def _revisitable(trials: Sequence[FrozenTrial], space: SearchSpace,
     """Pruned lists that no complete, running or queued trial holds: list -> its latest pruned trial's number."""
     settled, pruned = set(), {}
     for trial in trials:
-        if trial._trial_id == exclude_trial_id:
+        if private.trial_id(trial) == exclude_trial_id:
             continue
         hierarchy = trial_hierarchy(trial, space)
         if hierarchy is None:
@@ -187,9 +188,9 @@ def remaining(study: Study, space: SearchSpace) -> list[tuple[int, ...]]:
     return [h for h in space.lists() if h in again]
 
 
-def revisit_of(study: Study, trial_id: int) -> int | None:
-    """The number of the pruned trial whose list trial ``trial_id`` trains again; None for a first visit."""
-    number = study._storage.get_trial_system_attrs(trial_id).get(REVISIT_ATTR)
+def revisit_of(study: Study, trial: optuna.Trial | FrozenTrial) -> int | None:
+    """The number of the pruned trial whose list ``trial`` trains again; None for a first visit."""
+    number = private.system_attrs(study, trial).get(REVISIT_ATTR)
     return int(number) if isinstance(number, int) else None
 
 
@@ -288,8 +289,7 @@ class FeasibleSampler(BaseSampler):
                            param_distribution: BaseDistribution) -> Any:
         if param_name not in self._names:
             return self._other.sample_independent(study, trial, param_name, param_distribution)
-        storage = study._storage
-        claimed = storage.get_trial_system_attrs(trial._trial_id).get(HIERARCHY_ATTR)
+        claimed = private.system_attrs(study, trial).get(HIERARCHY_ATTR)
         if isinstance(claimed, (list, tuple)) and self.space.is_feasible(claimed):
             hierarchy = tuple(int(d) for d in claimed)
         else:
@@ -320,7 +320,6 @@ class FeasibleSampler(BaseSampler):
         neither evaluated twice nor dropped by both claimants. After ``_MAX_CLAIM_RETRIES``
         contested rounds the last choice stands (a rare duplicate).
         """
-        storage = study._storage
         refused: set[tuple[int, ...]] = set()
         hierarchy: tuple[int, ...] | None = None
         rival_states = _TAKEN_STATES
@@ -331,21 +330,21 @@ class FeasibleSampler(BaseSampler):
             except SpaceExhausted as exc:
                 if hierarchy is not None and self._wins_contest(study, trial, hierarchy, rival_states):
                     break  # the contested list is ours
-                storage.set_trial_system_attr(trial._trial_id, HIERARCHY_ATTR, None)
+                private.set_system_attr(study, trial, HIERARCHY_ATTR, None)
                 if isinstance(exc, _PinnedExhausted):
                     # Only this partial enqueue is used up, not the space: not a reason to stop.
                     raise SpaceError(str(exc)) from None
-                storage.set_trial_system_attr(trial._trial_id, EXHAUSTED_ATTR, True)
+                private.set_system_attr(study, trial, EXHAUSTED_ATTR, True)
                 raise
             hierarchy = choice
             # A revisit's rivals are the trials that settle its list, not the pruned one it follows.
             rival_states = _SETTLED_STATES if again is not None else _TAKEN_STATES
-            storage.set_trial_system_attr(trial._trial_id, HIERARCHY_ATTR, list(hierarchy))
-            storage.set_trial_system_attr(trial._trial_id, CHOSEN_BY_ATTR, chosen_by)
-            storage.set_trial_system_attr(trial._trial_id, REVISIT_ATTR, again)
+            private.set_system_attr(study, trial, HIERARCHY_ATTR, list(hierarchy))
+            private.set_system_attr(study, trial, CHOSEN_BY_ATTR, chosen_by)
+            private.set_system_attr(study, trial, REVISIT_ATTR, again)
             rivals = [
                 t for t in _all_trials(study)
-                if t._trial_id != trial._trial_id and t.state in rival_states
+                if private.trial_id(t) != private.trial_id(trial) and t.state in rival_states
                 and trial_hierarchy(t, self.space) == hierarchy
             ]
             if not rivals:
@@ -368,7 +367,7 @@ class FeasibleSampler(BaseSampler):
         while True:
             rivals = [
                 t for t in _all_trials(study)
-                if t._trial_id != trial._trial_id and t.state in rival_states
+                if private.trial_id(t) != private.trial_id(trial) and t.state in rival_states
                 and trial_hierarchy(t, self.space) == hierarchy
             ]
             if not rivals:
@@ -385,7 +384,7 @@ class FeasibleSampler(BaseSampler):
     def _candidates(self, study: Study, trial: FrozenTrial, trials: list[FrozenTrial],
                     refused: set[tuple[int, ...]]) -> tuple[list[tuple[int, ...]], dict[tuple[int, ...], int]]:
         """The lists this trial may take, and for revisits the pruned trial each one follows (else empty)."""
-        taken = refused | _taken(trials, self.space, exclude_trial_id=trial._trial_id)
+        taken = refused | _taken(trials, self.space, exclude_trial_id=private.trial_id(trial))
         # Respect values already fixed in this trial (a partial enqueue, or params set before).
         fixed = dict(trial.system_attrs.get("fixed_params") or {})
         fixed.update(trial.params)
@@ -401,7 +400,7 @@ class FeasibleSampler(BaseSampler):
         if candidates:
             return candidates, {}
         if self.revisit and not pinned:
-            again = _revisitable(trials, self.space, exclude_trial_id=trial._trial_id)
+            again = _revisitable(trials, self.space, exclude_trial_id=private.trial_id(trial))
             candidates = [h for h in consistent if h in again and h not in refused]
             if candidates:
                 return candidates, again
@@ -436,7 +435,7 @@ class FeasibleSampler(BaseSampler):
             return self._pick(candidates, None, rng, attempt), "grid"
         observed = [
             (t, h) for t in trials
-            if t._trial_id != trial._trial_id
+            if private.trial_id(t) != private.trial_id(trial)
             and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
             and (h := trial_hierarchy(t, self.space)) is not None
         ]
@@ -500,27 +499,21 @@ class FeasibleSampler(BaseSampler):
         ``TPESampler._compute_acquisition_func``. Observations are built from the lists (not from
         ``trial.params``) so that RUNNING trials, whose params are partial, still count in g(x).
         """
-        from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
-        from optuna.samplers._tpe.sampler import (
-            _split_trials,
-            default_gamma,
-            default_gamma_multiobjective,
-        )
-
+        parts = private.tpe_parts()
         tpe = self._tpe()
         by_number = {t.number: h for t, h in observed}
         trials = [t for t, _ in observed]
         multi = len(study.directions) > 1
         n = sum(t.state != TrialState.RUNNING for t in trials)
-        gamma = default_gamma_multiobjective if multi else default_gamma
-        below, above = _split_trials(study, trials, gamma(n))
+        gamma = parts.default_gamma_multiobjective if multi else parts.default_gamma
+        below, above = parts.split_trials(study, trials, gamma(n))
         search_space = self._search_space()
         obs_below = _param_arrays([by_number[t.number] for t in below], self._names)
         obs_above = _param_arrays([by_number[t.number] for t in above], self._names)
         params = tpe._parzen_estimator_parameters
         weights_below = np.ones(len(below)) if multi else None
-        mpe_below = _ParzenEstimator(obs_below, search_space, params, weights_below)
-        mpe_above = _ParzenEstimator(obs_above, search_space, params)
+        mpe_below = parts.ParzenEstimator(obs_below, search_space, params, weights_below)
+        mpe_above = parts.ParzenEstimator(obs_above, search_space, params)
         samples = _param_arrays(candidates, self._names)
         return np.asarray(tpe._compute_acquisition_func(samples, mpe_below, mpe_above))
 
@@ -537,9 +530,9 @@ class FeasibleSampler(BaseSampler):
         sign = -1.0 if study.directions[0] == StudyDirection.MAXIMIZE else 1.0
         complete.sort(key=lambda th: sign * th[0].values[0])
         n_good = min(math.ceil(0.1 * len(complete)), 25)
-        good_ids = {t._trial_id for t, _ in complete[:n_good]}
-        good = [h for t, h in observed if t._trial_id in good_ids]
-        rest = [h for t, h in observed if t._trial_id not in good_ids]
+        good_ids = {t.number for t, _ in complete[:n_good]}
+        good = [h for t, h in observed if t.number in good_ids]
+        rest = [h for t, h in observed if t.number not in good_ids]
         x = np.asarray(candidates, dtype=float)
 
         def log_density(points: list[tuple[int, ...]]) -> np.ndarray:

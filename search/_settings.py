@@ -16,7 +16,16 @@ from lwl.models import Recipe, Schedule, dataset_info, make_schedule
 from ._errors import SettingsError
 from ._space import SearchSpace
 
-SETTINGS_ATTR = "lwl:settings"
+# lwl-search's built-in defaults, below a YAML preset's values and the command line's flags (the parser's flags
+# default to None so that the layers show through).
+DEFAULTS: dict[str, Any] = {
+    "stages": 4, "constraint": "strict", "dataset": "digits", "trials": 20, "sampler": "tpe",
+    "pruner": "median", "pruner_startup": 5, "seed": 0, "device": "auto", "val_fraction": 0.1, "workers": 1,
+    "heartbeat": 30, "prefix_store_gb": 2.0, "batch": 1,
+}
+# Epochs per candidate: the search's fidelity. The exported config carries the full recipe (400 on CIFAR).
+SEARCH_EPOCHS = {"digits": 5, "cifar10": 15, "cifar100": 15}
+
 
 
 def default_widths(dataset: str, family: str, stages: int) -> tuple[int, ...] | None:

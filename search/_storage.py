@@ -16,6 +16,7 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 
+from . import _optuna as private
 from ._errors import StorageError
 
 HEARTBEAT_SECONDS = 30  # a RUNNING trial silent for 3 heartbeats is failed (by the next worker) and retried
@@ -83,7 +84,7 @@ def open_storage(url: str, *, heartbeat: bool = True, heartbeat_seconds: int = H
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 backend = JournalRedisBackend(url)
-            backend._redis.ping()  # fail now, not at the first trial
+            private.redis_client(backend).ping()  # fail now, not at the first trial
             return JournalStorage(backend)
         url = _rdb_url(url)
         if url.startswith("sqlite:///"):

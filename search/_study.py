@@ -7,7 +7,6 @@ study's settings are all read from it, so a rerun, a second worker or a second m
 from __future__ import annotations
 
 import contextlib
-import gc
 import math
 import signal
 import time
@@ -15,36 +14,34 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import optuna
-import torch
 from optuna.pruners import BasePruner
-from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled  # private; optuna is pinned
 from optuna.trial import FrozenTrial, TrialState
 
-from lwl.models import (
-    DataSplits,
-    PrefixStore,
-    Progress,
-    RunResult,
-    Schedule,
-    TrainingError,
-    complexity,
-    train,
-    train_together,
-)
+from lwl.models import DataSplits, PrefixStore, Progress, RunResult, Schedule, TrainingError, train_together
 
+from . import _optuna as private
 from ._artifacts import ConfigArtifacts
-from ._pareto import publish_pareto
-from ._sampler import FeasibleSampler, SpaceExhausted, enqueue_hierarchy, remaining, revisit_of, trial_hierarchy
-from ._settings import SETTINGS_ATTR, StudySettings, check_same_settings
 from ._errors import SpaceError, StorageError
-from ._space import SearchSpace, paper_baselines, paper_name
+from ._objective import FINISHED, Display, Objective, OutOfMemory, running_ahead
+from ._pareto import publish_pareto
+from ._record import (
+    FEASIBLE_ATTR,
+    INTERMEDIATE_ATTR,
+    OBJECTIVE_ATTR,
+    SETTINGS_ATTR,
+    STORAGE_ATTR,
+    read_trial,
+    write,
+)
+from ._sampler import FeasibleSampler, SpaceExhausted, enqueue_hierarchy, remaining
+from ._settings import StudySettings, check_same_settings
+from ._space import SearchSpace, paper_baselines
 from ._storage import mask_url, open_storage, study_exists
 
 PRUNERS = ("median", "hyperband", "sha", "wilcoxon", "none")
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def median_warmup(settings: StudySettings) -> int:
@@ -77,148 +74,6 @@ def make_pruner(name: str, settings: StudySettings, startup_trials: int = 5) -> 
     if name == "none":
         return optuna.pruners.NopPruner()
     raise SpaceError(f"--pruner {name}: unknown pruner; choose one of {', '.join(PRUNERS)}")
-
-
-class Display(Protocol):
-    """What the loop tells whoever watches; the CLI provides bars or plain lines."""
-
-    def trial_started(self, number: int, hierarchy: tuple[int, ...], total_steps: int) -> None: ...
-    def progress(self, p: Progress) -> None: ...
-    def trial_finished(self, trial: FrozenTrial, best: float | None) -> None: ...
-
-
-class _Silent:
-    def trial_started(self, number: int, hierarchy: tuple[int, ...], total_steps: int) -> None:
-        pass
-
-    def progress(self, p: Progress) -> None:
-        pass
-
-    def trial_finished(self, trial: FrozenTrial, best: float | None) -> None:
-        pass
-
-
-class Objective:
-    """Trains the list the sampler chose and reports every progress record to the trial and the pruner."""
-
-    def __init__(self, settings: StudySettings, data: DataSplits, device: str, display: Display | None = None,
-                 trials_target: int | None = None, artifacts: ConfigArtifacts | None = None,
-                 prefix_store: PrefixStore | None = None):
-        self.settings, self.data, self.device = settings, data, device
-        self.artifacts, self.prefix_store = artifacts, prefix_store
-        self.display = display or _Silent()
-        self.trials_target = trials_target
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        hierarchy, schedule = self.begin(trial)
-        report = self.reporter(trial)
-        oom = None
-        store = self.prefix_store if self.settings.recipe.mode == "sequential" else None
-        reused = (store.reused_units, store.reused_seconds) if store is not None else (0, 0.0)
-        try:
-            result = train(schedule, self.settings.recipe, self.data, device=self.device, on_progress=report,
-                           prefix_store=store)
-        except TrainingError as exc:
-            self.failed(trial, exc)
-            raise
-        except torch.cuda.OutOfMemoryError as exc:
-            oom = " ".join(str(exc).split())[:500]
-        except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted")
-            raise
-        finally:
-            if store is not None:  # pruned trials reused units too
-                trial.set_user_attr("reused_units", store.reused_units - reused[0])
-                trial.set_user_attr("reused_seconds", round(store.reused_seconds - reused[1], 3))
-        if oom is not None:
-            raise self.out_of_memory([trial], oom)
-        return self.finish(trial, hierarchy, result)
-
-    def begin(self, trial: optuna.Trial) -> tuple[tuple[int, ...], Schedule]:
-        """The list the sampler chose for `trial`, checked, with its costs recorded before anything trains."""
-        space = self.settings.space
-        if self.trials_target is not None and running_ahead(trial.study, trial.number) >= self.trials_target:
-            trial.set_user_attr("fail_reason", Surplus.reason)
-            raise Surplus(f"the study already has {self.trials_target} finished or running trials")
-        low, high = space.param_range()
-        hierarchy = tuple(trial.suggest_int(name, low, high) for name in space.param_names())
-        reason = space.violation(hierarchy)
-        if reason is not None:  # only an enqueued list could get here; never train it
-            trial.set_user_attr("fail_reason", f"infeasible: {reason}")
-            raise SpaceError(f"trial {trial.number}: list {list(hierarchy)} is not feasible: {reason}")
-        schedule = self.settings.schedule(hierarchy)
-        cost = complexity(schedule, self.settings.recipe.head)
-        for key, value in {
-            "hierarchy": list(hierarchy),
-            "schedule": schedule.label(),
-            "units": schedule.units,
-            "conv_layers": cost.conv_layers,
-            "params": cost.params,
-            "params_aux": cost.params_aux,
-            "flops": cost.flops,
-            "activations": cost.activations,
-            "paper": paper_name(hierarchy),
-        }.items():
-            trial.set_user_attr(key, value)
-        again = revisit_of(trial.study, trial._trial_id)
-        if again is not None:
-            trial.set_user_attr("revisit_of", again)
-        total = self.settings.recipe.epochs if self.settings.recipe.mode == "simultaneous" else schedule.units
-        self.display.trial_started(trial.number, hierarchy, total)
-        return hierarchy, schedule
-
-    def reporter(self, trial: optuna.Trial) -> Callable[[Progress], None]:
-        """The engine's progress hook for `trial`: every record becomes an intermediate value the pruner judges.
-
-        A revisit of a pruned list is never pruned: it is that list's second and last chance.
-        """
-        prunable = revisit_of(trial.study, trial._trial_id) is None
-        history: list[list[float | None]] = []
-        outputs: list[float | None] = []
-
-        def report(p: Progress) -> None:
-            history.append([None if a is None else round(a, 5) for a in p.unit_acc])
-            outputs.append(None if p.output_acc is None else round(p.output_acc, 5))
-            trial.set_user_attr("unit_acc_history", history)
-            trial.set_user_attr("output_acc_history", outputs)
-            trial.set_user_attr("unit_epochs", p.unit_epochs)
-            trial.set_user_attr("elapsed", round(p.elapsed, 3))
-            trial.report(p.value, p.step)
-            self.display.progress(p)
-            if prunable and p.step < p.total_steps and trial.should_prune():  # a fully trained one is never discarded
-                raise optuna.TrialPruned(f"pruned at step {p.step} with {p.value:.4f}")
-
-        return report
-
-    def failed(self, trial: optuna.Trial, exc: TrainingError) -> None:
-        trial.set_user_attr("fail_reason", exc.reason)
-        trial.set_user_attr("fail_detail", str(exc)[:500])
-
-    def out_of_memory(self, trials: Sequence[optuna.Trial], detail: str) -> OutOfMemory:
-        """Called once the except block is left, so the traceback's tensors are gone: free them, record it."""
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        for trial in trials:
-            trial.set_user_attr("fail_reason", OutOfMemory.reason)
-            trial.set_user_attr("fail_detail", detail)
-        numbers = ", ".join(str(t.number) for t in trials)
-        return OutOfMemory(f"trial {numbers}: CUDA out of memory; memory freed, the study goes on (lower "
-                           "--batch-size, --widths or --batch if every list runs out)")
-
-    def finish(self, trial: optuna.Trial, hierarchy: tuple[int, ...], result: RunResult) -> float:
-        """The trial's results as user attributes (and its training config as an artifact); its objective value."""
-        trial.set_user_attr("unit_acc", list(result.unit_acc))
-        trial.set_user_attr("wall_time", round(result.wall_time, 3))
-        trial.set_user_attr("peak_memory", result.peak_memory)
-        trial.set_user_attr("device", result.device)
-        assert result.output_acc is not None
-        if self.artifacts is not None:
-            try:
-                self.artifacts.upload(trial, self.settings, hierarchy, result.output_acc)
-            except OSError as exc:  # a full disk must not lose the trial's result
-                trial.set_user_attr("artifact_error", f"{type(exc).__name__}: {exc}"[:300])
-        return result.output_acc
 
 
 @dataclass
@@ -259,14 +114,14 @@ def prepare_study(settings: StudySettings, storage_url: str, study_name: str, *,
     stored = study.user_attrs.get(SETTINGS_ATTR)
     if stored is None:
         study.set_user_attr(SETTINGS_ATTR, settings.to_json())
-        study.set_user_attr("feasible_lists", len(space))
-        study.set_user_attr("objective", "validation accuracy of the output classifier")
-        study.set_user_attr("intermediate_value",
+        study.set_user_attr(FEASIBLE_ATTR, len(space))
+        study.set_user_attr(OBJECTIVE_ATTR, "validation accuracy of the output classifier")
+        study.set_user_attr(INTERMEDIATE_ATTR,
                             "output accuracy per epoch" if settings.recipe.mode == "simultaneous"
                             else "accuracy of the newest unit, per unit")
     else:  # a concurrent worker created it between our check and our create
         check_same_settings(study_name, stored, settings)
-    study.set_user_attr("storage", mask_url(storage_url))
+    study.set_user_attr(STORAGE_ATTR, mask_url(storage_url))
     return study
 
 
@@ -307,27 +162,9 @@ def enqueue_lists(study: optuna.Study, space: SearchSpace, enqueue: Sequence[Seq
 
 def exhausted_reason(study: optuna.Study, space: SearchSpace) -> str:
     """Why a study stopped for want of lists, saying how many pruned lists had their second chance."""
-    revisits = sum(t.user_attrs.get("revisit_of") is not None for t in study.get_trials(deepcopy=False, states=FINISHED))
+    revisits = sum(read_trial(t).revisit_of is not None for t in study.get_trials(deepcopy=False, states=FINISHED))
     again = f", {revisits} pruned ones trained again to the end" if revisits else ""
     return f"every feasible list ({len(space)}) has been evaluated{again}"
-
-
-def running_ahead(study: optuna.Study, number: int | None = None) -> int:
-    """Finished trials plus running ones started before trial `number` (all running ones when None)."""
-    trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-    return sum(t.state != TrialState.RUNNING or number is None or t.number < number for t in trials)
-
-
-class OutOfMemory(TrainingError):
-    """The candidate did not fit on the device; its trial fails, the study goes on."""
-
-    reason = "out of memory"
-
-
-class Surplus(TrainingError):
-    """Workers raced past --trials: this trial would be one too many, so it ends before training."""
-
-    reason = "surplus"
 
 
 def run_search(
@@ -403,7 +240,7 @@ def run_search(
                                catch=(TrainingError,), gc_after_trial=False, show_progress_bar=False)
         if timeout is not None and time.monotonic() - t0 >= timeout and count_finished(study) < trials:
             state["reason"] = f"--timeout {timeout:g}s reached"
-    return SearchOutcome(study, mask_url(str(study.user_attrs.get("storage", ""))), count_finished(study),
+    return SearchOutcome(study, mask_url(str(study.user_attrs.get(STORAGE_ATTR, ""))), count_finished(study),
                          state["ran"], state["reason"], len(space), enqueued)
 
 
@@ -420,7 +257,7 @@ def _optimize_in_batches(study: optuna.Study, objective: Objective, batch: int, 
     with warnings.catch_warnings():  # ask/tell warn that heartbeats belong to optimize(); we send them (below)
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
         while timeout is None or time.monotonic() - t0 < timeout:
-            if is_heartbeat_enabled(study._storage):
+            if private.heartbeat_enabled(study):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     optuna.storages.fail_stale_trials(study)
@@ -435,7 +272,7 @@ def _optimize_in_batches(study: optuna.Study, objective: Objective, batch: int, 
                 try:
                     hierarchy, schedule = objective.begin(trial)
                 except (TrainingError, SpaceError, SpaceExhausted) as exc:  # surplus, infeasible, or a lost race
-                    if isinstance(exc, TrainingError):
+                    if isinstance(exc, TrainingError):  # a surplus; the others recorded their own reason
                         objective.failed(trial, exc)
                     stop = finished(study, study.tell(trial, state=TrialState.FAIL)) or stop
                     continue
@@ -464,42 +301,36 @@ def _train_group(study: optuna.Study, objective: Objective,
             stop = finished(study, study.tell(trial, state=TrialState.PRUNED)) or stop
             raise
 
-    oom = None
+    def untold() -> list[optuna.Trial]:
+        return [t for i, (t, _, _, _) in enumerate(group) if i not in told]
+
     with contextlib.ExitStack() as beats:
         for trial, _, _, _ in group:
-            trial.set_user_attr("batch", numbers)
-            beats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+            write(trial, batch=numbers)
+            beats.enter_context(private.heartbeat(study, trial))
         try:
-            outcome = train_together([s for _, _, s, _ in group], objective.settings.recipe, objective.data,
-                                     device=objective.device, on_progress=on_progress)
-        except torch.cuda.OutOfMemoryError as exc:
-            oom = " ".join(str(exc).split())[:500]
-        except BaseException:
-            for i, (trial, _, _, _) in enumerate(group):
-                if i not in told:
-                    trial.set_user_attr("fail_reason", "interrupted")
-                    study.tell(trial, state=TrialState.FAIL)
-            raise
-    if oom is not None:
-        objective.out_of_memory([t for i, (t, _, _, _) in enumerate(group) if i not in told], oom)
-        for i, (trial, _, _, _) in enumerate(group):
-            if i not in told:
+            outcome = objective.guarded(untold, lambda: train_together(
+                [s for _, _, s, _ in group], objective.settings.recipe, objective.data, device=objective.device,
+                on_progress=on_progress))
+        except OutOfMemory:  # recorded on every untold trial; the study goes on
+            for trial in untold():
                 stop = finished(study, study.tell(trial, state=TrialState.FAIL)) or stop
-        return stop
+            return stop
+        except BaseException:  # recorded on every untold trial (interrupted, error); end them, then surface it
+            for trial in untold():
+                study.tell(trial, state=TrialState.FAIL)
+            raise
     for i, ((trial, hierarchy, _, _), result) in enumerate(zip(group, outcome.results)):
         if i in told:  # pruned during the pass: already finished
             continue
-        trial.set_user_attr("batch_unit_epochs", [outcome.unit_epochs, outcome.unit_epochs_alone])
+        write(trial, batch_unit_epochs=(outcome.unit_epochs, outcome.unit_epochs_alone))
         if isinstance(result, RunResult):
             frozen = study.tell(trial, objective.finish(trial, hierarchy, result))
-        elif isinstance(result, TrainingError):
+        else:  # a candidate's own failure ends its trial; one that is not the candidate's is surfaced too
             objective.failed(trial, result)
             frozen = study.tell(trial, state=TrialState.FAIL)
-        else:  # an error that is not the candidate's: fail it as optimize() would, then surface it
-            trial.set_user_attr("fail_reason", "error")
-            trial.set_user_attr("fail_detail", f"{type(result).__name__}: {result}"[:500])
-            study.tell(trial, state=TrialState.FAIL)
-            raise result
+            if not isinstance(result, TrainingError):
+                raise result
         stop = finished(study, frozen) or stop
     return stop
 
@@ -515,5 +346,4 @@ __all__ = [
     "median_warmup",
     "prepare_study",
     "run_search",
-    "trial_hierarchy",
 ]

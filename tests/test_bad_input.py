@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lwl.models._cli import train_main
-from lwl.search._cli import main as search_main
-from lwl.search._export_cli import main as export_main
+from lwl.models.commands import train_main
+from lwl.search.commands import search_main
+from lwl.search.commands import export_main
 
 TINY = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "1", "--train-limit", "128", "--device", "cpu",
         "--quiet", "--pruner", "none"]

@@ -42,7 +42,7 @@ def test_the_wheel_imports_and_its_commands_run(wheel, tmp_path):
                    check=True, capture_output=True)
     code = ("import lwl.models, lwl.search, lwl.dashboards, sys; "
             "assert lwl.models.__file__.startswith(sys.argv[1]), lwl.models.__file__; "
-            "from lwl.models._cli import inspect_main; inspect_main(['--preset', 'resnet18', '--json'])")
+            "from lwl.models.commands import inspect_main; inspect_main(['--preset', 'resnet18', '--json'])")
     out = subprocess.run([sys.executable, "-c", code, str(target)], cwd=tmp_path, env={"PYTHONPATH": str(target)},
                          check=True, capture_output=True, text=True)
     assert '"params": 11173962' in out.stdout

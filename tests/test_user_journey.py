@@ -8,11 +8,11 @@ from pathlib import Path
 
 import yaml
 
-from lwl.models._checkpoint import CHECKPOINT_FILE
+CHECKPOINT_FILE = "checkpoint.pt"  # lwl-train's checkpoint in its --out folder (README)
 
 TINY = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "2", "--train-limit", "256", "--device", "cpu"]
-MODULES = {"lwl-search": "lwl.search._cli:main", "lwl-report": "lwl.dashboards._cli:main",
-           "lwl-export": "lwl.search._export_cli:main", "lwl-train": "lwl.models._cli:train_main"}
+MODULES = {"lwl-search": "lwl.search.commands:search_main", "lwl-report": "lwl.dashboards.commands:report_main",
+           "lwl-export": "lwl.search.commands:export_main", "lwl-train": "lwl.models.commands:train_main"}
 
 
 def _cmd(name: str, *args: str) -> list[str]:

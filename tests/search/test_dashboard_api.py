@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lwl.models import load_config
-from lwl.search._cli import main
+from lwl.search.commands import search_main as main
 
 
 def _free_port() -> int:

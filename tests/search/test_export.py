@@ -9,12 +9,11 @@ import yaml
 from optuna.trial import TrialState
 
 from lwl.models import load_config, mask_password, paper_recipe
-from lwl.models._cli import train_main
+from lwl.models.commands import train_main
 from lwl.search import mask_url
-from lwl.search._cli import main as search_main
-from lwl.search._export import Selection, export_configs, study_settings, trial_hierarchy
-from lwl.search._pareto import pareto_front
-from lwl.search._export_cli import main as export_main
+from lwl.search.commands import search_main
+from lwl.search import Selection, export_configs, hierarchy_of, pareto_front, read_settings
+from lwl.search.commands import export_main
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +37,7 @@ def _export(*args):
 
 def test_best_is_the_most_accurate_trial_with_the_full_recipe(made):
     root, url, study = made
-    settings = study_settings(study)
+    settings = read_settings(study.study_name, study.user_attrs)
     [config] = export_configs(study, "best")
     best = max(_complete(study), key=lambda t: (t.value, -t.user_attrs["params"], -t.number))
     assert config.provenance["trial"] == best.number and config.provenance["search_accuracy"] == best.value
@@ -65,7 +64,7 @@ def test_the_storage_password_is_masked_like_lwl_search_does(made, tmp_path):
 
 def test_top_pareto_and_trial_selections(made):
     _, _, study = made
-    settings = study_settings(study)
+    settings = read_settings(study.study_name, study.user_attrs)
     done = _complete(study)
     ranked = sorted(done, key=lambda t: (-t.value, t.user_attrs["params"], t.number))
     assert [c.provenance["trial"] for c in export_configs(study, Selection("top", 2))] == [t.number for t in ranked[:2]]
@@ -77,7 +76,7 @@ def test_top_pareto_and_trial_selections(made):
     last = done[-1]
     [config] = export_configs(study, f"trial:{last.number}")
     from_params = tuple(last.params[f"d{i}"] for i in (1, 2, 3, 4))
-    assert config.schedule.hierarchy == trial_hierarchy(last, settings) == from_params
+    assert config.schedule.hierarchy == hierarchy_of(last, settings.space.stages) == from_params
 
 
 def test_the_command_writes_files_and_says_what_to_run(made, tmp_path, capsys):

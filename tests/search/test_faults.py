@@ -6,8 +6,8 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-import lwl.search._study as study_module
-from lwl.search._cli import main
+import lwl.search._objective as study_module  # a private mechanism on purpose: inject an out-of-memory error
+from lwl.search.commands import search_main as main
 
 TINY = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "2", "--train-limit", "256", "--device", "cpu",
         "--quiet", "--pruner", "none", "--budget", "10"]

@@ -15,7 +15,7 @@ ARGS = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "8", "--train
 
 
 def _start(storage: str, trials: int) -> subprocess.Popen:
-    code = "import sys; from lwl.search._cli import main; sys.exit(main())"
+    code = "import sys; from lwl.search.commands import search_main; sys.exit(search_main())"
     return subprocess.Popen([sys.executable, "-c", code, *ARGS, "--storage", storage, "--trials", str(trials)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -51,7 +51,7 @@ def test_an_interrupted_search_records_and_continues(tmp_path, sig):
     assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == "interrupted"
     assert trial.user_attrs["unit_acc_history"], "what the trial learned before the interrupt is kept"
     # The same command continues: the failed list is free again and the study reaches --trials.
-    code = "import sys; from lwl.search._cli import main; sys.exit(main())"
+    code = "import sys; from lwl.search.commands import search_main; sys.exit(search_main())"
     rerun = subprocess.run([sys.executable, "-c", code, *ARGS, "--storage", storage, "--trials", "1", "--quiet"],
                            capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr

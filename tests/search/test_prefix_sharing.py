@@ -4,7 +4,7 @@ units, and says how many it reused."""
 import optuna
 from optuna.trial import TrialState
 
-from lwl.search._cli import main
+from lwl.search.commands import search_main as main
 
 TINY = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "1", "--train-limit", "256", "--device", "cpu",
         "--quiet", "--mode", "sequential", "--budget", "10", "--sampler", "grid", "--trials", "6",

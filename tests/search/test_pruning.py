@@ -5,7 +5,7 @@ import pytest
 
 from lwl.models import paper_recipe
 from lwl.search import SearchSpace, StudySettings, make_pruner
-from lwl.search._study import median_warmup
+from lwl.search import median_warmup
 
 
 @pytest.mark.parametrize(("epochs", "mode", "warmup"), [(10, "simultaneous", 6), (15, "simultaneous", 8),

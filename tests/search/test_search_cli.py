@@ -10,7 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 from lwl.search import SearchSpace
-from lwl.search._cli import main
+from lwl.search.commands import search_main as main
 
 TINY = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "2", "--train-limit", "256", "--device", "cpu",
         "--quiet"]
@@ -93,7 +93,7 @@ def test_other_settings_are_refused_and_nothing_changes(tmp_path, capsys):
 def test_the_installed_command_with_a_preset(tmp_path):
     preset = tmp_path / "p.yaml"
     preset.write_text("dataset: digits\nbudget: 8\nwidths: [4, 8, 8, 16]\nepochs: 1\ntrials: 2\ntrain_limit: 128\n")
-    out = subprocess.run([sys.executable, "-c", "import sys; from lwl.search._cli import main; sys.exit(main())",
+    out = subprocess.run([sys.executable, "-c", "import sys; from lwl.search.commands import search_main; sys.exit(search_main())",
                           "--preset", str(preset), "--epochs", "2", "--device", "cpu"],
                          cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -104,7 +104,7 @@ def test_the_installed_command_with_a_preset(tmp_path):
 
 
 def test_the_derived_pareto_study_holds_the_true_front(tmp_path):
-    from lwl.search._pareto import pareto_front, pareto_study_name
+    from lwl.search import pareto_front, pareto_study_name
 
     db = tmp_path / "f.db"
     assert main([*TINY, "--budget", "10", "--storage", f"sqlite:///{db}", "--study-name", "f", "--trials", "4",

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from lwl.search._space import (
+from lwl.search import (
     CONSTRAINTS,
     MAX_LISTS,
     PAPER_HIERARCHIES,

@@ -1,0 +1,133 @@
+"""What `lwl-search` shows while it runs (a bar per trial and one over trials, or one line per trial for logs and
+pipes) and the summary it prints at the end."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from lwl.models import Progress
+
+from ._artifacts import dashboard_command
+from ._export import top_trials
+from ._record import read_trial
+
+
+
+def _pct(v: float | None) -> str:
+    return "  -  " if v is None else f"{100 * v:5.1f}"
+
+
+def _describe_trial(t: FrozenTrial) -> str:
+    r = read_trial(t)
+    h = r.schedule or (str(list(r.hierarchy)) if r.hierarchy else "?")
+    value = r.value if r.complete else (list(r.intermediate.values())[-1] if r.intermediate else None)
+    extra = f" ({r.fail_reason})" if t.state == TrialState.FAIL and r.fail_reason is not None else ""
+    if r.revisit_of is not None:
+        extra += f" (revisit of {r.revisit_of})"
+    secs = r.wall_time or r.elapsed
+    return f"{h:<14} {t.state.name.lower():<8}{extra} acc {_pct(value)}  {'' if secs is None else f'{secs:6.1f}s'}"
+
+
+class LineDisplay:
+    """One line per finished trial: for logs and pipes."""
+
+    def __init__(self, out: Any = sys.stderr) -> None:
+        self.out = out
+
+    def trial_started(self, number: int, hierarchy: tuple[int, ...], total_steps: int) -> None:
+        pass
+
+    def progress(self, p: Progress) -> None:
+        pass
+
+    def trial_finished(self, trial: FrozenTrial, best: float | None) -> None:
+        print(f"trial {trial.number:>3}  {_describe_trial(trial)}  best {_pct(best)}", file=self.out, flush=True)
+
+
+class BarDisplay(LineDisplay):
+    """A bar over trials and one within the running trial (epochs or units), with the best so far."""
+
+    def __init__(self, trials: int, done: int, out: Any = sys.stderr) -> None:
+        from tqdm import tqdm
+
+        super().__init__(out)
+        self._tqdm = tqdm
+        self.outer = tqdm(total=trials, initial=min(done, trials), desc="trials", unit="trial", file=out,
+                          position=0, dynamic_ncols=True)
+        self.inner: Any = None
+
+    def trial_started(self, number: int, hierarchy: tuple[int, ...], total_steps: int) -> None:
+        label = "[" + ",".join(map(str, hierarchy)) + "]"
+        if self.inner is not None:  # --batch: the candidates train together; show the newest
+            self.inner.close()
+        self.inner = self._tqdm(total=total_steps, desc=f"trial {number} {label}", leave=False, file=self.out,
+                                position=1, dynamic_ncols=True)
+
+    def progress(self, p: Progress) -> None:
+        if self.inner is not None:
+            self.inner.update(1)
+            self.inner.set_postfix_str(f"acc {_pct(p.value).strip()}")
+
+    def trial_finished(self, trial: FrozenTrial, best: float | None) -> None:
+        if self.inner is not None:
+            self.inner.close()
+            self.inner = None
+        self.outer.write(f"trial {trial.number:>3}  {_describe_trial(trial)}")
+        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            self.outer.update(1)
+        self.outer.set_postfix_str(f"best {_pct(best).strip()}")
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+        self.outer.close()
+
+
+def summary_text(study: optuna.Study, outcome_reason: str, storage_url: str, k: int = 5) -> str:
+    """The summary printed when a run ends: counts, what sharing saved, the top `k` lists and the next commands."""
+    trials = study.get_trials(deepcopy=False)
+    counts = {s: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    lines = [
+        "",
+        f"study {study.study_name!r}: {counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
+        f"{counts[TrialState.FAIL]} failed; stopped: {outcome_reason}",
+    ]
+    records = [read_trial(t) for t in trials]
+    shared = [r for r in records if r.reused_units is not None]
+    if shared:
+        units = sum(len(r.unit_acc_history) for r in shared)
+        reused = sum(int(r.reused_units or 0) for r in shared)
+        seconds = sum(float(r.reused_seconds or 0.0) for r in shared)
+        lines.append(f"prefix sharing: {reused} of {units} unit-trainings reused from earlier candidates "
+                     f"({100 * reused / max(units, 1):.0f} %), about {seconds:.0f}s of training saved")
+    batches = {r.batch: r.batch_unit_epochs for r in records if r.batch is not None and r.batch_unit_epochs}
+    if batches:
+        together = sum(u for u, _ in batches.values())
+        alone = sum(a for _, a in batches.values())
+        lines.append(f"training together (--batch): {together} unit-epochs trained where one by one would take "
+                     f"{alone} ({alone / max(together, 1):.2f}x fewer), in {len(batches)} batches")
+    top = top_trials(study, k)
+    if top:
+        lines += ["", f"  {'rank':>4}  {'hierarchy':<14} {'val acc':>7}  {'units: first -> last':<20} {'params':>9} "
+                  f"{'time':>7}  paper"]
+        for rank, r in enumerate(map(read_trial, top), 1):
+            units = [a for a in r.unit_acc if a is not None]
+            curve = f"{_pct(units[0]).strip()} -> {_pct(units[-1]).strip()}" if units else "-"
+            lines.append(
+                f"  {rank:>4}  {r.schedule or '?':<14} {_pct(r.value):>7}  {curve:<20} "
+                f"{(r.params or 0) / 1e6:8.2f}M {r.wall_time or 0:6.1f}s  {r.paper or ''}"
+            )
+    lines += ["", "next:", f"  {dashboard_command(storage_url, study.user_attrs)}      # then open "
+              "http://127.0.0.1:8080"]
+    if top:
+        lines.append(f"  lwl-export --storage {shlex.quote(storage_url)} --study-name {shlex.quote(study.study_name)} "
+                     "--best --out configs/      # then: lwl-train --config configs/FILE.yaml")
+        lines.append(f"  lwl-report --storage {shlex.quote(storage_url)} --study-name {shlex.quote(study.study_name)}")
+    if "***" in storage_url:
+        lines.append("  (put the password back into the URL: it is never printed)")
+    return "\n".join(lines)

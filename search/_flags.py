@@ -1,0 +1,197 @@
+"""`lwl-search`'s flags: the parser, YAML study presets that set its defaults, and the settings they make."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lwl.models import (
+    BLOCKS,
+    DATASETS,
+    DOWNSAMPLES,
+    FAMILIES,
+    LOSSES,
+    MODES,
+    PRESETS,
+    get_preset,
+    paper_recipe,
+    parse_int_list,
+)
+from lwl.models.cli import Parser
+
+from ._errors import PresetError, UsageError
+from ._study import PRUNERS
+from ._sampler import SAMPLERS
+from ._settings import DEFAULTS, SEARCH_EPOCHS, StudySettings
+from ._space import CONSTRAINTS, SearchSpace
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="lwl-search",
+        description="Search downsampling schedules (hierarchy lists) of a layer-wise trained CNN with Optuna.",
+        epilog="Example: lwl-search --budget 16 --dataset cifar100 --data-root ~/data. A --preset YAML file sets "
+               "defaults for any of these flags (same names, with _ for -); flags given here override it.",
+    )
+    p.add_argument("--preset", help="a study preset (studies/NAME.yaml, a path, or a packaged NAME such as "
+                   f"digits-quick) or a paper network ({', '.join(PRESETS)})")
+    g = p.add_argument_group("search space")
+    g.add_argument("--budget", type=int, help="total units: every hierarchy list sums to this (required)")
+    g.add_argument("--stages", type=int, help="stages per list (default 4)")
+    g.add_argument("--shallow-stages", type=int, help="k, the number of shallow stages in Eq. 7 (default stages//2)")
+    g.add_argument("--constraint", choices=CONSTRAINTS,
+                   help="strict: every shallow stage smaller than every deep one (default); sum: shallow sum < deep "
+                        "sum; none: any list")
+    g.add_argument("--enqueue", action="append", metavar="LIST",
+                   help="evaluate this list first, e.g. 1,1,2,4 (repeatable)")
+    g.add_argument("--no-paper-baselines", action="store_true", default=None,
+                   help="do not enqueue the paper's schedules that are feasible at this budget")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", choices=tuple(DATASETS), help="default digits (embedded, no download)")
+    g.add_argument("--data-root", help="where the data set's files are (default $LWL_DATA or ~/.cache/lwl/data)")
+    g.add_argument("--download", action="store_true", default=None, help="fetch the data set if missing")
+    g = p.add_argument_group("network and training (study settings, fixed for the whole study)")
+    g.add_argument("--family", choices=FAMILIES, help="vgg or resnet (default resnet)")
+    g.add_argument("--block", choices=BLOCKS, help="resnet block (default basic)")
+    g.add_argument("--widths", help="channels per stage (default: 16,32,64,128 on digits, the family's otherwise)")
+    g.add_argument("--downsample", choices=DOWNSAMPLES, help="between stages (default: the family's)")
+    g.add_argument("--loss", choices=LOSSES, help="default predsim")
+    g.add_argument("--mode", choices=MODES, help="default simultaneous")
+    g.add_argument("--epochs", type=int, help="epochs per candidate (default 5 on digits, 15 on CIFAR)")
+    g.add_argument("--batch-size", type=int, help="default: the paper's 128 (64 on digits)")
+    g.add_argument("--lr", type=float, help="default: the paper's for the family and data set")
+    g.add_argument("--dropout", type=float, help="default: the paper's for the family and data set")
+    g.add_argument("--seed", type=int, help="seeds training and the sampler (default 0)")
+    g.add_argument("--train-limit", type=int, help="train on the first N training images only (quick checks)")
+    g = p.add_argument_group("study")
+    g.add_argument("--trials", type=int, help="finished trials the study should hold; a rerun continues (default 20)")
+    g.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    g.add_argument("--sampler", choices=SAMPLERS, help="default tpe, restricted to the feasible set")
+    g.add_argument("--pruner", choices=PRUNERS, help="default median")
+    g.add_argument("--pruner-startup", type=int, help="finished trials before the median pruner acts (default 5)")
+    g.add_argument("--no-revisit", action="store_true", default=None,
+                   help="one pass: once every list has been tried, stop (by default each pruned list is then trained "
+                        "again to the end, unpruned, while --trials allows)")
+    g.add_argument("--storage", help="SQLAlchemy URL, journal file (.log) or redis:// URL "
+                   "(default sqlite:///studies/STUDY.db)")
+    g.add_argument("--study-name", help="default DATASET-FAMILY-bBUDGET-sSTAGES")
+    g.add_argument("--artifact-dir", help="where each complete trial's training config is stored as an Optuna "
+                   "artifact for optuna-dashboard (default: NAME-artifacts beside a SQLite or journal file NAME.db/.log, "
+                   "studies/artifacts for a server; use a shared folder for workers on several machines)")
+    g.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1 (default auto)")
+    g.add_argument("--quiet", action="store_true", default=None, help="no progress display, only the summary")
+    g.add_argument("--workers", type=int, help="local worker processes sharing the study (default 1; one per GPU "
+                   "where there are several); SQLite is refused for more than one, the default is then a journal file")
+    g.add_argument("--batch", type=int, metavar="K", help="simultaneous mode: train K candidates at a time together, "
+                   "each batch flowing through the units they share once (exact: same weights and accuracies as "
+                   "training alone); default 1")
+    g.add_argument("--prefix-store", metavar="DIR", help="sequential mode: where frozen units are kept so that a "
+                   "candidate starts from the deepest prefix an earlier one trained (exact: same weights and "
+                   "accuracies as training alone); default NAME-prefixes beside a SQLite or journal file, "
+                   "studies/prefixes for a server; 'off' turns sharing off")
+    g.add_argument("--prefix-store-gb", type=float, help="size bound of the prefix store in GiB (default 2); the "
+                   "least recently used units are evicted first")
+    g.add_argument("--heartbeat", type=int, help="seconds between a worker's heartbeats on an SQL storage "
+                   "(default 30); a trial silent for 3 heartbeats (a killed worker) is failed and its list retried")
+    g.add_argument("--no-summary", action="store_true", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def _find_yaml(name: str) -> Path | None:
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    packaged = resources.files("lwl.studies").joinpath(f"{name}.yaml")
+    return Path(str(packaged)) if packaged.is_file() else None
+
+
+def load_preset(name: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """A study preset's values as parser defaults; a network preset name becomes {'network': name}."""
+    path = _find_yaml(name)
+    if path is None:
+        if name.lower() in PRESETS:
+            return {"network": name.lower()}
+        packaged = sorted(p.name[:-5] for p in resources.files("lwl.studies").iterdir() if p.name.endswith(".yaml"))
+        raise PresetError(f"--preset {name}: no such study preset or network; study presets: "
+                            f"{', '.join(packaged)}; networks: {', '.join(PRESETS)}")
+    if not path.is_file():
+        raise PresetError(f"--preset {path}: file not found: give a path to a YAML study preset")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise PresetError(f"--preset {path}: not valid YAML ({str(exc).splitlines()[0]}): fix the file") from None
+    if not isinstance(values, dict):
+        raise PresetError(f"--preset {path}: expected a mapping of flag names to values")
+    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    known = {a.dest for a in parser._actions} | {"network"}
+    unknown = sorted(set(values) - known - {"description"})
+    if unknown:
+        raise PresetError(f"--preset {path}: unknown key(s) {', '.join(unknown)}: use lwl-search's flag names")
+    values.pop("description", None)
+    for key in ("widths", "enqueue"):
+        if key in values and values[key] is not None:
+            v = values[key]
+            if key == "widths" and isinstance(v, list):
+                values[key] = ",".join(map(str, v))
+            if key == "enqueue":
+                values[key] = [",".join(map(str, e)) if isinstance(e, list) else str(e) for e in v]
+    if "network" in values:
+        get_preset(values["network"])
+    return values
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    first, _ = parser.parse_known_args(argv)
+    extra: dict[str, Any] = {}
+    if first.preset:
+        extra = load_preset(first.preset, parser)
+        parser.set_defaults(**{k: v for k, v in extra.items() if k != "network"})
+    args = parser.parse_args(argv)
+    args.network = extra.get("network")
+    for key, value in DEFAULTS.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    return args
+
+
+def settings_from_args(args: argparse.Namespace) -> StudySettings:
+    if args.budget is None:
+        raise UsageError("--budget is required (or a --preset that sets it), e.g. --budget 16")
+    space = SearchSpace(args.budget, args.stages, args.shallow_stages, args.constraint)
+    family, block, widths = args.family or "resnet", args.block, args.widths
+    if args.network:
+        net = get_preset(args.network)
+        family = args.family or net.family
+        block = block or net.block
+        if widths is None and len(net.widths) == space.stages:
+            widths = ",".join(map(str, net.widths))
+    recipe = paper_recipe(
+        args.dataset, family, args.network,
+        loss=args.loss, mode=args.mode, epochs=args.epochs or SEARCH_EPOCHS.get(args.dataset),
+        batch_size=args.batch_size, lr=args.lr, dropout=args.dropout, seed=args.seed, val_fraction=args.val_fraction,
+        train_limit=args.train_limit,
+    )
+    return StudySettings.create(space, recipe, family=family, block=block,
+                                widths=parse_int_list(widths, "widths") if widths else None,
+                                downsample=args.downsample)
+
+
+def parse_search_flags(argv: Sequence[str]) -> tuple[StudySettings, argparse.Namespace]:
+    """What `lwl-search ARGV` would run: the study settings and the run's options (sampler, pruner, trials, ...).
+
+    For scripts and benchmarks that drive `prepare_study`/`run_search` themselves with the command's defaults.
+    """
+    args = parse_args(argv)
+    return settings_from_args(args), args
+
+
+def default_study_name(settings: StudySettings) -> str:
+    s = settings.space
+    block = f"-{settings.block}" if settings.family == "resnet" and settings.block != "basic" else ""
+    return f"{settings.recipe.dataset}-{settings.family}{block}-b{s.budget}-s{s.stages}"

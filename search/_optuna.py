@@ -1,0 +1,167 @@
+"""Every use of Optuna's private API, behind one door.
+
+Optuna is pinned to the 5.0 series (pyproject.toml). What this module touches, and why no public API does it:
+- `study._storage`, `study._study_id`, `trial._trial_id`: the sampler reads and writes trial system attributes
+  through the storage (a claim every worker sees) and reads all trials of a study without a Hyperband bracket's
+  filter; the revisit and heartbeat code needs a trial's storage id.
+- `optuna.storages._heartbeat`: `--batch` trains several trials outside `study.optimize`, so it sends their
+  heartbeats itself. If the helpers move, a fallback built on the storage's public `record_heartbeat` and
+  `get_heartbeat_interval` takes over.
+- `JournalRedisBackend._redis`: one ping when the storage opens, so a wrong Redis URL fails at once.
+- The TPE internals `_tpe.sampler._split_trials`, `default_gamma(_multiobjective)`,
+  `_tpe.parzen_estimator._ParzenEstimator`, `TPESampler._parzen_estimator_parameters` and
+  `_compute_acquisition_func`: the feasible-set TPE scores the remaining lists with Optuna's own estimator. The
+  sampler falls back to a public-API surrogate when they change (`TPEFallbackWarning`).
+
+Each accessor raises `OptunaVersionError` (one line naming the installed version and the pin) where no fallback
+exists; tests/search/test_optuna_private.py pins every signature used here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial
+
+from lwl.models import LwlError
+
+PIN = "optuna>=5.0,<5.1"
+
+
+class OptunaVersionError(LwlError, RuntimeError):
+    """The installed Optuna lacks a private name lwl-search needs; the message names the version and the pin."""
+
+
+def _missing(what: str, exc: BaseException) -> OptunaVersionError:
+    return OptunaVersionError(f"optuna {optuna.__version__} has no {what} ({type(exc).__name__}: {exc}): "
+                              f"install {PIN!r}, the version lwl-search is tested with")
+
+
+def storage_of(study: optuna.Study) -> BaseStorage:
+    """The study's storage object."""
+    try:
+        return study._storage
+    except AttributeError as exc:
+        raise _missing("Study._storage", exc) from None
+
+
+def study_id(study: optuna.Study) -> int:
+    try:
+        return int(study._study_id)
+    except AttributeError as exc:
+        raise _missing("Study._study_id", exc) from None
+
+
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    """A trial's id in its storage (not its number)."""
+    try:
+        return int(trial._trial_id)
+    except AttributeError as exc:
+        raise _missing(f"{type(trial).__name__}._trial_id", exc) from None
+
+
+def all_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Every trial of the study, straight from the storage (no Hyperband bracket filter, no cached view)."""
+    return storage_of(study).get_all_trials(study_id(study), deepcopy=False)
+
+
+def system_attrs(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> dict[str, Any]:
+    """A trial's system attributes as the storage holds them now."""
+    return storage_of(study).get_trial_system_attrs(trial_id(trial))
+
+
+def set_system_attr(study: optuna.Study, trial: optuna.Trial | FrozenTrial, key: str, value: Any) -> None:
+    storage_of(study).set_trial_system_attr(trial_id(trial), key, value)
+
+
+def heartbeat_enabled(study: optuna.Study) -> bool:
+    """Whether the study's storage expects heartbeats from running trials."""
+    storage = storage_of(study)
+    try:
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+    except ImportError:
+        interval = getattr(storage, "get_heartbeat_interval", None)
+        return interval is not None and interval() is not None
+    return bool(is_heartbeat_enabled(storage))
+
+
+@contextlib.contextmanager
+def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
+    """Send `trial`'s heartbeats while the block runs, as `study.optimize` does for its own trials."""
+    storage = storage_of(study)
+    try:
+        from optuna.storages._heartbeat import get_heartbeat_thread
+    except ImportError:
+        with _heartbeat_fallback(storage, trial_id(trial)):
+            yield
+        return
+    with get_heartbeat_thread(trial_id(trial), storage):
+        yield
+
+
+@contextlib.contextmanager
+def _heartbeat_fallback(storage: BaseStorage, tid: int) -> Iterator[None]:
+    """The same with the storage's public methods only: one heartbeat at once, then one per interval."""
+    get_interval = getattr(storage, "get_heartbeat_interval", None)
+    interval = get_interval() if get_interval is not None else None
+    if interval is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            storage.record_heartbeat(tid)  # type: ignore[attr-defined]
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def redis_client(backend: Any) -> Any:
+    """The Redis client inside a `JournalRedisBackend` (to ping it when the storage opens)."""
+    try:
+        return backend._redis
+    except AttributeError as exc:
+        raise _missing("JournalRedisBackend._redis", exc) from None
+
+
+def tpe_parts() -> SimpleNamespace:
+    """Optuna 5.0's TPE pieces the feasible-set sampler scores lists with; raises ImportError or AttributeError when
+    they moved (the sampler then falls back and warns)."""
+    from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
+    from optuna.samplers._tpe.sampler import _split_trials, default_gamma, default_gamma_multiobjective
+
+    if not hasattr(optuna.samplers.TPESampler, "_compute_acquisition_func"):
+        raise AttributeError("TPESampler._compute_acquisition_func")
+    return SimpleNamespace(split_trials=_split_trials, default_gamma=default_gamma,
+                           default_gamma_multiobjective=default_gamma_multiobjective,
+                           ParzenEstimator=_ParzenEstimator)
+
+
+__all__ = [
+    "PIN",
+    "OptunaVersionError",
+    "all_trials",
+    "heartbeat",
+    "heartbeat_enabled",
+    "redis_client",
+    "set_system_attr",
+    "storage_of",
+    "study_id",
+    "system_attrs",
+    "tpe_parts",
+    "trial_id",
+]
