@@ -35,9 +35,6 @@ from typing import Any
 
 import optuna
 import torch
-
-from lwl.models import Progress, complexity, dataset_info
-from lwl.search import StudySettings, parse_search_flags, prepare_study, run_search
 from train_speed import (
     CONVENTION,
     Setup,
@@ -53,6 +50,9 @@ from train_speed import (
     timing,
 )
 
+from lwl.models import Progress, complexity, dataset_info
+from lwl.search import StudySettings, parse_search_flags, prepare_study, run_search
+
 PROG = "gpu_search"
 RESULTS = Path(__file__).resolve().parent / "results"
 # The run, in one place. The search is `lwl-search` with these flags: budget 16, 4 stages, the strict constraint,
@@ -61,12 +61,40 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # few trials are below the median pruner's 5 start-up trials anyway). FULL mirrors CIFAR-100's split (45,000
 # training and 5,000 validation images, validated after every epoch as in the search); TINY keeps the script
 # working on a CPU in seconds.
-SEARCH_FLAGS = ["--budget", "16", "--stages", "4", "--constraint", "strict", "--dataset", "cifar100",
-                "--family", "resnet", "--block", "basic", "--pruner", "none"]
-FULL = {"trials": 4, "epochs": 3, "n_images": 45_000, "n_val": 5_000, "batch_size": None, "widths": None,
-        "matmul_size": 8192}
-TINY = {"trials": 2, "epochs": 2, "n_images": 64, "n_val": 16, "batch_size": 32, "widths": "4,8,16,32",
-        "matmul_size": 64}
+SEARCH_FLAGS = [
+    "--budget",
+    "16",
+    "--stages",
+    "4",
+    "--constraint",
+    "strict",
+    "--dataset",
+    "cifar100",
+    "--family",
+    "resnet",
+    "--block",
+    "basic",
+    "--pruner",
+    "none",
+]
+FULL = {
+    "trials": 4,
+    "epochs": 3,
+    "n_images": 45_000,
+    "n_val": 5_000,
+    "batch_size": None,
+    "widths": None,
+    "matmul_size": 8192,
+}
+TINY = {
+    "trials": 2,
+    "epochs": 2,
+    "n_images": 64,
+    "n_val": 16,
+    "batch_size": 32,
+    "widths": "4,8,16,32",
+    "matmul_size": 64,
+}
 
 
 def _epochs(text: str) -> int:
@@ -93,8 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds the data, training and the sampler (default 0)")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads (for --device cpu on a shared CPU)")
     p.add_argument("--matmul-reps", type=_positive_int, default=5, help="timed repetitions of the matmul")
-    p.add_argument("--out", type=Path, help="where to write the JSON (default benchmarks/results/"
-                   "gpu_search_<device>_<date>.json; none with --tiny)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="where to write the JSON (default benchmarks/results/gpu_search_<device>_<date>.json; none with --tiny)",
+    )
     return p
 
 
@@ -126,24 +157,45 @@ class TrialClock:
             self.finished[trial.number] = {"seconds": time.perf_counter() - t0, "records": records}
 
 
-def trial_figures(trial: optuna.trial.FrozenTrial, clock: TrialClock, settings: StudySettings, args: argparse.Namespace,
-                  dev: torch.device, candidate: dict[str, Any]) -> dict[str, Any]:
+def trial_figures(
+    trial: optuna.trial.FrozenTrial,
+    clock: TrialClock,
+    settings: StudySettings,
+    args: argparse.Namespace,
+    dev: torch.device,
+    candidate: dict[str, Any],
+) -> dict[str, Any]:
     """One trial's row: train_speed's figures over its epochs after the first, plus its wall clock and memory."""
     hierarchy = trial.user_attrs.get("hierarchy")
     seen = clock.finished.get(trial.number, {"seconds": None, "records": []})
-    row: dict[str, Any] = {"number": trial.number, "hierarchy": hierarchy, "state": trial.state.name.lower(),
-                           "fail_reason": trial.user_attrs.get("fail_reason"), "seconds": seen["seconds"],
-                           "engine_wall_time": trial.user_attrs.get("wall_time"),
-                           "peak_memory": trial.user_attrs.get("peak_memory"), "params": trial.user_attrs.get("params"),
-                           "output_acc": trial.value}
+    row: dict[str, Any] = {
+        "number": trial.number,
+        "hierarchy": hierarchy,
+        "state": trial.state.name.lower(),
+        "fail_reason": trial.user_attrs.get("fail_reason"),
+        "seconds": seen["seconds"],
+        "engine_wall_time": trial.user_attrs.get("wall_time"),
+        "peak_memory": trial.user_attrs.get("peak_memory"),
+        "params": trial.user_attrs.get("params"),
+        "output_acc": trial.value,
+    }
     records = seen["records"]
     if hierarchy is None or len(records) < 2:
         return row
     schedule = settings.schedule(hierarchy)
-    plan = {**epoch_plan(args.n_images, settings.recipe.batch_size, 1, 1), "warmup_epochs": 1,
-            "timed_epochs": len(records) - 1}
-    s = Setup(dataset_info(settings.recipe.dataset), schedule, settings.recipe, plan, dev,
-              complexity(schedule, settings.recipe.head))
+    plan = {
+        **epoch_plan(args.n_images, settings.recipe.batch_size, 1, 1),
+        "warmup_epochs": 1,
+        "timed_epochs": len(records) - 1,
+    }
+    s = Setup(
+        dataset_info(settings.recipe.dataset),
+        schedule,
+        settings.recipe,
+        plan,
+        dev,
+        complexity(schedule, settings.recipe.head),
+    )
     figures = timing(s, [p.elapsed for p in records], [p.unit_epochs for p in records])
     return {**row, **figures, "s_per_candidate": candidate_seconds(candidate, figures["images_per_s"])}
 
@@ -172,25 +224,35 @@ def render(s: dict[str, Any], out: Path | None) -> str:
     for t in s["trials"]:
         h = "[" + ",".join(map(str, t["hierarchy"] or [])) + "]"
         if "images_per_s" in t:
-            timed = (f"{t['s_per_epoch']:>8.2f} {t['images_per_s']:>9.0f} {3 * t['flops_aux'] / 1e9:>9.3f} "
-                     f"{t['achieved_tflops']:>8.3g} {100 * t['achieved_tflops'] / mm['tflops']:>8.1f}%")
+            timed = (
+                f"{t['s_per_epoch']:>8.2f} {t['images_per_s']:>9.0f} {3 * t['flops_aux'] / 1e9:>9.3f} "
+                f"{t['achieved_tflops']:>8.3g} {100 * t['achieved_tflops'] / mm['tflops']:>8.1f}%"
+            )
             cand = f"{t['s_per_candidate']:>8.0f}"
         else:  # failed before its second epoch
             timed, cand = f"{'n/a':>8} {'n/a':>9} {'n/a':>9} {'n/a':>8} {'n/a':>9}", f"{'n/a':>8}"
         reason = f"  ({t['fail_reason']})" if t["fail_reason"] else ""
-        lines.append(f"  {t['number']:>5}  {h:<14} {t['state']:<8} {_num(t['seconds']):>8} {timed} "
-                     f"{_mib(t['peak_memory']):>11} {cand}{reason}")
+        lines.append(
+            f"  {t['number']:>5}  {h:<14} {t['state']:<8} {_num(t['seconds']):>8} {timed} "
+            f"{_mib(t['peak_memory']):>11} {cand}{reason}"
+        )
     secs = [t["seconds"] for t in s["trials"] if t["seconds"] is not None]
     if secs:
-        lines += ["", f"seconds per trial: mean {sum(secs) / len(secs):.1f} over {len(secs)} trials "
-                      f"({r['epochs']} epochs each); the whole search {s['search_seconds']:.1f} s"]
+        lines += [
+            "",
+            f"seconds per trial: mean {sum(secs) / len(secs):.1f} over {len(secs)} trials "
+            f"({r['epochs']} epochs each); the whole search {s['search_seconds']:.1f} s",
+        ]
     c = s["candidate"]
     lines += [
         "seconds: a trial's start to its end (network built, trained, validated every epoch, stored); s/epoch, "
         "images/s and TFLOP/s over its epochs after the first (warm-up), validation included",
         "TFLOP/s = 3 x flops_aux x images/s / 1e12 (GFLOP/img = 3 x flops_aux, aux heads included); peak mem: "
-        + ("CUDA peak allocated during the trial, data set included" if s["env"]["device"].startswith("cuda")
-           else "n/a off CUDA"),
+        + (
+            "CUDA peak allocated during the trial, data set included"
+            if s["env"]["device"].startswith("cuda")
+            else "n/a off CUDA"
+        ),
         f"s/cand (extrapolated): {c['epochs']} epochs (lwl-search on {c['dataset']}) x {c['images_per_epoch']:,} "
         "training images / images/s",
         f"matmul: {mm['dtype']} {mm['size']}^3 x{mm['reps']}: {mm['tflops']:.3g} TFLOP/s (best rep "
@@ -205,8 +267,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = resolve(build_parser().parse_args(argv))
     dev = torch.device(args.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        print(f"{PROG}: no CUDA device is visible: this benchmark measures a GPU; run it on a CUDA machine, or "
-              "give --device cpu --tiny for a smoke run", file=sys.stderr)
+        print(
+            f"{PROG}: no CUDA device is visible: this benchmark measures a GPU; run it on a CUDA machine, or "
+            "give --device cpu --tiny for a smoke run",
+            file=sys.stderr,
+        )
         return 2
     if dev.type != "cuda" and not args.tiny:
         print(f"{PROG}: --device {args.device} needs --tiny: the full size is a GPU benchmark", file=sys.stderr)
@@ -223,15 +288,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     clock = TrialClock()
     with tempfile.TemporaryDirectory(prefix=f"{PROG}-") as tmp:
-        study = prepare_study(settings, f"sqlite:///{tmp}/{PROG}.db", PROG, sampler=sargs.sampler,
-                              pruner=sargs.pruner, seed=sargs.seed, pruner_startup=sargs.pruner_startup,
-                              heartbeat_seconds=sargs.heartbeat)
+        study = prepare_study(
+            settings,
+            f"sqlite:///{tmp}/{PROG}.db",
+            PROG,
+            sampler=sargs.sampler,
+            pruner=sargs.pruner,
+            seed=sargs.seed,
+            pruner_startup=sargs.pruner_startup,
+            heartbeat_seconds=sargs.heartbeat,
+        )
         t0 = time.perf_counter()
-        outcome = run_search(settings, data, study, trials=args.trials, paper=not sargs.no_paper_baselines,
-                             device=str(dev), display=clock)
+        outcome = run_search(
+            settings,
+            data,
+            study,
+            trials=args.trials,
+            paper=not sargs.no_paper_baselines,
+            device=str(dev),
+            display=clock,
+        )
         search_seconds = time.perf_counter() - t0
-        trials = [trial_figures(t, clock, settings, args, dev, candidate) for t in study.get_trials(deepcopy=False)
-                  if t.number in clock.finished]
+        trials = [
+            trial_figures(t, clock, settings, args, dev, candidate)
+            for t in study.get_trials(deepcopy=False)
+            if t.number in clock.finished
+        ]
     del data
     if dev.type == "cuda":
         torch.cuda.empty_cache()
@@ -249,8 +331,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sampler": sargs.sampler,
         "pruner": sargs.pruner,
         "stop_reason": outcome.stop_reason,
-        "data": {"kind": "synthetic", "dataset_info": settings.recipe.dataset, "n_images": args.n_images,
-                 "n_val": args.n_val},
+        "data": {
+            "kind": "synthetic",
+            "dataset_info": settings.recipe.dataset,
+            "n_images": args.n_images,
+            "n_val": args.n_val,
+        },
         "search_seconds": search_seconds,
         "trials": trials,
         "candidate": candidate,

@@ -40,20 +40,22 @@ from lwl.search import (
 )
 
 
-def landscape(space: SearchSpace, seed: int, noise: float,
-              prefer: str = "deep") -> dict[tuple[int, ...], float]:
+def landscape(space: SearchSpace, seed: int, noise: float, prefer: str = "deep") -> dict[tuple[int, ...], float]:
     rng = np.random.default_rng(10_000 + seed)
     k = space.k
     w_shallow, w_deep = (-1.0, 0.5) if prefer == "deep" else (0.5, -1.0)
     return {
-        h: w_shallow * sum(h[:k]) + w_deep * sum(h[k:]) - 0.1 * (h[-1] - h[-2]) ** 2
+        h: w_shallow * sum(h[:k])
+        + w_deep * sum(h[k:])
+        - 0.1 * (h[-1] - h[-2]) ** 2
         + noise * float(rng.standard_normal())
         for h in space.lists()
     }
 
 
-def run_once(space: SearchSpace, strategy: str, seed: int, noise: float, n_startup: int,
-             sweep: bool, prefer: str = "deep") -> dict:
+def run_once(
+    space: SearchSpace, strategy: str, seed: int, noise: float, n_startup: int, sweep: bool, prefer: str = "deep"
+) -> dict:
     """One study: stops at the best list, or runs to exhaustion when ``sweep``."""
     table = landscape(space, seed, noise, prefer)
     ranked = sorted(table, key=table.get, reverse=True)
@@ -73,8 +75,7 @@ def run_once(space: SearchSpace, strategy: str, seed: int, noise: float, n_start
     sampler = make_sampler(strategy, space, seed, n_startup_trials=n_startup)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     try:
-        study.optimize(objective, n_trials=len(space) + 5,
-                       callbacks=[stop_at_best, stop_when_exhausted(space)])
+        study.optimize(objective, n_trials=len(space) + 5, callbacks=[stop_at_best, stop_when_exhausted(space)])
     except SpaceExhausted:
         pass
     return {
@@ -92,20 +93,17 @@ def quartiles(values: Sequence[int]) -> str:
     return f"{q[1]:>5.1f} [{q[0]:.0f}-{q[2]:.0f}]"
 
 
-def benchmark(space: SearchSpace, seeds: int, noise: float, n_startup: int,
-              prefer: str = "deep") -> str:
+def benchmark(space: SearchSpace, seeds: int, noise: float, n_startup: int, prefer: str = "deep") -> str:
     n = len(space)
     lines = [
-        f"space: {space.describe()}: {n} lists; {seeds} seeds; noise {noise}; "
-        f"prefer {prefer}; tpe startup {n_startup}",
+        f"space: {space.describe()}: {n} lists; {seeds} seeds; noise {noise}; prefer {prefer}; tpe startup {n_startup}",
         f"{'sampler':<8} {'infeasible':>10} {'duplicates':>10} {'trials to best':>18} "
         f"{'trials to top-3':>18} {'full sweep':>15} {'time':>7}",
         f"{'':<8} {'':>10} {'':>10} {'median [IQR]':>18} {'median [IQR]':>18}",
     ]
     for strategy in SAMPLERS:
         start = time.perf_counter()
-        runs = [run_once(space, strategy, seed, noise, n_startup, False, prefer)
-                for seed in range(seeds)]
+        runs = [run_once(space, strategy, seed, noise, n_startup, False, prefer) for seed in range(seeds)]
         sweep = run_once(space, strategy, 0, noise, n_startup, True, prefer)
         elapsed = time.perf_counter() - start
         infeasible = sum(r["infeasible"] for r in runs) + sweep["infeasible"]
@@ -129,13 +127,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=20, help="studies per sampler (default 20)")
     parser.add_argument("--budget", type=int, default=16, help="units in total (default 16)")
     parser.add_argument("--stages", type=int, default=4, help="stages per list (default 4)")
-    parser.add_argument("--constraint", action="append", choices=CONSTRAINTS,
-                        help="repeatable; default: strict and none")
+    parser.add_argument(
+        "--constraint", action="append", choices=CONSTRAINTS, help="repeatable; default: strict and none"
+    )
     parser.add_argument("--noise", type=float, default=0.3, help="per-list noise sd (default 0.3)")
-    parser.add_argument("--prefer", choices=("deep", "shallow"), default="deep",
-                        help="where the synthetic optimum lies (default deep, as in the paper)")
-    parser.add_argument("--n-startup", type=int, default=10,
-                        help="random trials before TPE starts (default 10)")
+    parser.add_argument(
+        "--prefer",
+        choices=("deep", "shallow"),
+        default="deep",
+        help="where the synthetic optimum lies (default deep, as in the paper)",
+    )
+    parser.add_argument("--n-startup", type=int, default=10, help="random trials before TPE starts (default 10)")
     args = parser.parse_args(argv)
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)

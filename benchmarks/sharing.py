@@ -69,13 +69,26 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         data = load_data(args.dataset)
     data = data.to(device)
     info = data.info
-    schedules = [Schedule(h, widths=widths, num_classes=info.num_classes, in_channels=info.in_channels,
-                          input_size=info.input_size) for h in lists]
-    report: dict = {"lists": [list(h) for h in lists], "space": space.describe(), "feasible": len(space),
-                    "widths": list(widths), "epochs": args.epochs, "loss": args.loss, "threads": args.threads,
-                    "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "argv": list(argv),
-                    "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else device,
-                    "data": f"synthetic {args.synthetic}" if args.synthetic else args.dataset}
+    schedules = [
+        Schedule(
+            h, widths=widths, num_classes=info.num_classes, in_channels=info.in_channels, input_size=info.input_size
+        )
+        for h in lists
+    ]
+    report: dict = {
+        "lists": [list(h) for h in lists],
+        "space": space.describe(),
+        "feasible": len(space),
+        "widths": list(widths),
+        "epochs": args.epochs,
+        "loss": args.loss,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "argv": list(argv),
+        "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else device,
+        "data": f"synthetic {args.synthetic}" if args.synthetic else args.dataset,
+    }
     if "simultaneous" in args.modes:
         recipe = paper_recipe(args.dataset, "resnet", loss=args.loss, epochs=args.epochs, train_limit=args.train_limit)
         warm_up(schedules, recipe, data, device)
@@ -85,14 +98,21 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         t0 = time.perf_counter()
         together = train_together(schedules, recipe, data, device=device)
         t_together = time.perf_counter() - t0
-        exact = all(a.history[-1].unit_acc == b.history[-1].unit_acc and a.output_acc == b.output_acc
-                    for a, b in zip(alone, together.results))
+        exact = all(
+            a.history[-1].unit_acc == b.history[-1].unit_acc and a.output_acc == b.output_acc
+            for a, b in zip(alone, together.results)
+        )
         report["simultaneous"] = {
-            "unit_epochs_alone": sum(r.unit_epochs for r in alone), "unit_epochs_shared": together.unit_epochs,
-            "seconds_alone": round(t_alone, 2), "seconds_shared": round(t_together, 2), "exact": exact}
+            "unit_epochs_alone": sum(r.unit_epochs for r in alone),
+            "unit_epochs_shared": together.unit_epochs,
+            "seconds_alone": round(t_alone, 2),
+            "seconds_shared": round(t_together, 2),
+            "exact": exact,
+        }
     if "sequential" in args.modes:
-        recipe = paper_recipe(args.dataset, "resnet", loss=args.loss, epochs=args.epochs, train_limit=args.train_limit,
-                              mode="sequential")
+        recipe = paper_recipe(
+            args.dataset, "resnet", loss=args.loss, epochs=args.epochs, train_limit=args.train_limit, mode="sequential"
+        )
         warm_up(schedules, recipe, data, device)
         t0 = time.perf_counter()
         alone = [train(s, recipe, data, device=device) for s in schedules]
@@ -106,9 +126,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         units = sum(s.units for s in schedules)
         reused = sum(r.reused_units for r in shared)
         report["sequential"] = {
-            "unit_epochs_alone": units * args.epochs, "unit_epochs_shared": (units - reused) * args.epochs,
-            "units_reused": reused, "seconds_alone": round(t_alone, 2), "seconds_shared": round(t_shared, 2),
-            "exact": exact}
+            "unit_epochs_alone": units * args.epochs,
+            "unit_epochs_shared": (units - reused) * args.epochs,
+            "units_reused": reused,
+            "seconds_alone": round(t_alone, 2),
+            "seconds_shared": round(t_shared, 2),
+            "exact": exact,
+        }
     return report
 
 
@@ -124,10 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=3, help="epochs per candidate (per unit in sequential mode)")
     p.add_argument("--train-limit", type=int, default=None)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 or auto; bitwise equality ('exact') "
-                   "is only promised on the CPU")
-    p.add_argument("--synthetic", type=int, default=0, metavar="N",
-                   help="with --dataset cifar10/cifar100: N CIFAR-shaped synthetic training images instead of files")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (default), cuda, cuda:1 or auto; bitwise equality ('exact') is only promised on the CPU",
+    )
+    p.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --dataset cifar10/cifar100: N CIFAR-shaped synthetic training images instead of files",
+    )
     p.add_argument("--modes", nargs="+", default=["simultaneous", "sequential"], choices=["simultaneous", "sequential"])
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
@@ -137,16 +169,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
-    print(f"{len(report['lists'])} of the {report['feasible']} lists of {report['space']}; {report['data']}, widths "
-          f"{args.widths}, loss {args.loss}, {args.epochs} epochs, on {report['device']}, {args.threads} thread(s), "
-          f"torch {report['torch']}")
-    print(f"{'mode':<13} {'unit-epochs alone':>17} {'shared':>7} {'ratio':>6} {'s alone':>8} {'s shared':>8} "
-          f"{'speed-up':>8}  exact")
+    print(
+        f"{len(report['lists'])} of the {report['feasible']} lists of {report['space']}; {report['data']}, widths "
+        f"{args.widths}, loss {args.loss}, {args.epochs} epochs, on {report['device']}, {args.threads} thread(s), "
+        f"torch {report['torch']}"
+    )
+    print(
+        f"{'mode':<13} {'unit-epochs alone':>17} {'shared':>7} {'ratio':>6} {'s alone':>8} {'s shared':>8} "
+        f"{'speed-up':>8}  exact"
+    )
     for mode in args.modes:
         r = report[mode]
-        print(f"{mode:<13} {r['unit_epochs_alone']:>17} {r['unit_epochs_shared']:>7} "
-              f"{r['unit_epochs_alone'] / r['unit_epochs_shared']:>5.2f}x {r['seconds_alone']:>8.1f} "
-              f"{r['seconds_shared']:>8.1f} {r['seconds_alone'] / r['seconds_shared']:>7.2f}x  {r['exact']}")
+        print(
+            f"{mode:<13} {r['unit_epochs_alone']:>17} {r['unit_epochs_shared']:>7} "
+            f"{r['unit_epochs_alone'] / r['unit_epochs_shared']:>5.2f}x {r['seconds_alone']:>8.1f} "
+            f"{r['seconds_shared']:>8.1f} {r['seconds_alone'] / r['seconds_shared']:>7.2f}x  {r['exact']}"
+        )
     return 0
 
 

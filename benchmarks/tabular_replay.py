@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from tabular_table import by_list, check_complete, finite_or_none, ground_truth, load_table
 
 from lwl.search import (
     StudySettings,
@@ -42,7 +43,6 @@ from lwl.search import (
     revisit_of,
     stop_when_exhausted,
 )
-from tabular_table import by_list, check_complete, finite_or_none, ground_truth, load_table
 
 # The replay's hyper-parameters, in one place.
 SAMPLERS = ("tpe", "random", "grid")
@@ -66,16 +66,27 @@ def quantiles(values: Sequence[float]) -> tuple[float, float, float]:
     return out[0], out[1], out[2]
 
 
-def replay_study(runs: dict[tuple[int, ...], dict[int, dict[str, Any]]], settings: StudySettings, sampler: str,
-                 pruner: str, replay: int, table_seed: int, trials: int, paper: bool,
-                 revisit: bool = True) -> list[dict[str, Any]]:
+def replay_study(
+    runs: dict[tuple[int, ...], dict[int, dict[str, Any]]],
+    settings: StudySettings,
+    sampler: str,
+    pruner: str,
+    replay: int,
+    table_seed: int,
+    trials: int,
+    paper: bool,
+    revisit: bool = True,
+) -> list[dict[str, Any]]:
     """One study against the table; returns each trial's list, state, epochs run, unit-epochs and final value."""
     space = settings.space
     # Hyperband assigns a trial's bracket from a hash of the study name and trial number: a fixed name per replay
     # keeps replays reproducible and the pruned and unpruned studies of one replay comparable.
-    study = optuna.create_study(study_name=f"tabular-replay-{replay}", direction="maximize",
-                                sampler=make_sampler(sampler, space, replay, revisit=revisit),
-                                pruner=make_pruner(pruner, settings, PRUNER_STARTUP))
+    study = optuna.create_study(
+        study_name=f"tabular-replay-{replay}",
+        direction="maximize",
+        sampler=make_sampler(sampler, space, replay, revisit=revisit),
+        pruner=make_pruner(pruner, settings, PRUNER_STARTUP),
+    )
     if paper:
         enqueue_lists(study, space)
     low, high = space.param_range()
@@ -85,8 +96,14 @@ def replay_study(runs: dict[tuple[int, ...], dict[int, dict[str, Any]]], setting
         hierarchy = tuple(trial.suggest_int(name, low, high) for name in space.param_names())
         run = runs[hierarchy][table_seed]
         again = revisit_of(trial.study, trial)
-        entry = {"hierarchy": hierarchy, "pruned": False, "epochs": 0, "unit_epochs": 0,
-                 "value": None, "revisit": again is not None}
+        entry = {
+            "hierarchy": hierarchy,
+            "pruned": False,
+            "epochs": 0,
+            "unit_epochs": 0,
+            "value": None,
+            "revisit": again is not None,
+        }
         log.append(entry)
         for record in run["history"]:
             entry["epochs"], entry["unit_epochs"] = record["step"], record["unit_epochs"]
@@ -143,21 +160,37 @@ def saved_at_equal_accuracy(pruned: list[dict[str, Any]], unpruned: list[dict[st
     curve_p, curve_n = mean_curve(pruned, horizon), mean_curve(unpruned, horizon)
     target = min(curve_p[-1], curve_n[-1])
     cost_p, cost_n = (int(np.argmax(np.nan_to_num(c, nan=-1.0) >= target - TIE)) for c in (curve_p, curve_n))
-    return {"target": float(target), "unit_epochs": float(cost_p), "unit_epochs_none": float(cost_n),
-            "saved": 1 - cost_p / cost_n if cost_n else 0.0}
+    return {
+        "target": float(target),
+        "unit_epochs": float(cost_p),
+        "unit_epochs_none": float(cost_n),
+        "saved": 1 - cost_p / cost_n if cost_n else 0.0,
+    }
 
 
-def measure(log: list[dict[str, Any]], truth: dict[tuple[int, ...], float], best: set[tuple[int, ...]],
-            top: set[tuple[int, ...]]) -> dict[str, Any]:
+def measure(
+    log: list[dict[str, Any]],
+    truth: dict[tuple[int, ...], float],
+    best: set[tuple[int, ...]],
+    top: set[tuple[int, ...]],
+) -> dict[str, Any]:
     t = trace(log, truth)
     to_best, ue_best = first_complete(log, best, t["unit_epochs"])
     to_top, ue_top = first_complete(log, top, t["unit_epochs"])
     first_pass = [e for e in log if not e["revisit"]]
-    return {"trials": len(log), "pruned": sum(e["pruned"] for e in log), "revisits": len(log) - len(first_pass),
-            "best_in_first_pass": any(e["value"] is not None and e["hierarchy"] in best for e in first_pass),
-            "unit_epochs": t["unit_epochs"][-1],
-            "found_acc": t["found"][-1], "trials_to_best": to_best, "unit_epochs_to_best": ue_best,
-            "trials_to_top": to_top, "unit_epochs_to_top": ue_top, "trace": t}
+    return {
+        "trials": len(log),
+        "pruned": sum(e["pruned"] for e in log),
+        "revisits": len(log) - len(first_pass),
+        "best_in_first_pass": any(e["value"] is not None and e["hierarchy"] in best for e in first_pass),
+        "unit_epochs": t["unit_epochs"][-1],
+        "found_acc": t["found"][-1],
+        "trials_to_best": to_best,
+        "unit_epochs_to_best": ue_best,
+        "trials_to_top": to_top,
+        "unit_epochs_to_top": ue_top,
+        "trace": t,
+    }
 
 
 def savings(pruned: dict[str, Any], unpruned: dict[str, Any]) -> dict[str, float]:
@@ -165,18 +198,28 @@ def savings(pruned: dict[str, Any], unpruned: dict[str, Any]) -> dict[str, float
     saved after the same number of trials (the first pass: none has no revisits), and the difference of the true
     accuracy of the lists the two studies return at their ends."""
     n = min(len(pruned["trace"]["unit_epochs"]), len(unpruned["trace"]["unit_epochs"]))
-    return {"same_trials": 1 - pruned["trace"]["unit_epochs"][n - 1] / unpruned["trace"]["unit_epochs"][n - 1],
-            "acc_delta": pruned["found_acc"] - unpruned["found_acc"]}
+    return {
+        "same_trials": 1 - pruned["trace"]["unit_epochs"][n - 1] / unpruned["trace"]["unit_epochs"][n - 1],
+        "acc_delta": pruned["found_acc"] - unpruned["found_acc"],
+    }
 
 
-def run_benchmark(table: dict[str, Any], samplers: Sequence[str], pruners: Sequence[str], replays: int,
-                  trials: int | None, paper: bool, revisit: bool = True) -> dict[str, Any]:
+def run_benchmark(
+    table: dict[str, Any],
+    samplers: Sequence[str],
+    pruners: Sequence[str],
+    replays: int,
+    trials: int | None,
+    paper: bool,
+    revisit: bool = True,
+) -> dict[str, Any]:
     """Every (sampler, pruner, replay); per-replay figures and their summaries."""
     seeds = check_complete(table)
     runs = by_list(table)
     truth = ground_truth(table)
-    settings = StudySettings.from_dict({**table["header"]["settings"],
-                                        "recipe": {**table["header"]["settings"]["recipe"], "seed": 0}})
+    settings = StudySettings.from_dict(
+        {**table["header"]["settings"], "recipe": {**table["header"]["settings"]["recipe"], "seed": 0}}
+    )
     n_lists = len(settings.space)
     most = 2 * n_lists if revisit else n_lists  # every list once, then each pruned one once more
     trials = most if trials is None else min(trials, most)
@@ -189,8 +232,12 @@ def run_benchmark(table: dict[str, Any], samplers: Sequence[str], pruners: Seque
         for pruner in dict.fromkeys([*pruners, "none"]):  # `none` is always run: savings are measured against it
             start = time.perf_counter()
             results.setdefault(sampler, {})[pruner] = [
-                measure(replay_study(runs, settings, sampler, pruner, r, seeds[r % len(seeds)], trials, paper,
-                                     revisit), truth, best, top)
+                measure(
+                    replay_study(runs, settings, sampler, pruner, r, seeds[r % len(seeds)], trials, paper, revisit),
+                    truth,
+                    best,
+                    top,
+                )
                 for r in range(replays)
             ]
             timing[f"{sampler}/{pruner}"] = round(time.perf_counter() - start, 2)
@@ -208,26 +255,44 @@ def run_benchmark(table: dict[str, Any], samplers: Sequence[str], pruners: Seque
         for reps in per_pruner.values():
             for rep in reps:
                 del rep["trace"]
-    return {"lists": n_lists, "seeds": seeds, "trial_cap": trials, "replays": replays, "paper_baselines": paper,
-            "revisit": revisit,
-            "best": sorted(best), "top": sorted(top), "best_acc": ranked[0], "top_acc": ranked[min(TOP, n_lists) - 1],
-            "pruner_startup": PRUNER_STARTUP, "rows": rows, "replay_results": results, "seconds": timing}
+    return {
+        "lists": n_lists,
+        "seeds": seeds,
+        "trial_cap": trials,
+        "replays": replays,
+        "paper_baselines": paper,
+        "revisit": revisit,
+        "best": sorted(best),
+        "top": sorted(top),
+        "best_acc": ranked[0],
+        "top_acc": ranked[min(TOP, n_lists) - 1],
+        "pruner_startup": PRUNER_STARTUP,
+        "rows": rows,
+        "replay_results": results,
+        "seconds": timing,
+    }
 
 
 def summarise(sampler: str, pruner: str, reps: list[dict[str, Any]]) -> dict[str, Any]:
     def q(key: str) -> list[float]:
         return list(quantiles([r[key] for r in reps]))
 
-    row = {"sampler": sampler, "pruner": pruner,
-           "trials_to_best": q("trials_to_best"), "unit_epochs_to_best": q("unit_epochs_to_best"),
-           "best_reached": sum(bool(np.isfinite(r["trials_to_best"])) for r in reps),
-           "best_in_first_pass": sum(r["best_in_first_pass"] for r in reps),
-           "revisits": float(np.mean([r["revisits"] for r in reps])),
-           "trials_to_top": q("trials_to_top"), "unit_epochs_to_top": q("unit_epochs_to_top"),
-           "top_reached": sum(bool(np.isfinite(r["trials_to_top"])) for r in reps),
-           "pruned_fraction": float(np.mean([r["pruned"] / r["trials"] for r in reps])),
-           "unit_epochs": float(np.mean([r["unit_epochs"] for r in reps])),
-           "found_acc": float(np.mean([r["found_acc"] for r in reps])), "replays": len(reps)}
+    row = {
+        "sampler": sampler,
+        "pruner": pruner,
+        "trials_to_best": q("trials_to_best"),
+        "unit_epochs_to_best": q("unit_epochs_to_best"),
+        "best_reached": sum(bool(np.isfinite(r["trials_to_best"])) for r in reps),
+        "best_in_first_pass": sum(r["best_in_first_pass"] for r in reps),
+        "revisits": float(np.mean([r["revisits"] for r in reps])),
+        "trials_to_top": q("trials_to_top"),
+        "unit_epochs_to_top": q("unit_epochs_to_top"),
+        "top_reached": sum(bool(np.isfinite(r["trials_to_top"])) for r in reps),
+        "pruned_fraction": float(np.mean([r["pruned"] / r["trials"] for r in reps])),
+        "unit_epochs": float(np.mean([r["unit_epochs"] for r in reps])),
+        "found_acc": float(np.mean([r["found_acc"] for r in reps])),
+        "replays": len(reps),
+    }
     if reps[0]["saved"] is not None:
         row["saved_same_trials"] = list(quantiles([r["saved"]["same_trials"] for r in reps]))
         row["acc_delta"] = float(np.mean([r["saved"]["acc_delta"] for r in reps]))
@@ -239,6 +304,7 @@ def _fmt(q: Sequence[float], digits: int = 1, pct: bool = False) -> str:
         if not np.isfinite(v):
             return "miss"
         return f"{100 * v:.0f}%" if pct else f"{v:.{digits}f}"
+
     return f"{one(q[1])} [{one(q[0])}-{one(q[2])}]"
 
 
@@ -258,8 +324,10 @@ def render(result: dict[str, Any]) -> str:
     for row in result["rows"]:
         extra = ""
         if "saved_same_trials" in row:
-            extra = (f" {_fmt(row['saved_same_trials'], pct=True):>22} {row['acc_delta']:>+7.4f} "
-                     f"{100 * row['equal_acc']['saved']:>11.0f}% of {row['equal_acc']['unit_epochs_none']:>4.0f}")
+            extra = (
+                f" {_fmt(row['saved_same_trials'], pct=True):>22} {row['acc_delta']:>+7.4f} "
+                f"{100 * row['equal_acc']['saved']:>11.0f}% of {row['equal_acc']['unit_epochs_none']:>4.0f}"
+            )
         lines.append(
             f"{row['sampler']:<7} {row['pruner']:<9} {_fmt(row['trials_to_best']):>17} "
             f"{_fmt(row['unit_epochs_to_best'], 0):>19} {row['best_reached']:>2}/{reps:<2} "
@@ -267,11 +335,15 @@ def render(result: dict[str, Any]) -> str:
             f"{_fmt(row['trials_to_top']):>17} {_fmt(row['unit_epochs_to_top'], 0):>19} "
             f"{row['top_reached']:>2}/{reps:<2} {100 * row['pruned_fraction']:>5.0f}% "
             f"{row['unit_epochs']:>8.0f} "
-            f"{row['found_acc']:>9.4f}{extra}")
-    lines.append("UE = unit-epochs; hit = replays that got there within the cap (misses count as +inf in the "
-                 "quantiles); pass1 = replays that completed the best list before any revisit; pruned = share of trials pruned; found acc = mean-over-seeds accuracy of the list the study returns at the end; "
-                 "dacc = found acc minus pruner none's, paired by replay; saved at equal acc: of the unit-epochs "
-                 "pruner none needs until its mean (over replays) found acc reaches the lower of the two final means")
+            f"{row['found_acc']:>9.4f}{extra}"
+        )
+    lines.append(
+        "UE = unit-epochs; hit = replays that got there within the cap (misses count as +inf in the "
+        "quantiles); pass1 = replays that completed the best list before any revisit; pruned = share of trials "
+        "pruned; found acc = mean-over-seeds accuracy of the list the study returns at the end; "
+        "dacc = found acc minus pruner none's, paired by replay; saved at equal acc: of the unit-epochs "
+        "pruner none needs until its mean (over replays) found acc reaches the lower of the two final means"
+    )
     return "\n".join(lines)
 
 
@@ -281,11 +353,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replays", type=int, default=REPLAYS, help=f"studies per sampler and pruner ({REPLAYS})")
     p.add_argument("--samplers", default=",".join(SAMPLERS), help="comma-separated (default tpe,random,grid)")
     p.add_argument("--pruners", default=",".join(PRUNERS), help="comma-separated (default median,hyperband,none)")
-    p.add_argument("--trials", type=int, default=None,
-                   help="trial cap per study (default: until the sampler has nothing left to propose)")
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help="trial cap per study (default: until the sampler has nothing left to propose)",
+    )
     p.add_argument("--no-revisit", action="store_true", help="one pass: pruned lists are not proposed again")
-    p.add_argument("--paper-baselines", action="store_true",
-                   help="enqueue the paper's feasible lists first, as lwl-search does by default")
+    p.add_argument(
+        "--paper-baselines",
+        action="store_true",
+        help="enqueue the paper's feasible lists first, as lwl-search does by default",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write every figure as one JSON object here")
     return p
 
@@ -295,9 +374,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("error", TPEFallbackWarning)  # a fallback surrogate would make the TPE rows moot
     start = time.perf_counter()
-    result = run_benchmark(load_table(args.table), args.samplers.split(","), args.pruners.split(","),
-                           args.replays, args.trials, args.paper_baselines, not args.no_revisit)
-    result["command"] = shlex.join(["python3", "benchmarks/tabular_replay.py", *(sys.argv[1:] if argv is None else argv)])
+    result = run_benchmark(
+        load_table(args.table),
+        args.samplers.split(","),
+        args.pruners.split(","),
+        args.replays,
+        args.trials,
+        args.paper_baselines,
+        not args.no_revisit,
+    )
+    result["command"] = shlex.join(
+        ["python3", "benchmarks/tabular_replay.py", *(sys.argv[1:] if argv is None else argv)]
+    )
     result["optuna"] = optuna.__version__
     result["table"] = str(args.table)
     print(render(result))

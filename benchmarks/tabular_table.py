@@ -41,8 +41,19 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # classifier lags its units, see studies/digits-quick.yaml); epochs come from the digits recipe (10). At these
 # widths every list sits at the digits ceiling (no spread above seed noise, benchmarks/README.md), so the
 # benchmark's table is built with --widths 4,8,16,32.
-DEFAULTS = dict(budget=8, stages=4, constraint="none", seeds="0,1,2", loss="pred", widths="16,32,64,128",
-                family="resnet", block="basic", val_fraction=0.1, threads=1, device="cpu")
+DEFAULTS = dict(
+    budget=8,
+    stages=4,
+    constraint="none",
+    seeds="0,1,2",
+    loss="pred",
+    widths="16,32,64,128",
+    family="resnet",
+    block="basic",
+    val_fraction=0.1,
+    threads=1,
+    device="cpu",
+)
 DIGITS = 5  # decimals kept for accuracies, as the search's objective stores them
 
 
@@ -55,10 +66,18 @@ def build_settings(args: argparse.Namespace) -> StudySettings:
     """The `StudySettings` an `lwl-search` run with these flags would store (seed excluded: it varies per run)."""
     space = SearchSpace(args.budget, args.stages, args.shallow_stages, args.constraint)
     space.check_nonempty()
-    recipe = paper_recipe("digits", args.family, loss=args.loss, epochs=args.epochs, val_fraction=args.val_fraction,
-                          train_limit=args.train_limit, seed=0)
-    return StudySettings.create(space, recipe, family=args.family, block=args.block,
-                                widths=parse_int_list(args.widths, "widths"))
+    recipe = paper_recipe(
+        "digits",
+        args.family,
+        loss=args.loss,
+        epochs=args.epochs,
+        val_fraction=args.val_fraction,
+        train_limit=args.train_limit,
+        seed=0,
+    )
+    return StudySettings.create(
+        space, recipe, family=args.family, block=args.block, widths=parse_int_list(args.widths, "widths")
+    )
 
 
 def _settings_key(settings: StudySettings) -> dict[str, Any]:
@@ -92,15 +111,18 @@ def check_complete(table: dict[str, Any]) -> list[int]:
     runs = by_list(table)
     missing = [h for h in table_space(table).lists() if set(runs.get(h, {})) != set(seeds)]
     if not seeds or missing:
-        raise SystemExit(f"the table lacks {len(missing)} list(s) for some of seeds {seeds} (first: "
-                         f"{list(missing[0]) if missing else None}): finish it with tabular_table.py first")
+        raise SystemExit(
+            f"the table lacks {len(missing)} list(s) for some of seeds {seeds} (first: "
+            f"{list(missing[0]) if missing else None}): finish it with tabular_table.py first"
+        )
     return seeds
 
 
 def ground_truth(table: dict[str, Any]) -> dict[tuple[int, ...], float]:
     """Each list's final output accuracy averaged over the table's seeds: what 'the best list' means here."""
-    return {h: sum(r["output_acc"] for r in per_seed.values()) / len(per_seed)
-            for h, per_seed in by_list(table).items()}
+    return {
+        h: sum(r["output_acc"] for r in per_seed.values()) / len(per_seed) for h, per_seed in by_list(table).items()
+    }
 
 
 def finite_or_none(obj: Any) -> Any:
@@ -118,8 +140,13 @@ def write_table(path: Path, table: dict[str, Any]) -> None:
     """Atomic rewrite; one run per line keeps the file readable and diffs small."""
     path.parent.mkdir(parents=True, exist_ok=True)
     runs = sorted(table["runs"], key=lambda r: (r["seed"], r["index"]))
-    text = ('{"header": ' + json.dumps(table["header"], indent=2) + ',\n"runs": [\n'
-            + ",\n".join(json.dumps(r, separators=(",", ":")) for r in runs) + "\n]}\n")
+    text = (
+        '{"header": '
+        + json.dumps(table["header"], indent=2)
+        + ',\n"runs": [\n'
+        + ",\n".join(json.dumps(r, separators=(",", ":")) for r in runs)
+        + "\n]}\n"
+    )
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -129,20 +156,36 @@ def _round(a: float | None) -> float | None:
     return None if a is None else round(a, DIGITS)
 
 
-def run_one(settings: StudySettings, hierarchy: tuple[int, ...], index: int, seed: int, data: Any,
-            device: str) -> dict[str, Any]:
+def run_one(
+    settings: StudySettings, hierarchy: tuple[int, ...], index: int, seed: int, data: Any, device: str
+) -> dict[str, Any]:
     """Train one list with one seed; every progress record is kept (the pruners' intermediate values)."""
     recipe = replace(settings.recipe, seed=seed)
     schedule = settings.schedule(hierarchy)
     result = train(schedule, recipe, data, device=device)
     cost = complexity(schedule, recipe.head)
     return {
-        "hierarchy": list(hierarchy), "index": index, "seed": seed, "units": schedule.units,
-        "output_acc": _round(result.output_acc), "unit_acc": [_round(a) for a in result.unit_acc],
-        "params": cost.params, "params_aux": cost.params_aux, "flops": cost.flops,
-        "unit_epochs": result.unit_epochs, "wall_time": round(result.wall_time, 3),
-        "history": [{"step": p.step, "output_acc": _round(p.output_acc), "unit_acc": [_round(a) for a in p.unit_acc],
-                     "unit_epochs": p.unit_epochs, "elapsed": round(p.elapsed, 3)} for p in result.history],
+        "hierarchy": list(hierarchy),
+        "index": index,
+        "seed": seed,
+        "units": schedule.units,
+        "output_acc": _round(result.output_acc),
+        "unit_acc": [_round(a) for a in result.unit_acc],
+        "params": cost.params,
+        "params_aux": cost.params_aux,
+        "flops": cost.flops,
+        "unit_epochs": result.unit_epochs,
+        "wall_time": round(result.wall_time, 3),
+        "history": [
+            {
+                "step": p.step,
+                "output_acc": _round(p.output_acc),
+                "unit_acc": [_round(a) for a in p.unit_acc],
+                "unit_epochs": p.unit_epochs,
+                "elapsed": round(p.elapsed, 3),
+            }
+            for p in result.history
+        ],
     }
 
 
@@ -162,8 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=int, default=None, help="train on the first N images only (smoke runs)")
     p.add_argument("--threads", type=int, help=f"torch CPU threads (default {DEFAULTS['threads']})")
     p.add_argument("--device", help=f"training device (default {DEFAULTS['device']})")
-    p.add_argument("--out", type=Path, default=None, help="table file (default benchmarks/results/tabular_digits_"
-                                                          "bBUDGET_sSTAGES_CONSTRAINT_wFIRST-LAST.json)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="table file (default benchmarks/results/tabular_digits_bBUDGET_sSTAGES_CONSTRAINT_wFIRST-LAST.json)",
+    )
     p.set_defaults(**DEFAULTS)
     return p
 
@@ -178,29 +225,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     lists = space.lists()
     path = args.out or default_path(settings)
     command = shlex.join(["python3", "benchmarks/tabular_table.py", *(sys.argv[1:] if argv is None else argv)])
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
     if path.exists():
         table = load_table(path)
         if table["header"]["settings"] != _settings_key(settings):
-            print(f"tabular_table: {path} was built with other settings ({table['header']['settings']}): "
-                  "use those flags or another --out", file=sys.stderr)
+            print(
+                f"tabular_table: {path} was built with other settings ({table['header']['settings']}): "
+                "use those flags or another --out",
+                file=sys.stderr,
+            )
             return 2
         table["header"]["commands"].append({"command": command, "date": now, "torch": torch.__version__})
     else:
-        table = {"header": {
-            "what": "every list of the space trained to full fidelity on digits (validation split), per seed",
-            "commands": [{"command": command, "date": now, "torch": torch.__version__}],
-            "torch": torch.__version__, "optuna": optuna.__version__, "python": platform.python_version(),
-            "device": args.device, "threads": args.threads,
-            "settings": _settings_key(settings),
-            "seed_rule": "seed S seeds training (Recipe.seed) and the validation split (split_seed), as lwl-search",
-            "lists": len(space), "space": space.describe(),
-        }, "runs": []}
+        table = {
+            "header": {
+                "what": "every list of the space trained to full fidelity on digits (validation split), per seed",
+                "commands": [{"command": command, "date": now, "torch": torch.__version__}],
+                "torch": torch.__version__,
+                "optuna": optuna.__version__,
+                "python": platform.python_version(),
+                "device": args.device,
+                "threads": args.threads,
+                "settings": _settings_key(settings),
+                "seed_rule": "seed S seeds training (Recipe.seed) and the validation split (split_seed), as lwl-search",
+                "lists": len(space),
+                "space": space.describe(),
+            },
+            "runs": [],
+        }
     done = {(tuple(r["hierarchy"]), r["seed"]) for r in table["runs"]}
     todo = [(s, i, h) for s in seeds for i, h in enumerate(lists) if (h, s) not in done]
-    print(f"{space.describe()}: {len(space)} lists; {len(lists) * len(seeds)} runs asked, {len(todo)} to train "
-          f"-> {path}", flush=True)
+    print(
+        f"{space.describe()}: {len(space)} lists; {len(lists) * len(seeds)} runs asked, {len(todo)} to train -> {path}",
+        flush=True,
+    )
     data, data_seed = None, None
     t0 = time.perf_counter()
     for n, (seed, index, hierarchy) in enumerate(todo, start=1):
@@ -210,8 +269,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         table["runs"].append(run)
         table["header"]["val_images"] = int(data.val_y.shape[0])
         write_table(path, table)
-        print(f"[{n}/{len(todo)}] seed {seed} {list(hierarchy)}: output acc {run['output_acc']:.4f}, "
-              f"{run['wall_time']:.1f} s (total {time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"[{n}/{len(todo)}] seed {seed} {list(hierarchy)}: output acc {run['output_acc']:.4f}, "
+            f"{run['wall_time']:.1f} s (total {time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
     return 0
 
 

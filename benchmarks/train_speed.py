@@ -141,37 +141,73 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--block", choices=("basic", "bottleneck"), help="default basic (or the preset's)")
     g.add_argument("--widths", help="channels per stage, e.g. 64,128,256,512 (default: the family's)")
     g.add_argument("--downsample", choices=("maxpool", "avgpool", "conv"), help="default: the family's")
-    g.add_argument("--classes", type=int, choices=(10, 100), default=10,
-                   help="10: cifar10's DatasetInfo, 100: cifar100's")
+    g.add_argument(
+        "--classes", type=int, choices=(10, 100), default=10, help="10: cifar10's DatasetInfo, 100: cifar100's"
+    )
     g = p.add_argument_group("training")
-    g.add_argument("--loss", type=_losses, default=("predsim", "pred"),
-                   help="comma-separated layer-wise losses to time; global back-propagation always runs too")
+    g.add_argument(
+        "--loss",
+        type=_losses,
+        default=("predsim", "pred"),
+        help="comma-separated layer-wise losses to time; global back-propagation always runs too",
+    )
     g.add_argument("--batch-size", type=_positive_int, default=128)
     g.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
-    g.add_argument("--steps", type=_positive_int, default=32,
-                   help="batches timed after warm-up, rounded up to whole epochs (the engine reports per epoch)")
-    g.add_argument("--warmup", type=_positive_int, default=1,
-                   help="warm-up batches, not timed, rounded up to whole epochs (at least one epoch)")
+    g.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=32,
+        help="batches timed after warm-up, rounded up to whole epochs (the engine reports per epoch)",
+    )
+    g.add_argument(
+        "--warmup",
+        type=_positive_int,
+        default=1,
+        help="warm-up batches, not timed, rounded up to whole epochs (at least one epoch)",
+    )
     g.add_argument("--n-images", type=_positive_int, default=2048, help="synthetic training-set size")
-    g.add_argument("--n-val", type=_positive_int, default=32,
-                   help="synthetic validation-set size: the engine validates after every epoch, inside the timed "
-                   "epoch, costing about n-val / (3 x images per epoch) of it; keep it tiny")
+    g.add_argument(
+        "--n-val",
+        type=_positive_int,
+        default=32,
+        help="synthetic validation-set size: the engine validates after every epoch, inside the timed "
+        "epoch, costing about n-val / (3 x images per epoch) of it; keep it tiny",
+    )
     g.add_argument("--seed", type=int, default=0, help="seeds the synthetic data and the engine")
-    g.add_argument("--threads", type=_positive_int, default=None,
-                   help="torch CPU threads (default: torch's own choice, usually one per core)")
+    g.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch CPU threads (default: torch's own choice, usually one per core)",
+    )
     g = p.add_argument_group("plain reference")
-    g.add_argument("--reference", type=_reference_losses, default=("pred",),
-                   help="comma-separated layer-wise losses (each also in --loss) to train with the plain "
-                   "reference too (DataLoader, per-image transforms, fp32, eager); none: no reference")
-    g.add_argument("--ref-workers", type=_non_negative_int, default=0,
-                   help="the reference DataLoader's num_workers (0: load in the training process, as Noekland & "
-                   "Eidnes' code does)")
+    g.add_argument(
+        "--reference",
+        type=_reference_losses,
+        default=("pred",),
+        help="comma-separated layer-wise losses (each also in --loss) to train with the plain "
+        "reference too (DataLoader, per-image transforms, fp32, eager); none: no reference",
+    )
+    g.add_argument(
+        "--ref-workers",
+        type=_non_negative_int,
+        default=0,
+        help="the reference DataLoader's num_workers (0: load in the training process, as Noekland & "
+        "Eidnes' code does)",
+    )
     g = p.add_argument_group("matmul rate and output")
-    g.add_argument("--matmul-size", type=_non_negative_int, default=None,
-                   help="side of the square reference matmul (default 8192 on CUDA, 2048 elsewhere; 0 skips it)")
+    g.add_argument(
+        "--matmul-size",
+        type=_non_negative_int,
+        default=None,
+        help="side of the square reference matmul (default 8192 on CUDA, 2048 elsewhere; 0 skips it)",
+    )
     g.add_argument("--matmul-reps", type=_positive_int, default=5, help="timed repetitions of the matmul")
-    g.add_argument("--in-process", action="store_true",
-                   help="run everything in this process (faster start; CPU peak-RSS figures become n/a)")
+    g.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run everything in this process (faster start; CPU peak-RSS figures become n/a)",
+    )
     g.add_argument("--json", action="store_true", help="print one JSON object with every figure")
     return p
 
@@ -261,8 +297,13 @@ def _sync(dev: torch.device) -> None:
 
 
 def device_info(dev: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {"device": str(dev), "torch": torch.__version__, "python": platform.python_version(),
-                            "cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+    info: dict[str, Any] = {
+        "device": str(dev),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }
     if dev.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(dev)
         info["cuda"] = torch.version.cuda
@@ -300,8 +341,13 @@ def measure_matmul(dev: torch.device, size: int, reps: int) -> dict[str, Any]:
     del a, b
     best, mean = min(times), sum(times) / len(times)
     flops = 2.0 * size**3
-    return {"dtype": str(dtype).removeprefix("torch."), "size": size, "reps": reps,
-            "tflops": flops / mean / 1e12, "tflops_best": flops / best / 1e12}
+    return {
+        "dtype": str(dtype).removeprefix("torch."),
+        "size": size,
+        "reps": reps,
+        "tflops": flops / mean / 1e12,
+        "tflops_best": flops / best / 1e12,
+    }
 
 
 @dataclass(frozen=True)
@@ -322,13 +368,27 @@ def setup(args: argparse.Namespace, loss: str) -> Setup:
 
     info = dataset_info("cifar10" if args.classes == 10 else "cifar100")
     hierarchy = args.hierarchy if args.hierarchy is not None or args.preset else "1,1,2,2"
-    schedule = make_schedule(preset=args.preset, hierarchy=hierarchy, family=args.family, block=args.block,
-                             widths=args.widths, num_classes=info.num_classes, in_channels=info.in_channels,
-                             input_size=info.input_size, downsample=args.downsample)
+    schedule = make_schedule(
+        preset=args.preset,
+        hierarchy=hierarchy,
+        family=args.family,
+        block=args.block,
+        widths=args.widths,
+        num_classes=info.num_classes,
+        in_channels=info.in_channels,
+        input_size=info.input_size,
+        downsample=args.downsample,
+    )
     plan = epoch_plan(args.n_images, args.batch_size, args.steps, args.warmup)
-    recipe = paper_recipe(info.name, schedule.family, args.preset, loss=loss,
-                          epochs=plan["warmup_epochs"] + plan["timed_epochs"], batch_size=args.batch_size,
-                          seed=args.seed)
+    recipe = paper_recipe(
+        info.name,
+        schedule.family,
+        args.preset,
+        loss=loss,
+        epochs=plan["warmup_epochs"] + plan["timed_epochs"],
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
     dev = resolve_device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -359,24 +419,44 @@ def timing(s: Setup, elapsed: Sequence[float], unit_epochs: Sequence[int]) -> di
     }
 
 
-def memory(dev: torch.device, isolated: bool, peak_cuda: int | None, before_cuda: int, rss_before: int,
-           rss_after: int, cuda_kind: str) -> dict[str, Any]:
+def memory(
+    dev: torch.device,
+    isolated: bool,
+    peak_cuda: int | None,
+    before_cuda: int,
+    rss_before: int,
+    rss_after: int,
+    cuda_kind: str,
+) -> dict[str, Any]:
     """Peak and training memory: CUDA peak allocated (and its excess over `before_cuda`), or on the CPU the peak-RSS
     increase, which only means something in a fresh child process."""
     if dev.type == "cuda":
-        return {"peak_memory": peak_cuda, "train_memory": None if peak_cuda is None else peak_cuda - before_cuda,
-                "memory_kind": cuda_kind}
+        return {
+            "peak_memory": peak_cuda,
+            "train_memory": None if peak_cuda is None else peak_cuda - before_cuda,
+            "memory_kind": cuda_kind,
+        }
     if dev.type == "cpu" and isolated:
-        return {"peak_memory": rss_after - rss_before, "train_memory": rss_after - rss_before,
-                "memory_kind": "cpu peak-RSS increase during training (ru_maxrss)"}
-    return {"peak_memory": None, "train_memory": None,
-            "memory_kind": "n/a (cpu, in-process)" if dev.type == "cpu" else f"n/a ({dev.type})"}
+        return {
+            "peak_memory": rss_after - rss_before,
+            "train_memory": rss_after - rss_before,
+            "memory_kind": "cpu peak-RSS increase during training (ru_maxrss)",
+        }
+    return {
+        "peak_memory": None,
+        "train_memory": None,
+        "memory_kind": "n/a (cpu, in-process)" if dev.type == "cpu" else f"n/a ({dev.type})",
+    }
 
 
 def _common(s: Setup, loss: str, mode: str) -> dict[str, Any]:
-    return {"loss": loss, "mode": mode,
-            "recipe": {"lr": s.recipe.lr, "dropout": s.recipe.dropout, "augment": list(s.info.augment)},
-            "schedule": s.schedule.to_dict(), "env": device_info(s.dev)}
+    return {
+        "loss": loss,
+        "mode": mode,
+        "recipe": {"lr": s.recipe.lr, "dropout": s.recipe.dropout, "augment": list(s.info.augment)},
+        "schedule": s.schedule.to_dict(),
+        "env": device_info(s.dev),
+    }
 
 
 def measure(args: argparse.Namespace, loss: str, with_matmul: bool = False, isolated: bool = True) -> dict[str, Any]:
@@ -398,8 +478,15 @@ def measure(args: argparse.Namespace, loss: str, with_matmul: bool = False, isol
     out: dict[str, Any] = {
         **_common(s, loss, "global" if loss == "global" else "layer-wise"),
         **timing(s, [p.elapsed for p in records], [p.unit_epochs for p in records]),
-        **memory(dev, isolated, result.peak_memory, before, rss_before, rss_after,
-                 "cuda peak allocated (RunResult.peak_memory)"),
+        **memory(
+            dev,
+            isolated,
+            result.peak_memory,
+            before,
+            rss_before,
+            rss_after,
+            "cuda peak allocated (RunResult.peak_memory)",
+        ),
         "train_loss": [list(p.train_loss) for p in records],
         "val_acc": [p.output_acc for p in records],
         "wall_time": result.wall_time,
@@ -466,11 +553,20 @@ def measure_reference(args: argparse.Namespace, loss: str, isolated: bool = True
         torch.cuda.reset_peak_memory_stats(dev)
     torch.manual_seed(args.seed)
     train_set = ImageArrayDataset(arrays["train_x"], arrays["train_y"], transforms.Compose(augment + normalize))
-    loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True,
-                        drop_last=args.n_images >= recipe.batch_size,  # as the engine serves whole batches
-                        num_workers=args.ref_workers, pin_memory=cuda)
-    val_loader = DataLoader(ImageArrayDataset(arrays["val_x"], arrays["val_y"], transforms.Compose(normalize)),
-                            batch_size=recipe.eval_batch_size, num_workers=args.ref_workers, pin_memory=cuda)
+    loader = DataLoader(
+        train_set,
+        batch_size=recipe.batch_size,
+        shuffle=True,
+        drop_last=args.n_images >= recipe.batch_size,  # as the engine serves whole batches
+        num_workers=args.ref_workers,
+        pin_memory=cuda,
+    )
+    val_loader = DataLoader(
+        ImageArrayDataset(arrays["val_x"], arrays["val_y"], transforms.Compose(normalize)),
+        batch_size=recipe.eval_batch_size,
+        num_workers=args.ref_workers,
+        pin_memory=cuda,
+    )
     net = build_network(s.schedule, recipe.head, recipe.seed).to(dev)
     unit_opts = [torch.optim.Adam(u.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay) for u in net.units]
     out_opt = torch.optim.Adam(net.classifier.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -516,8 +612,15 @@ def measure_reference(args: argparse.Namespace, loss: str, isolated: bool = True
     return {
         **_common(s, loss, "reference"),
         **timing(s, elapsed, [units * (e + 1) for e in range(len(elapsed))]),
-        **memory(dev, isolated, torch.cuda.max_memory_allocated(dev) if cuda else None, before, rss_before,
-                 rss_after, "cuda peak allocated (torch.cuda.max_memory_allocated; the data set stays on the host)"),
+        **memory(
+            dev,
+            isolated,
+            torch.cuda.max_memory_allocated(dev) if cuda else None,
+            before,
+            rss_before,
+            rss_after,
+            "cuda peak allocated (torch.cuda.max_memory_allocated; the data set stays on the host)",
+        ),
         "loader_batches_per_epoch": len(loader),
         "ref_workers": args.ref_workers,
         "train_loss": train_loss,
@@ -597,8 +700,13 @@ def _times(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
 
-def summarise(runs: dict[str, dict[str, Any]], matmul: dict[str, Any] | None, args: argparse.Namespace,
-              load: float | None = None, references: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def summarise(
+    runs: dict[str, dict[str, Any]],
+    matmul: dict[str, Any] | None,
+    args: argparse.Namespace,
+    load: float | None = None,
+    references: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     references = references or {}
     base = runs["global"]
     ratios = {
@@ -634,10 +742,16 @@ def summarise(runs: dict[str, dict[str, Any]], matmul: dict[str, Any] | None, ar
         "loadavg_1min_at_start": load,
         "schedule": first["schedule"],
         "classes": args.classes,
-        "data": {"kind": "synthetic", "shape": [3, 32, 32], "n_images": args.n_images, "n_val": args.n_val,
-                 "dataset_info": dataset, "augment": first["recipe"]["augment"],
-                 "images": f"uint8, class colour in [{COLOUR_RANGE[0]}, {COLOUR_RANGE[1]}) + N(0, {PIXEL_NOISE:g}) "
-                           "per pixel, normalised as the engine loads CIFAR"},
+        "data": {
+            "kind": "synthetic",
+            "shape": [3, 32, 32],
+            "n_images": args.n_images,
+            "n_val": args.n_val,
+            "dataset_info": dataset,
+            "augment": first["recipe"]["augment"],
+            "images": f"uint8, class colour in [{COLOUR_RANGE[0]}, {COLOUR_RANGE[1]}) + N(0, {PIXEL_NOISE:g}) "
+            "per pixel, normalised as the engine loads CIFAR",
+        },
         "batch_size": args.batch_size,
         "batches_per_epoch": first["batches_per_epoch"],
         "images_per_epoch": first["images_per_epoch"],
@@ -662,65 +776,90 @@ def _learning(r: dict[str, Any]) -> str:
 
 def render(s: dict[str, Any]) -> str:
     sch = s["schedule"]
-    net = f"{sch['family']} {sch['block'] + ' ' if sch['family'] == 'resnet' else ''}" \
-          f"[{','.join(map(str, sch['hierarchy']))}] widths {','.join(map(str, sch['widths']))}"
+    net = (
+        f"{sch['family']} {sch['block'] + ' ' if sch['family'] == 'resnet' else ''}"
+        f"[{','.join(map(str, sch['hierarchy']))}] widths {','.join(map(str, sch['widths']))}"
+    )
     first = next(iter(s["runs"].values()))
     device = s["device_name"] if s["device"] == "cpu" else f"{s['device']} ({s['device_name']})"
     lines = [
         f"{PROG}  {s['date']}  torch {s['torch']}  python {s['python']}",
-        f"device: {device}" + (f", {s['cpu_threads']} torch threads, {s['cpu_count']} CPUs, 1-min load average "
-                               f"{_num(s['loadavg_1min_at_start'])} at start, {_num(s.get('loadavg_1min_at_end'))} at end"
-                               if s["device"] == "cpu" else ""),
+        f"device: {device}"
+        + (
+            f", {s['cpu_threads']} torch threads, {s['cpu_count']} CPUs, 1-min load average "
+            f"{_num(s['loadavg_1min_at_start'])} at start, {_num(s.get('loadavg_1min_at_end'))} at end"
+            if s["device"] == "cpu"
+            else ""
+        ),
         f"network: {net}, {first['units']} units, {s['classes']} classes; synthetic 3x32x32 data, "
         f"{s['data']['n_images']} train / {s['data']['n_val']} val, augment {'+'.join(s['data']['augment']) or 'none'}",
         f"batch {s['batch_size']}: {s['batches_per_epoch']} batches = {s['images_per_epoch']} images per epoch; "
         f"{s['warmup_epochs']} warm-up epoch(s) dropped, {s['timed_epochs']} timed",
         "",
     ]
-    header = (f"  {'mode / loss':<20} {'s/epoch':>8} {'images/s':>9} {'unit-img/s':>11} {'peak mem':>12} "
-              f"{'train mem':>12} {'GFLOP/img':>9} {'TFLOP/s':>8}")
+    header = (
+        f"  {'mode / loss':<20} {'s/epoch':>8} {'images/s':>9} {'unit-img/s':>11} {'peak mem':>12} "
+        f"{'train mem':>12} {'GFLOP/img':>9} {'TFLOP/s':>8}"
+    )
     if s["matmul"] is not None:
         header += f" {'of matmul':>9}"
     lines.append(header + f" {'s/cand':>9}")
     rows = [("global (backprop)" if loss == "global" else f"layer-wise {loss}", r) for loss, r in s["runs"].items()]
     rows += [(f"reference {loss}", r) for loss, r in s["reference"].items()]
     for label, r in rows:
-        row = (f"  {label:<20} {r['s_per_epoch']:>8.3f} {r['images_per_s']:>9.1f} {r['unit_images_per_s']:>11.1f} "
-               f"{_mib(r['peak_memory']):>12} {_mib(r['train_memory']):>12} {3 * r['flops_aux'] / 1e9:>9.3f} "
-               f"{r['achieved_tflops']:>8.3g}")
+        row = (
+            f"  {label:<20} {r['s_per_epoch']:>8.3f} {r['images_per_s']:>9.1f} {r['unit_images_per_s']:>11.1f} "
+            f"{_mib(r['peak_memory']):>12} {_mib(r['train_memory']):>12} {3 * r['flops_aux'] / 1e9:>9.3f} "
+            f"{r['achieved_tflops']:>8.3g}"
+        )
         if s["matmul"] is not None:
             row += f" {100 * r['utilisation']:>8.1f}%"
         lines.append(row + f" {r['s_per_candidate']:>9.0f}")
     lines.append("")
     for loss, q in s["ratios"].items():
-        lines.append(f"layer-wise {loss} / global: time per epoch {_times(q['time'])}, "
-                     f"training memory {_times(q['memory'])}")
+        lines.append(
+            f"layer-wise {loss} / global: time per epoch {_times(q['time'])}, training memory {_times(q['memory'])}"
+        )
     for loss, q in s["reference_ratios"].items():
-        lines.append(f"engine / reference ({loss}): images/s {_times(q['speed'])}, "
-                     f"training memory {_times(q['memory'])}")
+        lines.append(
+            f"engine / reference ({loss}): images/s {_times(q['speed'])}, training memory {_times(q['memory'])}"
+        )
     if s["reference"]:
         lines.append("both learn? mean local loss of the units, first epoch -> last; output val accuracy at the end:")
         for loss, r in s["reference"].items():
             lines.append(f"  {'engine ' + loss:<20} {_learning(s['runs'][loss])}")
             lines.append(f"  {'reference ' + loss:<20} {_learning(r)}")
-    lines.append(f"memory: {first['memory_kind']}" + ("; train mem = peak minus what was allocated before "
-                                                     "training (the engine's data set)"
-                                                     if s["device"].startswith("cuda") else ""))
-    lines.append("GFLOP/img = 3 x flops_aux (forward + backward ~ 3 x forward, aux heads included); "
-                 "TFLOP/s = GFLOP/img x images/s / 1e3")
+    lines.append(
+        f"memory: {first['memory_kind']}"
+        + (
+            "; train mem = peak minus what was allocated before training (the engine's data set)"
+            if s["device"].startswith("cuda")
+            else ""
+        )
+    )
+    lines.append(
+        "GFLOP/img = 3 x flops_aux (forward + backward ~ 3 x forward, aux heads included); "
+        "TFLOP/s = GFLOP/img x images/s / 1e3"
+    )
     c = s["candidate"]
-    lines.append(f"s/cand (extrapolated): seconds per candidate at the study's default fidelity, {c['epochs']} epochs "
-                 f"(lwl-search on {c['dataset']}) x {c['images_per_epoch']:,} images ({c['train_images']:,} "
-                 f"training images after the {c['val_fraction']:.0%} validation split, whole batches) / images/s; "
-                 "training only (the timed epochs validate on --n-val images, not on the split's 5,000)")
+    lines.append(
+        f"s/cand (extrapolated): seconds per candidate at the study's default fidelity, {c['epochs']} epochs "
+        f"(lwl-search on {c['dataset']}) x {c['images_per_epoch']:,} images ({c['train_images']:,} "
+        f"training images after the {c['val_fraction']:.0%} validation split, whole batches) / images/s; "
+        "training only (the timed epochs validate on --n-val images, not on the split's 5,000)"
+    )
     if s["reference"]:
-        lines.append("reference: torchvision per-image transforms on uint8 HWC images through a DataLoader "
-                     f"(shuffle, {next(iter(s['reference'].values()))['ref_workers']} workers), fp32, eager, one "
-                     "Adam per unit + one for the output classifier")
+        lines.append(
+            "reference: torchvision per-image transforms on uint8 HWC images through a DataLoader "
+            f"(shuffle, {next(iter(s['reference'].values()))['ref_workers']} workers), fp32, eager, one "
+            "Adam per unit + one for the output classifier"
+        )
     if s["matmul"] is not None:
         mm = s["matmul"]
-        lines.append(f"reference matmul: {mm['dtype']} {mm['size']}^3 x{mm['reps']}: {mm['tflops']:.3g} TFLOP/s "
-                     f"(best rep {mm['tflops_best']:.3g})")
+        lines.append(
+            f"reference matmul: {mm['dtype']} {mm['size']}^3 x{mm['reps']}: {mm['tflops']:.3g} TFLOP/s "
+            f"(best rep {mm['tflops_best']:.3g})"
+        )
     return "\n".join(lines)
 
 

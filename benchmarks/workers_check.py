@@ -40,17 +40,36 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 def tiny_args(budget: int, epochs: int) -> list[str]:
     """Candidates that train in about a second each: the check is about the storage, not the networks."""
-    return ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", str(epochs), "--train-limit", "256",
-            "--device", "cpu", "--budget", str(budget), "--pruner", "none", "--no-paper-baselines", "--quiet"]
+    return [
+        "--dataset",
+        "digits",
+        "--widths",
+        "4,8,8,16",
+        "--epochs",
+        str(epochs),
+        "--train-limit",
+        "256",
+        "--device",
+        "cpu",
+        "--budget",
+        str(budget),
+        "--pruner",
+        "none",
+        "--no-paper-baselines",
+        "--quiet",
+    ]
 
 
 def check(study: optuna.Study) -> dict[str, int]:
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state for t in trials)
     lists = [tuple(t.params[f"d{i + 1}"] for i in range(len(t.params))) for t in trials if t.state in FINISHED]
-    return {"finished": states[TrialState.COMPLETE] + states[TrialState.PRUNED],
-            "failed": states[TrialState.FAIL], "unfinished": states[TrialState.RUNNING] + states[TrialState.WAITING],
-            "duplicates": len(lists) - len(set(lists))}
+    return {
+        "finished": states[TrialState.COMPLETE] + states[TrialState.PRUNED],
+        "failed": states[TrialState.FAIL],
+        "unfinished": states[TrialState.RUNNING] + states[TrialState.WAITING],
+        "duplicates": len(lists) - len(set(lists)),
+    }
 
 
 def drop(url: str, name: str) -> None:
@@ -65,9 +84,25 @@ def drop(url: str, name: str) -> None:
 def run_workers(url: str, sampler: str, args: argparse.Namespace) -> dict[str, object]:
     name = f"wc-{uuid.uuid4().hex[:8]}"
     t0 = time.monotonic()
-    done = subprocess.run([*LWL_SEARCH, *tiny_args(args.budget, args.epochs), "--sampler", sampler,
-                           "--trials", str(args.trials), "--workers", str(args.workers), "--storage", url,
-                           "--study-name", name, "--no-summary"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            *LWL_SEARCH,
+            *tiny_args(args.budget, args.epochs),
+            "--sampler",
+            sampler,
+            "--trials",
+            str(args.trials),
+            "--workers",
+            str(args.workers),
+            "--storage",
+            url,
+            "--study-name",
+            name,
+            "--no-summary",
+        ],
+        capture_output=True,
+        text=True,
+    )
     seconds = time.monotonic() - t0
     try:
         if done.returncode != 0:
@@ -82,13 +117,27 @@ def run_workers(url: str, sampler: str, args: argparse.Namespace) -> dict[str, o
 def kill_loop(url: str, args: argparse.Namespace) -> dict[str, object]:
     """N hand-started workers; SIGKILL one mid-trial `kills` times, a replacement each time; then finish."""
     name = f"wk-{uuid.uuid4().hex[:8]}"
-    cmd = [*LWL_SEARCH, *tiny_args(args.budget, 6), "--sampler", "grid", "--trials", str(args.trials),
-           "--storage", url, "--study-name", name, "--heartbeat", "1"]
+    cmd = [
+        *LWL_SEARCH,
+        *tiny_args(args.budget, 6),
+        "--sampler",
+        "grid",
+        "--trials",
+        str(args.trials),
+        "--storage",
+        url,
+        "--study-name",
+        name,
+        "--heartbeat",
+        "1",
+    ]
     storage = open_storage(url, heartbeat=False)
     rng = random.Random(0)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # as --workers does on a CPU
-    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-             for _ in range(args.workers)]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        for _ in range(args.workers)
+    ]
     killed: list[int] = []
     try:
         while len(killed) < args.kills:
@@ -118,8 +167,14 @@ def kill_loop(url: str, args: argparse.Namespace) -> dict[str, object]:
         for p in procs:
             p.kill()
         drop(url, name)
-    return {**found, "kills": len(killed), "failed_by_heartbeat": len(failed), "retried": retried,
-            "expected": args.trials, "lost": args.trials - found["finished"]}
+    return {
+        **found,
+        "kills": len(killed),
+        "failed_by_heartbeat": len(failed),
+        "retried": retried,
+        "expected": args.trials,
+        "lost": args.trials - found["finished"],
+    }
 
 
 def main() -> None:
@@ -131,24 +186,33 @@ def main() -> None:
     p.add_argument("--kills", type=int, default=3)
     p.add_argument("--servers", nargs="*", default=list(SERVERS))
     args = p.parse_args()
-    print(f"space: budget {args.budget}, 4 stages, strict: {len(SearchSpace(args.budget, 4))} lists; "
-          f"{args.workers} workers x {args.trials} trials")
-    print(f"{'server':<11} {'sampler':<7} {'finished':>8} {'expected':>8} {'lost':>4} {'dupes':>5} {'unfinished':>10} "
-          f"{'failed':>6} {'seconds':>7}")
+    print(
+        f"space: budget {args.budget}, 4 stages, strict: {len(SearchSpace(args.budget, 4))} lists; "
+        f"{args.workers} workers x {args.trials} trials"
+    )
+    print(
+        f"{'server':<11} {'sampler':<7} {'finished':>8} {'expected':>8} {'lost':>4} {'dupes':>5} {'unfinished':>10} "
+        f"{'failed':>6} {'seconds':>7}"
+    )
     for server in args.servers:
         for sampler in ("grid", "tpe", "random"):
             r = run_workers(SERVERS[server], sampler, args)
             if "error" in r:
                 print(f"{server:<11} {sampler:<7} ERROR {r['error']}")
                 continue
-            print(f"{server:<11} {sampler:<7} {r['finished']:>8} {r['expected']:>8} {r['lost']:>4} "
-                  f"{r['duplicates']:>5} {r['unfinished']:>10} {r['failed']:>6} {r['seconds']:>7}", flush=True)
+            print(
+                f"{server:<11} {sampler:<7} {r['finished']:>8} {r['expected']:>8} {r['lost']:>4} "
+                f"{r['duplicates']:>5} {r['unfinished']:>10} {r['failed']:>6} {r['seconds']:>7}",
+                flush=True,
+            )
     if args.kills and "postgresql" in args.servers:
         r = kill_loop(SERVERS["postgresql"], args)
-        print(f"\nSIGKILL loop on postgresql ({args.workers} workers, grid, heartbeat 1 s): {r['kills']} kills; "
-              f"{r['failed_by_heartbeat']} trials failed by heartbeat, {r['retried']} of them retried to a final "
-              f"state; finished {r['finished']}/{r['expected']} (lost {r['lost']}), duplicates {r['duplicates']}, "
-              f"left unfinished {r['unfinished']}")
+        print(
+            f"\nSIGKILL loop on postgresql ({args.workers} workers, grid, heartbeat 1 s): {r['kills']} kills; "
+            f"{r['failed_by_heartbeat']} trials failed by heartbeat, {r['retried']} of them retried to a final "
+            f"state; finished {r['finished']}/{r['expected']} (lost {r['lost']}), duplicates {r['duplicates']}, "
+            f"left unfinished {r['unfinished']}"
+        )
 
 
 if __name__ == "__main__":

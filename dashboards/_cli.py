@@ -1,4 +1,4 @@
-"""`lwl-report`: parse flags and write one study's HTML report (logic in _report)."""
+"""`lwl-report`: parse flags and write one study's HTML report (logic in _report, _load, _figures, _render)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="lwl-report",
         description="Write one self-contained HTML report of an lwl-search study (opens offline), and save its "
-                    "figures to the study for optuna-dashboard.",
+        "figures to the study for optuna-dashboard.",
         epilog="Example: lwl-report --storage sqlite:///studies/digits-resnet-b16-s4.db "
-               "--study-name digits-resnet-b16-s4",
+        "--study-name digits-resnet-b16-s4",
     )
-    p.add_argument("--storage", help="the study's storage URL, as given to lwl-search "
-                   "(default sqlite:///studies/STUDY.db)")
+    p.add_argument(
+        "--storage", help="the study's storage URL, as given to lwl-search (default sqlite:///studies/STUDY.db)"
+    )
     p.add_argument("--study-name", help="the study (may be left out when the storage holds only one)")
     p.add_argument("--out", help="the HTML file to write (default STUDY-report.html in the current directory)")
-    p.add_argument("--no-dashboard", action="store_true",
-                   help="do not save the figures to the study for optuna-dashboard (the report then only reads)")
+    p.add_argument(
+        "--no-dashboard",
+        action="store_true",
+        help="do not save the figures to the study for optuna-dashboard (the report then only reads)",
+    )
     return p
 
 
@@ -39,8 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         counts = ", ".join(f"{n} {s}" for s, n in d.counts.items())
         print(f"lwl-report: study {d.study_name!r} ({counts}): wrote {result.path} with {len(result.figures)} figures")
         if result.saved:
-            print(f"  saved {len(result.saved)} figures to the study for optuna-dashboard: "
-                  f"{dashboard_command(storage, d.user_attrs)}")
+            print(
+                f"  saved {len(result.saved)} figures to the study for optuna-dashboard: "
+                f"{dashboard_command(storage, d.user_attrs)}"
+            )
         return 0
 
     return run_command("lwl-report", body)

@@ -1,4 +1,4 @@
-"""Plotly figures of one study, built from plain per-trial rows; nothing here touches the storage.
+"""Plotly figures of one study, built from plain per-trial rows (`TrialRow`); nothing here touches the storage.
 
 Every figure gets a stable id (``FIGURE_IDS``): the report uses it as the HTML id of the figure's div and as the
 ``graph_object_id`` under which the figure is saved for optuna-dashboard, so a rerun replaces rather than adds.
@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import plotly.graph_objects as go
 
-from lwl.search._pareto import pareto_indices
+from lwl.models.cli import percent
+from lwl.search import pareto_indices
+
+from ._rows import TrialRow, memory_estimate
 
 # id -> section title. Order is the order of the report.
 FIGURE_IDS: dict[str, str] = {
@@ -38,54 +41,23 @@ PAPER_COLOR = "#ff7f0e"
 FONT = dict(family="Helvetica, Arial, sans-serif", size=13)
 
 
-@dataclass
-class TrialRow:
-    """What the report needs of one COMPLETE or PRUNED trial (the user attrs the objective writes)."""
-
-    number: int
-    state: str  # "complete" | "pruned"
-    value: float | None  # the objective (output validation accuracy); None for pruned trials
-    hierarchy: tuple[int, ...]
-    label: str
-    params: int | None = None
-    params_aux: int | None = None
-    flops: int | None = None
-    activations: int | None = None
-    wall_time: float | None = None
-    peak_memory: int | None = None
-    paper: str | None = None
-    enqueued: str | None = None
-    device: str | None = None
-    steps: list[int] = field(default_factory=list)  # intermediate values, sorted by step
-    values: list[float] = field(default_factory=list)
-    unit_acc: list[float | None] = field(default_factory=list)  # final per-unit accuracies
-
-    @property
-    def last_value(self) -> float | None:
-        """The objective for a complete trial; the last reported intermediate value for a pruned one."""
-        if self.value is not None:
-            return self.value
-        return self.values[-1] if self.values else None
-
-
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def memory_estimate(row: TrialRow, batch_size: int) -> float | None:
-    """Analytic training-memory proxy: activations x batch x 4 B (fp32) + params with heads x 16 B (w, grad, Adam m, v)."""
-    if row.activations is None or row.params_aux is None:
-        return None
-    return float(row.activations * batch_size * 4 + row.params_aux * 16)
-
-
 def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.1f} %"
+    return percent(v, suffix=" %")
 
 
 def _layout(fig: go.Figure, title: str, *, height: int = 430, **kwargs: Any) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)), height=height,
-                      template="plotly_white", font=FONT, margin=dict(l=70, r=30, t=70, b=60),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0), **kwargs)
+    fig.update_layout(
+        title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)),
+        height=height,
+        template="plotly_white",
+        font=FONT,
+        margin=dict(l=70, r=30, t=70, b=60),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        **kwargs,
+    )
     return fig
 
 
@@ -110,11 +82,11 @@ class CostAxis:
     log: bool = False
 
 
-def _fmt_params(v: float) -> str:
+def fmt_params(v: float) -> str:
     return f"{v / 1e6:.3g} M" if v >= 1e5 else f"{v / 1e3:.3g} k"
 
 
-def _fmt_bytes(v: float) -> str:
+def fmt_bytes(v: float) -> str:
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if v >= size:
             return f"{v / size:.3g} {unit}"
@@ -125,13 +97,15 @@ def memory_axis(rows: Sequence[TrialRow], batch_size: int) -> CostAxis:
     """Measured peak memory when every complete trial has it (CUDA), else the analytic estimate for all."""
     measured = [r.peak_memory for r in rows]
     if rows and all(m is not None for m in measured):
-        return CostAxis("peak memory, measured (CUDA max allocated)", lambda r: r.peak_memory, _fmt_bytes)
+        return CostAxis("peak memory, measured (CUDA max allocated)", lambda r: r.peak_memory, fmt_bytes)
     some = sum(m is not None for m in measured)
     why = f"; {some} of {len(rows)} trials measured, not mixed in" if some else ""
     return CostAxis(
         f"ESTIMATED training memory: activations × batch {batch_size} × 4 B + params with heads × 16 B "
         f"(no peak measured on CPU{why})",
-        lambda r: memory_estimate(r, batch_size), _fmt_bytes)
+        lambda r: memory_estimate(r, batch_size),
+        fmt_bytes,
+    )
 
 
 def time_seconds(row: TrialRow) -> float | None:
@@ -146,32 +120,58 @@ def pareto_figure(rows: Sequence[TrialRow], axis: CostAxis, title: str) -> go.Fi
     accs = [float(r.value) for r in done]  # type: ignore[arg-type]
     front = pareto_indices(list(zip(costs, accs)))
     fig = go.Figure()
-    fig.add_trace(go.Scatter(
-        x=costs, y=accs, mode="markers", name=f"complete trials ({len(done)})",
-        marker=dict(size=9, color=COMPLETE_COLOR, symbol=["star" if r.paper else "circle" for r in done],
-                    line=dict(width=1, color="white")),
-        text=[r.label for r in done],
-        customdata=[[r.number, axis.fmt(c), r.paper or ""] for r, c in zip(done, costs)],
-        hovertemplate="trial %{customdata[0]} %{text}<br>accuracy %{y:.2%}<br>cost %{customdata[1]}"
-                      "<br>%{customdata[2]}<extra></extra>",
-        meta=dict(role="points"),
-    ))
-    fig.add_trace(go.Scatter(
-        x=[costs[i] for i in front], y=[accs[i] for i in front], mode="lines+markers+text",
-        name=f"Pareto front ({len(front)})", line=dict(color=FRONT_COLOR, width=2, shape="hv"),
-        marker=dict(size=11, color=FRONT_COLOR, symbol=["star" if done[i].paper else "circle" for i in front],
-                    line=dict(width=1, color="white")),
-        text=[done[i].label for i in front],
-        textposition=[_TEXT_POSITIONS[k % len(_TEXT_POSITIONS)] for k in range(len(front))],
-        textfont=dict(size=12, color="#7f0000"), cliponaxis=False,
-        customdata=[[done[i].number, axis.fmt(costs[i]), done[i].paper or ""] for i in front],
-        hovertemplate="Pareto: trial %{customdata[0]} %{text}<br>accuracy %{y:.2%}<br>cost %{customdata[1]}"
-                      "<br>%{customdata[2]}<extra></extra>",
-        meta=dict(role="front"),
-    ))
+    fig.add_trace(
+        go.Scatter(
+            x=costs,
+            y=accs,
+            mode="markers",
+            name=f"complete trials ({len(done)})",
+            marker=dict(
+                size=9,
+                color=COMPLETE_COLOR,
+                symbol=["star" if r.paper else "circle" for r in done],
+                line=dict(width=1, color="white"),
+            ),
+            text=[r.label for r in done],
+            customdata=[[r.number, axis.fmt(c), r.paper or ""] for r, c in zip(done, costs)],
+            hovertemplate="trial %{customdata[0]} %{text}<br>accuracy %{y:.2%}<br>cost %{customdata[1]}"
+            "<br>%{customdata[2]}<extra></extra>",
+            meta=dict(role="points"),
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[costs[i] for i in front],
+            y=[accs[i] for i in front],
+            mode="lines+markers+text",
+            name=f"Pareto front ({len(front)})",
+            line=dict(color=FRONT_COLOR, width=2, shape="hv"),
+            marker=dict(
+                size=11,
+                color=FRONT_COLOR,
+                symbol=["star" if done[i].paper else "circle" for i in front],
+                line=dict(width=1, color="white"),
+            ),
+            text=[done[i].label for i in front],
+            textposition=[_TEXT_POSITIONS[k % len(_TEXT_POSITIONS)] for k in range(len(front))],
+            textfont=dict(size=12, color="#7f0000"),
+            cliponaxis=False,
+            customdata=[[done[i].number, axis.fmt(costs[i]), done[i].paper or ""] for i in front],
+            hovertemplate="Pareto: trial %{customdata[0]} %{text}<br>accuracy %{y:.2%}<br>cost %{customdata[1]}"
+            "<br>%{customdata[2]}<extra></extra>",
+            meta=dict(role="front"),
+        )
+    )
     if any(r.paper for r in done):
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="paper baseline (star)",
-                                 marker=dict(symbol="star", size=10, color="#555")))
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name="paper baseline (star)",
+                marker=dict(symbol="star", size=10, color="#555"),
+            )
+        )
     _layout(fig, title)
     fig.update_xaxes(title_text=axis.title, type="log" if axis.log else "linear", range=_padded(costs, 0.07))
     fig.update_yaxes(title_text="validation accuracy", tickformat=".1%", range=_padded(accs, 0.12))
@@ -192,11 +192,18 @@ def _padded(values: Sequence[float], frac: float) -> list[float] | None:
 
 def importance_figure(importances: dict[str, float], title: str) -> go.Figure:
     names = sorted(importances, key=lambda k: importances[k])  # plotly draws bottom-up: most important on top
-    fig = go.Figure(go.Bar(
-        x=[importances[n] for n in names], y=names, orientation="h", marker_color=COMPLETE_COLOR,
-        text=[f"{importances[n]:.2f}" for n in names], textposition="outside", cliponaxis=False,
-        hovertemplate="%{y}: %{x:.3f}<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Bar(
+            x=[importances[n] for n in names],
+            y=names,
+            orientation="h",
+            marker_color=COMPLETE_COLOR,
+            text=[f"{importances[n]:.2f}" for n in names],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+        )
+    )
     _layout(fig, title, height=max(260, 70 + 45 * len(names)))
     fig.update_xaxes(title_text="normalised importance (sums to 1)", range=[0, 1.08])
     fig.update_yaxes(title_text="units in stage")
@@ -208,13 +215,22 @@ def importance_figure(importances: dict[str, float], title: str) -> go.Figure:
 
 def _trial_style(row: TrialRow, best: int | None) -> dict[str, Any]:
     if row.state == "pruned":
-        return dict(line=dict(color=PRUNED_COLOR, dash="dash", width=1.5), opacity=0.9, legendgroup="pruned",
-                    name="pruned trials")
+        return dict(
+            line=dict(color=PRUNED_COLOR, dash="dash", width=1.5),
+            opacity=0.9,
+            legendgroup="pruned",
+            name="pruned trials",
+        )
     if row.number == best:
-        return dict(line=dict(color=BEST_COLOR, width=3.5), opacity=1.0, legendgroup="best",
-                    name=f"best: trial {row.number} {row.label}")
-    return dict(line=dict(color=COMPLETE_COLOR, width=1.5), opacity=0.55, legendgroup="complete",
-                name="complete trials")
+        return dict(
+            line=dict(color=BEST_COLOR, width=3.5),
+            opacity=1.0,
+            legendgroup="best",
+            name=f"best: trial {row.number} {row.label}",
+        )
+    return dict(
+        line=dict(color=COMPLETE_COLOR, width=1.5), opacity=0.55, legendgroup="complete", name="complete trials"
+    )
 
 
 def _best_number(rows: Sequence[TrialRow]) -> int | None:
@@ -237,10 +253,18 @@ def curves_figure(rows: Sequence[TrialRow], title: str, step_label: str) -> go.F
         if not r.steps:
             continue
         style = _trial_style(r, best)
-        fig.add_trace(go.Scatter(
-            x=list(r.steps), y=list(r.values), mode="lines+markers", marker=dict(size=5),
-            showlegend=style["legendgroup"] not in shown, hovertemplate=_hover(r) + "<br>step %{x}: %{y:.2%}"
-            "<extra></extra>", meta=dict(trial=r.number, state=r.state), **style))
+        fig.add_trace(
+            go.Scatter(
+                x=list(r.steps),
+                y=list(r.values),
+                mode="lines+markers",
+                marker=dict(size=5),
+                showlegend=style["legendgroup"] not in shown,
+                hovertemplate=_hover(r) + "<br>step %{x}: %{y:.2%}<extra></extra>",
+                meta=dict(trial=r.number, state=r.state),
+                **style,
+            )
+        )
         shown.add(style["legendgroup"])
     _layout(fig, title)
     fig.update_xaxes(title_text=step_label, dtick=1)
@@ -259,10 +283,18 @@ def unit_accuracy_figure(rows: Sequence[TrialRow], title: str) -> go.Figure:
             continue
         units = max(units, len(r.unit_acc))
         style = _trial_style(r, best)
-        fig.add_trace(go.Scatter(
-            x=list(range(1, len(r.unit_acc) + 1)), y=list(r.unit_acc), mode="lines+markers", marker=dict(size=5),
-            showlegend=style["legendgroup"] not in shown, hovertemplate=_hover(r) + "<br>unit %{x}: %{y:.2%}"
-            "<extra></extra>", meta=dict(trial=r.number, state=r.state), **style))
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(1, len(r.unit_acc) + 1)),
+                y=list(r.unit_acc),
+                mode="lines+markers",
+                marker=dict(size=5),
+                showlegend=style["legendgroup"] not in shown,
+                hovertemplate=_hover(r) + "<br>unit %{x}: %{y:.2%}<extra></extra>",
+                meta=dict(trial=r.number, state=r.state),
+                **style,
+            )
+        )
         shown.add(style["legendgroup"])
         if r.number == best:  # the best list's stage boundaries, for reading the curve
             edge = 0
@@ -282,17 +314,36 @@ def hierarchy_figure(rows: Sequence[TrialRow], names: Sequence[str], high: int, 
     """Parallel coordinates d1..dn, 'paper baseline' (0/1) and accuracy, coloured by accuracy."""
     done = [r for r in rows if r.value is not None]
     accs = [float(r.value) for r in done]  # type: ignore[arg-type]
-    dims = [dict(label=n, values=[r.hierarchy[i] for r in done], range=[1, high],
-                 tickvals=list(range(1, high + 1))) for i, n in enumerate(names)]
-    dims.append(dict(label="paper baseline", values=[1 if r.paper else 0 for r in done], range=[-0.1, 1.1],
-                     tickvals=[0, 1], ticktext=["no", "yes"]))
+    dims = [
+        dict(label=n, values=[r.hierarchy[i] for r in done], range=[1, high], tickvals=list(range(1, high + 1)))
+        for i, n in enumerate(names)
+    ]
+    dims.append(
+        dict(
+            label="paper baseline",
+            values=[1 if r.paper else 0 for r in done],
+            range=[-0.1, 1.1],
+            tickvals=[0, 1],
+            ticktext=["no", "yes"],
+        )
+    )
     lo, hi = (min(accs), max(accs)) if accs else (0.0, 1.0)
     dims.append(dict(label="accuracy", values=accs, range=[lo, hi if hi > lo else lo + 1e-3], tickformat=".1%"))
-    fig = go.Figure(go.Parcoords(
-        line=dict(color=accs, colorscale="Viridis", showscale=True, cmin=lo, cmax=hi,
-                  colorbar=dict(title=dict(text="accuracy"), tickformat=".1%")),
-        dimensions=dims, labelangle=0, labelside="top",
-    ))
+    fig = go.Figure(
+        go.Parcoords(
+            line=dict(
+                color=accs,
+                colorscale="Viridis",
+                showscale=True,
+                cmin=lo,
+                cmax=hi,
+                colorbar=dict(title=dict(text="accuracy"), tickformat=".1%"),
+            ),
+            dimensions=dims,
+            labelangle=0,
+            labelside="top",
+        )
+    )
     _layout(fig, title, height=420)
     fig.update_layout(margin=dict(l=60, r=60, t=110, b=40))
     return fig
@@ -307,21 +358,42 @@ def ranked_figure(rows: Sequence[TrialRow], title: str, k: int = 40) -> go.Figur
         pick = [(r, xi) for r, xi in zip(done, x) if bool(r.paper) == paper]
         if not pick:
             continue
-        fig.add_trace(go.Scatter(
-            x=[xi for _, xi in pick], y=[r.value for r, _ in pick], mode="markers",
-            name="paper baseline" if paper else "complete trials",
-            marker=dict(size=15 if paper else 9, symbol="star" if paper else "circle",
-                        color=PAPER_COLOR if paper else COMPLETE_COLOR, line=dict(width=1, color="white")),
-            customdata=[r.paper or "" for r, _ in pick],
-            hovertemplate="%{x}<br>accuracy %{y:.2%}<br>%{customdata}<extra></extra>",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=[xi for _, xi in pick],
+                y=[r.value for r, _ in pick],
+                mode="markers",
+                name="paper baseline" if paper else "complete trials",
+                marker=dict(
+                    size=15 if paper else 9,
+                    symbol="star" if paper else "circle",
+                    color=PAPER_COLOR if paper else COMPLETE_COLOR,
+                    line=dict(width=1, color="white"),
+                ),
+                customdata=[r.paper or "" for r, _ in pick],
+                hovertemplate="%{x}<br>accuracy %{y:.2%}<br>%{customdata}<extra></extra>",
+            )
+        )
     for r, xi in zip(done, x):
         if r.paper:
-            fig.add_annotation(x=xi, y=r.value, text=r.paper, showarrow=True, arrowhead=0, ax=0, ay=-28,
-                               font=dict(size=11, color=PAPER_COLOR))
+            fig.add_annotation(
+                x=xi,
+                y=r.value,
+                text=r.paper,
+                showarrow=True,
+                arrowhead=0,
+                ax=0,
+                ay=-28,
+                font=dict(size=11, color=PAPER_COLOR),
+            )
     _layout(fig, title, height=440)
-    fig.update_xaxes(title_text="trial and hierarchy, best first", tickangle=-45, type="category",
-                     categoryorder="array", categoryarray=x)
+    fig.update_xaxes(
+        title_text="trial and hierarchy, best first",
+        tickangle=-45,
+        type="category",
+        categoryorder="array",
+        categoryarray=x,
+    )
     fig.update_yaxes(title_text="validation accuracy", tickformat=".1%")
     fig.update_layout(margin=dict(l=70, r=30, t=70, b=120))
     return fig
@@ -337,18 +409,33 @@ def history_figure(rows: Sequence[TrialRow], title: str) -> go.Figure:
     for paper in (False, True):
         pick = [r for r in done if bool(r.paper) == paper]
         if pick:
-            fig.add_trace(go.Scatter(
-                x=[r.number for r in pick], y=[r.value for r in pick], mode="markers",
-                name="complete: paper baseline" if paper else "complete: objective",
-                marker=dict(size=13 if paper else 9, color=PAPER_COLOR if paper else COMPLETE_COLOR,
-                            symbol="star" if paper else "circle"),
-                text=[r.label + (f" ({r.paper})" if r.paper else "") for r in pick],
-                hovertemplate="trial %{x} %{text}<br>%{y:.2%}<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=[r.number for r in pick],
+                    y=[r.value for r in pick],
+                    mode="markers",
+                    name="complete: paper baseline" if paper else "complete: objective",
+                    marker=dict(
+                        size=13 if paper else 9,
+                        color=PAPER_COLOR if paper else COMPLETE_COLOR,
+                        symbol="star" if paper else "circle",
+                    ),
+                    text=[r.label + (f" ({r.paper})" if r.paper else "") for r in pick],
+                    hovertemplate="trial %{x} %{text}<br>%{y:.2%}<extra></extra>",
+                )
+            )
     if pruned:
-        fig.add_trace(go.Scatter(
-            x=[r.number for r in pruned], y=[r.values[-1] for r in pruned], mode="markers",
-            name="pruned: last reported value", marker=dict(size=9, symbol="x", color=PRUNED_COLOR),
-            text=[r.label for r in pruned], hovertemplate="trial %{x} %{text} (pruned)<br>%{y:.2%}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=[r.number for r in pruned],
+                y=[r.values[-1] for r in pruned],
+                mode="markers",
+                name="pruned: last reported value",
+                marker=dict(size=9, symbol="x", color=PRUNED_COLOR),
+                text=[r.label for r in pruned],
+                hovertemplate="trial %{x} %{text} (pruned)<br>%{y:.2%}<extra></extra>",
+            )
+        )
     best, xs, ys = -math.inf, [], []
     for r in done:
         best = max(best, float(r.value))  # type: ignore[arg-type]
@@ -370,22 +457,31 @@ def history_figure(rows: Sequence[TrialRow], title: str) -> go.Figure:
 
 def global_figure(groups: dict[str, dict[str, float]], title: str) -> go.Figure:
     """Grouped bars: one group per hierarchy label, one bar per training (group name -> {label: accuracy})."""
-    labels = sorted({h for accs in groups.values() for h in accs},
-                    key=lambda h: -max(accs.get(h, -1.0) for accs in groups.values()))
+    labels = sorted(
+        {h for accs in groups.values() for h in accs}, key=lambda h: -max(accs.get(h, -1.0) for accs in groups.values())
+    )
     fig = go.Figure()
     colors = [COMPLETE_COLOR, PAPER_COLOR, "#2ca02c", "#9467bd", "#8c564b"]
     for i, (name, accs) in enumerate(groups.items()):
-        fig.add_trace(go.Bar(
-            x=labels, y=[accs.get(h) for h in labels], name=name, marker_color=colors[i % len(colors)],
-            text=[_pct(accs.get(h)) if h in accs else "" for h in labels], textposition="outside",
-            hovertemplate=name + " %{x}: %{y:.2%}<extra></extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=labels,
+                y=[accs.get(h) for h in labels],
+                name=name,
+                marker_color=colors[i % len(colors)],
+                text=[_pct(accs.get(h)) if h in accs else "" for h in labels],
+                textposition="outside",
+                hovertemplate=name + " %{x}: %{y:.2%}<extra></extra>",
+            )
+        )
     _layout(fig, title, barmode="group")
     values = [v for accs in groups.values() for v in accs.values()]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     span = max(hi - lo, 0.02)
     fig.update_xaxes(title_text="hierarchy", type="category")
-    fig.update_yaxes(title_text="best validation accuracy", tickformat=".1%",
-                     range=[max(0.0, lo - 0.5 * span), hi + 0.25 * span])
+    fig.update_yaxes(
+        title_text="best validation accuracy", tickformat=".1%", range=[max(0.0, lo - 0.5 * span), hi + 0.25 * span]
+    )
     return fig
 
 
@@ -394,6 +490,8 @@ __all__ = [
     "CostAxis",
     "TrialRow",
     "curves_figure",
+    "fmt_bytes",
+    "fmt_params",
     "global_figure",
     "hierarchy_figure",
     "history_figure",

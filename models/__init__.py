@@ -9,10 +9,11 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ._checkpoint import CheckpointError, RunDir, load_checkpoint, save_checkpoint
-from ._config import TrainingConfig, load_config, mask_password
-from ._data import DATASETS, DataSplits, DatasetInfo, dataset_info, load_data, splits_from_images
+from ._config import TrainingConfig, load_config
+from ._data import DATASETS, DatasetInfo, DataSplits, dataset_info, load_data, splits_from_images
+from ._device import resolve_device
 from ._errors import ConfigError, DataError, DeviceError, LwlError, RecipeError, ScheduleError, TrainingError
-from ._losses import LOSSES, similarity_matrix, sim_loss
+from ._losses import LOSSES, sim_loss, similarity_matrix
 from ._network import (
     Complexity,
     HeadSpec,
@@ -24,6 +25,10 @@ from ._network import (
     derive_seed,
     unit_plan,
 )
+from ._paper import PAPER_RESULTS, PaperResult, paper_results
+from ._prefix import PrefixSession, PrefixStore, data_fingerprint
+from ._recipe import MODES, PAPER_MILESTONES, Recipe, paper_recipe
+from ._records import Progress, RunResult
 from ._schedule import (
     BLOCKS,
     DOWNSAMPLES,
@@ -35,21 +40,11 @@ from ._schedule import (
     make_schedule,
     parse_int_list,
 )
-from ._paper import PAPER_RESULTS, PaperResult, paper_results
-from ._prefix import PrefixSession, PrefixStore, data_fingerprint
+from ._secrets import has_secret, mask_secrets
+from ._state import ResumeError, TrainerState
+from ._steps import Diverged
 from ._together import TogetherOutcome, train_together
-from ._trainer import (
-    MODES,
-    Diverged,
-    Progress,
-    Recipe,
-    ResumeError,
-    RunResult,
-    TrainerState,
-    paper_recipe,
-    resolve_device,
-    train,
-)
+from ._trainer import train
 
 __all__ = [
     "BLOCKS",
@@ -58,6 +53,7 @@ __all__ = [
     "FAMILIES",
     "LOSSES",
     "MODES",
+    "PAPER_MILESTONES",
     "PAPER_RESULTS",
     "PRESETS",
     "CheckpointError",
@@ -95,19 +91,20 @@ __all__ = [
     "dataset_info",
     "derive_seed",
     "get_preset",
+    "has_secret",
     "load_checkpoint",
     "load_config",
     "load_data",
     "make_schedule",
-    "mask_password",
+    "mask_secrets",
     "paper_recipe",
     "paper_results",
     "parse_int_list",
     "resolve_device",
-    "splits_from_images",
     "save_checkpoint",
     "sim_loss",
     "similarity_matrix",
+    "splits_from_images",
     "train",
     "train_together",
     "unit_plan",

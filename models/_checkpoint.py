@@ -1,6 +1,6 @@
 """The files of one training run: checkpoint, per-epoch metrics, final weights. All file I/O of training is here.
 
-A 400-epoch run must survive a kill. Every file is replaced atomically (temporary file, fsync, rename), so after a
+A 400-epoch run must survive a kill. Every file is replaced atomically (`_files.atomic_write`), so after a
 SIGKILL the folder holds the last complete checkpoint and metrics that match it, and `lwl-train --resume` loses at
 most the epoch in progress. Checkpoints hold only tensors and plain containers: `torch.load(path,
 weights_only=True)` reads them, so opening one never runs code from the file.
@@ -19,8 +19,11 @@ from typing import Any
 
 import torch
 
-from ._config import TrainingConfig, atomic_write
-from ._trainer import Progress, RunResult, TrainerState, TrainingError, _progress_from_dict
+from ._config import TrainingConfig
+from ._errors import TrainingError
+from ._files import atomic_write, remove_stale_temporaries
+from ._records import Progress, RunResult
+from ._state import TrainerState, plain, progress_from_dict
 
 CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_CSV = "metrics.csv"
@@ -58,8 +61,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         reason = " ".join(str(exc).split())[:160] or type(exc).__name__
         raise CheckpointError(f"{path} is not a readable checkpoint ({reason}): start again in a new --out") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or "trainer" not in payload:
-        raise CheckpointError(f"{path} is not an lwl-train checkpoint (format {CHECKPOINT_FORMAT}): start again "
-                              "in a new --out")
+        raise CheckpointError(
+            f"{path} is not an lwl-train checkpoint (format {CHECKPOINT_FORMAT}): start again in a new --out"
+        )
     return payload
 
 
@@ -69,13 +73,9 @@ def config_difference(saved: dict[str, Any], config: TrainingConfig) -> str | No
     for part in ("schedule", "recipe"):
         a, b = saved.get(part) or {}, now[part]
         for key in sorted(set(a) | set(b)):
-            if _plain(a.get(key)) != _plain(b.get(key)):
+            if plain(a.get(key)) != plain(b.get(key)):
                 return f"{part}.{key} {a.get(key)!r} (checkpoint) vs {b.get(key)!r} (now)"
     return None
-
-
-def _plain(value: Any) -> Any:
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 class RunDir:
@@ -99,11 +99,17 @@ class RunDir:
     def has_checkpoint(self) -> bool:
         return self.checkpoint_path.is_file()
 
+    def refuse_overwrite(self) -> None:
+        """A fresh run never overwrites another run's checkpoint."""
+        if self.has_checkpoint():
+            raise CheckpointError(
+                f"{self.path} already holds a run (checkpoint.pt): pass --resume to continue it, "
+                "or choose another --out"
+            )
+
     def start(self) -> None:
         """A fresh run: refuse to overwrite another run's checkpoint, then write the config it trains."""
-        if self.has_checkpoint():
-            raise CheckpointError(f"{self.path} already holds a run (checkpoint.pt): pass --resume to continue it, "
-                                  "or choose another --out")
+        self.refuse_overwrite()
         self.path.mkdir(parents=True, exist_ok=True)
         self.config.save_yaml(self.path / CONFIG_FILE)
         self.write_metrics()
@@ -113,12 +119,13 @@ class RunDir:
         payload = load_checkpoint(self.checkpoint_path)
         diff = config_difference(payload.get("config") or {}, self.config)
         if diff is not None:
-            raise CheckpointError(f"{self.checkpoint_path} was written for another config: {diff}: resume with the "
-                                  "same config and --epochs, or start a new run in another --out")
+            raise CheckpointError(
+                f"{self.checkpoint_path} was written for another config: {diff}: resume with the "
+                "same config and --epochs, or start a new run in another --out"
+            )
         state = payload["trainer"]
-        for stale in self.path.glob(".*.tmp"):  # a write the kill cut short; the file it was for is intact
-            stale.unlink(missing_ok=True)
-        self.records = [_progress_from_dict(p) for p in state.get("history", [])]
+        remove_stale_temporaries(self.path)  # writes a kill cut short; the files they were for are intact
+        self.records = [progress_from_dict(p) for p in state.get("history", [])]
         self.write_metrics()  # drop any record written after the checkpoint
         return state
 
@@ -132,12 +139,15 @@ class RunDir:
     def finish(self, result: RunResult) -> None:
         """Final weights and test accuracy; the checkpoint stays, so `--resume` of a finished run is harmless."""
         if result.test_output_acc is not None:
-            self.test = {"output_acc": result.test_output_acc,
-                         "unit_acc": list(result.test_unit_acc or ())}
+            self.test = {"output_acc": result.test_output_acc, "unit_acc": list(result.test_unit_acc or ())}
         if result.model is not None:
             weights = {k: v.detach().to("cpu", copy=True) for k, v in result.model.state_dict().items()}
-            payload = {"format": CHECKPOINT_FORMAT, "config": self.config.to_dict(), "model": weights,
-                       "test": self.test}
+            payload = {
+                "format": CHECKPOINT_FORMAT,
+                "config": self.config.to_dict(),
+                "model": weights,
+                "test": self.test,
+            }
             atomic_write(self.path / MODEL_FILE, lambda f: torch.save(payload, f))
         self.write_metrics(status="complete")
 
@@ -147,28 +157,50 @@ class RunDir:
 
     def rows(self) -> list[dict[str, Any]]:
         kind = self._kind()
-        return [{kind: p.step, "of": p.total_steps, "unit_epochs": p.unit_epochs,
-                 "train_loss": list(p.train_loss), "val_unit_acc": list(p.unit_acc),
-                 "val_output_acc": p.output_acc, "elapsed": round(p.elapsed, 3)} for p in self.records]
+        return [
+            {
+                kind: p.step,
+                "of": p.total_steps,
+                "unit_epochs": p.unit_epochs,
+                "train_loss": list(p.train_loss),
+                "val_unit_acc": list(p.unit_acc),
+                "val_output_acc": p.output_acc,
+                "elapsed": round(p.elapsed, 3),
+            }
+            for p in self.records
+        ]
 
     def write_metrics(self, status: str = "running") -> None:
         rows = self.rows()
-        doc = {"status": status, "record": self._kind(), "device": self.device, "config": self.config.to_dict(),
-               "records": rows, "test": self.test, **self.extra}
+        doc = {
+            "status": status,
+            "record": self._kind(),
+            "device": self.device,
+            "config": self.config.to_dict(),
+            "records": rows,
+            "test": self.test,
+            **self.extra,
+        }
         atomic_write(self.path / METRICS_JSON, lambda f: f.write((json.dumps(doc, indent=1) + "\n").encode()))
         atomic_write(self.path / METRICS_CSV, lambda f: f.write(_csv(rows, self._kind(), self.config).encode()))
 
 
 def _csv(rows: Sequence[dict[str, Any]], kind: str, config: TrainingConfig) -> str:
     n = config.schedule.units
-    header = [kind, "unit_epochs", "elapsed_s", "val_output_acc"] + [f"val_acc_u{j + 1}" for j in range(n)] + \
-             [f"train_loss_u{j + 1}" for j in range(n)]
+    header = (
+        [kind, "unit_epochs", "elapsed_s", "val_output_acc"]
+        + [f"val_acc_u{j + 1}" for j in range(n)]
+        + [f"train_loss_u{j + 1}" for j in range(n)]
+    )
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     for r in rows:
-        w.writerow([r[kind], r["unit_epochs"], r["elapsed"], _cell(r["val_output_acc"])]
-                   + [_cell(a) for a in r["val_unit_acc"]] + [_cell(x) for x in r["train_loss"]])
+        w.writerow(
+            [r[kind], r["unit_epochs"], r["elapsed"], _cell(r["val_output_acc"])]
+            + [_cell(a) for a in r["val_unit_acc"]]
+            + [_cell(x) for x in r["train_loss"]]
+        )
     return buf.getvalue()
 
 

@@ -13,19 +13,24 @@ from typing import Any
 from ._checkpoint import CheckpointError, RunDir
 from ._config import ConfigError, TrainingConfig, load_config
 from ._data import dataset_info, load_data
+from ._device import resolve_device
 from ._network import complexity
+from ._paper import paper_results
+from ._recipe import Recipe
+from ._records import Progress, RunResult
+from ._schedule import Schedule
+from ._state import TrainerState
+from ._trainer import train
 from .cli import (
     Parser,
     add_data_args,
     add_recipe_args,
     add_schedule_args,
+    percent,
     recipe_from_args,
     run_command,
     schedule_from_args,
 )
-from ._paper import paper_results
-from ._schedule import Schedule
-from ._trainer import Progress, Recipe, RunResult, TrainerState, resolve_device, train
 
 
 def describe(schedule: Schedule, recipe: Recipe | None = None) -> dict[str, Any]:
@@ -96,7 +101,7 @@ def inspect_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fmt_acc(value: float | None) -> str:
-    return "  -  " if value is None else f"{100 * value:5.1f}"
+    return percent(value, width=5, empty="  -  ")
 
 
 def progress_line(p: Progress, mode: str) -> str:
@@ -125,33 +130,60 @@ def summary(result: RunResult) -> dict[str, Any]:
 
 
 # Flags that describe the network or the recipe: with --config the file says all of that.
-_CONFIG_CONFLICTS = ("network_preset", "hierarchy", "family", "block", "widths", "downsample", "dataset", "loss",
-                     "mode", "batch_size", "lr", "dropout", "seed")
+_CONFIG_CONFLICTS = (
+    "network_preset",
+    "hierarchy",
+    "family",
+    "block",
+    "widths",
+    "downsample",
+    "dataset",
+    "loss",
+    "mode",
+    "batch_size",
+    "lr",
+    "dropout",
+    "seed",
+)
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(
         prog="lwl-train",
         description="Train one schedule layer-wise and print per-unit validation (and test) accuracy. With --config "
-                    "(from lwl-export) it trains the paper's full recipe into --out, checkpointing every epoch.",
+        "(from lwl-export) it trains the paper's full recipe into --out, checkpointing every epoch.",
         epilog="Examples: lwl-train --dataset digits --hierarchy 1,1,2,2 --test;  "
-               "lwl-train --config runs/trial-12_1-1-2-4.yaml --device cuda [--resume]",
+        "lwl-train --config runs/trial-12_1-1-2-4.yaml --device cuda [--resume]",
     )
     add_schedule_args(parser)
     add_data_args(parser)
     add_recipe_args(parser)
-    parser.add_argument("--global", dest="also_global", action="store_true",
-                        help="also train the same network end to end, for the paper's comparison (into OUT/global)")
-    parser.add_argument("--test", action="store_true",
-                        help="report test-set accuracy at the end (always with --config)")
+    parser.add_argument(
+        "--global",
+        dest="also_global",
+        action="store_true",
+        help="also train the same network end to end, for the paper's comparison (into OUT/global)",
+    )
+    parser.add_argument(
+        "--test", action="store_true", help="report test-set accuracy at the end (always with --config)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object at the end")
     g = parser.add_argument_group("config, checkpoints and resume")
-    g.add_argument("--config", help="a training config (lwl-export writes them): schedule and full recipe; "
-                   "only --epochs, --device, --data-root, --download apply on top of it")
-    g.add_argument("--out", help="run folder: config.yaml, checkpoint.pt (every epoch), metrics.csv/json, model.pt "
-                   "(default with --config: runs/CONFIG-NAME; without: nothing is written)")
-    g.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its checkpoint, losing at most the epoch in progress")
+    g.add_argument(
+        "--config",
+        help="a training config (lwl-export writes them): schedule and full recipe; "
+        "only --epochs, --device, --data-root, --download apply on top of it",
+    )
+    g.add_argument(
+        "--out",
+        help="run folder: config.yaml, checkpoint.pt (every epoch), metrics.csv/json, model.pt "
+        "(default with --config: runs/CONFIG-NAME; without: nothing is written)",
+    )
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint, losing at most the epoch in progress",
+    )
     args = parser.parse_args(argv)
 
     def body() -> int:
@@ -169,22 +201,36 @@ def _train_flags(args: argparse.Namespace) -> int:
     data = load_data(args.dataset, data_root=args.data_root, download=args.download, with_test=args.test)
     schedule = schedule_from_args(args, args.dataset)
     recipe = recipe_from_args(args, schedule.family)
-    runs = [recipe] + ([Recipe(**{**recipe.to_dict(), "loss": "global", "mode": "simultaneous"})]
-                       if args.also_global and recipe.loss != "global" else [])
+    runs = [recipe] + (
+        [Recipe(**{**recipe.to_dict(), "loss": "global", "mode": "simultaneous"})]
+        if args.also_global and recipe.loss != "global"
+        else []
+    )
     results = []
     for r in runs:
-        print(f"training {schedule.family} {schedule.label()} on {args.dataset}: loss {r.loss}, mode {r.mode}, "
-              f"{r.epochs} epochs, lr {r.lr:g}, dropout {r.dropout:g}", file=sys.stderr)
-        result = train(schedule, r, data, device=args.device, test=args.test,
-                       on_progress=lambda p, m=r.mode: print(progress_line(p, m), file=sys.stderr))
+        print(
+            f"training {schedule.family} {schedule.label()} on {args.dataset}: loss {r.loss}, mode {r.mode}, "
+            f"{r.epochs} epochs, lr {r.lr:g}, dropout {r.dropout:g}",
+            file=sys.stderr,
+        )
+
+        def show(p: Progress, mode: str = r.mode) -> None:
+            print(progress_line(p, mode), file=sys.stderr)
+
+        result = train(schedule, r, data, device=args.device, test=args.test, on_progress=show)
         results.append(result)
         acc = result.test_output_acc if args.test else result.output_acc
         split = "test" if args.test else "validation"
-        print(f"{r.loss}: {split} accuracy {_fmt_acc(acc).strip()} % in {result.wall_time:.1f}s on {result.device}",
-              file=sys.stderr)
+        print(
+            f"{r.loss}: {split} accuracy {_fmt_acc(acc).strip()} % in {result.wall_time:.1f}s on {result.device}",
+            file=sys.stderr,
+        )
     for row in paper_results(args.dataset, schedule):
-        print(f"paper: {row.label()} {schedule.label()}: layer-wise {row.layerwise:.2f} %, global {row.global_:.2f} % "
-              "(test, 400 epochs)", file=sys.stderr)
+        print(
+            f"paper: {row.label()} {schedule.label()}: layer-wise {row.layerwise:.2f} %, global {row.global_:.2f} % "
+            "(test, 400 epochs)",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps([summary(r) for r in results] if len(results) > 1 else summary(results[0])))
     return 0
@@ -193,11 +239,16 @@ def _train_flags(args: argparse.Namespace) -> int:
 def _train_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """A run with a folder: config, checkpoint every epoch, metrics, resume, final summary against the paper."""
     if args.config is not None:
-        given = [f"--{name.replace('network_preset', 'preset').replace('_', '-')}" for name in _CONFIG_CONFLICTS
-                 if getattr(args, name) != parser.get_default(name)]
+        given = [
+            f"--{name.replace('network_preset', 'preset').replace('_', '-')}"
+            for name in _CONFIG_CONFLICTS
+            if getattr(args, name) != parser.get_default(name)
+        ]
         if given:
-            raise ConfigError(f"{given[0]} cannot be combined with --config: edit the config file instead (only "
-                              "--epochs, --device, --data-root, --download apply on top of it)")
+            raise ConfigError(
+                f"{given[0]} cannot be combined with --config: edit the config file instead (only "
+                "--epochs, --device, --data-root, --download apply on top of it)"
+            )
         config = load_config(args.config).with_epochs(args.epochs)
         out = Path(args.out) if args.out is not None else Path("runs") / Path(args.config).stem
         test = True
@@ -208,24 +259,27 @@ def _train_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     jobs = [(config, out)]
     if args.also_global and config.recipe.loss != "global":
         glob = replace(config.recipe, loss="global", mode="simultaneous")
-        jobs.append((TrainingConfig(config.schedule, glob, {**config.provenance, "comparison": "global"}),
-                     out / "global"))
+        jobs.append(
+            (TrainingConfig(config.schedule, glob, {**config.provenance, "comparison": "global"}), out / "global")
+        )
     device = resolve_device(args.device)
     dirs = [RunDir(d, c, device=str(device)) for c, d in jobs]
     # Every precondition before any data is loaded or anything is written.
-    if args.resume:
-        if not dirs[0].has_checkpoint():
-            raise CheckpointError(f"no checkpoint at {dirs[0].checkpoint_path} to resume: run without --resume to "
-                                  "start training there")
-        states: list[TrainerState | None] = [rd.resume_state() if rd.has_checkpoint() else None for rd in dirs]
+    if args.resume:  # the main run must have a checkpoint (load_checkpoint says so); the global comparison may not
+        states: list[TrainerState | None] = [dirs[0].resume_state()]
+        states += [rd.resume_state() if rd.has_checkpoint() else None for rd in dirs[1:]]
     else:
         for rd in dirs:
-            if rd.has_checkpoint():
-                raise CheckpointError(f"{rd.path} already holds a run (checkpoint.pt): pass --resume to continue "
-                                      "it, or choose another --out")
+            rd.refuse_overwrite()
         states = [None] * len(dirs)
-    data = load_data(config.dataset, data_root=args.data_root, download=args.download,
-                     val_fraction=config.recipe.val_fraction, split_seed=config.recipe.seed, with_test=test)
+    data = load_data(
+        config.dataset,
+        data_root=args.data_root,
+        download=args.download,
+        val_fraction=config.recipe.val_fraction,
+        split_seed=config.recipe.seed,
+        with_test=test,
+    )
     results: list[RunResult] = []
     again = f"lwl-train {'--config ' + str(args.config) if args.config else '...'} --out {out} --resume"
     try:
@@ -252,9 +306,12 @@ def _train_one(rd: RunDir, state: TrainerState | None, data: Any, device: Any, t
     done = len(rd.records)
     what = "epoch" if r.mode == "simultaneous" else "unit"
     total = r.epochs if r.mode == "simultaneous" else c.schedule.units
-    print(f"training {c.schedule.family} {c.schedule.label()} on {c.dataset} into {rd.path}: loss {r.loss}, mode "
-          f"{r.mode}, {_epochs(r.epochs)}, lr {r.lr:g}, dropout {r.dropout:g}, batch {r.batch_size}"
-          + (f"; resuming after {what} {done}/{total}" if state is not None else ""), file=sys.stderr)
+    print(
+        f"training {c.schedule.family} {c.schedule.label()} on {c.dataset} into {rd.path}: loss {r.loss}, mode "
+        f"{r.mode}, {_epochs(r.epochs)}, lr {r.lr:g}, dropout {r.dropout:g}, batch {r.batch_size}"
+        + (f"; resuming after {what} {done}/{total}" if state is not None else ""),
+        file=sys.stderr,
+    )
     bar = _Progress(total, done, r.mode)
 
     def on_progress(p: Progress) -> None:
@@ -262,8 +319,17 @@ def _train_one(rd: RunDir, state: TrainerState | None, data: Any, device: Any, t
         bar.update(p)
 
     try:
-        result = train(c.schedule, r, data, device=device, test=test, keep_model=True,
-                       on_progress=on_progress, checkpoint=rd.checkpoint, resume=state)
+        result = train(
+            c.schedule,
+            r,
+            data,
+            device=device,
+            test=test,
+            keep_model=True,
+            on_progress=on_progress,
+            checkpoint=rd.checkpoint,
+            resume=state,
+        )
     finally:
         bar.close()
     rd.finish(result)
@@ -279,8 +345,13 @@ class _Progress:
         if sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=done, desc="epochs" if mode == "simultaneous" else "units",
-                            file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=total,
+                initial=done,
+                desc="epochs" if mode == "simultaneous" else "units",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
 
     def update(self, p: Progress) -> None:
         if self.bar is None:
@@ -299,8 +370,10 @@ def _epochs(n: Any) -> str:
 
 
 def _paper_rows(config: TrainingConfig) -> list[dict[str, Any]]:
-    return [{"model": row.model, "table": row.table, "layerwise": row.layerwise, "global": row.global_}
-            for row in paper_results(config.dataset, config.schedule)]
+    return [
+        {"model": row.model, "table": row.table, "layerwise": row.layerwise, "global": row.global_}
+        for row in paper_results(config.dataset, config.schedule)
+    ]
 
 
 def run_summary(results: Sequence[RunResult], dirs: Sequence[RunDir]) -> str:
@@ -314,8 +387,10 @@ def run_summary(results: Sequence[RunResult], dirs: Sequence[RunDir]) -> str:
         test = result.test_output_acc is not None
         split = "test" if test else "validation"
         units = result.test_unit_acc if test else result.unit_acc
-        paper = "; ".join(f"{row.global_ if r.loss == 'global' else row.layerwise:.2f} % ({row.model}, "
-                          f"Table {row.table})" for row in rows)
+        paper = "; ".join(
+            f"{row.global_ if r.loss == 'global' else row.layerwise:.2f} % ({row.model}, Table {row.table})"
+            for row in rows
+        )
         out_acc = result.test_output_acc if test else result.output_acc
         lines += [
             f"  {r.loss} ({r.mode}, {_epochs(r.epochs)}, {result.wall_time:.0f}s of training on {result.device}) "
@@ -330,6 +405,8 @@ def run_summary(results: Sequence[RunResult], dirs: Sequence[RunDir]) -> str:
         lines.append("  the paper did not train this list (Tables I-VI)")
     prov = config.provenance
     if "search_accuracy" in prov:
-        lines.append(f"  search: study {prov.get('study')!r} trial {prov.get('trial')}, validation accuracy "
-                     f"{_fmt_acc(prov['search_accuracy']).strip()} % after {_epochs(prov.get('search_epochs'))}")
+        lines.append(
+            f"  search: study {prov.get('study')!r} trial {prov.get('trial')}, validation accuracy "
+            f"{_fmt_acc(prov['search_accuracy']).strip()} % after {_epochs(prov.get('search_epochs'))}"
+        )
     return "\n".join(lines)

@@ -8,23 +8,23 @@ field, so a hand-edited file fails with one line that names the field, before an
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import re
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 
-from ._data import AUGMENTATIONS, DATASETS, dataset_info
+from ._batches import AUGMENTATIONS
+from ._data import DATASETS, dataset_info
 from ._errors import ConfigError, DataError, RecipeError, ScheduleError
+from ._files import atomic_write
 from ._losses import LOSSES
+from ._recipe import MODES, Recipe, paper_recipe
 from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, Schedule
-from ._trainer import MODES, Recipe, paper_recipe
+from ._secrets import mask_secrets
 
 CONFIG_VERSION = 1
 OPTIMIZERS = ("adam",)  # Section V: "The learning solver is ADAM"; the trainer implements nothing else
@@ -32,12 +32,6 @@ _HEADER = (
     "# lwl-search training config: a schedule with the paper's full training recipe (Ma et al. 2020, Section V).\n"
     "# Train it with: lwl-train --config {name}\n"
 )
-
-
-def mask_password(url: str) -> str:
-    """`url` with any password replaced by ***. The same rule as `lwl.search.mask_url`, which models/ must not import:
-    a config is shared and committed, so it never carries a secret."""
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
 
 
 @dataclass(frozen=True)
@@ -97,8 +91,9 @@ class TrainingConfig:
         _unknown(source, data, {"version", "schedule", "recipe", "provenance"}, "")
         version = data.get("version", CONFIG_VERSION)
         if version != CONFIG_VERSION:
-            raise ConfigError(f"{source}: field version: this lwl-train reads version {CONFIG_VERSION}, "
-                              f"got {version!r}")
+            raise ConfigError(
+                f"{source}: field version: this lwl-train reads version {CONFIG_VERSION}, got {version!r}"
+            )
         for name in ("schedule", "recipe"):
             if name not in data:
                 raise ConfigError(f"{source}: missing field {name}")
@@ -152,25 +147,6 @@ def load_config(path: str | os.PathLike[str]) -> TrainingConfig:
     return TrainingConfig.from_dict(data, source)
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write through a temporary file in the same folder, fsync, then rename over `path`.
-
-    A kill at any moment leaves either the old file or the new one, never a torn one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # "x": the umask's permissions
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 # ------------------------------------------------------------------------------------------------ validation
 def _kind(value: Any) -> str:
     if value is None:
@@ -205,8 +181,16 @@ def _int(source: str, path: str, value: Any, minimum: int | None = None) -> int:
     return value
 
 
-def _float(source: str, path: str, value: Any, low: float, high: float | None = None, *,
-           low_open: bool = False, high_open: bool = False) -> float:
+def _float(
+    source: str,
+    path: str,
+    value: Any,
+    low: float,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """A number; strings such as '3e-4' are accepted since YAML 1.1 reads exponents without a dot as text."""
     if isinstance(value, bool):
         raise _fail(source, path, f"must be a number, got {value!r}")
@@ -255,8 +239,11 @@ def _schedule_from(source: str, data: Mapping[str, Any], dataset: str) -> Schedu
     if data.get("block") is not None:
         values["block"] = _choice(source, "schedule.block", data["block"], BLOCKS)
         if family == "vgg" and values["block"] != "basic":
-            raise _fail(source, "schedule.block", f"{values['block']} applies to the resnet family only: use basic "
-                        "or leave it out for vgg")
+            raise _fail(
+                source,
+                "schedule.block",
+                f"{values['block']} applies to the resnet family only: use basic or leave it out for vgg",
+            )
     if data.get("widths") is not None:
         widths = _int_list(source, "schedule.widths", data["widths"], 1)
         if len(widths) != len(hierarchy):
@@ -265,9 +252,11 @@ def _schedule_from(source: str, data: Mapping[str, Any], dataset: str) -> Schedu
     if data.get("downsample") is not None:
         values["downsample"] = _choice(source, "schedule.downsample", data["downsample"], DOWNSAMPLES)
     info = dataset_info(dataset)
-    for name, expected, what in (("num_classes", info.num_classes, "classes"),
-                                 ("in_channels", info.in_channels, "input channels"),
-                                 ("input_size", info.input_size, "pixels a side")):
+    for name, expected, what in (
+        ("num_classes", info.num_classes, "classes"),
+        ("in_channels", info.in_channels, "input channels"),
+        ("input_size", info.input_size, "pixels a side"),
+    ):
         if data.get(name) is not None:
             given = _int(source, f"schedule.{name}", data[name], 1)
             if given != expected:
@@ -325,9 +314,6 @@ def _recipe_from(source: str, data: Mapping[str, Any], dataset: str, family: str
         v["train_limit"] = _int(source, "recipe.train_limit", data["train_limit"], 1)
     elif "train_limit" in data:
         v["train_limit"] = None
-    loss = v.get("loss", "predsim")
-    if loss == "global" and v.get("mode", "simultaneous") != "simultaneous":
-        raise _fail(source, "recipe.mode", "loss global trains end to end: use mode simultaneous with it")
     try:
         return paper_recipe(dataset, family, **v)
     except (RecipeError, DataError) as exc:
@@ -339,8 +325,11 @@ def _check_fits_dataset(source: str, schedule: Schedule, dataset: str) -> None:
         info = dataset_info(dataset)
     except DataError as exc:
         raise ConfigError(f"{source}: field recipe.dataset: {exc}") from None
-    for name, expected in (("num_classes", info.num_classes), ("in_channels", info.in_channels),
-                           ("input_size", info.input_size)):
+    for name, expected in (
+        ("num_classes", info.num_classes),
+        ("in_channels", info.in_channels),
+        ("input_size", info.input_size),
+    ):
         if getattr(schedule, name) != expected:
             raise _fail(source, f"schedule.{name}", f"{dataset} needs {expected}, got {getattr(schedule, name)}")
 
@@ -348,7 +337,7 @@ def _check_fits_dataset(source: str, schedule: Schedule, dataset: str) -> None:
 def _plain_provenance(source: str, value: Any, path: str) -> Any:
     """YAML-plain values only (so safe_load reads them back), and URL passwords masked in every string."""
     if isinstance(value, str):
-        return mask_password(value)
+        return mask_secrets(value)
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):

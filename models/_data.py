@@ -1,9 +1,7 @@
-"""Data sets as whole tensors on the training device, and batched, device-side augmentation.
+"""Data sets: what each one is, and loading it whole, split and normalised, onto the training device.
 
 The data sets of the paper are small enough to live on the accelerator entire, so there is no DataLoader and
-no per-image Python: each epoch is drawn up front on the CPU (`plan_epoch`), so the batch order and the
-augmentation depend on the seed alone and never on the device, and batches are gathered and augmented on the
-device (`iter_batches`, `augment_batch`).
+no per-image Python: batches are gathered from these tensors on the device (`_batches`).
 """
 
 from __future__ import annotations
@@ -12,29 +10,26 @@ import contextlib
 import numbers
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._errors import DataError
+from ._errors import DataError, ScheduleError
+from ._schedule import Schedule
 
 __all__ = [
-    "AUGMENTATIONS",
     "DATASETS",
     "DataError",
     "DataSplits",
     "DatasetInfo",
-    "EpochPlan",
-    "augment_batch",
+    "check_compatible",
     "dataset_info",
     "default_data_root",
-    "iter_batches",
     "load_data",
-    "plan_epoch",
     "splits_from_images",
 ]
 
@@ -52,8 +47,6 @@ class DatasetInfo:
     augment: tuple[str, ...]  # default training augmentation
     crop_padding: int  # zero padding of the random crop
 
-
-AUGMENTATIONS: tuple[str, ...] = ("crop", "flip")
 
 DATASETS: dict[str, DatasetInfo] = {
     # Digits: mean/std over all 1797 images after scaling to [0, 1] and upscaling to 16x16
@@ -204,7 +197,7 @@ def _load_digits(
 _CIFAR_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 
 
-def _cifar_class(name: str) -> type:
+def _cifar_class(name: str) -> Any:
     import torchvision.datasets
 
     return torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
@@ -250,21 +243,35 @@ def _cifar_tensor(images: np.ndarray, idx: np.ndarray | None, info: DatasetInfo,
     return _normalise(x, info)
 
 
-def splits_from_images(info: DatasetInfo, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
-                       val_y: np.ndarray, device: str | torch.device = "cpu") -> DataSplits:
+def splits_from_images(
+    info: DatasetInfo,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    device: str | torch.device = "cpu",
+) -> DataSplits:
     """`DataSplits` from uint8 NHWC images (as torchvision's CIFAR data sets hold them) and integer labels,
     converted exactly as CIFAR is loaded: for synthetic or already-split CIFAR-shaped data."""
     dev = torch.device(device)
     shape = (info.input_size, info.input_size, info.in_channels)
     for name, x in (("train_x", train_x), ("val_x", val_x)):
         if x.dtype != np.uint8 or x.ndim != 4 or tuple(x.shape[1:]) != shape:
-            raise DataError(f"{name}: expected uint8 images of shape (N, {', '.join(map(str, shape))}) for "
-                            f"{info.name}, got {x.dtype} {tuple(x.shape)}")
+            raise DataError(
+                f"{name}: expected uint8 images of shape (N, {', '.join(map(str, shape))}) for "
+                f"{info.name}, got {x.dtype} {tuple(x.shape)}"
+            )
+
     def labels(y: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(y, dtype=torch.int64).to(dev)
 
-    return DataSplits(info, _cifar_tensor(train_x, None, info, dev), labels(train_y),
-                      _cifar_tensor(val_x, None, info, dev), labels(val_y))
+    return DataSplits(
+        info,
+        _cifar_tensor(train_x, None, info, dev),
+        labels(train_y),
+        _cifar_tensor(val_x, None, info, dev),
+        labels(val_y),
+    )
 
 
 def _load_cifar(
@@ -294,125 +301,16 @@ def _load_cifar(
     return DataSplits(info, train_x, train_y, val_x, val_y, test_x, test_y)
 
 
-# ------------------------------------------------------------------------------------------------ augmentation
-def augment_batch(
-    x: torch.Tensor, crop_offsets: torch.Tensor | None, flips: torch.Tensor | None, padding: int
-) -> torch.Tensor:
-    """Random crop of the zero-padded images and horizontal flip, for a whole batch in one gather.
-
-    `crop_offsets` (B, 2) int64 holds (row, col) offsets in [0, 2 * padding] into the padded image; `flips`
-    (B,) bool. Equal, image by image, to `F.pad(img, [padding] * 4)[:, r:r + H, c:c + W]`, then `.flip(-1)`
-    where flipped. The flip is folded into the column index, so there is one pad and one gather, and no
-    Python per image or host synchronisation.
-    """
-    if crop_offsets is None and flips is None:
-        return x
-    if x.dim() != 4:
-        raise ValueError(f"augment_batch needs NCHW images, got shape {tuple(x.shape)}")
-    b, _, h, w = x.shape
-    dev = x.device
-    rows_base = torch.arange(h, device=dev)
-    cols_base = torch.arange(w, device=dev)
-    if crop_offsets is not None:
-        if crop_offsets.shape != (b, 2):
-            raise ValueError(f"crop_offsets must have shape ({b}, 2), got {tuple(crop_offsets.shape)}")
-        src = F.pad(x, [padding] * 4) if padding > 0 else x
-        offsets = crop_offsets.to(device=dev, dtype=torch.long)
-        rows = offsets[:, 0:1] + rows_base  # (B, H)
-        col0 = offsets[:, 1:2]  # (B, 1)
-    else:
-        src = x
-        rows = rows_base.expand(b, h)
-        col0 = torch.zeros(b, 1, dtype=torch.long, device=dev)
-    if flips is not None:
-        if flips.shape != (b,):
-            raise ValueError(f"flips must have shape ({b},), got {tuple(flips.shape)}")
-        cols_seq = torch.where(flips.to(dev).view(b, 1), cols_base.flip(0), cols_base)  # (B, W)
-    else:
-        cols_seq = cols_base.expand(b, w)
-    cols = col0 + cols_seq
-    batch = torch.arange(b, device=dev).view(b, 1, 1)
-    # Advanced indices split by the channel slice put their broadcast dims first: (B, H, W, C).
-    out = src[batch, :, rows.view(b, h, 1), cols.view(b, 1, w)]
-    return out.permute(0, 3, 1, 2)
-
-
-@dataclass(frozen=True)
-class EpochPlan:
-    """Everything random about one epoch, drawn on the CPU from one generator so it never depends on the
-    network or the device. `crop_offsets[i]` and `flips[i]` apply to the i-th example served, `order[i]`."""
-
-    order: torch.Tensor  # permutation of range(n), int64
-    crop_offsets: torch.Tensor | None  # (n, 2) int64 in [0, 2 * padding], or None without "crop"
-    flips: torch.Tensor | None  # (n,) bool, or None without "flip"
-
-
-def _check_augment(augment: tuple[str, ...] | list[str]) -> None:
-    unknown = [a for a in augment if a not in AUGMENTATIONS]
-    if unknown:
-        raise DataError(f"unknown augmentation {unknown[0]!r}: choose from {', '.join(AUGMENTATIONS)}")
-
-
-def plan_epoch(n: int, generator: torch.Generator, augment: tuple[str, ...], padding: int) -> EpochPlan:
-    """Draw, in this fixed order, the permutation, the crop offsets and the flips of one epoch of n examples.
-
-    The order matters: a run with the same seed and augmentation sees the same epochs on any device.
-    """
-    _check_augment(augment)
-    if generator.device.type != "cpu":
-        raise ValueError("plan_epoch needs a CPU generator, so that the epoch does not depend on the device")
-    order = torch.randperm(n, generator=generator, dtype=torch.int64)
-    crop = None
-    if "crop" in augment:
-        crop = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator, dtype=torch.int64)
-    flips = None
-    if "flip" in augment:
-        flips = torch.randint(0, 2, (n,), generator=generator, dtype=torch.int64).bool()
-    return EpochPlan(order, crop, flips)
-
-
-def iter_batches(
-    splits_x: torch.Tensor,
-    splits_y: torch.Tensor,
-    plan: EpochPlan,
-    batch_size: int,
-    augment: tuple[str, ...],
-    padding: int,
-    device: str | torch.device,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (x, y) batches in plan order, augmented on the device.
-
-    Drops the last partial batch when n >= batch_size (equal batch sizes keep per-batch statistics and
-    step counts predictable); with fewer than batch_size examples, yields one batch of all n. The plan is
-    copied to the device once; there is no `.item()` or other host synchronisation per batch.
-    """
-    _check_augment(augment)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    n = splits_x.shape[0]
-    if plan.order.shape != (n,):
-        raise ValueError(f"the plan is for {plan.order.shape[0]} examples, the data has {n}")
-    use_crop, use_flip = "crop" in augment, "flip" in augment
-    if (use_crop and plan.crop_offsets is None) or (use_flip and plan.flips is None):
-        raise ValueError(f"the plan was drawn without the augmentation {augment!r} asks for")
-    dev = torch.device(device)
-    x, y = splits_x.to(dev), splits_y.to(dev)
-    order = plan.order.to(dev, non_blocking=True)
-    crop = plan.crop_offsets.to(dev, non_blocking=True) if use_crop and plan.crop_offsets is not None else None
-    flips = plan.flips.to(dev, non_blocking=True) if use_flip and plan.flips is not None else None
-
-    if n >= batch_size:
-        bounds = [(s, s + batch_size) for s in range(0, n - batch_size + 1, batch_size)]
-    else:
-        bounds = [(0, n)] if n > 0 else []
-    for start, stop in bounds:
-        idx = order[start:stop]
-        xb, yb = x[idx], y[idx]
-        if crop is not None or flips is not None:
-            xb = augment_batch(
-                xb,
-                None if crop is None else crop[start:stop],
-                None if flips is None else flips[start:stop],
-                padding,
-            )
-        yield xb, yb
+def check_compatible(schedule: Schedule, data: DataSplits) -> None:
+    """Refuse to train a schedule built for another data set's classes, channels or input size."""
+    info = data.info
+    if (schedule.num_classes, schedule.in_channels, schedule.input_size) != (
+        info.num_classes,
+        info.in_channels,
+        info.input_size,
+    ):
+        raise ScheduleError(
+            f"schedule expects {schedule.in_channels}x{schedule.input_size}x{schedule.input_size} inputs with "
+            f"{schedule.num_classes} classes, data set {info.name} has {info.in_channels}x{info.input_size}x"
+            f"{info.input_size} with {info.num_classes}: build the schedule for the data set"
+        )

@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -89,8 +90,19 @@ def unit_plan(schedule: Schedule) -> list[UnitPlan]:
             stride = 2 if downsampling and schedule.downsample == "conv" else 1
             res_out = resolutions[stage]
             plans.append(
-                UnitPlan(position, stage, index, schedule.family == "resnet" and position == 0, pool, stride,
-                         cin, cout, width, res, res_out)
+                UnitPlan(
+                    position,
+                    stage,
+                    index,
+                    schedule.family == "resnet" and position == 0,
+                    pool,
+                    stride,
+                    cin,
+                    cout,
+                    width,
+                    res,
+                    res_out,
+                )
             )
             cin, res = cout, res_out
             position += 1
@@ -243,7 +255,7 @@ class LocalNet(nn.Module):
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         for unit in self.units:
-            yield from unit.body.parameters()
+            yield from cast(nn.Module, unit.body).parameters()
         yield from self.classifier.parameters()
 
 
@@ -303,7 +315,10 @@ def complexity(schedule: Schedule, head: HeadSpec | None = None) -> Complexity:
             costs.append(_conv_cost(cin, plan.cout, 3, plan.res_out))
             convs += 1
         elif schedule.block == "basic":
-            costs += [_conv_cost(cin, plan.planes, 3, plan.res_out), _conv_cost(plan.planes, plan.planes, 3, plan.res_out)]
+            costs += [
+                _conv_cost(cin, plan.planes, 3, plan.res_out),
+                _conv_cost(plan.planes, plan.planes, 3, plan.res_out),
+            ]
             convs += 2
         else:
             costs += [
@@ -336,9 +351,7 @@ def complexity(schedule: Schedule, head: HeadSpec | None = None) -> Complexity:
     last = schedule.out_widths[-1]
     params += last * schedule.num_classes + schedule.num_classes
     flops += 2 * last * schedule.num_classes
-    stages = tuple(
-        StageInfo(d, r, w) for d, r, w in zip(schedule.hierarchy, schedule.resolutions, schedule.out_widths)
-    )
+    stages = tuple(StageInfo(d, r, w) for d, r, w in zip(schedule.hierarchy, schedule.resolutions, schedule.out_widths))
     return Complexity(
         params=params,
         params_aux=params + head_params,

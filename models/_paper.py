@@ -36,9 +36,20 @@ def _rows(table: str, dataset: str, family: str, rows: str) -> tuple[PaperResult
     for line in rows.strip().splitlines():
         model, lr, dr, hierarchy, layerwise, global_ = line.split()
         block = "bottleneck" if model.startswith("ResNet50") else "basic"
-        out.append(PaperResult(table, dataset, model, family, block,
-                               tuple(int(d) for d in hierarchy.strip("[]").split(",")),
-                               float(lr), float(dr), float(layerwise), float(global_)))
+        out.append(
+            PaperResult(
+                table,
+                dataset,
+                model,
+                family,
+                block,
+                tuple(int(d) for d in hierarchy.strip("[]").split(",")),
+                float(lr),
+                float(dr),
+                float(layerwise),
+                float(global_),
+            )
+        )
     return tuple(out)
 
 
@@ -131,6 +142,11 @@ def paper_results(dataset: str, schedule: Schedule) -> list[PaperResult]:
 
     Widths are not compared: the search varies only the hierarchy, and VGG8b's widths are approximated anyway.
     """
-    return [r for r in PAPER_RESULTS
-            if r.dataset == dataset and r.family == schedule.family and r.hierarchy == schedule.hierarchy
-            and (r.family == "vgg" or r.block == schedule.block)]
+    return [
+        r
+        for r in PAPER_RESULTS
+        if r.dataset == dataset
+        and r.family == schedule.family
+        and r.hierarchy == schedule.hierarchy
+        and (r.family == "vgg" or r.block == schedule.block)
+    ]

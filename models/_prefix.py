@@ -27,11 +27,11 @@ from typing import Any
 
 import torch
 
-from ._config import atomic_write
 from ._data import DataSplits
+from ._files import atomic_write
 from ._network import unit_plan
+from ._recipe import Recipe
 from ._schedule import Schedule
-from ._trainer import Recipe
 
 PREFIX_FORMAT = 2
 DEFAULT_MAX_BYTES = 2 * 1024**3
@@ -56,8 +56,9 @@ class PrefixStore:
         self.reused_seconds = 0.0
         self._fingerprints: dict[int, tuple[torch.Tensor, str]] = {}  # id(train_x) -> (the tensor, its hash)
 
-    def session(self, schedule: Schedule, recipe: Recipe, data: DataSplits,
-                device: torch.device) -> PrefixSession | None:
+    def session(
+        self, schedule: Schedule, recipe: Recipe, data: DataSplits, device: torch.device
+    ) -> PrefixSession | None:
         """What one training run reads and writes; None where nothing can be shared (simultaneous or global)."""
         if recipe.mode != "sequential" or recipe.loss == "global":
             return None
@@ -65,8 +66,18 @@ class PrefixStore:
         if cached is None or cached[0] is not data.train_x:
             cached = (data.train_x, data_fingerprint(data))
             self._fingerprints[id(data.train_x)] = cached
-        identity = repr((PREFIX_FORMAT, torch.__version__, device.type, schedule.family, schedule.block,
-                         schedule.num_classes, sorted(recipe.to_dict().items()), cached[1]))
+        identity = repr(
+            (
+                PREFIX_FORMAT,
+                torch.__version__,
+                device.type,
+                schedule.family,
+                schedule.block,
+                schedule.num_classes,
+                sorted(recipe.to_dict().items()),
+                cached[1],
+            )
+        )
         return PrefixSession(self, identity, [repr(p) for p in unit_plan(schedule)])
 
     # ----------------------------------------------------------------------------------------- files
@@ -160,8 +171,16 @@ class PrefixSession:
         self.store.reused_seconds += self.reused_seconds
         return found
 
-    def save(self, depth: int, unit_state: dict[str, torch.Tensor], acc: float | None, loss: float | None,
-             data_rng: torch.Tensor, dropout_rngs: list[torch.Tensor], seconds: float) -> None:
+    def save(
+        self,
+        depth: int,
+        unit_state: dict[str, torch.Tensor],
+        acc: float | None,
+        loss: float | None,
+        data_rng: torch.Tensor,
+        dropout_rngs: list[torch.Tensor],
+        seconds: float,
+    ) -> None:
         """Store unit depth-1, frozen, with the random streams' states after it was trained: the data stream and
         the dropout streams of units 0..depth-1 (training unit j draws from stream j-1 on its input and from
         stream j on its output)."""
@@ -170,16 +189,19 @@ class PrefixSession:
         # damaged one (read removes it).
         if self.store.path(key).exists() and self.store.read(key) is not None:
             return
-        self.store.write(key, {
-            "depth": depth,
-            "unit": {k: v.detach().to("cpu", copy=True) for k, v in unit_state.items()},
-            "acc": acc,
-            "loss": loss,
-            "data_rng": data_rng.clone(),
-            "dropout_rngs": [g.clone() for g in dropout_rngs],
-            "seconds": float(seconds),
-            "saved_at": time.time(),
-        })
+        self.store.write(
+            key,
+            {
+                "depth": depth,
+                "unit": {k: v.detach().to("cpu", copy=True) for k, v in unit_state.items()},
+                "acc": acc,
+                "loss": loss,
+                "data_rng": data_rng.clone(),
+                "dropout_rngs": [g.clone() for g in dropout_rngs],
+                "seconds": float(seconds),
+                "saved_at": time.time(),
+            },
+        )
         self.saved += 1
 
 

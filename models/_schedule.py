@@ -68,9 +68,7 @@ class Schedule:
         else:
             widths = _as_int_tuple(self.widths, "widths")
         if len(widths) != n or any(w <= 0 for w in widths):
-            raise ScheduleError(
-                f"widths {list(widths)} do not fit {n} stages: give {n} positive widths, one per stage"
-            )
+            raise ScheduleError(f"widths {list(widths)} do not fit {n} stages: give {n} positive widths, one per stage")
         object.__setattr__(self, "widths", widths)
         for name in ("num_classes", "in_channels", "input_size"):
             value = getattr(self, name)
@@ -180,20 +178,76 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        Preset("vgg8b", "vgg", "basic", (2, 2, 1, 1), (256, 512, 512, 512), 5e-4,
-               {"cifar10": 0.2, "cifar100": 0.05}, "Table I/II; stage widths approximate 128-256/256-512"),
-        Preset("vgg11", "vgg", "basic", (1, 1, 2, 2, 2), (64, 128, 256, 512, 512), 5e-4,
-               {"cifar10": 0.2, "cifar100": 0.2}, "Table I/II"),
-        Preset("vgg16", "vgg", "basic", (2, 2, 3, 3, 3), (64, 128, 256, 512, 512), 3e-4,
-               {"cifar10": 0.25, "cifar100": 0.1}, "Table I/II"),
-        Preset("vgg19", "vgg", "basic", (2, 2, 4, 4, 4), (64, 128, 256, 512, 512), 3e-4,
-               {"cifar10": 0.25, "cifar100": 0.15}, "Table I/II"),
-        Preset("resnet18", "resnet", "basic", (2, 2, 2, 2), (64, 128, 256, 512), 3e-4,
-               {"cifar10": 0.3, "cifar100": 0.1}, "Table III-VI"),
-        Preset("resnet34", "resnet", "basic", (3, 4, 6, 3), (64, 128, 256, 512), 3e-4,
-               {"cifar10": 0.3, "cifar100": 0.1}, "He et al.; recipe of Table V/VI"),
-        Preset("resnet50", "resnet", "bottleneck", (3, 4, 6, 3), (64, 128, 256, 512), 3e-4,
-               {"cifar10": 0.3, "cifar100": 0.1}, "Table III-VI"),
+        Preset(
+            "vgg8b",
+            "vgg",
+            "basic",
+            (2, 2, 1, 1),
+            (256, 512, 512, 512),
+            5e-4,
+            {"cifar10": 0.2, "cifar100": 0.05},
+            "Table I/II; stage widths approximate 128-256/256-512",
+        ),
+        Preset(
+            "vgg11",
+            "vgg",
+            "basic",
+            (1, 1, 2, 2, 2),
+            (64, 128, 256, 512, 512),
+            5e-4,
+            {"cifar10": 0.2, "cifar100": 0.2},
+            "Table I/II",
+        ),
+        Preset(
+            "vgg16",
+            "vgg",
+            "basic",
+            (2, 2, 3, 3, 3),
+            (64, 128, 256, 512, 512),
+            3e-4,
+            {"cifar10": 0.25, "cifar100": 0.1},
+            "Table I/II",
+        ),
+        Preset(
+            "vgg19",
+            "vgg",
+            "basic",
+            (2, 2, 4, 4, 4),
+            (64, 128, 256, 512, 512),
+            3e-4,
+            {"cifar10": 0.25, "cifar100": 0.15},
+            "Table I/II",
+        ),
+        Preset(
+            "resnet18",
+            "resnet",
+            "basic",
+            (2, 2, 2, 2),
+            (64, 128, 256, 512),
+            3e-4,
+            {"cifar10": 0.3, "cifar100": 0.1},
+            "Table III-VI",
+        ),
+        Preset(
+            "resnet34",
+            "resnet",
+            "basic",
+            (3, 4, 6, 3),
+            (64, 128, 256, 512),
+            3e-4,
+            {"cifar10": 0.3, "cifar100": 0.1},
+            "He et al.; recipe of Table V/VI",
+        ),
+        Preset(
+            "resnet50",
+            "resnet",
+            "bottleneck",
+            (3, 4, 6, 3),
+            (64, 128, 256, 512),
+            3e-4,
+            {"cifar10": 0.3, "cifar100": 0.1},
+            "Table III-VI",
+        ),
     )
 }
 

@@ -14,6 +14,7 @@ it is still training.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,11 +22,14 @@ from typing import Any
 
 import torch
 
-from ._data import DataSplits
-from ._network import complexity, unit_plan
+from ._data import DataSplits, check_compatible
+from ._device import autocast, device_name, layout, peak_memory, prepare, resolve_device
 from ._errors import RecipeError
+from ._network import unit_plan
+from ._recipe import Recipe
+from ._records import Progress, RunResult, report
 from ._schedule import Schedule
-from ._trainer import Progress, Recipe, RunResult, _device_name, _Run, check_compatible, resolve_device
+from ._steps import DataStream, Learner, set_lr
 
 # A caller per candidate: (candidate index, record) -> True to stop that candidate, or raise to stop it with a reason.
 TogetherCallback = Callable[[int, Progress], Any]
@@ -37,7 +41,7 @@ class _Node:
 
     key: tuple[str, ...]
     j: int  # position in the network
-    run: _Run  # the run whose module, optimiser and dropout stream this node is
+    learner: Learner  # the candidate whose module, optimiser and dropout stream this node is
     parent: tuple[str, ...] | None
     candidates: set[int] = field(default_factory=set)
     loss_sum: torch.Tensor | None = None
@@ -56,69 +60,74 @@ class TogetherOutcome:
 
 
 class _Together:
+    """The trie of candidates and the loop that trains it: `fit` mirrors `_trainer._Run._fit_simultaneous`."""
+
     def __init__(self, schedules: Sequence[Schedule], recipe: Recipe, data: DataSplits, dev: torch.device) -> None:
+        prepare(dev)
         self.recipe, self.dev = recipe, dev
-        self.runs = [_Run(s, recipe, data, dev) for s in schedules]
+        self.stream = DataStream(data, recipe, dev)  # batch order, augmentation and learning rate: the same for all
+        self.learners = [Learner(s, recipe, dev) for s in schedules]
+        self.histories: list[list[Progress]] = [[] for _ in schedules]
         self.nodes: dict[tuple[str, ...], _Node] = {}  # insertion order: parents before children
         self.paths: list[list[_Node]] = []
-        for c, run in enumerate(self.runs):
-            plans = [repr(p) for p in unit_plan(run.schedule)]
+        for c, learner in enumerate(self.learners):
+            plans = [repr(p) for p in unit_plan(learner.schedule)]
             path = []
             for j in range(len(plans)):
                 key = tuple(plans[: j + 1])
                 node = self.nodes.get(key)
                 if node is None:
-                    node = self.nodes[key] = _Node(key, j, run, key[:-1] if j else None,
-                                                   loss_sum=torch.zeros((), device=dev))
+                    node = self.nodes[key] = _Node(
+                        key, j, learner, key[:-1] if j else None, loss_sum=torch.zeros((), device=dev)
+                    )
                 else:  # the candidate's unit j is the shared one: same module, optimiser and dropout stream
-                    run.net.units[j] = node.run.net.units[j]
-                    run.opts[j] = node.run.opts[j]
-                    run.dropout_gens[j] = node.run.dropout_gens[j]
+                    learner.share(j, node.learner)
                 node.candidates.add(c)
                 path.append(node)
             self.paths.append(path)
-        self.lead = self.runs[0]  # batch order, augmentation and the learning-rate schedule are the same for all
         self.t0 = time.perf_counter()
 
     def fit(self, callback: TogetherCallback | None) -> list[RunResult | BaseException]:
-        recipe, lead = self.recipe, self.lead
-        epochs, per_epoch = recipe.epochs, lead._steps_per_epoch()
+        recipe, stream, learners = self.recipe, self.stream, self.learners
+        epochs, per_epoch = recipe.epochs, stream.steps_per_epoch()
         total, step = epochs * per_epoch, 0
-        active = set(range(len(self.runs)))
-        outcome: list[RunResult | BaseException | None] = [None] * len(self.runs)
+        active = set(range(len(learners)))
+        outcome: list[RunResult | BaseException | None] = [None] * len(learners)
+        fmt = learners[0].memory_format
         for epoch in range(1, epochs + 1):
             live = [n for n in self.nodes.values() if n.candidates & active]
             for n in live:
                 n.loss_sum.zero_()  # type: ignore[union-attr]
-                n.run.net.units[n.j].train()
+                n.learner.net.units[n.j].train()
             for c in active:
-                self.runs[c].loss_sums.zero_()
-                self.runs[c].net.classifier.train()
-            opts = [n.run.opts[n.j] for n in live] + [self.runs[c].opts[-1] for c in sorted(active)]
-            for x, y in lead._batches(lead.data.train_x, lead.augment):
-                lead._set_lr(opts, step, total)
-                x = lead._layout(x)
+                learners[c].loss_sums.zero_()
+                learners[c].net.classifier.train()
+            opts = [n.learner.opts[n.j] for n in live] + [learners[c].opts[-1] for c in sorted(active)]
+            for x, y in stream.batches(stream.data.train_x, stream.augment):
+                set_lr(opts, recipe.lr_at(step, total))
+                x = layout(x, fmt)
                 outs: dict[tuple[str, ...], torch.Tensor] = {}
                 for n in live:
-                    outs[n.key], loss = n.run._unit_step(n.j, x if n.parent is None else outs[n.parent], y)
+                    outs[n.key], loss = n.learner.unit_step(n.j, x if n.parent is None else outs[n.parent], y)
                     n.loss_sum += loss  # type: ignore[operator]
                 for c in sorted(active):
-                    run = self.runs[c]
-                    run.loss_sums[-1] += run._output_step(outs[self.paths[c][-1].key], y)
+                    learners[c].loss_sums[-1] += learners[c].output_step(outs[self.paths[c][-1].key], y)
                 step += 1
             for n in live:
                 n.epochs += 1
             accs = self._evaluate(live, active)
             for c in sorted(active):
-                run, path = self.runs[c], self.paths[c]
+                learner, path = learners[c], self.paths[c]
                 try:
                     for j, n in enumerate(path):
-                        run.loss_sums[j] = n.loss_sum  # type: ignore[assignment]
-                    losses = run._read_losses(per_epoch, range(len(path) + 1))
+                        learner.loss_sums[j] = n.loss_sum  # type: ignore[assignment]
+                    losses = learner.read_losses(per_epoch, range(len(path) + 1))
                     units, out = [accs[n.key] for n in path], accs[c]
-                    progress = Progress(epoch, epochs, tuple(units), out, losses[:-1],
-                                        time.perf_counter() - self.t0, epoch * len(path))
-                    stop = run._report(progress, (lambda p, c=c: callback(c, p)) if callback is not None else None)
+                    progress = Progress(
+                        epoch, epochs, tuple(units), out, losses[:-1], time.perf_counter() - self.t0, epoch * len(path)
+                    )
+                    hook = functools.partial(callback, c) if callback is not None else None
+                    stop = report(self.histories[c], progress, hook)
                 except Exception as exc:  # noqa: BLE001 - a pruned, diverged or failed candidate leaves the trie
                     outcome[c] = exc
                     active.discard(c)
@@ -134,42 +143,44 @@ class _Together:
 
     @torch.no_grad()
     def _evaluate(self, live: list[_Node], active: set[int]) -> dict[Any, float]:
-        """Every live node's and every active candidate's validation accuracy, one host sync in all (as `_Run.evaluate`
-        does per candidate; the per-node arithmetic is the same, so the numbers are too)."""
-        lead = self.lead
-        x, y = lead.data.val_x, lead.data.val_y
+        """Every live node's and every active candidate's validation accuracy, one host sync in all (as
+        `Learner.evaluate` does per candidate; the per-node arithmetic is the same, so the numbers are too)."""
+        x, y = self.stream.data.val_x, self.stream.data.val_y
+        fmt = self.learners[0].memory_format
         for n in live:
             n.correct = torch.zeros((), device=self.dev)
-            n.run.net.units[n.j].eval()
+            n.learner.net.units[n.j].eval()
         classifier_correct = {c: torch.zeros((), device=self.dev) for c in active}
         for c in active:
-            self.runs[c].net.classifier.eval()
+            self.learners[c].net.classifier.eval()
         for start in range(0, x.shape[0], self.recipe.eval_batch_size):
-            xb = x[start : start + self.recipe.eval_batch_size].contiguous(memory_format=lead.memory_format)
+            xb = x[start : start + self.recipe.eval_batch_size].contiguous(memory_format=fmt)
             yb = y[start : start + self.recipe.eval_batch_size]
             hs: dict[tuple[str, ...], torch.Tensor] = {}
-            with lead._autocast():
+            with autocast(self.dev):
                 for n in live:
-                    unit = n.run.net.units[n.j]
+                    unit = n.learner.net.units[n.j]
                     h = hs[n.key] = unit.body(xb if n.parent is None else hs[n.parent])
-                    n.correct += (unit.pred(h).argmax(1) == yb).sum()  # type: ignore[operator]
+                    n.correct += (unit.pred(h).argmax(1) == yb).sum()
                 for c in active:
                     h = hs[self.paths[c][-1].key]
-                    classifier_correct[c] += (self.runs[c].net.classifier(h).argmax(1) == yb).sum()
+                    classifier_correct[c] += (self.learners[c].net.classifier(h).argmax(1) == yb).sum()
         n_val = max(x.shape[0], 1)
         keys: list[Any] = [n.key for n in live] + sorted(active)
-        counts = torch.stack([n.correct for n in live] + [classifier_correct[c] for c in sorted(active)])  # type: ignore[misc]
+        counts = torch.stack([n.correct for n in live] + [classifier_correct[c] for c in sorted(active)])  # type: ignore[arg-type]
         return dict(zip(keys, (counts / n_val).tolist()))
 
     def _result(self, c: int, stopped: bool) -> RunResult:
-        run = self.runs[c]
-        return RunResult(
-            schedule=run.schedule, recipe=self.recipe, device=_device_name(self.dev),
-            unit_acc=run.history[-1].unit_acc if run.history else (),
-            output_acc=run.history[-1].output_acc if run.history else None, history=run.history,
-            complexity=complexity(run.schedule, self.recipe.head), wall_time=time.perf_counter() - self.t0,
-            peak_memory=torch.cuda.max_memory_allocated(self.dev) if self.dev.type == "cuda" else None,
-            stopped_early=stopped, model=run.net,
+        learner = self.learners[c]
+        return RunResult.from_history(
+            learner.schedule,
+            self.recipe,
+            self.histories[c],
+            device=device_name(self.dev),
+            wall_time=time.perf_counter() - self.t0,
+            peak_memory=peak_memory(self.dev),
+            stopped_early=stopped,
+            model=learner.net,
         )
 
 
@@ -185,9 +196,11 @@ def train_together(
     """Train several candidates in one pass, sharing the units their schedules have in common (simultaneous mode,
     layer-wise losses). `on_progress(i, record)` is candidate i's hook: True stops it, an exception stops it and
     becomes its entry in the outcome (e.g. optuna.TrialPruned); the others go on."""
-    if recipe.mode != "simultaneous" or recipe.loss == "global":
-        raise RecipeError("training candidates together needs simultaneous mode and a layer-wise loss (pred, sim "
-                            "or predsim): end-to-end gradients cross units, and sequential mode has its prefix store")
+    if not recipe.trains_together:
+        raise RecipeError(
+            "training candidates together needs simultaneous mode and a layer-wise loss (pred, sim "
+            "or predsim): end-to-end gradients cross units, and sequential mode has its prefix store"
+        )
     if not schedules:
         return TogetherOutcome([], 0, 0, 0.0)
     for s in schedules:
@@ -201,14 +214,17 @@ def train_together(
                 if isinstance(r, RunResult):
                     r.model = None
         alone = sum(len(r.history) * r.schedule.units for r in results if isinstance(r, RunResult))
-        alone += sum(len(run.history) * run.schedule.units
-                     for run, r in zip(together.runs, results) if not isinstance(r, RunResult))
-        return TogetherOutcome(results, sum(n.epochs for n in together.nodes.values()), alone,
-                               time.perf_counter() - together.t0)
+        alone += sum(
+            len(history) * learner.schedule.units
+            for learner, history, r in zip(together.learners, together.histories, results)
+            if not isinstance(r, RunResult)
+        )
+        return TogetherOutcome(
+            results, sum(n.epochs for n in together.nodes.values()), alone, time.perf_counter() - together.t0
+        )
     finally:
-        for run in together.runs:
-            run.opts.clear()
-            run.dropout_gens.clear()
+        for learner in together.learners:
+            learner.release()
         together.nodes.clear()
         if dev.type == "cuda":
             torch.cuda.empty_cache()

@@ -1,8 +1,9 @@
 """The study: feasible hierarchy lists, the sampler, the objective, storage and the `lwl-search` command."""
 
 from ._artifacts import ConfigArtifacts, dashboard_command, default_artifact_dir
-from ._flags import parse_search_flags
 from ._errors import ExportError, PresetError, SettingsError, SpaceError, StorageError, UsageError
+from ._export import Selection, export_configs, top_trials, trial_config
+from ._flags import parse_search_flags
 from ._optuna import OptunaVersionError
 from ._pareto import pareto_front, pareto_indices, pareto_study_name
 from ._record import (
@@ -14,11 +15,9 @@ from ._record import (
     StudyError,
     TrialRecord,
     hierarchy_of,
-    percent,
     read_settings,
     read_trial,
 )
-from ._export import Selection, export_configs, top_trials, trial_config
 from ._sampler import (
     REVISIT_ATTR,
     SAMPLERS,
@@ -34,7 +33,7 @@ from ._sampler import (
 )
 from ._settings import SEARCH_EPOCHS, StudySettings, default_widths
 from ._space import CONSTRAINTS, MAX_LISTS, PAPER_HIERARCHIES, SearchSpace, paper_baselines, smallest_feasible_budget
-from ._storage import default_storage, load_existing_study, mask_url, open_storage
+from ._storage import default_storage, load_existing_study, mask_url, open_storage, require_existing
 from ._study import (
     PRUNERS,
     Objective,
@@ -93,7 +92,6 @@ __all__ = [
     "median_warmup",
     "open_storage",
     "paper_baselines",
-    "percent",
     "pareto_front",
     "pareto_indices",
     "pareto_study_name",
@@ -102,6 +100,7 @@ __all__ = [
     "read_settings",
     "read_trial",
     "remaining",
+    "require_existing",
     "revisit_of",
     "run_search",
     "smallest_feasible_budget",

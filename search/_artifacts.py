@@ -50,14 +50,21 @@ class ConfigArtifacts:
     def upload(self, trial: optuna.Trial, settings: StudySettings, hierarchy: Sequence[int], accuracy: float) -> str:
         """The artifact id of `trial`'s config; the trial must still be running."""
         study = trial.study
-        config = trial_config(settings, hierarchy, study_name=study.study_name, trial=trial.number,
-                              accuracy=accuracy, storage_url=str(study.user_attrs.get(STORAGE_ATTR, "")))
+        config = trial_config(
+            settings,
+            hierarchy,
+            study_name=study.study_name,
+            trial=trial.number,
+            accuracy=accuracy,
+            storage_url=str(study.user_attrs.get(STORAGE_ATTR, "")),
+        )
         with tempfile.TemporaryDirectory(prefix="lwl-artifact-") as tmp:
             path = config.save_yaml(Path(tmp) / config_filename(config))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return upload_artifact(artifact_store=self.store, file_path=str(path), study_or_trial=trial,
-                                       mimetype=MIMETYPE)
+                return upload_artifact(
+                    artifact_store=self.store, file_path=str(path), study_or_trial=trial, mimetype=MIMETYPE
+                )
 
 
 __all__ = ["ConfigArtifacts", "dashboard_command", "default_artifact_dir"]

@@ -24,29 +24,49 @@ from ._study import SearchOutcome, count_finished, enqueue_lists, prepare_study,
 from ._workers import run_workers, storage_for
 
 
-def _search(args: argparse.Namespace, argv: Sequence[str], settings: StudySettings, data: Any,
-            enqueue: Sequence[tuple[int, ...]], study_name: str, storage_url: str, device: Any) -> int:
+def _search(
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    settings: StudySettings,
+    data: Any,
+    enqueue: Sequence[tuple[int, ...]],
+    study_name: str,
+    storage_url: str,
+    device: Any,
+) -> int:
     """Everything that talks to the storage once the input is known to be good."""
-    study = prepare_study(settings, storage_url, study_name, sampler=args.sampler, pruner=args.pruner,
-                          seed=args.seed, pruner_startup=args.pruner_startup, heartbeat_seconds=args.heartbeat,
-                          revisit=not args.no_revisit)
+    study = prepare_study(
+        settings,
+        storage_url,
+        study_name,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        seed=args.seed,
+        pruner_startup=args.pruner_startup,
+        heartbeat_seconds=args.heartbeat,
+        revisit=not args.no_revisit,
+    )
     shown_url = mask_url(storage_url)
     artifacts = ConfigArtifacts(args.artifact_dir or default_artifact_dir(storage_url))
     study.set_user_attr(ARTIFACT_DIR_ATTR, str(artifacts.directory))
     prefix_store = None
     if settings.recipe.mode == "sequential" and args.prefix_store != "off":
-        prefix_store = PrefixStore(args.prefix_store or storage_sibling(storage_url, "prefixes"),
-                                   max_bytes=int(args.prefix_store_gb * 1024**3))
+        prefix_store = PrefixStore(
+            args.prefix_store or storage_sibling(storage_url, "prefixes"), max_bytes=int(args.prefix_store_gb * 1024**3)
+        )
     done = count_finished(study)
     r = settings.recipe
     if not args.quiet:
-        print(f"lwl-search: study {study_name!r} in {shown_url}\n"
-              f"  space: {settings.space.describe()}: {len(settings.space)} feasible lists\n"
-              f"  candidates: {settings.family} {settings.block if settings.family == 'resnet' else ''} widths "
-              f"{','.join(map(str, settings.widths))}, {r.loss}, {r.mode}, {r.epochs} epochs, lr {r.lr:g}, "
-              f"dropout {r.dropout:g}, batch {r.batch_size}, on {device}\n"
-              f"  sampler {args.sampler}, pruner {args.pruner}; the study holds {done} finished trials, "
-              f"running until {args.trials}", file=sys.stderr)
+        print(
+            f"lwl-search: study {study_name!r} in {shown_url}\n"
+            f"  space: {settings.space.describe()}: {len(settings.space)} feasible lists\n"
+            f"  candidates: {settings.family} {settings.block if settings.family == 'resnet' else ''} widths "
+            f"{','.join(map(str, settings.widths))}, {r.loss}, {r.mode}, {r.epochs} epochs, lr {r.lr:g}, "
+            f"dropout {r.dropout:g}, batch {r.batch_size}, on {device}\n"
+            f"  sampler {args.sampler}, pruner {args.pruner}; the study holds {done} finished trials, "
+            f"running until {args.trials}",
+            file=sys.stderr,
+        )
     outcome: SearchOutcome | None = None
     reason = "interrupted"
     if args.workers > 1:
@@ -55,21 +75,30 @@ def _search(args: argparse.Namespace, argv: Sequence[str], settings: StudySettin
             reason = run_workers(args, argv, storage_url, study)
             outcome = SearchOutcome(study, shown_url, count_finished(study), 0, reason, len(settings.space))
         except KeyboardInterrupt:
-            print("\nlwl-search: interrupted; running trials are recorded as failed ('interrupted')",
-                  file=sys.stderr)
+            print("\nlwl-search: interrupted; running trials are recorded as failed ('interrupted')", file=sys.stderr)
         print(summary_text(study, reason, shown_url))
         return 0 if outcome is not None else 130
     display: Any = None
     if not args.quiet:
         display = BarDisplay(args.trials, done) if sys.stderr.isatty() else LineDisplay()
     try:
-        outcome = run_search(settings, data, study, trials=args.trials, timeout=args.timeout, enqueue=enqueue,
-                             paper=not args.no_paper_baselines, device=str(device), display=display,
-                             artifacts=artifacts, prefix_store=prefix_store, batch=args.batch)
+        outcome = run_search(
+            settings,
+            data,
+            study,
+            trials=args.trials,
+            timeout=args.timeout,
+            enqueue=enqueue,
+            paper=not args.no_paper_baselines,
+            device=str(device),
+            display=display,
+            artifacts=artifacts,
+            prefix_store=prefix_store,
+            batch=args.batch,
+        )
         reason = outcome.stop_reason
     except KeyboardInterrupt:
-        print("\nlwl-search: interrupted; the running trial is recorded as failed ('interrupted')",
-              file=sys.stderr)
+        print("\nlwl-search: interrupted; the running trial is recorded as failed ('interrupted')", file=sys.stderr)
     finally:
         if display is not None and hasattr(display, "close"):
             display.close()
@@ -88,9 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from_args(args)
         if args.batch < 1:
             raise UsageError(f"--batch {args.batch}: use 1 or more")
-        if args.batch > 1 and (settings.recipe.mode != "simultaneous" or settings.recipe.loss == "global"):
-            raise UsageError(f"--batch {args.batch} needs --mode simultaneous and a layer-wise --loss (pred, sim, "
-                             "predsim): sequential mode shares prefixes through --prefix-store instead")
+        if args.batch > 1 and not settings.recipe.trains_together:
+            raise UsageError(
+                f"--batch {args.batch} needs --mode simultaneous and a layer-wise --loss (pred, sim, "
+                "predsim): sequential mode shares prefixes through --prefix-store instead"
+            )
         settings.space.check_nonempty()
         enqueue = [parse_int_list(e, "--enqueue") for e in (args.enqueue or [])]
         for h in enqueue:
@@ -98,9 +129,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         study_name = args.study_name or default_study_name(settings)
         storage_url = storage_for(args, study_name)
         device = resolve_device(args.device)
-        data = load_data(settings.recipe.dataset, data_root=args.data_root, download=bool(args.download),
-                         val_fraction=settings.recipe.val_fraction, split_seed=settings.recipe.seed,
-                         device=device if args.workers == 1 else "cpu")
+        data = load_data(
+            settings.recipe.dataset,
+            data_root=args.data_root,
+            download=bool(args.download),
+            val_fraction=settings.recipe.val_fraction,
+            split_seed=settings.recipe.seed,
+            device=device if args.workers == 1 else "cpu",
+        )
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # our display reports failed trials
         try:
             return _search(args, argv, settings, data, enqueue, study_name, storage_url, device)

@@ -11,15 +11,15 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import Progress
+from lwl.models.cli import percent
 
 from ._artifacts import dashboard_command
 from ._export import top_trials
 from ._record import read_trial
 
 
-
 def _pct(v: float | None) -> str:
-    return "  -  " if v is None else f"{100 * v:5.1f}"
+    return percent(v, width=5, empty="  -  ")
 
 
 def _describe_trial(t: FrozenTrial) -> str:
@@ -57,16 +57,29 @@ class BarDisplay(LineDisplay):
 
         super().__init__(out)
         self._tqdm = tqdm
-        self.outer = tqdm(total=trials, initial=min(done, trials), desc="trials", unit="trial", file=out,
-                          position=0, dynamic_ncols=True)
+        self.outer = tqdm(
+            total=trials,
+            initial=min(done, trials),
+            desc="trials",
+            unit="trial",
+            file=out,
+            position=0,
+            dynamic_ncols=True,
+        )
         self.inner: Any = None
 
     def trial_started(self, number: int, hierarchy: tuple[int, ...], total_steps: int) -> None:
         label = "[" + ",".join(map(str, hierarchy)) + "]"
         if self.inner is not None:  # --batch: the candidates train together; show the newest
             self.inner.close()
-        self.inner = self._tqdm(total=total_steps, desc=f"trial {number} {label}", leave=False, file=self.out,
-                                position=1, dynamic_ncols=True)
+        self.inner = self._tqdm(
+            total=total_steps,
+            desc=f"trial {number} {label}",
+            leave=False,
+            file=self.out,
+            position=1,
+            dynamic_ncols=True,
+        )
 
     def progress(self, p: Progress) -> None:
         if self.inner is not None:
@@ -103,30 +116,42 @@ def summary_text(study: optuna.Study, outcome_reason: str, storage_url: str, k: 
         units = sum(len(r.unit_acc_history) for r in shared)
         reused = sum(int(r.reused_units or 0) for r in shared)
         seconds = sum(float(r.reused_seconds or 0.0) for r in shared)
-        lines.append(f"prefix sharing: {reused} of {units} unit-trainings reused from earlier candidates "
-                     f"({100 * reused / max(units, 1):.0f} %), about {seconds:.0f}s of training saved")
+        lines.append(
+            f"prefix sharing: {reused} of {units} unit-trainings reused from earlier candidates "
+            f"({100 * reused / max(units, 1):.0f} %), about {seconds:.0f}s of training saved"
+        )
     batches = {r.batch: r.batch_unit_epochs for r in records if r.batch is not None and r.batch_unit_epochs}
     if batches:
         together = sum(u for u, _ in batches.values())
         alone = sum(a for _, a in batches.values())
-        lines.append(f"training together (--batch): {together} unit-epochs trained where one by one would take "
-                     f"{alone} ({alone / max(together, 1):.2f}x fewer), in {len(batches)} batches")
+        lines.append(
+            f"training together (--batch): {together} unit-epochs trained where one by one would take "
+            f"{alone} ({alone / max(together, 1):.2f}x fewer), in {len(batches)} batches"
+        )
     top = top_trials(study, k)
     if top:
-        lines += ["", f"  {'rank':>4}  {'hierarchy':<14} {'val acc':>7}  {'units: first -> last':<20} {'params':>9} "
-                  f"{'time':>7}  paper"]
+        lines += [
+            "",
+            f"  {'rank':>4}  {'hierarchy':<14} {'val acc':>7}  {'units: first -> last':<20} {'params':>9} "
+            f"{'time':>7}  paper",
+        ]
         for rank, r in enumerate(map(read_trial, top), 1):
-            units = [a for a in r.unit_acc if a is not None]
-            curve = f"{_pct(units[0]).strip()} -> {_pct(units[-1]).strip()}" if units else "-"
+            accs = [a for a in r.unit_acc if a is not None]
+            curve = f"{_pct(accs[0]).strip()} -> {_pct(accs[-1]).strip()}" if accs else "-"
             lines.append(
                 f"  {rank:>4}  {r.schedule or '?':<14} {_pct(r.value):>7}  {curve:<20} "
                 f"{(r.params or 0) / 1e6:8.2f}M {r.wall_time or 0:6.1f}s  {r.paper or ''}"
             )
-    lines += ["", "next:", f"  {dashboard_command(storage_url, study.user_attrs)}      # then open "
-              "http://127.0.0.1:8080"]
+    lines += [
+        "",
+        "next:",
+        f"  {dashboard_command(storage_url, study.user_attrs)}      # then open http://127.0.0.1:8080",
+    ]
     if top:
-        lines.append(f"  lwl-export --storage {shlex.quote(storage_url)} --study-name {shlex.quote(study.study_name)} "
-                     "--best --out configs/      # then: lwl-train --config configs/FILE.yaml")
+        lines.append(
+            f"  lwl-export --storage {shlex.quote(storage_url)} --study-name {shlex.quote(study.study_name)} "
+            "--best --out configs/      # then: lwl-train --config configs/FILE.yaml"
+        )
         lines.append(f"  lwl-report --storage {shlex.quote(storage_url)} --study-name {shlex.quote(study.study_name)}")
     if "***" in storage_url:
         lines.append("  (put the password back into the URL: it is never printed)")

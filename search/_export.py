@@ -41,8 +41,9 @@ class Selection:
     def __post_init__(self) -> None:
         if self.kind not in SELECTIONS:
             raise ExportError(f"unknown selection {self.kind!r}: choose one of {', '.join(SELECTIONS)}")
-        if self.kind in ("top", "trial") and (not isinstance(self.n, int) or isinstance(self.n, bool)
-                                              or self.n < (1 if self.kind == "top" else 0)):
+        if self.kind in ("top", "trial") and (
+            not isinstance(self.n, int) or isinstance(self.n, bool) or self.n < (1 if self.kind == "top" else 0)
+        ):
             what = "--top K needs K >= 1" if self.kind == "top" else "--trial N needs a trial number N >= 0"
             raise ExportError(f"{what}, got {self.n!r}")
 
@@ -74,57 +75,83 @@ def _hierarchy(trial: FrozenTrial, settings: StudySettings) -> tuple[int, ...]:
 
 
 def _complete(study: optuna.Study) -> list[FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None and math.isfinite(t.value)]
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None and math.isfinite(t.value)
+    ]
 
 
 def top_trials(study: optuna.Study, k: int = 5) -> list[FrozenTrial]:
     """The k most accurate complete trials; ties go to the smaller network, then to the earlier trial."""
+
     def rank(t: FrozenTrial) -> tuple[float, float, int]:
         params = read_trial(t).params
-        return (-t.value, math.inf if params is None else params, t.number)  # type: ignore[operator]
+        return (-float(t.value or 0.0), math.inf if params is None else params, t.number)
 
     return sorted(_complete(study), key=rank)[:k]
 
 
 def select_trials(study: optuna.Study, selection: Selection | str, settings: StudySettings) -> list[FrozenTrial]:
-    selection = Selection.parse(selection)
-    if selection.kind == "trial":
+    chosen = Selection.parse(selection)
+    if chosen.kind == "trial":
         trials = study.get_trials(deepcopy=False)
-        match = [t for t in trials if t.number == selection.n]
+        match = [t for t in trials if t.number == chosen.n]
         if not match:
             span = f"trials 0-{trials[-1].number}" if trials else "no trials"
-            raise ExportError(f"study {study.study_name!r} has no trial {selection.n} ({span}): pick one that "
-                              "lwl-search reported as complete")
+            raise ExportError(
+                f"study {study.study_name!r} has no trial {chosen.n} ({span}): pick one that "
+                "lwl-search reported as complete"
+            )
         trial = match[0]
         if trial.state != TrialState.COMPLETE or trial.value is None:
-            done = ", ".join(str(t.number) for t in _complete(study)[:20]) or "none yet"
+            numbers = ", ".join(str(t.number) for t in _complete(study)[:20]) or "none yet"
             words = {TrialState.FAIL: "failed", TrialState.RUNNING: "still running"}
             state = words.get(trial.state, trial.state.name.lower())
-            raise ExportError(f"trial {selection.n} of study {study.study_name!r} is {state}, not "
-                              f"complete: only a complete trial has a final accuracy; complete trials: {done}")
+            raise ExportError(
+                f"trial {chosen.n} of study {study.study_name!r} is {state}, not "
+                f"complete: only a complete trial has a final accuracy; complete trials: {numbers}"
+            )
         return [trial]
     done = _complete(study)
     if not done:
         raise ExportError(f"study {study.study_name!r} has no complete trial yet: run lwl-search until one finishes")
-    if selection.kind == "pareto":
+    if chosen.kind == "pareto":
         return pareto_front(study)
-    return top_trials(study, 1 if selection.kind == "best" else selection.n)
+    return top_trials(study, 1 if chosen.kind == "best" or chosen.n is None else chosen.n)
 
 
-def export_configs(study: optuna.Study, selection: Selection | str = "best", *,
-                   storage_url: str | None = None) -> list[TrainingConfig]:
+def export_configs(
+    study: optuna.Study, selection: Selection | str = "best", *, storage_url: str | None = None
+) -> list[TrainingConfig]:
     """One `TrainingConfig` per selected complete trial (see `trial_config`)."""
     settings = study_settings(study)
     selection = Selection.parse(selection)
     storage = storage_url if storage_url is not None else str(study.user_attrs.get(STORAGE_ATTR, ""))
-    return [trial_config(settings, _hierarchy(t, settings), study_name=study.study_name, trial=t.number,
-                         accuracy=t.value, selection=selection.describe(), storage_url=storage)
-            for t in select_trials(study, selection, settings)]
+    return [
+        trial_config(
+            settings,
+            _hierarchy(t, settings),
+            study_name=study.study_name,
+            trial=t.number,
+            accuracy=t.value,
+            selection=selection.describe(),
+            storage_url=storage,
+        )
+        for t in select_trials(study, selection, settings)
+    ]
 
 
-def trial_config(settings: StudySettings, hierarchy: Sequence[int], *, study_name: str, trial: int,
-                 accuracy: float | None, selection: str = "trial", storage_url: str = "") -> TrainingConfig:
+def trial_config(
+    settings: StudySettings,
+    hierarchy: Sequence[int],
+    *,
+    study_name: str,
+    trial: int,
+    accuracy: float | None,
+    selection: str = "trial",
+    storage_url: str = "",
+) -> TrainingConfig:
     """A trial's schedule with the study's recipe at the paper's full length on the whole training set, plus where
     it came from (storage URL masked). Takes the trial's facts, not the trial, so a running trial can be exported
     as it completes (an artifact can only be attached to a running trial)."""

@@ -5,22 +5,20 @@ from __future__ import annotations
 import argparse
 import shlex
 from collections.abc import Sequence
-from pathlib import Path
 
 import optuna
 
 from lwl.models.cli import Parser, run_command
 
-from ._errors import StorageError
 from ._export import Selection, export_configs, write_configs
-from ._storage import default_storage, kind_of, load_existing_study, mask_url, open_storage
+from ._storage import default_storage, load_existing_study, mask_url, open_storage, require_existing
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="lwl-export",
         description="Export the schedules a study found as training configs with the paper's full recipe "
-                    "(400 epochs on CIFAR), for lwl-train --config.",
+        "(400 epochs on CIFAR), for lwl-train --config.",
         epilog="Example: lwl-export --storage sqlite:///studies/s.db --study-name s --top 3 --out configs/",
     )
     p.add_argument("--storage", help="the study's storage URL (default sqlite:///studies/STUDY.db, as lwl-search)")
@@ -28,11 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--best", action="store_true", help="the best complete trial (default)")
     which.add_argument("--top", type=int, metavar="K", help="the K best complete trials")
-    which.add_argument("--pareto", action="store_true",
-                       help="every complete trial not beaten on both accuracy and parameter count")
+    which.add_argument(
+        "--pareto", action="store_true", help="every complete trial not beaten on both accuracy and parameter count"
+    )
     which.add_argument("--trial", type=int, metavar="N", help="trial number N (must be complete)")
-    p.add_argument("--out", required=True,
-                   help="a .yaml file for one config, or a folder (files named trial-N_H1-H2-...yaml)")
+    p.add_argument(
+        "--out", required=True, help="a .yaml file for one config, or a folder (files named trial-N_H1-H2-...yaml)"
+    )
     return p
 
 
@@ -46,32 +46,25 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
     return Selection("best")
 
 
-def _refuse_missing_file(url: str) -> None:
-    """Opening a storage creates a missing SQLite or journal file; an export must not leave one behind."""
-    path = None
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-    elif kind_of(url) == "journal":
-        path = Path(url.removeprefix("journal:"))
-    if path is not None and not path.is_file():
-        raise StorageError(f"no study storage at {path}: give the --storage URL lwl-search used")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def body() -> int:
         selection = selection_from_args(args)
         url = args.storage or default_storage(args.study_name)
-        _refuse_missing_file(url)
+        require_existing(url)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = load_existing_study(open_storage(url, heartbeat=False), args.study_name)
         configs = export_configs(study, selection, storage_url=mask_url(url))
         paths = write_configs(configs, args.out)
         for config, path in zip(configs, paths):
             acc = config.provenance.get("search_accuracy")
-            print(f"{path}  trial {config.provenance.get('trial')} {config.schedule.label()}  search accuracy "
-                  f"{100 * acc:.2f} %  -> {config.recipe.epochs} epochs" if acc is not None else str(path))
+            print(
+                f"{path}  trial {config.provenance.get('trial')} {config.schedule.label()}  search accuracy "
+                f"{100 * acc:.2f} %  -> {config.recipe.epochs} epochs"
+                if acc is not None
+                else str(path)
+            )
         print("\nnext:")
         for path in paths:
             print(f"  lwl-train --config {shlex.quote(str(path))}")

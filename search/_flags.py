@@ -11,24 +11,19 @@ from typing import Any
 import yaml
 
 from lwl.models import (
-    BLOCKS,
     DATASETS,
-    DOWNSAMPLES,
-    FAMILIES,
-    LOSSES,
-    MODES,
     PRESETS,
     get_preset,
     paper_recipe,
     parse_int_list,
 )
-from lwl.models.cli import Parser
+from lwl.models.cli import NETWORK_FLAGS, TRAINING_FLAGS, Parser, add_flags
 
 from ._errors import PresetError, UsageError
-from ._study import PRUNERS
 from ._sampler import SAMPLERS
 from ._settings import DEFAULTS, SEARCH_EPOCHS, StudySettings
 from ._space import CONSTRAINTS, SearchSpace
+from ._study import PRUNERS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,36 +31,59 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lwl-search",
         description="Search downsampling schedules (hierarchy lists) of a layer-wise trained CNN with Optuna.",
         epilog="Example: lwl-search --budget 16 --dataset cifar100 --data-root ~/data. A --preset YAML file sets "
-               "defaults for any of these flags (same names, with _ for -); flags given here override it.",
+        "defaults for any of these flags (same names, with _ for -); flags given here override it.",
     )
-    p.add_argument("--preset", help="a study preset (studies/NAME.yaml, a path, or a packaged NAME such as "
-                   f"digits-quick) or a paper network ({', '.join(PRESETS)})")
+    p.add_argument(
+        "--preset",
+        help="a study preset (studies/NAME.yaml, a path, or a packaged NAME such as "
+        f"digits-quick) or a paper network ({', '.join(PRESETS)})",
+    )
     g = p.add_argument_group("search space")
     g.add_argument("--budget", type=int, help="total units: every hierarchy list sums to this (required)")
     g.add_argument("--stages", type=int, help="stages per list (default 4)")
     g.add_argument("--shallow-stages", type=int, help="k, the number of shallow stages in Eq. 7 (default stages//2)")
-    g.add_argument("--constraint", choices=CONSTRAINTS,
-                   help="strict: every shallow stage smaller than every deep one (default); sum: shallow sum < deep "
-                        "sum; none: any list")
-    g.add_argument("--enqueue", action="append", metavar="LIST",
-                   help="evaluate this list first, e.g. 1,1,2,4 (repeatable)")
-    g.add_argument("--no-paper-baselines", action="store_true", default=None,
-                   help="do not enqueue the paper's schedules that are feasible at this budget")
+    g.add_argument(
+        "--constraint",
+        choices=CONSTRAINTS,
+        help="strict: every shallow stage smaller than every deep one (default); sum: shallow sum < deep "
+        "sum; none: any list",
+    )
+    g.add_argument(
+        "--enqueue", action="append", metavar="LIST", help="evaluate this list first, e.g. 1,1,2,4 (repeatable)"
+    )
+    g.add_argument(
+        "--no-paper-baselines",
+        action="store_true",
+        default=None,
+        help="do not enqueue the paper's schedules that are feasible at this budget",
+    )
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=tuple(DATASETS), help="default digits (embedded, no download)")
     g.add_argument("--data-root", help="where the data set's files are (default $LWL_DATA or ~/.cache/lwl/data)")
     g.add_argument("--download", action="store_true", default=None, help="fetch the data set if missing")
     g = p.add_argument_group("network and training (study settings, fixed for the whole study)")
-    g.add_argument("--family", choices=FAMILIES, help="vgg or resnet (default resnet)")
-    g.add_argument("--block", choices=BLOCKS, help="resnet block (default basic)")
-    g.add_argument("--widths", help="channels per stage (default: 16,32,64,128 on digits, the family's otherwise)")
-    g.add_argument("--downsample", choices=DOWNSAMPLES, help="between stages (default: the family's)")
-    g.add_argument("--loss", choices=LOSSES, help="default predsim")
-    g.add_argument("--mode", choices=MODES, help="default simultaneous")
-    g.add_argument("--epochs", type=int, help="epochs per candidate (default 5 on digits, 15 on CIFAR)")
-    g.add_argument("--batch-size", type=int, help="default: the paper's 128 (64 on digits)")
-    g.add_argument("--lr", type=float, help="default: the paper's for the family and data set")
-    g.add_argument("--dropout", type=float, help="default: the paper's for the family and data set")
+    add_flags(
+        g,
+        NETWORK_FLAGS,
+        {
+            "--family": "vgg or resnet (default resnet)",
+            "--block": "resnet block (default basic)",
+            "--widths": "channels per stage (default: 16,32,64,128 on digits, the family's otherwise)",
+            "--downsample": "between stages (default: the family's)",
+        },
+    )
+    add_flags(
+        g,
+        TRAINING_FLAGS,
+        {
+            "--loss": "default predsim",
+            "--mode": "default simultaneous",
+            "--epochs": "epochs per candidate (default 5 on digits, 15 on CIFAR)",
+            "--batch-size": "default: the paper's 128 (64 on digits)",
+            "--lr": "default: the paper's for the family and data set",
+            "--dropout": "default: the paper's for the family and data set",
+        },
+    )
     g.add_argument("--seed", type=int, help="seeds training and the sampler (default 0)")
     g.add_argument("--train-limit", type=int, help="train on the first N training images only (quick checks)")
     g = p.add_argument_group("study")
@@ -74,30 +92,58 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sampler", choices=SAMPLERS, help="default tpe, restricted to the feasible set")
     g.add_argument("--pruner", choices=PRUNERS, help="default median")
     g.add_argument("--pruner-startup", type=int, help="finished trials before the median pruner acts (default 5)")
-    g.add_argument("--no-revisit", action="store_true", default=None,
-                   help="one pass: once every list has been tried, stop (by default each pruned list is then trained "
-                        "again to the end, unpruned, while --trials allows)")
-    g.add_argument("--storage", help="SQLAlchemy URL, journal file (.log) or redis:// URL "
-                   "(default sqlite:///studies/STUDY.db)")
+    g.add_argument(
+        "--no-revisit",
+        action="store_true",
+        default=None,
+        help="one pass: once every list has been tried, stop (by default each pruned list is then trained "
+        "again to the end, unpruned, while --trials allows)",
+    )
+    g.add_argument(
+        "--storage", help="SQLAlchemy URL, journal file (.log) or redis:// URL (default sqlite:///studies/STUDY.db)"
+    )
     g.add_argument("--study-name", help="default DATASET-FAMILY-bBUDGET-sSTAGES")
-    g.add_argument("--artifact-dir", help="where each complete trial's training config is stored as an Optuna "
-                   "artifact for optuna-dashboard (default: NAME-artifacts beside a SQLite or journal file NAME.db/.log, "
-                   "studies/artifacts for a server; use a shared folder for workers on several machines)")
+    g.add_argument(
+        "--artifact-dir",
+        help="where each complete trial's training config is stored as an Optuna "
+        "artifact for optuna-dashboard (default: NAME-artifacts beside a SQLite or journal file NAME.db/.log, "
+        "studies/artifacts for a server; use a shared folder for workers on several machines)",
+    )
     g.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1 (default auto)")
     g.add_argument("--quiet", action="store_true", default=None, help="no progress display, only the summary")
-    g.add_argument("--workers", type=int, help="local worker processes sharing the study (default 1; one per GPU "
-                   "where there are several); SQLite is refused for more than one, the default is then a journal file")
-    g.add_argument("--batch", type=int, metavar="K", help="simultaneous mode: train K candidates at a time together, "
-                   "each batch flowing through the units they share once (exact: same weights and accuracies as "
-                   "training alone); default 1")
-    g.add_argument("--prefix-store", metavar="DIR", help="sequential mode: where frozen units are kept so that a "
-                   "candidate starts from the deepest prefix an earlier one trained (exact: same weights and "
-                   "accuracies as training alone); default NAME-prefixes beside a SQLite or journal file, "
-                   "studies/prefixes for a server; 'off' turns sharing off")
-    g.add_argument("--prefix-store-gb", type=float, help="size bound of the prefix store in GiB (default 2); the "
-                   "least recently used units are evicted first")
-    g.add_argument("--heartbeat", type=int, help="seconds between a worker's heartbeats on an SQL storage "
-                   "(default 30); a trial silent for 3 heartbeats (a killed worker) is failed and its list retried")
+    g.add_argument(
+        "--workers",
+        type=int,
+        help="local worker processes sharing the study (default 1; one per GPU "
+        "where there are several); SQLite is refused for more than one, the default is then a journal file",
+    )
+    g.add_argument(
+        "--batch",
+        type=int,
+        metavar="K",
+        help="simultaneous mode: train K candidates at a time together, "
+        "each batch flowing through the units they share once (exact: same weights and accuracies as "
+        "training alone); default 1",
+    )
+    g.add_argument(
+        "--prefix-store",
+        metavar="DIR",
+        help="sequential mode: where frozen units are kept so that a "
+        "candidate starts from the deepest prefix an earlier one trained (exact: same weights and "
+        "accuracies as training alone); default NAME-prefixes beside a SQLite or journal file, "
+        "studies/prefixes for a server; 'off' turns sharing off",
+    )
+    g.add_argument(
+        "--prefix-store-gb",
+        type=float,
+        help="size bound of the prefix store in GiB (default 2); the least recently used units are evicted first",
+    )
+    g.add_argument(
+        "--heartbeat",
+        type=int,
+        help="seconds between a worker's heartbeats on an SQL storage "
+        "(default 30); a trial silent for 3 heartbeats (a killed worker) is failed and its list retried",
+    )
     g.add_argument("--no-summary", action="store_true", default=None, help=argparse.SUPPRESS)
     return p
 
@@ -117,8 +163,10 @@ def load_preset(name: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
         if name.lower() in PRESETS:
             return {"network": name.lower()}
         packaged = sorted(p.name[:-5] for p in resources.files("lwl.studies").iterdir() if p.name.endswith(".yaml"))
-        raise PresetError(f"--preset {name}: no such study preset or network; study presets: "
-                            f"{', '.join(packaged)}; networks: {', '.join(PRESETS)}")
+        raise PresetError(
+            f"--preset {name}: no such study preset or network; study presets: "
+            f"{', '.join(packaged)}; networks: {', '.join(PRESETS)}"
+        )
     if not path.is_file():
         raise PresetError(f"--preset {path}: file not found: give a path to a YAML study preset")
     try:
@@ -172,14 +220,27 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         if widths is None and len(net.widths) == space.stages:
             widths = ",".join(map(str, net.widths))
     recipe = paper_recipe(
-        args.dataset, family, args.network,
-        loss=args.loss, mode=args.mode, epochs=args.epochs or SEARCH_EPOCHS.get(args.dataset),
-        batch_size=args.batch_size, lr=args.lr, dropout=args.dropout, seed=args.seed, val_fraction=args.val_fraction,
+        args.dataset,
+        family,
+        args.network,
+        loss=args.loss,
+        mode=args.mode,
+        epochs=args.epochs or SEARCH_EPOCHS.get(args.dataset),
+        batch_size=args.batch_size,
+        lr=args.lr,
+        dropout=args.dropout,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
         train_limit=args.train_limit,
     )
-    return StudySettings.create(space, recipe, family=family, block=block,
-                                widths=parse_int_list(widths, "widths") if widths else None,
-                                downsample=args.downsample)
+    return StudySettings.create(
+        space,
+        recipe,
+        family=family,
+        block=block,
+        widths=parse_int_list(widths, "widths") if widths else None,
+        downsample=args.downsample,
+    )
 
 
 def parse_search_flags(argv: Sequence[str]) -> tuple[StudySettings, argparse.Namespace]:

@@ -66,9 +66,16 @@ def running_ahead(study: optuna.Study, number: int | None = None) -> int:
 class Objective:
     """Trains the list the sampler chose and reports every progress record to the trial and the pruner."""
 
-    def __init__(self, settings: StudySettings, data: DataSplits, device: str, display: Display | None = None,
-                 trials_target: int | None = None, artifacts: ConfigArtifacts | None = None,
-                 prefix_store: PrefixStore | None = None):
+    def __init__(
+        self,
+        settings: StudySettings,
+        data: DataSplits,
+        device: str,
+        display: Display | None = None,
+        trials_target: int | None = None,
+        artifacts: ConfigArtifacts | None = None,
+        prefix_store: PrefixStore | None = None,
+    ):
         self.settings, self.data, self.device = settings, data, device
         self.artifacts, self.prefix_store = artifacts, prefix_store
         self.display = display or _Silent()
@@ -80,13 +87,24 @@ class Objective:
         store = self.prefix_store if self.settings.recipe.mode == "sequential" else None
         reused = (store.reused_units, store.reused_seconds) if store is not None else (0, 0.0)
         try:
-            result = self.guarded(lambda: [trial], lambda: train(
-                schedule, self.settings.recipe, self.data, device=self.device, on_progress=report,
-                prefix_store=store))
+            result = self.guarded(
+                lambda: [trial],
+                lambda: train(
+                    schedule,
+                    self.settings.recipe,
+                    self.data,
+                    device=self.device,
+                    on_progress=report,
+                    prefix_store=store,
+                ),
+            )
         finally:
             if store is not None:  # pruned trials reused units too
-                write(trial, reused_units=store.reused_units - reused[0],
-                      reused_seconds=round(store.reused_seconds - reused[1], 3))
+                write(
+                    trial,
+                    reused_units=store.reused_units - reused[0],
+                    reused_seconds=round(store.reused_seconds - reused[1], 3),
+                )
         return self.finish(trial, hierarchy, result)
 
     # ------------------------------------------------------------------------------------------ start
@@ -104,9 +122,18 @@ class Objective:
             raise SpaceError(f"trial {trial.number}: list {list(hierarchy)} is not feasible: {reason}")
         schedule = self.settings.schedule(hierarchy)
         cost = complexity(schedule, self.settings.recipe.head)
-        write(trial, hierarchy=hierarchy, schedule=schedule.label(), units=schedule.units,
-              conv_layers=cost.conv_layers, params=cost.params, params_aux=cost.params_aux, flops=cost.flops,
-              activations=cost.activations, paper=paper_name(hierarchy))
+        write(
+            trial,
+            hierarchy=hierarchy,
+            schedule=schedule.label(),
+            units=schedule.units,
+            conv_layers=cost.conv_layers,
+            params=cost.params,
+            params_aux=cost.params_aux,
+            flops=cost.flops,
+            activations=cost.activations,
+            paper=paper_name(hierarchy),
+        )
         again = revisit_of(trial.study, trial)
         if again is not None:
             write(trial, revisit_of=again)
@@ -127,8 +154,13 @@ class Objective:
         def report(p: Progress) -> None:
             history.append([None if a is None else round(a, 5) for a in p.unit_acc])
             outputs.append(None if p.output_acc is None else round(p.output_acc, 5))
-            write(trial, unit_acc_history=history, output_acc_history=outputs, unit_epochs=p.unit_epochs,
-                  elapsed=round(p.elapsed, 3))
+            write(
+                trial,
+                unit_acc_history=history,
+                output_acc_history=outputs,
+                unit_epochs=p.unit_epochs,
+                elapsed=round(p.elapsed, 3),
+            )
             trial.report(p.value, p.step)
             self.display.progress(p)
             if prunable and p.step < p.total_steps and trial.should_prune():  # a fully trained one is never discarded
@@ -139,8 +171,13 @@ class Objective:
     # ------------------------------------------------------------------------------------------ finish or fail
     def finish(self, trial: optuna.Trial, hierarchy: tuple[int, ...], result: RunResult) -> float:
         """The trial's results as user attributes (and its training config as an artifact); its objective value."""
-        write(trial, unit_acc=result.unit_acc, wall_time=round(result.wall_time, 3), peak_memory=result.peak_memory,
-              device=result.device)
+        write(
+            trial,
+            unit_acc=result.unit_acc,
+            wall_time=round(result.wall_time, 3),
+            peak_memory=result.peak_memory,
+            device=result.device,
+        )
         assert result.output_acc is not None
         if self.artifacts is not None:
             try:
@@ -179,8 +216,10 @@ class Objective:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         held = list(trials())
-        error = OutOfMemory(f"trial {', '.join(str(t.number) for t in held)}: CUDA out of memory; memory freed, the "
-                            "study goes on (lower --batch-size, --widths or --batch if every list runs out)")
+        error = OutOfMemory(
+            f"trial {', '.join(str(t.number) for t in held)}: CUDA out of memory; memory freed, the "
+            "study goes on (lower --batch-size, --widths or --batch if every list runs out)"
+        )
         for trial in held:
             write_failure(trial, OutOfMemory.reason, oom)
         raise error

@@ -39,8 +39,10 @@ class OptunaVersionError(LwlError, RuntimeError):
 
 
 def _missing(what: str, exc: BaseException) -> OptunaVersionError:
-    return OptunaVersionError(f"optuna {optuna.__version__} has no {what} ({type(exc).__name__}: {exc}): "
-                              f"install {PIN!r}, the version lwl-search is tested with")
+    return OptunaVersionError(
+        f"optuna {optuna.__version__} has no {what} ({type(exc).__name__}: {exc}): "
+        f"install {PIN!r}, the version lwl-search is tested with"
+    )
 
 
 def storage_of(study: optuna.Study) -> BaseStorage:
@@ -146,9 +148,12 @@ def tpe_parts() -> SimpleNamespace:
 
     if not hasattr(optuna.samplers.TPESampler, "_compute_acquisition_func"):
         raise AttributeError("TPESampler._compute_acquisition_func")
-    return SimpleNamespace(split_trials=_split_trials, default_gamma=default_gamma,
-                           default_gamma_multiobjective=default_gamma_multiobjective,
-                           ParzenEstimator=_ParzenEstimator)
+    return SimpleNamespace(
+        split_trials=_split_trials,
+        default_gamma=default_gamma,
+        default_gamma_multiobjective=default_gamma_multiobjective,
+        ParzenEstimator=_ParzenEstimator,
+    )
 
 
 __all__ = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -26,8 +27,9 @@ def pareto_study_name(study_name: str) -> str:
 
 def _open(study: optuna.Study) -> optuna.Study:
     name = pareto_study_name(study.study_name)
-    derived = optuna.create_study(study_name=name, storage=private.storage_of(study), directions=["maximize", "minimize"],
-                                  load_if_exists=True)
+    derived = optuna.create_study(
+        study_name=name, storage=private.storage_of(study), directions=["maximize", "minimize"], load_if_exists=True
+    )
     if DERIVED_ATTR not in derived.user_attrs:
         derived.set_user_attr(DERIVED_ATTR, study.study_name)
         with warnings.catch_warnings():
@@ -38,12 +40,17 @@ def _open(study: optuna.Study) -> optuna.Study:
 
 def _copy(trial: FrozenTrial) -> FrozenTrial:
     record = read_trial(trial)
-    attrs = {k: trial.user_attrs[k] for k in ("hierarchy", "schedule", "paper", "flops", "wall_time")
-             if k in trial.user_attrs}
+    attrs: dict[str, Any] = {
+        k: trial.user_attrs[k]
+        for k in ("hierarchy", "schedule", "paper", "flops", "wall_time")
+        if k in trial.user_attrs
+    }
     attrs[SOURCE_ATTR] = trial.number
     return optuna.trial.create_trial(
-        params=trial.params, distributions=trial.distributions,
-        values=[trial.value, float(record.params or 0)], user_attrs=attrs,
+        params=trial.params,
+        distributions=trial.distributions,
+        values=[float(trial.value or 0.0), float(record.params or 0)],
+        user_attrs=attrs,
     )
 
 
@@ -64,7 +71,8 @@ def pareto_indices(points: Sequence[tuple[float, float]]) -> list[int]:
     The indices come back sorted by cost (then by accuracy, best first).
     """
     front = [
-        i for i, (ci, ai) in enumerate(points)
+        i
+        for i, (ci, ai) in enumerate(points)
         if not any(cj <= ci and aj >= ai and (cj < ci or aj > ai) for j, (cj, aj) in enumerate(points) if j != i)
     ]
     return sorted(front, key=lambda i: (points[i][0], -points[i][1]))
@@ -72,6 +80,9 @@ def pareto_indices(points: Sequence[tuple[float, float]]) -> list[int]:
 
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """The search study's complete trials that no other beats on both accuracy and parameters; smallest first."""
-    done = [(t, r) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None and (r := read_trial(t)).params is not None]
-    return [done[i][0] for i in pareto_indices([(float(r.params), float(t.value)) for t, r in done])]
+    done = [
+        (t, r)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None and (r := read_trial(t)).params is not None
+    ]
+    return [done[i][0] for i in pareto_indices([(float(r.params or 0), float(t.value or 0.0)) for t, r in done])]

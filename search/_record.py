@@ -29,8 +29,13 @@ FEASIBLE_ATTR = "feasible_lists"  # the size of the feasible set
 OBJECTIVE_ATTR = "objective"  # the objective in words
 INTERMEDIATE_ATTR = "intermediate_value"  # what a trial's intermediate values are, in words
 
-STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
-               TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
+STATE_NAMES = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+}
 
 
 class StudyError(LwlError, ValueError):
@@ -41,11 +46,15 @@ def read_settings(study_name: str, user_attrs: Mapping[str, Any]) -> StudySettin
     """The settings lwl-search stored with a study; refuses a study it did not make, naming what to do."""
     raw = user_attrs.get(SETTINGS_ATTR)
     if raw is None and DERIVED_ATTR in user_attrs:
-        raise StudyError(f"study {study_name!r} is the Pareto study derived from {user_attrs[DERIVED_ATTR]!r}: "
-                         f"use --study-name {user_attrs[DERIVED_ATTR]}")
+        raise StudyError(
+            f"study {study_name!r} is the Pareto study derived from {user_attrs[DERIVED_ATTR]!r}: "
+            f"use --study-name {user_attrs[DERIVED_ATTR]}"
+        )
     if raw is None:
-        raise StudyError(f"study {study_name!r} was not made by lwl-search (no {SETTINGS_ATTR!r} attribute): "
-                         "give the --study-name of an lwl-search study")
+        raise StudyError(
+            f"study {study_name!r} was not made by lwl-search (no {SETTINGS_ATTR!r} attribute): "
+            "give the --study-name of an lwl-search study"
+        )
     try:
         return StudySettings.from_dict(json.loads(raw))
     except (TypeError, ValueError, KeyError, LwlError) as exc:
@@ -171,11 +180,6 @@ def write_failure(trial: optuna.Trial, reason: str, detail: str | None = None) -
         write(trial, fail_detail=" ".join(str(detail).split())[:500])
 
 
-def percent(value: float | None, digits: int = 1, empty: str = "-") -> str:
-    """An accuracy in [0, 1] as a percentage with `digits` decimals; `empty` for None."""
-    return empty if value is None else f"{100 * value:.{digits}f}"
-
-
 __all__ = [
     "ARTIFACT_DIR_ATTR",
     "ATTRS",
@@ -189,7 +193,6 @@ __all__ = [
     "StudyError",
     "TrialRecord",
     "hierarchy_of",
-    "percent",
     "read_settings",
     "read_trial",
     "write",

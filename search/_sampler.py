@@ -141,25 +141,29 @@ def _all_trials(study: Study) -> list[FrozenTrial]:
     return private.all_trials(study)
 
 
-def _taken(trials: Sequence[FrozenTrial], space: SearchSpace,
-           exclude_trial_id: int | None = None) -> set[tuple[int, ...]]:
+def _taken(
+    trials: Sequence[FrozenTrial], space: SearchSpace, exclude_trial_id: int | None = None
+) -> set[tuple[int, ...]]:
     return {
-        h for t in trials
-        if t.state in _TAKEN_STATES and private.trial_id(t) != exclude_trial_id
+        h
+        for t in trials
+        if t.state in _TAKEN_STATES
+        and private.trial_id(t) != exclude_trial_id
         and (h := trial_hierarchy(t, space)) is not None
     }
 
 
-def evaluated(study: Study, space: SearchSpace,
-              exclude_trial_id: int | None = None) -> set[tuple[int, ...]]:
+def evaluated(study: Study, space: SearchSpace, exclude_trial_id: int | None = None) -> set[tuple[int, ...]]:
     """Lists already taken by a COMPLETE, PRUNED, RUNNING or WAITING trial."""
     return _taken(_all_trials(study), space, exclude_trial_id)
 
 
-def _revisitable(trials: Sequence[FrozenTrial], space: SearchSpace,
-                 exclude_trial_id: int | None = None) -> dict[tuple[int, ...], int]:
+def _revisitable(
+    trials: Sequence[FrozenTrial], space: SearchSpace, exclude_trial_id: int | None = None
+) -> dict[tuple[int, ...], int]:
     """Pruned lists that no complete, running or queued trial holds: list -> its latest pruned trial's number."""
-    settled, pruned = set(), {}
+    settled: set[tuple[int, ...]] = set()
+    pruned: dict[tuple[int, ...], int] = {}
     for trial in trials:
         if private.trial_id(trial) == exclude_trial_id:
             continue
@@ -203,14 +207,13 @@ def validate_enqueued(space: SearchSpace, hierarchy: Sequence[int]) -> tuple[int
         nearest = space.nearest(hierarchy) if len(hierarchy) == space.stages else None
         if nearest is not None:
             hint = f"; the nearest feasible list is {','.join(map(str, nearest))}"
-        raise SpaceError(
-            f"--enqueue {text}: not feasible in {space.describe()}: {reason}{hint}"
-        )
+        raise SpaceError(f"--enqueue {text}: not feasible in {space.describe()}: {reason}{hint}")
     return tuple(int(d) for d in hierarchy)
 
 
-def enqueue_hierarchy(study: Study, space: SearchSpace, hierarchy: Sequence[int],
-                      user_attrs: dict[str, Any] | None = None) -> bool:
+def enqueue_hierarchy(
+    study: Study, space: SearchSpace, hierarchy: Sequence[int], user_attrs: dict[str, Any] | None = None
+) -> bool:
     """Validate and enqueue one list; False (nothing enqueued) if it is already taken."""
     checked = validate_enqueued(space, hierarchy)
     if checked in evaluated(study, space):
@@ -232,8 +235,7 @@ def stop_when_exhausted(space: SearchSpace) -> Callable[[Study, FrozenTrial], No
     return callback
 
 
-def _param_arrays(hierarchies: Sequence[Sequence[int]],
-                  names: Sequence[str]) -> dict[str, np.ndarray]:
+def _param_arrays(hierarchies: Sequence[Sequence[int]], names: Sequence[str]) -> dict[str, np.ndarray]:
     matrix = np.asarray(hierarchies, dtype=float).reshape(len(hierarchies), len(names))
     return {name: matrix[:, i] for i, name in enumerate(names)}
 
@@ -255,12 +257,16 @@ class FeasibleSampler(BaseSampler):
     Parameters other than d1..dn are delegated to a ``RandomSampler``.
     """
 
-    def __init__(self, space: SearchSpace, strategy: str = "tpe", seed: int | None = None,
-                 n_startup_trials: int = 10, revisit: bool = True) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        strategy: str = "tpe",
+        seed: int | None = None,
+        n_startup_trials: int = 10,
+        revisit: bool = True,
+    ) -> None:
         if strategy not in SAMPLERS:
-            raise SpaceError(
-                f"--sampler {strategy}: unknown sampler; choose one of {', '.join(SAMPLERS)}"
-            )
+            raise SpaceError(f"--sampler {strategy}: unknown sampler; choose one of {', '.join(SAMPLERS)}")
         self.space = space
         self.strategy = strategy
         self.seed = seed
@@ -273,20 +279,21 @@ class FeasibleSampler(BaseSampler):
 
     # -- BaseSampler -----------------------------------------------------------------------------
 
-    def infer_relative_search_space(self, study: Study,
-                                    trial: FrozenTrial) -> dict[str, BaseDistribution]:
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return {}
 
-    def sample_relative(self, study: Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         return {}
 
     def reseed_rng(self) -> None:
         # Hierarchy choices are keyed by trial number; only the delegate has a stream to reseed.
         self._other.reseed_rng()
 
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
         if param_name not in self._names:
             return self._other.sample_independent(study, trial, param_name, param_distribution)
         claimed = private.system_attrs(study, trial).get(HIERARCHY_ATTR)
@@ -295,8 +302,10 @@ class FeasibleSampler(BaseSampler):
         else:
             hierarchy = self._claim(study, trial)
         value = hierarchy[self._names.index(param_name)]
-        if not (isinstance(param_distribution, IntDistribution)
-                and param_distribution.low <= value <= param_distribution.high):
+        if not (
+            isinstance(param_distribution, IntDistribution)
+            and param_distribution.low <= value <= param_distribution.high
+        ):
             low, high = self.space.param_range()
             raise SpaceError(
                 f"{param_name}={value} is outside {param_distribution}: suggest every stage as "
@@ -322,7 +331,7 @@ class FeasibleSampler(BaseSampler):
         """
         refused: set[tuple[int, ...]] = set()
         hierarchy: tuple[int, ...] | None = None
-        rival_states = _TAKEN_STATES
+        rival_states: tuple[TrialState, ...] = _TAKEN_STATES
         for attempt in range(_MAX_CLAIM_RETRIES + 1):
             trials = _all_trials(study)
             try:
@@ -343,8 +352,10 @@ class FeasibleSampler(BaseSampler):
             private.set_system_attr(study, trial, CHOSEN_BY_ATTR, chosen_by)
             private.set_system_attr(study, trial, REVISIT_ATTR, again)
             rivals = [
-                t for t in _all_trials(study)
-                if private.trial_id(t) != private.trial_id(trial) and t.state in rival_states
+                t
+                for t in _all_trials(study)
+                if private.trial_id(t) != private.trial_id(trial)
+                and t.state in rival_states
                 and trial_hierarchy(t, self.space) == hierarchy
             ]
             if not rivals:
@@ -353,8 +364,9 @@ class FeasibleSampler(BaseSampler):
         assert hierarchy is not None
         return hierarchy
 
-    def _wins_contest(self, study: Study, trial: FrozenTrial, hierarchy: tuple[int, ...],
-                      rival_states: tuple[TrialState, ...]) -> bool:
+    def _wins_contest(
+        self, study: Study, trial: FrozenTrial, hierarchy: tuple[int, ...], rival_states: tuple[TrialState, ...]
+    ) -> bool:
         """Whether this trial keeps a contested list when nothing else is left to choose.
 
         A committed rival (finished, queued, or already handing values to its objective) or a
@@ -366,23 +378,25 @@ class FeasibleSampler(BaseSampler):
         deadline = time.monotonic() + _CONTEST_WAIT_S
         while True:
             rivals = [
-                t for t in _all_trials(study)
-                if private.trial_id(t) != private.trial_id(trial) and t.state in rival_states
+                t
+                for t in _all_trials(study)
+                if private.trial_id(t) != private.trial_id(trial)
+                and t.state in rival_states
                 and trial_hierarchy(t, self.space) == hierarchy
             ]
             if not rivals:
                 return True
             for rival in rivals:
-                committed = rival.state != TrialState.RUNNING or any(
-                    name in rival.params for name in self._names)
+                committed = rival.state != TrialState.RUNNING or any(name in rival.params for name in self._names)
                 if committed or rival.number < trial.number:
                     return False
             if time.monotonic() > deadline:
                 return True
             time.sleep(0.01)
 
-    def _candidates(self, study: Study, trial: FrozenTrial, trials: list[FrozenTrial],
-                    refused: set[tuple[int, ...]]) -> tuple[list[tuple[int, ...]], dict[tuple[int, ...], int]]:
+    def _candidates(
+        self, study: Study, trial: FrozenTrial, trials: list[FrozenTrial], refused: set[tuple[int, ...]]
+    ) -> tuple[list[tuple[int, ...]], dict[tuple[int, ...], int]]:
         """The lists this trial may take, and for revisits the pruned trial each one follows (else empty)."""
         taken = refused | _taken(trials, self.space, exclude_trial_id=private.trial_id(trial))
         # Respect values already fixed in this trial (a partial enqueue, or params set before).
@@ -408,7 +422,8 @@ class FeasibleSampler(BaseSampler):
             given = ", ".join(f"{self._names[i]}={v}" for i, v in sorted(pinned.items()))
             raise _PinnedExhausted(
                 f"every hierarchy of {self.space.describe()} with {given} has been evaluated, "
-                "is running or is queued; enqueue a different list", self.space,
+                "is running or is queued; enqueue a different list",
+                self.space,
             )
         revisited = " (the pruned ones revisited)" if self.revisit else ""
         raise SpaceExhausted(
@@ -417,8 +432,9 @@ class FeasibleSampler(BaseSampler):
             self.space,
         )
 
-    def _choose(self, study: Study, trial: FrozenTrial, trials: list[FrozenTrial],
-                refused: set[tuple[int, ...]], attempt: int) -> tuple[tuple[int, ...], str, int | None]:
+    def _choose(
+        self, study: Study, trial: FrozenTrial, trials: list[FrozenTrial], refused: set[tuple[int, ...]], attempt: int
+    ) -> tuple[tuple[int, ...], str, int | None]:
         """The list, how it was chosen, and the pruned trial it revisits (None on a first visit)."""
         candidates, again = self._candidates(study, trial, trials, refused)
         choice, chosen_by = self._rank(study, trial, trials, candidates, attempt)
@@ -426,15 +442,22 @@ class FeasibleSampler(BaseSampler):
             return choice, f"{chosen_by}-revisit", again[choice]
         return choice, chosen_by, None
 
-    def _rank(self, study: Study, trial: FrozenTrial, trials: list[FrozenTrial],
-              candidates: list[tuple[int, ...]], attempt: int) -> tuple[tuple[int, ...], str]:
+    def _rank(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        trials: list[FrozenTrial],
+        candidates: list[tuple[int, ...]],
+        attempt: int,
+    ) -> tuple[tuple[int, ...], str]:
         rng = self._rng(trial, attempt)
         if self.strategy == "random":
             return candidates[int(rng.integers(len(candidates)))], "random"
         if self.strategy == "grid":
             return self._pick(candidates, None, rng, attempt), "grid"
         observed = [
-            (t, h) for t in trials
+            (t, h)
+            for t in trials
             if private.trial_id(t) != private.trial_id(trial)
             and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
             and (h := trial_hierarchy(t, self.space)) is not None
@@ -460,8 +483,9 @@ class FeasibleSampler(BaseSampler):
         return self._pick(candidates, scores, rng, attempt), chosen_by
 
     @staticmethod
-    def _pick(candidates: list[tuple[int, ...]], scores: np.ndarray | None,
-              rng: np.random.Generator, attempt: int) -> tuple[int, ...]:
+    def _pick(
+        candidates: list[tuple[int, ...]], scores: np.ndarray | None, rng: np.random.Generator, attempt: int
+    ) -> tuple[int, ...]:
         """Best-ranked candidate; on retry ``a``, one of the top ``2**a`` at random.
 
         A retry means another worker wanted the same list. Grid and TPE are deterministic, so
@@ -488,8 +512,9 @@ class FeasibleSampler(BaseSampler):
         low, high = self.space.param_range()
         return {name: IntDistribution(low, high) for name in self._names}
 
-    def _tpe_scores(self, study: Study, observed: list[tuple[FrozenTrial, tuple[int, ...]]],
-                    candidates: list[tuple[int, ...]]) -> np.ndarray:
+    def _tpe_scores(
+        self, study: Study, observed: list[tuple[FrozenTrial, tuple[int, ...]]], candidates: list[tuple[int, ...]]
+    ) -> np.ndarray:
         """log l(x) - log g(x) of every candidate, with Optuna 5.0's own TPE pieces.
 
         Private API used (a test pins it): ``_tpe.sampler._split_trials`` and
@@ -517,8 +542,9 @@ class FeasibleSampler(BaseSampler):
         samples = _param_arrays(candidates, self._names)
         return np.asarray(tpe._compute_acquisition_func(samples, mpe_below, mpe_above))
 
-    def _fallback_scores(self, study: Study, observed: list[tuple[FrozenTrial, tuple[int, ...]]],
-                         candidates: list[tuple[int, ...]]) -> np.ndarray:
+    def _fallback_scores(
+        self, study: Study, observed: list[tuple[FrozenTrial, tuple[int, ...]]], candidates: list[tuple[int, ...]]
+    ) -> np.ndarray:
         """Public-API-only surrogate: ratio of Gaussian kernel densities, good vs the rest.
 
         Good = the best ceil(10 %) (at most 25) COMPLETE trials by the first objective; everything
@@ -547,8 +573,7 @@ class FeasibleSampler(BaseSampler):
         return log_density(good) - log_density(rest)
 
 
-def make_sampler(name: str, space: SearchSpace, seed: int | None = None,
-                 **options: Any) -> FeasibleSampler:
+def make_sampler(name: str, space: SearchSpace, seed: int | None = None, **options: Any) -> FeasibleSampler:
     """The CLI's ``--sampler`` choice; extra options (``n_startup_trials``, ``revisit``) pass through."""
     if name not in SAMPLERS:
         raise SpaceError(f"--sampler {name}: unknown sampler; choose one of {', '.join(SAMPLERS)}")

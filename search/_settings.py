@@ -19,13 +19,23 @@ from ._space import SearchSpace
 # lwl-search's built-in defaults, below a YAML preset's values and the command line's flags (the parser's flags
 # default to None so that the layers show through).
 DEFAULTS: dict[str, Any] = {
-    "stages": 4, "constraint": "strict", "dataset": "digits", "trials": 20, "sampler": "tpe",
-    "pruner": "median", "pruner_startup": 5, "seed": 0, "device": "auto", "val_fraction": 0.1, "workers": 1,
-    "heartbeat": 30, "prefix_store_gb": 2.0, "batch": 1,
+    "stages": 4,
+    "constraint": "strict",
+    "dataset": "digits",
+    "trials": 20,
+    "sampler": "tpe",
+    "pruner": "median",
+    "pruner_startup": 5,
+    "seed": 0,
+    "device": "auto",
+    "val_fraction": 0.1,
+    "workers": 1,
+    "heartbeat": 30,
+    "prefix_store_gb": 2.0,
+    "batch": 1,
 }
 # Epochs per candidate: the search's fidelity. The exported config carries the full recipe (400 on CIFAR).
 SEARCH_EPOCHS = {"digits": 5, "cifar10": 15, "cifar100": 15}
-
 
 
 def default_widths(dataset: str, family: str, stages: int) -> tuple[int, ...] | None:
@@ -62,8 +72,13 @@ class StudySettings:
             widths = default_widths(recipe.dataset, family, space.stages)
         info = dataset_info(recipe.dataset)
         probe = make_schedule(
-            hierarchy=(1,) * space.stages, family=family, block=block, widths=widths,
-            num_classes=info.num_classes, in_channels=info.in_channels, input_size=info.input_size,
+            hierarchy=(1,) * space.stages,
+            family=family,
+            block=block,
+            widths=widths,
+            num_classes=info.num_classes,
+            in_channels=info.in_channels,
+            input_size=info.input_size,
             downsample=downsample,
         )
         assert probe.widths is not None and probe.downsample is not None
@@ -71,9 +86,16 @@ class StudySettings:
 
     def schedule(self, hierarchy: Sequence[int]) -> Schedule:
         info = dataset_info(self.recipe.dataset)
-        return Schedule(tuple(hierarchy), family=self.family, block=self.block, widths=self.widths,
-                        num_classes=info.num_classes, in_channels=info.in_channels, input_size=info.input_size,
-                        downsample=self.downsample)
+        return Schedule(
+            tuple(hierarchy),
+            family=self.family,
+            block=self.block,
+            widths=self.widths,
+            num_classes=info.num_classes,
+            in_channels=info.in_channels,
+            input_size=info.input_size,
+            downsample=self.downsample,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,8 +113,14 @@ class StudySettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudySettings:
         space = SearchSpace(data["budget"], data["stages"], data["shallow_stages"], data["constraint"])
-        return cls(space, data["family"], data["block"], tuple(data["widths"]), data["downsample"],
-                   Recipe.from_dict(data["recipe"]))
+        return cls(
+            space,
+            data["family"],
+            data["block"],
+            tuple(data["widths"]),
+            data["downsample"],
+            Recipe.from_dict(data["recipe"]),
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -72,10 +72,7 @@ def _compositions_at_most(total: int, parts: int, high: int) -> int:
     """Ways to write `total` as `parts` ordered integers in [1, high] (inclusion-exclusion)."""
     if high < 1:
         return 1 if (parts == 0 and total == 0) else 0
-    return sum(
-        (-1) ** j * _comb(parts, j) * _comb(total - j * high - 1, parts - 1)
-        for j in range(parts + 1)
-    )
+    return sum((-1) ** j * _comb(parts, j) * _comb(total - j * high - 1, parts - 1) for j in range(parts + 1))
 
 
 @lru_cache(maxsize=256)
@@ -145,11 +142,9 @@ def _enumerate(budget: int, stages: int, k: int, constraint: str) -> tuple[tuple
     return tuple(out)
 
 
-def smallest_feasible_budget(stages: int, shallow_stages: int | None = None,
-                             constraint: str = "strict") -> int:
+def smallest_feasible_budget(stages: int, shallow_stages: int | None = None, constraint: str = "strict") -> int:
     """The least budget with at least one feasible list: what an empty-space error suggests."""
-    space = SearchSpace(budget=max(int(stages), 1), stages=stages, shallow_stages=shallow_stages,
-                        constraint=constraint)
+    space = SearchSpace(budget=max(int(stages), 1), stages=stages, shallow_stages=shallow_stages, constraint=constraint)
     k, n = space.k, space.stages
     if constraint == "strict":
         return k + 2 * (n - k)  # shallow all 1, deep all 2
@@ -179,21 +174,17 @@ class SearchSpace:
         object.__setattr__(self, "budget", budget)
         if self.constraint not in CONSTRAINTS:
             raise SpaceError(
-                f"--constraint {self.constraint}: unknown constraint; "
-                f"choose one of {', '.join(CONSTRAINTS)}"
+                f"--constraint {self.constraint}: unknown constraint; choose one of {', '.join(CONSTRAINTS)}"
             )
         if stages < 1:
-            raise SpaceError(
-                f"--stages {stages}: a network needs at least one stage; use --stages >= 1"
-            )
+            raise SpaceError(f"--stages {stages}: a network needs at least one stage; use --stages >= 1")
         if budget < stages:
             raise SpaceError(
                 f"budget {budget} is smaller than --stages {stages}: every stage needs at least "
                 f"one unit; use --budget >= {stages}"
             )
         # Store the resolved k so that equal spaces compare (and hash) equal on resume checks.
-        k = stages // 2 if self.shallow_stages is None else _as_int(
-            self.shallow_stages, "--shallow-stages")
+        k = stages // 2 if self.shallow_stages is None else _as_int(self.shallow_stages, "--shallow-stages")
         object.__setattr__(self, "shallow_stages", k)
         if self.constraint != "none" and not 1 <= k < stages:
             if stages < 2:
@@ -206,9 +197,7 @@ class SearchSpace:
                 f"needs 1 <= k < {stages}; use --shallow-stages between 1 and {stages - 1}"
             )
         if self.constraint == "none" and not 0 <= k <= stages:
-            raise SpaceError(
-                f"--shallow-stages {k} with --stages {stages}: use a value between 0 and {stages}"
-            )
+            raise SpaceError(f"--shallow-stages {k} with --stages {stages}: use a value between 0 and {stages}")
 
     @property
     def k(self) -> int:
@@ -217,8 +206,9 @@ class SearchSpace:
 
     def describe(self) -> str:
         """Short human label used in messages and reports."""
-        rule = "no order constraint" if self.constraint == "none" else (
-            f"the {self.constraint} constraint (k={self.k})")
+        rule = (
+            "no order constraint" if self.constraint == "none" else (f"the {self.constraint} constraint (k={self.k})")
+        )
         return f"{self.stages} stages summing to {self.budget} under {rule}"
 
     def violation(self, hierarchy: Sequence[int]) -> str | None:
@@ -235,14 +225,18 @@ class SearchSpace:
             return "every stage needs at least one unit"
         if sum(values) != self.budget:
             return f"it sums to {sum(values)}, the budget is {self.budget}"
-        shallow, deep = values[: self.k], values[self.k:]
+        shallow, deep = values[: self.k], values[self.k :]
         if self.constraint == "strict" and not max(shallow) < min(deep):
-            return (f"the strict constraint (k={self.k}) needs every shallow stage "
-                    f"({','.join(map(str, shallow))}) smaller than every deep stage "
-                    f"({','.join(map(str, deep))})")
+            return (
+                f"the strict constraint (k={self.k}) needs every shallow stage "
+                f"({','.join(map(str, shallow))}) smaller than every deep stage "
+                f"({','.join(map(str, deep))})"
+            )
         if self.constraint == "sum" and not sum(shallow) < sum(deep):
-            return (f"the sum constraint (k={self.k}) needs the shallow stages to sum to less "
-                    f"than the deep ones ({sum(shallow)} vs {sum(deep)})")
+            return (
+                f"the sum constraint (k={self.k}) needs the shallow stages to sum to less "
+                f"than the deep ones ({sum(shallow)} vs {sum(deep)})"
+            )
         return None
 
     def is_feasible(self, hierarchy: Sequence[int]) -> bool:
@@ -266,7 +260,7 @@ class SearchSpace:
         return len(self.lists())
 
     def __contains__(self, hierarchy: object) -> bool:
-        return isinstance(hierarchy, Sequence) and self.is_feasible(hierarchy)  # type: ignore[arg-type]
+        return isinstance(hierarchy, Sequence) and self.is_feasible(hierarchy)
 
     def param_names(self) -> tuple[str, ...]:
         return tuple(f"d{i}" for i in range(1, self.stages + 1))
@@ -284,8 +278,11 @@ class SearchSpace:
     def check_nonempty(self) -> None:
         """Raise the user-facing error for an empty space (construction allows it, for reports)."""
         if self.count() == 0:
-            rule = "with no order constraint" if self.constraint == "none" else (
-                f"under the {self.constraint} constraint (k={self.k})")
+            rule = (
+                "with no order constraint"
+                if self.constraint == "none"
+                else (f"under the {self.constraint} constraint (k={self.k})")
+            )
             smallest = smallest_feasible_budget(self.stages, self.shallow_stages, self.constraint)
             raise SpaceError(
                 f"no hierarchy of {self.stages} stages sums to {self.budget} {rule}: "

@@ -7,7 +7,6 @@ a killed worker's trial is failed and retried) or Redis several machines.
 from __future__ import annotations
 
 import importlib.util
-import re
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,6 +14,8 @@ from urllib.parse import urlsplit
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
+
+from lwl.models import mask_secrets
 
 from . import _optuna as private
 from ._errors import StorageError
@@ -24,8 +25,9 @@ _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***: the only form of a URL that is ever printed or stored."""
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
+    """The URL (or any text holding URLs) with every password and credential replaced by ***: the only form of a
+    storage URL that is ever printed or stored (`lwl.models.mask_secrets`: user info and query parameters)."""
+    return mask_secrets(url)
 
 
 def default_storage(study_name: str, directory: str | Path = "studies") -> str:
@@ -72,6 +74,22 @@ def _rdb_url(url: str) -> str:
     return url
 
 
+def require_existing(url: str) -> None:
+    """For readers (lwl-export, lwl-report): opening a storage creates a missing SQLite or journal file, so refuse
+    one that is not there, and an in-memory database, before anything is opened."""
+    path: str | None = None
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+    elif url.startswith("sqlite:"):
+        path = ""
+    elif kind_of(url) == "journal":
+        path = url.removeprefix("journal:")
+    if path in ("", ":memory:"):
+        raise StorageError(f"storage {mask_url(url)!r} is an in-memory database: it holds no study")
+    if path is not None and not Path(path).is_file():
+        raise StorageError(f"storage {mask_url(url)!r}: no such file {path!r}: give the --storage URL lwl-search used")
+
+
 def open_storage(url: str, *, heartbeat: bool = True, heartbeat_seconds: int = HEARTBEAT_SECONDS) -> BaseStorage:
     """Open (creating tables or files as needed) the storage behind `url`, or raise a one-line StorageError."""
     kind = kind_of(url)
@@ -94,8 +112,11 @@ def open_storage(url: str, *, heartbeat: bool = True, heartbeat_seconds: int = H
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             kwargs: dict = {}
             if heartbeat:
-                kwargs = dict(heartbeat_interval=heartbeat_seconds, grace_period=3 * heartbeat_seconds,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
+                kwargs = dict(
+                    heartbeat_interval=heartbeat_seconds,
+                    grace_period=3 * heartbeat_seconds,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                )
             return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     except StorageError:
         raise
@@ -142,16 +163,25 @@ def storage_lost(exc: BaseException, url: str) -> StorageLost | None:
         if isinstance(exc, kinds):
             found = exc
         # Follow the chain as a traceback shows it: `raise ... from None` ends it (a StorageError said it all).
-        exc = exc.__cause__ if exc.__cause__ is not None else (  # type: ignore[assignment]
-            None if exc.__suppress_context__ else exc.__context__)
+        exc = (
+            exc.__cause__
+            if exc.__cause__ is not None
+            # type: ignore[assignment]
+            else (None if exc.__suppress_context__ else exc.__context__)
+        )
     if found is None:
         return None
     orig = getattr(found, "orig", None) or found  # sqlalchemy wraps the driver's error
     text = " ".join(str(orig).split()) or type(orig).__name__
-    retry = ("; the interrupted trial is failed by its heartbeat and its list retried" if kind_of(url) == "rdb"
-             else "; the interrupted trial stays RUNNING (no heartbeat here): fail it by hand if it matters")
-    return StorageLost(f"lost the storage {mask_url(url)!r} mid-study ({mask_url(text)[:160]}): finished trials are "
-                       f"kept there; when it is back, run the same command to continue{retry}")
+    retry = (
+        "; the interrupted trial is failed by its heartbeat and its list retried"
+        if kind_of(url) == "rdb"
+        else "; the interrupted trial stays RUNNING (no heartbeat here): fail it by hand if it matters"
+    )
+    return StorageLost(
+        f"lost the storage {mask_url(url)!r} mid-study ({mask_url(text)[:160]}): finished trials are "
+        f"kept there; when it is back, run the same command to continue{retry}"
+    )
 
 
 def study_exists(storage: BaseStorage, study_name: str) -> bool:

@@ -87,9 +87,18 @@ class SearchOutcome:
     enqueued: list[tuple[int, ...]] = field(default_factory=list)
 
 
-def prepare_study(settings: StudySettings, storage_url: str, study_name: str, *, sampler: str, pruner: str,
-                  seed: int, pruner_startup: int = 5, heartbeat_seconds: int = 30,
-                  revisit: bool = True) -> optuna.Study:
+def prepare_study(
+    settings: StudySettings,
+    storage_url: str,
+    study_name: str,
+    *,
+    sampler: str,
+    pruner: str,
+    seed: int,
+    pruner_startup: int = 5,
+    heartbeat_seconds: int = 30,
+    revisit: bool = True,
+) -> optuna.Study:
     """Create or load the study, refusing other settings before anything is written.
 
     With `revisit`, pruned lists are trained again to the end once every list has been tried (FeasibleSampler).
@@ -99,26 +108,39 @@ def prepare_study(settings: StudySettings, storage_url: str, study_name: str, *,
     storage = open_storage(storage_url, heartbeat_seconds=heartbeat_seconds)
     existed = study_exists(storage, study_name)
     if existed:
-        study = optuna.load_study(study_name=study_name, storage=storage,
-                                  sampler=FeasibleSampler(space, sampler, seed, revisit=revisit),
-                                  pruner=make_pruner(pruner, settings, pruner_startup))
+        study = optuna.load_study(
+            study_name=study_name,
+            storage=storage,
+            sampler=FeasibleSampler(space, sampler, seed, revisit=revisit),
+            pruner=make_pruner(pruner, settings, pruner_startup),
+        )
         if study.direction != optuna.study.StudyDirection.MAXIMIZE or len(study.directions) != 1:
-            raise StorageError(f"study {study_name!r} exists but is not a single-objective maximisation: "
-                               "choose another --study-name")
+            raise StorageError(
+                f"study {study_name!r} exists but is not a single-objective maximisation: choose another --study-name"
+            )
         check_same_settings(study_name, study.user_attrs.get(SETTINGS_ATTR), settings)
     else:
         sampler_obj = FeasibleSampler(space, sampler, seed, revisit=revisit)
         pruner_obj = make_pruner(pruner, settings, pruner_startup)
-        study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize",
-                                    sampler=sampler_obj, pruner=pruner_obj, load_if_exists=True)
+        study = optuna.create_study(
+            study_name=study_name,
+            storage=storage,
+            direction="maximize",
+            sampler=sampler_obj,
+            pruner=pruner_obj,
+            load_if_exists=True,
+        )
     stored = study.user_attrs.get(SETTINGS_ATTR)
     if stored is None:
         study.set_user_attr(SETTINGS_ATTR, settings.to_json())
         study.set_user_attr(FEASIBLE_ATTR, len(space))
         study.set_user_attr(OBJECTIVE_ATTR, "validation accuracy of the output classifier")
-        study.set_user_attr(INTERMEDIATE_ATTR,
-                            "output accuracy per epoch" if settings.recipe.mode == "simultaneous"
-                            else "accuracy of the newest unit, per unit")
+        study.set_user_attr(
+            INTERMEDIATE_ATTR,
+            "output accuracy per epoch"
+            if settings.recipe.mode == "simultaneous"
+            else "accuracy of the newest unit, per unit",
+        )
     else:  # a concurrent worker created it between our check and our create
         check_same_settings(study_name, stored, settings)
     study.set_user_attr(STORAGE_ATTR, mask_url(storage_url))
@@ -147,8 +169,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def enqueue_lists(study: optuna.Study, space: SearchSpace, enqueue: Sequence[Sequence[int]] = (),
-                  paper: bool = True) -> list[tuple[int, ...]]:
+def enqueue_lists(
+    study: optuna.Study, space: SearchSpace, enqueue: Sequence[Sequence[int]] = (), paper: bool = True
+) -> list[tuple[int, ...]]:
     """Enqueue the paper's feasible schedules and the user's lists, skipping any the study already holds."""
     baselines = paper_baselines(space) if paper else []
     user = [tuple(h) for h in enqueue]
@@ -165,6 +188,15 @@ def exhausted_reason(study: optuna.Study, space: SearchSpace) -> str:
     revisits = sum(read_trial(t).revisit_of is not None for t in study.get_trials(deepcopy=False, states=FINISHED))
     again = f", {revisits} pruned ones trained again to the end" if revisits else ""
     return f"every feasible list ({len(space)}) has been evaluated{again}"
+
+
+@dataclass
+class _RunState:
+    """What one run of `run_search` counts: trials it ended, of which failed, and why it stopped."""
+
+    reason: str
+    ran: int = 0
+    failed: int = 0
 
 
 def run_search(
@@ -191,16 +223,17 @@ def run_search(
     """
     space = settings.space
     enqueued = enqueue_lists(study, space, enqueue, paper)
-    objective = Objective(settings, data, device, display, trials_target=trials, artifacts=artifacts,
-                          prefix_store=prefix_store)
+    objective = Objective(
+        settings, data, device, display, trials_target=trials, artifacts=artifacts, prefix_store=prefix_store
+    )
     started = count_finished(study)
-    state = {"ran": 0, "failed": 0, "reason": f"reached --trials {trials}"}
+    state = _RunState(reason=f"reached --trials {trials}")
 
     def finished(study: optuna.Study, trial: FrozenTrial) -> bool:
         """Bookkeeping after a trial ends; True when the search should stop."""
-        state["ran"] += 1
+        state.ran += 1
         if trial.state == TrialState.FAIL:
-            state["failed"] += 1
+            state.failed += 1
         if trial.state == TrialState.COMPLETE:
             publish_pareto(study)
         best = None
@@ -215,10 +248,10 @@ def run_search(
         if running_ahead(study) >= trials:  # other workers' running trials will finish the count
             return True
         if not remaining(study, space) and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            state["reason"] = exhausted_reason(study, space)
+            state.reason = exhausted_reason(study, space)
             return True
-        if state["failed"] > max(3, trials):
-            state["reason"] = f"{state['failed']} trials failed in this run"
+        if state.failed > max(3, trials):
+            state.reason = f"{state.failed} trials failed in this run"
             return True
         return False
 
@@ -227,25 +260,45 @@ def run_search(
             study.stop()
 
     if started >= trials:
-        state["reason"] = f"the study already holds {started} finished trials (--trials {trials})"
+        state.reason = f"the study already holds {started} finished trials (--trials {trials})"
     elif not remaining(study, space) and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        state["reason"] = exhausted_reason(study, space)
+        state.reason = exhausted_reason(study, space)
     else:
         t0 = time.monotonic()
         with _sigterm_as_interrupt():
             if batch > 1:
                 _optimize_in_batches(study, objective, batch, trials, timeout, finished)
             else:
-                study.optimize(objective, n_trials=None, timeout=timeout, callbacks=[callback],
-                               catch=(TrainingError,), gc_after_trial=False, show_progress_bar=False)
+                study.optimize(
+                    objective,
+                    n_trials=None,
+                    timeout=timeout,
+                    callbacks=[callback],
+                    catch=(TrainingError,),
+                    gc_after_trial=False,
+                    show_progress_bar=False,
+                )
         if timeout is not None and time.monotonic() - t0 >= timeout and count_finished(study) < trials:
-            state["reason"] = f"--timeout {timeout:g}s reached"
-    return SearchOutcome(study, mask_url(str(study.user_attrs.get(STORAGE_ATTR, ""))), count_finished(study),
-                         state["ran"], state["reason"], len(space), enqueued)
+            state.reason = f"--timeout {timeout:g}s reached"
+    return SearchOutcome(
+        study,
+        mask_url(str(study.user_attrs.get(STORAGE_ATTR, ""))),
+        count_finished(study),
+        state.ran,
+        state.reason,
+        len(space),
+        enqueued,
+    )
 
 
-def _optimize_in_batches(study: optuna.Study, objective: Objective, batch: int, trials: int, timeout: float | None,
-                         finished: Callable[[optuna.Study, FrozenTrial], bool]) -> None:
+def _optimize_in_batches(
+    study: optuna.Study,
+    objective: Objective,
+    batch: int,
+    trials: int,
+    timeout: float | None,
+    finished: Callable[[optuna.Study, FrozenTrial], bool],
+) -> None:
     """Ask up to `batch` candidates, train them together through their shared units, tell each its own result.
 
     Every candidate reports to its own trial after every epoch, so the pruner judges the same values as one by one;
@@ -283,9 +336,12 @@ def _optimize_in_batches(study: optuna.Study, objective: Objective, batch: int, 
                 return
 
 
-def _train_group(study: optuna.Study, objective: Objective,
-                 group: list[tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], None]]],
-                 finished: Callable[[optuna.Study, FrozenTrial], bool]) -> bool:
+def _train_group(
+    study: optuna.Study,
+    objective: Objective,
+    group: list[tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], None]]],
+    finished: Callable[[optuna.Study, FrozenTrial], bool],
+) -> bool:
     """One pass of `train_together` over `group`; True when the search should stop."""
     told: set[int] = set()
     stop = False
@@ -309,9 +365,16 @@ def _train_group(study: optuna.Study, objective: Objective,
             write(trial, batch=numbers)
             beats.enter_context(private.heartbeat(study, trial))
         try:
-            outcome = objective.guarded(untold, lambda: train_together(
-                [s for _, _, s, _ in group], objective.settings.recipe, objective.data, device=objective.device,
-                on_progress=on_progress))
+            outcome = objective.guarded(
+                untold,
+                lambda: train_together(
+                    [s for _, _, s, _ in group],
+                    objective.settings.recipe,
+                    objective.data,
+                    device=objective.device,
+                    on_progress=on_progress,
+                ),
+            )
         except OutOfMemory:  # recorded on every untold trial; the study goes on
             for trial in untold():
                 stop = finished(study, study.tell(trial, state=TrialState.FAIL)) or stop

@@ -25,8 +25,10 @@ def storage_for(args: argparse.Namespace, study_name: str) -> str:
     if args.storage is None:
         return str(Path("studies") / f"{study_name}.log")
     if kind_of(args.storage) == "rdb" and args.storage.startswith("sqlite"):
-        raise StorageError(f"--workers {args.workers} with SQLite ({mask_url(args.storage)}) is not safe: leave "
-                           "--storage out (a journal file is used), or give a .log path, PostgreSQL, MySQL or Redis")
+        raise StorageError(
+            f"--workers {args.workers} with SQLite ({mask_url(args.storage)}) is not safe: leave "
+            "--storage out (a journal file is used), or give a .log path, PostgreSQL, MySQL or Redis"
+        )
     return args.storage
 
 
@@ -46,8 +48,23 @@ def run_workers(args: argparse.Namespace, argv: Sequence[str], storage_url: str,
             # CPU workers share the cores: torch's default of one thread per core each would oversubscribe them,
             # and its threads wait for each other at every operator (measured: minutes instead of seconds).
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.workers))
-        procs.append(subprocess.Popen([sys.executable, "-m", "lwl.search", *argv, "--workers", "1", "--storage",
-                                       storage_url, "--quiet", "--no-summary"], env=env))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "lwl.search",
+                    *argv,
+                    "--workers",
+                    "1",
+                    "--storage",
+                    storage_url,
+                    "--quiet",
+                    "--no-summary",
+                ],
+                env=env,
+            )
+        )
     reported = -1
     try:
         while any(p.poll() is None for p in procs):

@@ -16,7 +16,9 @@ def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     (path,) = out.glob("lwl_search-*.whl")
     return path
@@ -34,19 +36,38 @@ def test_wheel_contains_every_package_under_the_lwl_namespace(wheel):
     assert any(n.startswith("lwl/studies/") and n.endswith(".yaml") for n in names) or not list(
         (ROOT / "studies").glob("*.yaml")
     )
+    for data in (ROOT / "dashboards").glob("*.html"):  # the report's page template is package data
+        assert f"lwl/dashboards/{data.name}" in names, f"dashboards/{data.name} is missing from the wheel"
 
 
 def test_the_wheel_imports_and_its_commands_run(wheel, tmp_path):
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True)
-    code = ("import lwl.models, lwl.search, lwl.dashboards, sys; "
-            "assert lwl.models.__file__.startswith(sys.argv[1]), lwl.models.__file__; "
-            "from lwl.models.commands import inspect_main; inspect_main(['--preset', 'resnet18', '--json'])")
-    out = subprocess.run([sys.executable, "-c", code, str(target)], cwd=tmp_path, env={"PYTHONPATH": str(target)},
-                         check=True, capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import lwl.models, lwl.search, lwl.dashboards, sys; "
+        "assert lwl.models.__file__.startswith(sys.argv[1]), lwl.models.__file__; "
+        "from lwl.models.commands import inspect_main; inspect_main(['--preset', 'resnet18', '--json'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(target)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert '"params": 11173962' in out.stdout
     # `python -m lwl.search` is lwl-search under this interpreter (workers are started that way).
-    out = subprocess.run([sys.executable, "-m", "lwl.search", "--help"], cwd=tmp_path, env={"PYTHONPATH": str(target)},
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "lwl.search", "--help"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert out.stdout.startswith("usage: lwl-search")

@@ -1,4 +1,4 @@
-"""The whole road a user takes, through the installed commands: search -> report -> export -> train -> kill -> resume."""
+"""The whole road a user takes, through the installed commands: search, report, export, train, kill, resume."""
 
 import json
 import shutil
@@ -11,8 +11,12 @@ import yaml
 CHECKPOINT_FILE = "checkpoint.pt"  # lwl-train's checkpoint in its --out folder (README)
 
 TINY = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "2", "--train-limit", "256", "--device", "cpu"]
-MODULES = {"lwl-search": "lwl.search.commands:search_main", "lwl-report": "lwl.dashboards.commands:report_main",
-           "lwl-export": "lwl.search.commands:export_main", "lwl-train": "lwl.models.commands:train_main"}
+MODULES = {
+    "lwl-search": "lwl.search.commands:search_main",
+    "lwl-report": "lwl.dashboards.commands:report_main",
+    "lwl-export": "lwl.search.commands:export_main",
+    "lwl-train": "lwl.models.commands:train_main",
+}
 
 
 def _cmd(name: str, *args: str) -> list[str]:
@@ -31,8 +35,21 @@ def _run(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_search_report_export_train_kill_resume(tmp_path, sigkill_after_checkpoint):
     storage = "sqlite:///studies/j.db"
-    search = _run("lwl-search", *TINY, "--budget", "8", "--trials", "3", "--pruner", "none", "--storage", storage,
-                  "--study-name", "j", cwd=tmp_path)
+    search = _run(
+        "lwl-search",
+        *TINY,
+        "--budget",
+        "8",
+        "--trials",
+        "3",
+        "--pruner",
+        "none",
+        "--storage",
+        storage,
+        "--study-name",
+        "j",
+        cwd=tmp_path,
+    )
     assert "lwl-export --storage sqlite:///studies/j.db --study-name j --best" in search.stdout
 
     report = _run("lwl-report", "--storage", storage, "--study-name", "j", "--out", "j.html", cwd=tmp_path)

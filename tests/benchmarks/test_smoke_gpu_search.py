@@ -14,8 +14,20 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 SCRIPT = BENCH / "gpu_search.py"
-TRIAL_KEYS = {"number", "hierarchy", "state", "seconds", "engine_wall_time", "peak_memory", "s_per_epoch",
-              "images_per_s", "flops_aux", "achieved_tflops", "s_per_candidate", "epoch_seconds"}
+TRIAL_KEYS = {
+    "number",
+    "hierarchy",
+    "state",
+    "seconds",
+    "engine_wall_time",
+    "peak_memory",
+    "s_per_epoch",
+    "images_per_s",
+    "flops_aux",
+    "achieved_tflops",
+    "s_per_candidate",
+    "epoch_seconds",
+}
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,21 @@ import json
 
 import pytest
 
-TINY = ["--budget", "8", "--lists", "0", "--epochs", "1", "--widths", "4,8,8,16", "--train-limit", "128",
-        "--threads", "1", "--json"]
+TINY = [
+    "--budget",
+    "8",
+    "--lists",
+    "0",
+    "--epochs",
+    "1",
+    "--widths",
+    "4,8,8,16",
+    "--train-limit",
+    "128",
+    "--threads",
+    "1",
+    "--json",
+]
 
 
 @pytest.fixture(scope="module")

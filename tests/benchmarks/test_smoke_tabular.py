@@ -11,13 +11,54 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-TINY = ["--budget", "3", "--stages", "2", "--constraint", "none", "--seeds", "0", "--widths", "4,8",
-        "--train-limit", "64", "--epochs", "2", "--threads", "1"]
-RUN_KEYS = {"hierarchy", "index", "seed", "units", "output_acc", "unit_acc", "params", "params_aux", "flops",
-            "unit_epochs", "wall_time", "history"}
-ROW_KEYS = {"sampler", "pruner", "trials_to_best", "unit_epochs_to_best", "best_reached", "trials_to_top",
-            "unit_epochs_to_top", "top_reached", "pruned_fraction", "unit_epochs", "found_acc", "replays",
-            "best_in_first_pass", "revisits"}
+TINY = [
+    "--budget",
+    "3",
+    "--stages",
+    "2",
+    "--constraint",
+    "none",
+    "--seeds",
+    "0",
+    "--widths",
+    "4,8",
+    "--train-limit",
+    "64",
+    "--epochs",
+    "2",
+    "--threads",
+    "1",
+]
+RUN_KEYS = {
+    "hierarchy",
+    "index",
+    "seed",
+    "units",
+    "output_acc",
+    "unit_acc",
+    "params",
+    "params_aux",
+    "flops",
+    "unit_epochs",
+    "wall_time",
+    "history",
+}
+ROW_KEYS = {
+    "sampler",
+    "pruner",
+    "trials_to_best",
+    "unit_epochs_to_best",
+    "best_reached",
+    "trials_to_top",
+    "unit_epochs_to_top",
+    "top_reached",
+    "pruned_fraction",
+    "unit_epochs",
+    "found_acc",
+    "replays",
+    "best_in_first_pass",
+    "revisits",
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +68,7 @@ def scripts(tmp_path_factory):
         import tabular_analysis
         import tabular_replay
         import tabular_table
+
         yield tabular_table, tabular_replay, tabular_analysis, tmp_path_factory.mktemp("tabular")
 
 
@@ -64,7 +106,8 @@ def test_replay_measures_every_sampler_and_pruner(scripts, table_path, tmp_path)
     # every list, then each pruned one once more (as lwl-search does); --no-revisit: one pass
     assert d["lists"] == 2 and d["trial_cap"] == 4 and d["revisit"] and d["replays"] == 2 and d["seeds"] == [0]
     assert [(r["sampler"], r["pruner"]) for r in d["rows"]] == [
-        (s, p) for s in ("tpe", "random", "grid") for p in ("median", "hyperband", "none")]
+        (s, p) for s in ("tpe", "random", "grid") for p in ("median", "hyperband", "none")
+    ]
     for row in d["rows"]:
         assert ROW_KEYS <= set(row) and row["replays"] == 2
         assert row["top_reached"] == 2  # two lists and a top-3: every study completes one at its first trial

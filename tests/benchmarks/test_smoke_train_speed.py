@@ -15,10 +15,43 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "train_speed.py"
-TINY = ["--hierarchy", "1,1", "--widths", "4,8", "--n-images", "32", "--n-val", "10", "--batch-size", "32",
-        "--steps", "1", "--threads", "1", "--matmul-size", "64", "--matmul-reps", "1", "--device", "cpu"]
-RUN_KEYS = {"loss", "mode", "units", "s_per_epoch", "images_per_s", "unit_images_per_s", "epoch_seconds",
-            "flops_aux", "achieved_tflops", "peak_memory", "train_memory", "memory_kind", "utilisation"}
+TINY = [
+    "--hierarchy",
+    "1,1",
+    "--widths",
+    "4,8",
+    "--n-images",
+    "32",
+    "--n-val",
+    "10",
+    "--batch-size",
+    "32",
+    "--steps",
+    "1",
+    "--threads",
+    "1",
+    "--matmul-size",
+    "64",
+    "--matmul-reps",
+    "1",
+    "--device",
+    "cpu",
+]
+RUN_KEYS = {
+    "loss",
+    "mode",
+    "units",
+    "s_per_epoch",
+    "images_per_s",
+    "unit_images_per_s",
+    "epoch_seconds",
+    "flops_aux",
+    "achieved_tflops",
+    "peak_memory",
+    "train_memory",
+    "memory_kind",
+    "utilisation",
+}
 
 
 def _load_script():
@@ -29,12 +62,24 @@ def _load_script():
 
 
 def test_tiny_run_prints_every_figure_as_json():
-    out = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--json"], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--json"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
-    assert {"date", "torch", "device", "device_name", "schedule", "runs", "ratios", "matmul", "convention",
-            "batches_per_epoch", "images_per_epoch", "warmup_epochs", "timed_epochs"} <= set(d)
+    assert {
+        "date",
+        "torch",
+        "device",
+        "device_name",
+        "schedule",
+        "runs",
+        "ratios",
+        "matmul",
+        "convention",
+        "batches_per_epoch",
+        "images_per_epoch",
+        "warmup_epochs",
+        "timed_epochs",
+    } <= set(d)
     assert d["device"] == "cpu" and d["isolated"] is True
     assert d["schedule"]["hierarchy"] == [1, 1] and d["schedule"]["widths"] == [4, 8]
     assert (d["batches_per_epoch"], d["images_per_epoch"], d["warmup_epochs"], d["timed_epochs"]) == (1, 32, 1, 1)
@@ -42,8 +87,16 @@ def test_tiny_run_prints_every_figure_as_json():
     for loss, r in d["runs"].items():
         assert RUN_KEYS <= set(r), loss
         assert r["loss"] == loss and r["units"] == 2 and len(r["epoch_seconds"]) == 2
-        for key in ("s_per_epoch", "images_per_s", "unit_images_per_s", "achieved_tflops", "utilisation",
-                    "peak_memory", "train_memory", "flops_aux"):
+        for key in (
+            "s_per_epoch",
+            "images_per_s",
+            "unit_images_per_s",
+            "achieved_tflops",
+            "utilisation",
+            "peak_memory",
+            "train_memory",
+            "flops_aux",
+        ):
             assert math.isfinite(r[key]) and r[key] > 0, (loss, key, r[key])
         assert r["unit_images_per_s"] == pytest.approx(2 * r["images_per_s"])
         assert r["images_per_s"] == pytest.approx(32 / r["s_per_epoch"])
@@ -77,10 +130,18 @@ def test_tiny_run_prints_every_figure_as_json():
 
 def test_epoch_plan_rounds_batches_up_to_whole_epochs():
     ts = _load_script()
-    assert ts.epoch_plan(2048, 128, 32, 1) == {"batches_per_epoch": 16, "images_per_epoch": 2048,
-                                               "warmup_epochs": 1, "timed_epochs": 2}
-    assert ts.epoch_plan(1000, 128, 1, 20) == {"batches_per_epoch": 7, "images_per_epoch": 896,
-                                               "warmup_epochs": 3, "timed_epochs": 1}
+    assert ts.epoch_plan(2048, 128, 32, 1) == {
+        "batches_per_epoch": 16,
+        "images_per_epoch": 2048,
+        "warmup_epochs": 1,
+        "timed_epochs": 2,
+    }
+    assert ts.epoch_plan(1000, 128, 1, 20) == {
+        "batches_per_epoch": 7,
+        "images_per_epoch": 896,
+        "warmup_epochs": 3,
+        "timed_epochs": 1,
+    }
     assert ts.epoch_plan(50, 128, 3, 1)["images_per_epoch"] == 50  # fewer images than a batch: one batch of all
 
 

@@ -16,10 +16,9 @@ from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
 from lwl.dashboards import FIGURE_IDS, header_html
-from lwl.search._pareto import pareto_indices
-from lwl.dashboards._cli import main
+from lwl.dashboards.commands import report_main as main
 from lwl.models import Recipe, complexity
-from lwl.search import SearchSpace, StudySettings, mask_url, open_storage, prepare_study
+from lwl.search import SearchSpace, StudySettings, mask_url, open_storage, pareto_indices, prepare_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -43,28 +42,53 @@ def _attrs(settings: StudySettings, h: tuple[int, ...]) -> dict:
     schedule = settings.schedule(h)
     cost = complexity(schedule, settings.recipe.head)
     return {
-        "hierarchy": list(h), "schedule": schedule.label(), "units": schedule.units,
-        "conv_layers": cost.conv_layers, "params": cost.params, "params_aux": cost.params_aux, "flops": cost.flops,
-        "activations": cost.activations, "paper": "ResNet50_r2" if h == PAPER else None,
+        "hierarchy": list(h),
+        "schedule": schedule.label(),
+        "units": schedule.units,
+        "conv_layers": cost.conv_layers,
+        "params": cost.params,
+        "params_aux": cost.params_aux,
+        "flops": cost.flops,
+        "activations": cost.activations,
+        "paper": "ResNet50_r2" if h == PAPER else None,
     }
 
 
-def _add(study: optuna.Study, settings: StudySettings, h: tuple[int, ...], state: TrialState, *, acc: float,
-         steps: int = 3, extra: dict | None = None) -> None:
+def _add(
+    study: optuna.Study,
+    settings: StudySettings,
+    h: tuple[int, ...],
+    state: TrialState,
+    *,
+    acc: float,
+    steps: int = 3,
+    extra: dict | None = None,
+) -> None:
     low, high = settings.space.param_range()
     values = {s: round(acc - 0.05 * (steps - s) ** 1.2, 5) for s in range(1, steps + 1)}
-    units = [round(0.45 + (acc - 0.45) * (u / (settings.space.budget - 1)) ** 0.5, 5)
-             for u in range(settings.space.budget)]
-    attrs = {**_attrs(settings, h), "unit_acc_history": [units] * steps, "output_acc_history": list(values.values()),
-             "unit_epochs": steps * settings.space.budget, "elapsed": 2.0 * steps, **(extra or {})}
+    units = [
+        round(0.45 + (acc - 0.45) * (u / (settings.space.budget - 1)) ** 0.5, 5) for u in range(settings.space.budget)
+    ]
+    attrs = {
+        **_attrs(settings, h),
+        "unit_acc_history": [units] * steps,
+        "output_acc_history": list(values.values()),
+        "unit_epochs": steps * settings.space.budget,
+        "elapsed": 2.0 * steps,
+        **(extra or {}),
+    }
     if state == TrialState.COMPLETE:
         attrs.update(unit_acc=units, wall_time=round(4.0 + sum(h[2:]) * 0.7, 3), peak_memory=None, device="cpu")
-    study.add_trial(optuna.trial.create_trial(
-        state=state, value=acc if state == TrialState.COMPLETE else None,
-        params={f"d{i + 1}": d for i, d in enumerate(h)},
-        distributions={f"d{i + 1}": IntDistribution(low, high) for i in range(len(h))},
-        user_attrs=attrs, intermediate_values=values if state != TrialState.FAIL else {},
-    ))
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=state,
+            value=acc if state == TrialState.COMPLETE else None,
+            params={f"d{i + 1}": d for i, d in enumerate(h)},
+            distributions={f"d{i + 1}": IntDistribution(low, high) for i in range(len(h))},
+            user_attrs=attrs,
+            intermediate_values=values if state != TrialState.FAIL else {},
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +119,13 @@ def storage(tmp_path_factory) -> str:
 
     empty = prepare_study(_settings("sim"), url, "empty", sampler="tpe", pruner="median", seed=0)
     _add(empty, settings, others[0], TrialState.PRUNED, acc=0.5, steps=1)
-    derived = optuna.create_study(study_name="rich-pareto", storage=open_storage(url, heartbeat=False),
-                                  directions=["maximize", "minimize"])
+    derived = optuna.create_study(
+        study_name="rich-pareto", storage=open_storage(url, heartbeat=False), directions=["maximize", "minimize"]
+    )
     derived.set_user_attr("lwl:derived_from", "rich")  # what lwl.search publishes next to a study
     optuna.create_study(study_name="foreign", storage=open_storage(url, heartbeat=False)).add_trial(
-        optuna.trial.create_trial(value=1.0, params={}, distributions={}))
+        optuna.trial.create_trial(value=1.0, params={}, distributions={})
+    )
     return url
 
 
@@ -236,7 +262,8 @@ def test_history_and_best_so_far(storage, rich_report):
     complete = _trials(storage, "rich", TrialState.COMPLETE)
     by_name = {tr["name"]: tr for tr in fig["data"]}
     assert sorted(by_name["complete: objective"]["x"] + by_name["complete: paper baseline"]["x"]) == [
-        t.number for t in complete]
+        t.number for t in complete
+    ]
     assert len(by_name["pruned: last reported value"]["x"]) == 4
     assert max(by_name["best so far"]["y"]) == PAPER_ACC
     assert by_name["best so far"]["y"] == sorted(by_name["best so far"]["y"])
@@ -252,8 +279,18 @@ def test_top_table_and_failed_trials(storage, rich_report):
 
 def test_header_settings_and_counts(rich_report):
     header = re.search(r'<header id="lwl-header">(.*?)</header>', rich_report, re.S).group(1)
-    for text in ("12 complete", "4 pruned", "2 failed", "resnet (basic blocks)", "4, 8, 8, 16", "predsim",
-                 "simultaneous", "digits", "budget 12", "20 feasible lists"):
+    for text in (
+        "12 complete",
+        "4 pruned",
+        "2 failed",
+        "resnet (basic blocks)",
+        "4, 8, 8, 16",
+        "predsim",
+        "simultaneous",
+        "digits",
+        "budget 12",
+        "20 feasible lists",
+    ):
         assert text in header, text
 
 
@@ -282,16 +319,17 @@ def test_few_trials_give_placeholders_and_the_global_hint(storage, tmp_path, mon
 
 
 def _system_attrs(storage: str, name: str) -> dict:
-    study = optuna.load_study(study_name=name, storage=storage)
-    return study._storage.get_study_system_attrs(study._study_id)
+    opened = open_storage(storage, heartbeat=False)
+    return opened.get_study_system_attrs(opened.get_study_id_from_name(name))
 
 
 def _dashboard_graph_objects(storage: str, name: str) -> dict[str, dict]:
     """What optuna-dashboard's own REST API serves for the study's plotly graph objects."""
     from optuna_dashboard import wsgi
 
-    app = wsgi(open_storage(storage, heartbeat=False))
-    study_id = optuna.load_study(study_name=name, storage=storage)._study_id
+    opened = open_storage(storage, heartbeat=False)
+    app = wsgi(opened)
+    study_id = opened.get_study_id_from_name(name)
     environ: dict = {"PATH_INFO": f"/api/studies/{study_id}", "REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO()}
     wsgiref.util.setup_testing_defaults(environ)
     status: list[str] = []
@@ -318,13 +356,16 @@ def test_header_never_shows_a_password():
     assert "secret" not in header and mask_url(url) in header and "u:***@127.0.0.1" in header
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--study-name", "nope"], "no study named 'nope'"),
-    (["--study-name", "empty"], "has no complete trial"),
-    (["--study-name", "foreign"], "not made by lwl-search"),
-    (["--study-name", "rich-pareto"], "Pareto study derived from 'rich'"),
-    ([], "name the study with --study-name"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--study-name", "nope"], "no study named 'nope'"),
+        (["--study-name", "empty"], "has no complete trial"),
+        (["--study-name", "foreign"], "not made by lwl-search"),
+        (["--study-name", "rich-pareto"], "Pareto study derived from 'rich'"),
+        ([], "name the study with --study-name"),
+    ],
+)
 def test_study_errors_exit_2_with_one_line(storage, tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exc:
         main(["--storage", storage, *args, "--out", str(tmp_path / "r.html")])
@@ -393,12 +434,37 @@ def test_installed_command_exists():
 
 def test_a_real_tiny_search_reports(tmp_path):
     """lwl-search end to end (2 trials, 1 epoch, 128 images), then the report of what it stored."""
-    from lwl.search._cli import main as search_main
+    from lwl.search.commands import search_main
 
     url = f"sqlite:///{tmp_path / 'real.db'}"
-    assert search_main(["--dataset", "digits", "--budget", "8", "--widths", "4,8,8,16", "--epochs", "1",
-                        "--train-limit", "128", "--device", "cpu", "--pruner", "none", "--trials", "2",
-                        "--storage", url, "--study-name", "real", "--quiet"]) == 0
+    assert (
+        search_main(
+            [
+                "--dataset",
+                "digits",
+                "--budget",
+                "8",
+                "--widths",
+                "4,8,8,16",
+                "--epochs",
+                "1",
+                "--train-limit",
+                "128",
+                "--device",
+                "cpu",
+                "--pruner",
+                "none",
+                "--trials",
+                "2",
+                "--storage",
+                url,
+                "--study-name",
+                "real",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "real.html"
     assert main(["--storage", url, "--study-name", "real", "--out", str(out)]) == 0
     page = out.read_text()
@@ -411,3 +477,45 @@ def test_a_real_tiny_search_reports(tmp_path):
     # budget 8 enqueues the paper's [1,1,2,4] (ResNet18_r5) first: it is marked in the page
     assert "[1,1,2,4]" in page and "ResNet18" in page and 'id="lwl-importance-placeholder"' in page
     assert set(_dashboard_graph_objects(url, "real")) == set(figs)
+
+
+def test_text_in_the_page_is_escaped(tmp_path):
+    """A study name with markup in it reaches the page as text only (title, header, the global hint's command)."""
+    url = f"sqlite:///{tmp_path / 'esc.db'}"
+    name = '<i>odd&"name"</i>'
+    settings = _settings()
+    study = prepare_study(settings, url, name, sampler="tpe", pruner="median", seed=0)
+    for h in SearchSpace(BUDGET, STAGES).lists()[:2]:
+        _add(study, settings, h, TrialState.COMPLETE, acc=_accuracy(h))
+    out = tmp_path / "esc.html"
+    assert main(["--storage", url, "--study-name", name, "--out", str(out), "--no-dashboard"]) == 0
+    rest = without_plotlyjs(out.read_text())
+    assert "<i>" not in rest and 'odd&"' not in rest
+    assert "<title>lwl-search report: &lt;i&gt;odd&amp;&quot;name&quot;&lt;/i&gt;</title>" in rest
+    assert "<h1>lwl-search study &lt;i&gt;odd&amp;&quot;name&quot;&lt;/i&gt;</h1>" in rest
+    assert "$" not in rest.replace("$$", ""), "a template placeholder was left unfilled"
+
+
+def test_the_page_template_is_package_data():
+    import importlib.resources
+
+    template = importlib.resources.files("lwl.dashboards").joinpath("report.html")
+    assert template.is_file() and "${header_html}" in template.read_text(encoding="utf-8")
+
+
+def test_the_dashboards_import_only_public_names():
+    """Across packages only lwl.*'s public modules; inside dashboards no underscore name from a sibling module."""
+    import ast
+
+    import lwl.dashboards
+
+    for path in Path(lwl.dashboards.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not any(p.startswith("_") for p in alias.name.split(".")), (path.name, alias.name)
+            elif isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level == 0 and module.startswith("lwl."):
+                    assert not any(p.startswith("_") for p in module.split(".")), (path.name, module)
+                assert not any(a.name.startswith("_") for a in node.names), (path.name, module, node.names)

@@ -8,14 +8,25 @@ import pytest
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
+    # The console scripts' own entry points (pyproject.toml [project.scripts]), run as a user runs them.
     code = "import sys; from lwl.models._cli import {0}; sys.exit({0}(sys.argv[1:]))"
     name = "inspect_main" if args[0] == "lwl-inspect" else "train_main"
     return subprocess.run([sys.executable, "-c", code.format(name), *args[1:]], capture_output=True, text=True)
 
 
 def test_inspect_json_has_the_documented_keys():
-    out = run("lwl-inspect", "--family", "resnet", "--block", "basic", "--hierarchy", "2,2,2,2",
-              "--dataset", "cifar100", "--json")
+    out = run(
+        "lwl-inspect",
+        "--family",
+        "resnet",
+        "--block",
+        "basic",
+        "--hierarchy",
+        "2,2,2,2",
+        "--dataset",
+        "cifar100",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
     assert {"hierarchy", "family", "units", "conv_layers", "params", "params_aux", "flops", "stages"} <= set(d)
@@ -50,8 +61,21 @@ def test_bad_family_is_refused_by_argparse():
 
 
 def test_train_digits_end_to_end():
-    out = run("lwl-train", "--dataset", "digits", "--hierarchy", "1,1", "--widths", "8,16", "--epochs", "2",
-              "--device", "cpu", "--test", "--json")
+    out = run(
+        "lwl-train",
+        "--dataset",
+        "digits",
+        "--hierarchy",
+        "1,1",
+        "--widths",
+        "8,16",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--test",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
     assert d["hierarchy"] == [1, 1] and d["loss"] == "predsim" and len(d["unit_acc"]) == 2

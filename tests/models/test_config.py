@@ -10,7 +10,7 @@ from lwl.models import (
     TrainingConfig,
     load_config,
     make_schedule,
-    mask_password,
+    mask_secrets,
     paper_recipe,
     paper_results,
 )
@@ -40,8 +40,9 @@ def test_round_trip_through_dict_and_yaml(tmp_path):
 
 
 def test_a_short_hand_written_config_gets_the_papers_recipe(tmp_path):
-    path = _write(tmp_path, "schedule:\n  hierarchy: [1, 1, 2, 4]\n  family: resnet\nrecipe:\n  dataset: cifar100\n"
-                            "  lr: 3e-4\n")
+    path = _write(
+        tmp_path, "schedule:\n  hierarchy: [1, 1, 2, 4]\n  family: resnet\nrecipe:\n  dataset: cifar100\n  lr: 3e-4\n"
+    )
     config = load_config(path)
     assert config.recipe.epochs == 400 and config.recipe.lr == 3e-4 and config.recipe.dropout == 0.1
     assert config.recipe.batch_size == 128 and config.recipe.lr_milestones == (0.5, 0.75, 0.89, 0.94)
@@ -52,7 +53,7 @@ def test_passwords_never_reach_the_file(tmp_path):
     config = _config(storage="postgresql://me:s3cret@db:5432/lwl", note=["mysql://a:b@h/x"])
     text = config.save_yaml(tmp_path / "c.yaml").read_text()
     assert "s3cret" not in text and ":b@" not in text and "postgresql://me:***@db:5432/lwl" in text
-    assert mask_password("redis://h:6379") == "redis://h:6379"
+    assert mask_secrets("redis://h:6379") == "redis://h:6379"
 
 
 BASE = {
@@ -137,7 +138,7 @@ def test_a_bottleneck_vgg_names_the_block(tmp_path):
 def test_global_loss_needs_simultaneous_mode(tmp_path):
     data = _with("recipe.loss", "global")
     data["recipe"]["mode"] = "sequential"
-    with pytest.raises(ConfigError, match="field recipe.mode: loss global trains end to end"):
+    with pytest.raises(ConfigError, match="recipe: loss .global. trains end to end: use --mode simultaneous"):
         load_config(_write(tmp_path, data))
 
 

@@ -47,8 +47,11 @@ def test_train_speed_reference_initialises_cuda_before_resetting_its_peak(monkey
     monkeypatch.setattr(train_speed.torch.cuda, "memory_allocated", lambda device=None: 0)
     monkeypatch.setattr(train_speed.torch.cuda, "reset_peak_memory_stats", reset)
     real_setup = train_speed.setup
-    monkeypatch.setattr(train_speed, "setup",
-                        lambda args, loss: dataclasses.replace(real_setup(args, loss), dev=torch.device("cuda", 0)))
+    monkeypatch.setattr(
+        train_speed,
+        "setup",
+        lambda args, loss: dataclasses.replace(real_setup(args, loss), dev=torch.device("cuda", 0)),
+    )
     monkeypatch.setattr(train_speed, "DataLoader", loader)
     args = train_speed.parse_args(["--device", "cpu", "--n-images", "8", "--n-val", "4"])
     with pytest.raises(Stop):

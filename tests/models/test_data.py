@@ -11,17 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+# Private on purpose: the digits fixture replaces the image loader (`_digits_images`) to trace each example through
+# the split, and the batching tests check the epoch plan and the batched augmentation, which are not public.
 import lwl.models._data as data_mod
-from lwl.models._data import (
-    DATASETS,
-    DataError,
-    augment_batch,
-    dataset_info,
-    iter_batches,
-    load_data,
-    plan_epoch,
-    splits_from_images,
-)
+from lwl.models import DATASETS, DataError, DatasetInfo, DataSplits, dataset_info, load_data, splits_from_images
+from lwl.models._batches import augment_batch, iter_batches, plan_epoch
 
 N_DIGITS = 1797
 DIGIT_CLASS_COUNTS = np.array([178, 182, 177, 183, 181, 182, 181, 179, 174, 180])
@@ -31,7 +25,7 @@ def _held(counts: np.ndarray, fraction: float) -> np.ndarray:
     return np.floor(fraction * counts + 0.5).astype(int)
 
 
-def _decode(x: torch.Tensor, info: data_mod.DatasetInfo, scale: float) -> list[int]:
+def _decode(x: torch.Tensor, info: DatasetInfo, scale: float) -> list[int]:
     """Recover the example index that `_index_coded_*` wrote into every pixel."""
     raw = x[:, 0, 0, 0].cpu() * info.std[0] + info.mean[0]
     return torch.round(raw * scale).long().tolist()
@@ -45,7 +39,7 @@ def index_coded_digits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(data_mod, "_digits_images", lambda: (fake.clone(), real_y))
 
 
-def _digit_ids(splits: data_mod.DataSplits) -> tuple[list[int], list[int], list[int]]:
+def _digit_ids(splits: DataSplits) -> tuple[list[int], list[int], list[int]]:
     info = splits.info
     test = _decode(splits.test_x, info, 2000) if splits.test_x is not None else []
     return _decode(splits.train_x, info, 2000), _decode(splits.val_x, info, 2000), test

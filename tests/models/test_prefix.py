@@ -43,14 +43,22 @@ def test_a_candidate_through_the_store_equals_it_trained_alone(digits, tmp_path,
     assert first.reused_units == 0
     assert store.size()[0] == 7  # every unit but the last, which also trained the output classifier
     seen = []
-    shared = train(_schedule((1, 1, 3, 3)), recipe, digits, device="cpu", keep_model=True, prefix_store=store,
-                   on_progress=seen.append)
+    shared = train(
+        _schedule((1, 1, 3, 3)),
+        recipe,
+        digits,
+        device="cpu",
+        keep_model=True,
+        prefix_store=store,
+        on_progress=seen.append,
+    )
     assert shared.reused_units == 4 and shared.reused_seconds > 0
     alone = train(_schedule((1, 1, 3, 3)), recipe, digits, device="cpu", keep_model=True)
     _assert_same(shared, alone)
     # The caller (a pruner) was told about the reused units too, in order, with the same values.
-    assert [(p.step, p.unit_acc, p.train_loss) for p in seen] == \
-           [(p.step, p.unit_acc, p.train_loss) for p in alone.history]
+    assert [(p.step, p.unit_acc, p.train_loss) for p in seen] == [
+        (p.step, p.unit_acc, p.train_loss) for p in alone.history
+    ]
 
 
 def test_only_an_identical_prefix_is_reused(digits, tmp_path):
@@ -70,8 +78,14 @@ def test_a_pruned_candidate_stops_during_the_replay(digits, tmp_path):
     store = PrefixStore(tmp_path / "prefixes")
     train(_schedule((1, 1, 2, 4)), _recipe(), digits, device="cpu", prefix_store=store)
     seen = []
-    result = train(_schedule((1, 1, 3, 3)), _recipe(), digits, device="cpu", prefix_store=store,
-                   on_progress=lambda p: seen.append(p.step) or p.step == 2)
+    result = train(
+        _schedule((1, 1, 3, 3)),
+        _recipe(),
+        digits,
+        device="cpu",
+        prefix_store=store,
+        on_progress=lambda p: seen.append(p.step) or p.step == 2,
+    )
     assert result.stopped_early and seen == [1, 2]
 
 
@@ -91,8 +105,9 @@ def test_the_store_is_bounded_and_survives_eviction(digits, tmp_path):
     _assert_same(shared, alone)
 
 
-@pytest.mark.parametrize("damage", [b"", b"not a torch file", b"PK\x03\x04 truncated zip"], ids=["empty", "garbage",
-                                                                                                "truncated"])
+@pytest.mark.parametrize(
+    "damage", [b"", b"not a torch file", b"PK\x03\x04 truncated zip"], ids=["empty", "garbage", "truncated"]
+)
 def test_a_damaged_unit_file_is_trained_again(digits, tmp_path, damage):
     """A worker killed by the disk, or a foreign file under the same name: the unit is retrained, not a crash."""
     store = PrefixStore(tmp_path / "prefixes")

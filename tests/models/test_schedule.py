@@ -49,8 +49,13 @@ def test_schedule_is_frozen_hashable_and_round_trips():
 
 def test_presets_reproduce_the_papers_hierarchies():
     expected = {
-        "vgg8b": (2, 2, 1, 1), "vgg11": (1, 1, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4),
-        "resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3), "resnet50": (3, 4, 6, 3),
+        "vgg8b": (2, 2, 1, 1),
+        "vgg11": (1, 1, 2, 2, 2),
+        "vgg16": (2, 2, 3, 3, 3),
+        "vgg19": (2, 2, 4, 4, 4),
+        "resnet18": (2, 2, 2, 2),
+        "resnet34": (3, 4, 6, 3),
+        "resnet50": (3, 4, 6, 3),
     }
     assert {k: p.hierarchy for k, p in PRESETS.items()} == expected
     # A preset with another hierarchy keeps its family but not its (stage-count specific) widths.

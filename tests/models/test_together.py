@@ -50,8 +50,9 @@ def test_a_stopped_candidate_leaves_and_the_others_go_on_unchanged(digits):
             raise RuntimeError("pruned")  # as optuna.TrialPruned leaves a trial
         return i == 2 and p.step == 2
 
-    outcome = train_together([_schedule(h) for h in LISTS], recipe, digits, device="cpu", keep_models=True,
-                             on_progress=on_progress)
+    outcome = train_together(
+        [_schedule(h) for h in LISTS], recipe, digits, device="cpu", keep_models=True, on_progress=on_progress
+    )
     first, second, third = outcome.results
     assert isinstance(first, RuntimeError) and str(first) == "pruned"
     assert third.stopped_early and [p.step for p in third.history] == [1, 2]
@@ -63,6 +64,9 @@ def test_a_stopped_candidate_leaves_and_the_others_go_on_unchanged(digits):
 
 
 def test_only_layer_wise_simultaneous_training_can_share(digits):
-    for recipe in (paper_recipe("digits", "resnet", loss="global"), paper_recipe("digits", "resnet", mode="sequential")):
+    for recipe in (
+        paper_recipe("digits", "resnet", loss="global"),
+        paper_recipe("digits", "resnet", mode="sequential"),
+    ):
         with pytest.raises(RecipeError, match="simultaneous mode and a layer-wise loss"):
             train_together([_schedule(LISTS[0])], recipe, digits, device="cpu")

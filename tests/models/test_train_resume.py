@@ -8,8 +8,7 @@ import sys
 import pytest
 import torch
 
-from lwl.models import ResumeError, Schedule, TrainingConfig, load_data, paper_recipe, train
-from lwl.models._checkpoint import CHECKPOINT_FILE
+from lwl.models import ResumeError, RunDir, Schedule, TrainingConfig, load_data, paper_recipe, train
 
 SCHEDULE = Schedule((1, 2), widths=(4, 8), num_classes=10, in_channels=1, input_size=16)
 
@@ -24,8 +23,9 @@ def _same_run(a, b):
     assert sa.keys() == sb.keys()
     for key in sa:
         assert torch.equal(sa[key], sb[key]), key
-    assert [(p.step, p.unit_acc, p.output_acc, p.train_loss, p.unit_epochs) for p in a.history] == \
-           [(p.step, p.unit_acc, p.output_acc, p.train_loss, p.unit_epochs) for p in b.history]
+    assert [(p.step, p.unit_acc, p.output_acc, p.train_loss, p.unit_epochs) for p in a.history] == [
+        (p.step, p.unit_acc, p.output_acc, p.train_loss, p.unit_epochs) for p in b.history
+    ]
     assert a.test_output_acc == b.test_output_acc and a.test_unit_acc == b.test_unit_acc
 
 
@@ -58,20 +58,25 @@ def test_resuming_from_any_checkpoint_ends_bitwise_equal(digits, tmp_path, mode,
 def test_a_stopped_run_resumes_and_a_foreign_state_is_refused(digits):
     recipe = paper_recipe("digits", "resnet", epochs=3, train_limit=192)
     states = []
-    stopped = train(SCHEDULE, recipe, digits, device="cpu", checkpoint=states.append,
-                    on_progress=lambda p: p.step == 2)
+    stopped = train(SCHEDULE, recipe, digits, device="cpu", checkpoint=states.append, on_progress=lambda p: p.step == 2)
     assert stopped.stopped_early and len(states) == 2 and states[-1]["position"]["epoch"] == 2
     resumed = train(SCHEDULE, recipe, digits, device="cpu", resume=states[-1])
     assert [p.step for p in resumed.history] == [1, 2, 3]
     with pytest.raises(ResumeError, match="recipe.epochs = 3, this run has 4"):
-        train(SCHEDULE, paper_recipe("digits", "resnet", epochs=4, train_limit=192), digits, device="cpu",
-              resume=states[-1])
+        train(
+            SCHEDULE,
+            paper_recipe("digits", "resnet", epochs=4, train_limit=192),
+            digits,
+            device="cpu",
+            resume=states[-1],
+        )
 
 
 def _lwl_train(*args):
     exe = shutil.which("lwl-train")
     if exe is not None:
         return [exe, *args]
+    # The console script's own entry point (pyproject.toml [project.scripts]) when it is not installed.
     return [sys.executable, "-c", "import sys; from lwl.models._cli import train_main; sys.exit(train_main())", *args]
 
 
@@ -81,13 +86,18 @@ def test_a_sigkilled_lwl_train_resumes_to_the_uninterrupted_result(digits, tmp_p
     config = TrainingConfig(schedule, recipe, {"study": "test"})
     path = config.save_yaml(tmp_path / "c.yaml")
     out = tmp_path / "run"
-    killed_at = sigkill_after_checkpoint(_lwl_train("--config", str(path), "--device", "cpu", "--out", str(out)),
-                                         out / CHECKPOINT_FILE)
+    killed_at = sigkill_after_checkpoint(
+        _lwl_train("--config", str(path), "--device", "cpu", "--out", str(out)), RunDir(out, config).checkpoint_path
+    )
     assert 1 <= killed_at < 8, "the kill came too late to test anything"
     assert not (out / "model.pt").exists()
 
-    done = subprocess.run(_lwl_train("--config", str(path), "--device", "cpu", "--out", str(out), "--resume"),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        _lwl_train("--config", str(path), "--device", "cpu", "--out", str(out), "--resume"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert f"resuming after epoch {killed_at}/8" in done.stderr and "output test accuracy" in done.stdout
     assert not list(out.glob(".*.tmp"))
@@ -96,8 +106,9 @@ def test_a_sigkilled_lwl_train_resumes_to_the_uninterrupted_result(digits, tmp_p
     full = train(schedule, recipe, digits, device="cpu", keep_model=True, test=True)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "complete" and [r["epoch"] for r in metrics["records"]] == list(range(1, 9))
-    assert [(r["val_unit_acc"], r["val_output_acc"], r["train_loss"]) for r in metrics["records"]] == \
-           [(list(p.unit_acc), p.output_acc, list(p.train_loss)) for p in full.history]
+    assert [(r["val_unit_acc"], r["val_output_acc"], r["train_loss"]) for r in metrics["records"]] == [
+        (list(p.unit_acc), p.output_acc, list(p.train_loss)) for p in full.history
+    ]
     assert metrics["test"] == {"output_acc": full.test_output_acc, "unit_acc": list(full.test_unit_acc)}
     csv_rows = (out / "metrics.csv").read_text().splitlines()
     assert len(csv_rows) == 9 and csv_rows[0].startswith("epoch,unit_epochs,elapsed_s,val_output_acc,val_acc_u1")
@@ -105,7 +116,11 @@ def test_a_sigkilled_lwl_train_resumes_to_the_uninterrupted_result(digits, tmp_p
     for key, value in full.model.state_dict().items():
         assert torch.equal(weights[key], value), key
     # A finished run resumes to the same answer; a run folder is never overwritten without --resume.
-    again = subprocess.run(_lwl_train("--config", str(path), "--device", "cpu", "--out", str(out)),
-                           capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        _lwl_train("--config", str(path), "--device", "cpu", "--out", str(out)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert again.returncode == 2 and "already holds a run" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1

@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from lwl.models import Diverged, Recipe, Schedule, load_data, paper_recipe, train
-from lwl.models._trainer import _Run
+
+# Private on purpose: gradient isolation is a property of one step, which only `Learner` (the per-step module) exposes.
+from lwl.models._steps import Learner
 
 WIDTHS4 = (8, 16, 32, 64)
 
@@ -15,7 +17,9 @@ def digits():
 
 
 def _schedule(hierarchy, widths=WIDTHS4, **kw):
-    return Schedule(tuple(hierarchy), widths=widths[: len(hierarchy)], num_classes=10, in_channels=1, input_size=16, **kw)
+    return Schedule(
+        tuple(hierarchy), widths=widths[: len(hierarchy)], num_classes=10, in_channels=1, input_size=16, **kw
+    )
 
 
 def _recipe(**kw):
@@ -35,41 +39,57 @@ def test_digits_run_is_far_above_chance(digits):
 def test_a_units_loss_leaves_earlier_units_untouched(digits, loss):
     """Gradient isolation: back-propagating unit j's local loss writes no gradient below j."""
     schedule = _schedule((1, 1, 2, 1))
-    run = _Run(schedule, _recipe(loss=loss), digits, torch.device("cpu"))
+    learner = Learner(schedule, _recipe(loss=loss), torch.device("cpu"))
     x, y = digits.train_x[:32], digits.train_y[:32]
     h = x
     for j in range(3):
-        h = run.net.units[j].body(h).detach() if j < 2 else run.net.units[j].body(h)
-    run._unit_loss(2, h, y).backward()
-    for j, unit in enumerate(run.net.units):
+        h = learner.net.units[j].body(h).detach() if j < 2 else learner.net.units[j].body(h)
+    learner.unit_loss(2, h, y).backward()
+    for j, unit in enumerate(learner.net.units):
         grads = [p.grad for p in unit.parameters() if p.grad is not None and p.grad.abs().sum() > 0]
         assert (len(grads) > 0) == (j == 2), f"unit {j} has gradients: {len(grads)}"
     # And the training step itself: units' inputs are detached, so a step of unit j alone moves only unit j.
-    run.net.zero_grad(set_to_none=True)
-    before = [torch.cat([p.detach().flatten().clone() for p in u.parameters()]) for u in run.net.units]
-    x0 = run.net.units[0].body(x).detach()
-    run._step_layerwise(x0, y, 1, 1, False)
-    after = [torch.cat([p.detach().flatten() for p in u.parameters()]) for u in run.net.units]
+    learner.net.zero_grad(set_to_none=True)
+    before = [torch.cat([p.detach().flatten().clone() for p in u.parameters()]) for u in learner.net.units]
+    x0 = learner.net.units[0].body(x).detach()
+    learner.layerwise_step(x0, y, 1, 1, False)
+    after = [torch.cat([p.detach().flatten() for p in u.parameters()]) for u in learner.net.units]
     assert [not torch.equal(b, a) for b, a in zip(before, after)] == [False, True, False, False, False]
 
 
 @pytest.mark.parametrize("mode", ["simultaneous", "sequential"])
 def test_shared_prefixes_train_to_identical_weights(digits, mode):
     """[1,1,2,4] and [1,1,3,3] share their first four units: they must end bitwise equal."""
-    results = [train(_schedule(h), _recipe(mode=mode, epochs=2), digits, device="cpu", keep_model=True)
-               for h in ((1, 1, 2, 4), (1, 1, 3, 3))]
+    results = [
+        train(_schedule(h), _recipe(mode=mode, epochs=2), digits, device="cpu", keep_model=True)
+        for h in ((1, 1, 2, 4), (1, 1, 3, 3))
+    ]
     a, b = (r.model for r in results)
     for j in range(4):
         sa, sb = a.units[j].state_dict(), b.units[j].state_dict()
         for key in sa:
             assert torch.equal(sa[key], sb[key]), (j, key)
-    for pa, pb in zip(results[0].history, results[1].history):
-        assert pa.unit_acc[:4] == pb.unit_acc[:4] if mode == "simultaneous" else True
+    # Every record agrees on the shared units: their accuracies and train losses (in sequential mode a unit's are
+    # None until it is trained, in both runs alike).
+    ha, hb = results[0].history, results[1].history
+    assert len(ha) == len(hb) == (2 if mode == "simultaneous" else 8)
+    for pa, pb in zip(ha, hb):
+        assert pa.unit_acc[:4] == pb.unit_acc[:4] and pa.train_loss[:4] == pb.train_loss[:4]
     if mode == "sequential":
-        assert [p.unit_acc[p.step - 1] for p in results[0].history[:4]] == \
-               [p.unit_acc[p.step - 1] for p in results[1].history[:4]]
+        # One record per unit: the first four trained only shared units, so they agree whole; unit j's numbers are
+        # set from record j + 1 on, and the frozen units keep them.
+        assert [(p.step, p.unit_acc, p.output_acc, p.train_loss, p.unit_epochs) for p in ha[:4]] == [
+            (p.step, p.unit_acc, p.output_acc, p.train_loss, p.unit_epochs) for p in hb[:4]
+        ]
+        for k, p in enumerate(ha):
+            assert [a is not None for a in p.unit_acc[:4]] == [j <= k for j in range(4)]
+            assert [v is not None for v in p.train_loss[:4]] == [j <= k for j in range(4)]
+        assert {p.unit_acc[:4] for p in ha[3:]} == {ha[3].unit_acc[:4]}
+    else:
+        assert all(a is not None for p in ha for a in p.unit_acc[:4] + p.train_loss[:4])
     # The fifth unit differs (a new stage in one, the same stage in the other).
-    assert not torch.equal(a.units[4].body[0].conv1.weight.flatten()[:10], b.units[4].body[0].conv1.weight.flatten()[:10])
+    fifth_a, fifth_b = (m.units[4].body[0].conv1.weight.flatten()[:10] for m in (a, b))
+    assert not torch.equal(fifth_a, fifth_b)
 
 
 def test_seeded_runs_are_reproducible_and_seeds_matter(digits):
@@ -99,8 +119,13 @@ def test_global_training_probes_every_unit(digits):
 
 def test_the_caller_can_stop_training(digits):
     seen = []
-    result = train(_schedule((1, 1)), _recipe(epochs=5), digits, device="cpu",
-                   on_progress=lambda p: seen.append(p.step) or p.step == 2)
+    result = train(
+        _schedule((1, 1)),
+        _recipe(epochs=5),
+        digits,
+        device="cpu",
+        on_progress=lambda p: seen.append(p.step) or p.step == 2,
+    )
     assert seen == [1, 2] and result.stopped_early and len(result.history) == 2
 
     class Stop(Exception):
@@ -118,12 +143,9 @@ def test_divergence_is_reported(digits):
         train(_schedule((1,)), _recipe(lr=1e30, epochs=2, loss="pred"), digits, device="cpu")
 
 
-def test_lr_decays_at_the_papers_milestones(digits):
-    run = _Run(_schedule((1,)), _recipe(lr=1.0), digits, torch.device("cpu"))
-    seen = []
-    for step in range(100):
-        run._set_lr(run.opts, step, 100)
-        seen.append(run.opts[0].param_groups[0]["lr"])
+def test_lr_decays_at_the_papers_milestones():
+    recipe = _recipe(lr=1.0)
+    seen = [recipe.lr_at(step, 100) for step in range(100)]
     changes = [i for i in range(1, 100) if seen[i] != seen[i - 1]]
     assert changes == [50, 75, 89, 94] and math.isclose(seen[-1], 0.25**4)
 

@@ -30,15 +30,53 @@ def _get(url: str):
 def dashboard(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dash")
     storage = f"sqlite:///{tmp / 'd.db'}"
-    assert main(["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "2", "--train-limit", "256",
-                 "--device", "cpu", "--quiet", "--budget", "8", "--trials", "3", "--pruner", "none",
-                 "--storage", storage, "--study-name", "d"]) == 0
+    assert (
+        main(
+            [
+                "--dataset",
+                "digits",
+                "--widths",
+                "4,8,8,16",
+                "--epochs",
+                "2",
+                "--train-limit",
+                "256",
+                "--device",
+                "cpu",
+                "--quiet",
+                "--budget",
+                "8",
+                "--trials",
+                "3",
+                "--pruner",
+                "none",
+                "--storage",
+                storage,
+                "--study-name",
+                "d",
+            ]
+        )
+        == 0
+    )
     port = _free_port()
     artifacts = tmp / "d-artifacts"  # where lwl-search puts them beside a SQLite file
     assert artifacts.is_dir()
-    server = subprocess.Popen([sys.executable, "-c", "from optuna_dashboard._cli import main; main()", storage,
-                               "--host", "127.0.0.1", "--port", str(port), "--artifact-dir", str(artifacts)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from optuna_dashboard._cli import main; main()",
+            storage,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--artifact-dir",
+            str(artifacts),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -78,8 +116,9 @@ def test_every_complete_trial_offers_its_training_config_for_download(dashboard)
         attrs = {a["key"]: a["value"] for a in t["user_attrs"]}
         hierarchy = json.loads(attrs["hierarchy"]) if isinstance(attrs["hierarchy"], str) else attrs["hierarchy"]
         assert artifact["filename"] == f"trial-{t['number']}_{'-'.join(map(str, hierarchy))}.yaml"
-        with urllib.request.urlopen(f"{dashboard}/artifacts/{study_id}/{t['trial_id']}/{artifact['artifact_id']}",
-                                    timeout=10) as response:
+        with urllib.request.urlopen(
+            f"{dashboard}/artifacts/{study_id}/{t['trial_id']}/{artifact['artifact_id']}", timeout=10
+        ) as response:
             text = response.read().decode()
         path = Path(tempfile.mkdtemp()) / artifact["filename"]
         path.write_text(text)

@@ -9,8 +9,23 @@ from optuna.trial import TrialState
 import lwl.search._objective as study_module  # a private mechanism on purpose: inject an out-of-memory error
 from lwl.search.commands import search_main as main
 
-TINY = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "2", "--train-limit", "256", "--device", "cpu",
-        "--quiet", "--pruner", "none", "--budget", "10"]
+TINY = [
+    "--dataset",
+    "digits",
+    "--widths",
+    "4,8,8,16",
+    "--epochs",
+    "2",
+    "--train-limit",
+    "256",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--pruner",
+    "none",
+    "--budget",
+    "10",
+]
 
 
 def _trials(db, name):
@@ -19,8 +34,24 @@ def _trials(db, name):
 
 def test_a_diverging_candidate_fails_as_diverged_and_the_study_goes_on(tmp_path, capsys):
     db = tmp_path / "d.db"
-    assert main([*TINY, "--loss", "pred", "--lr", "1e30", "--trials", "2", "--storage", f"sqlite:///{db}",
-                 "--study-name", "d"]) == 0
+    assert (
+        main(
+            [
+                *TINY,
+                "--loss",
+                "pred",
+                "--lr",
+                "1e30",
+                "--trials",
+                "2",
+                "--storage",
+                f"sqlite:///{db}",
+                "--study-name",
+                "d",
+            ]
+        )
+        == 0
+    )
     trials = _trials(db, "d")
     assert len(trials) >= 2, "the study stopped at the first failure"
     assert all(t.state == TrialState.FAIL and t.user_attrs["fail_reason"] == "diverged" for t in trials)

@@ -10,14 +10,37 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-ARGS = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "8", "--train-limit", "256", "--device", "cpu",
-        "--budget", "10", "--pruner", "none", "--sampler", "grid", "--no-paper-baselines", "--study-name", "i"]
+ARGS = [
+    "--dataset",
+    "digits",
+    "--widths",
+    "4,8,8,16",
+    "--epochs",
+    "8",
+    "--train-limit",
+    "256",
+    "--device",
+    "cpu",
+    "--budget",
+    "10",
+    "--pruner",
+    "none",
+    "--sampler",
+    "grid",
+    "--no-paper-baselines",
+    "--study-name",
+    "i",
+]
 
 
 def _start(storage: str, trials: int) -> subprocess.Popen:
     code = "import sys; from lwl.search.commands import search_main; sys.exit(search_main())"
-    return subprocess.Popen([sys.executable, "-c", code, *ARGS, "--storage", storage, "--trials", str(trials)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *ARGS, "--storage", storage, "--trials", str(trials)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_running_step(storage: str, deadline: float = 120) -> None:
@@ -52,8 +75,12 @@ def test_an_interrupted_search_records_and_continues(tmp_path, sig):
     assert trial.user_attrs["unit_acc_history"], "what the trial learned before the interrupt is kept"
     # The same command continues: the failed list is free again and the study reaches --trials.
     code = "import sys; from lwl.search.commands import search_main; sys.exit(search_main())"
-    rerun = subprocess.run([sys.executable, "-c", code, *ARGS, "--storage", storage, "--trials", "1", "--quiet"],
-                           capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(
+        [sys.executable, "-c", code, *ARGS, "--storage", storage, "--trials", "1", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stderr
     study = optuna.load_study(study_name="i", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]

@@ -6,9 +6,28 @@ from optuna.trial import TrialState
 
 from lwl.search.commands import search_main as main
 
-TINY = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "1", "--train-limit", "256", "--device", "cpu",
-        "--quiet", "--mode", "sequential", "--budget", "10", "--sampler", "grid", "--trials", "6",
-        "--no-paper-baselines"]
+TINY = [
+    "--dataset",
+    "digits",
+    "--widths",
+    "4,8,8,16",
+    "--epochs",
+    "1",
+    "--train-limit",
+    "256",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--mode",
+    "sequential",
+    "--budget",
+    "10",
+    "--sampler",
+    "grid",
+    "--trials",
+    "6",
+    "--no-paper-baselines",
+]
 
 
 def _study(db, name):
@@ -23,8 +42,7 @@ def test_sharing_changes_nothing_the_pruner_sees_and_saves_unit_trainings(tmp_pa
     shared_db, alone_db = tmp_path / "shared.db", tmp_path / "alone.db"
     for db, extra in ((shared_db, []), (alone_db, ["--prefix-store", "off"])):
         # Successive halving judges from the first step: the same decisions must come out.
-        assert main([*TINY, "--pruner", "sha", "--storage", f"sqlite:///{db}",
-                     "--study-name", "p", *extra]) == 0
+        assert main([*TINY, "--pruner", "sha", "--storage", f"sqlite:///{db}", "--study-name", "p", *extra]) == 0
     out = capsys.readouterr().out
     shared, alone = _by_list(_study(shared_db, "p")), _by_list(_study(alone_db, "p"))
     assert shared.keys() == alone.keys() and len(shared) == 6
@@ -40,15 +58,34 @@ def test_sharing_changes_nothing_the_pruner_sees_and_saves_unit_trainings(tmp_pa
     assert f"prefix sharing: {reused} of " in out
 
 
-SIMULTANEOUS = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "2", "--train-limit", "256", "--device",
-                "cpu", "--quiet", "--budget", "10", "--sampler", "grid", "--trials", "6", "--no-paper-baselines"]
+SIMULTANEOUS = [
+    "--dataset",
+    "digits",
+    "--widths",
+    "4,8,8,16",
+    "--epochs",
+    "2",
+    "--train-limit",
+    "256",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--budget",
+    "10",
+    "--sampler",
+    "grid",
+    "--trials",
+    "6",
+    "--no-paper-baselines",
+]
 
 
 def test_a_batched_study_reports_what_one_by_one_reports_with_fewer_unit_trainings(tmp_path, capsys):
     batched_db, alone_db = tmp_path / "batched.db", tmp_path / "alone.db"
     for db, extra in ((batched_db, ["--batch", "3"]), (alone_db, [])):
-        assert main([*SIMULTANEOUS, "--pruner", "none", "--storage", f"sqlite:///{db}", "--study-name", "b",
-                     *extra]) == 0
+        assert (
+            main([*SIMULTANEOUS, "--pruner", "none", "--storage", f"sqlite:///{db}", "--study-name", "b", *extra]) == 0
+        )
     out = capsys.readouterr().out
     batched, alone = _by_list(_study(batched_db, "b")), _by_list(_study(alone_db, "b"))
     assert batched.keys() == alone.keys() and len(batched) == 6
@@ -58,17 +95,37 @@ def test_a_batched_study_reports_what_one_by_one_reports_with_fewer_unit_trainin
         assert t.value == a.value and t.intermediate_values == a.intermediate_values, hierarchy
         assert t.user_attrs["unit_acc_history"] == a.user_attrs["unit_acc_history"], hierarchy
         assert len(t.user_attrs["batch"]) == 3
-    together, one_by_one = map(sum, zip(*{tuple(t.user_attrs["batch"]): t.user_attrs["batch_unit_epochs"]
-                                          for t in batched.values()}.values()))
+    together, one_by_one = map(
+        sum, zip(*{tuple(t.user_attrs["batch"]): t.user_attrs["batch_unit_epochs"] for t in batched.values()}.values())
+    )
     assert one_by_one == 6 * 10 * 2 and together < one_by_one
-    assert f"training together (--batch): {together} unit-epochs trained where one by one would take " \
-           f"{one_by_one}" in out
+    assert (
+        f"training together (--batch): {together} unit-epochs trained where one by one would take {one_by_one}" in out
+    )
 
 
 def test_a_batched_study_prunes_and_finishes_every_trial(tmp_path):
     db = tmp_path / "p.db"
-    assert main([*SIMULTANEOUS, "--pruner", "sha", "--batch", "3", "--epochs", "4", "--trials", "9",
-                 "--storage", f"sqlite:///{db}", "--study-name", "p"]) == 0
+    assert (
+        main(
+            [
+                *SIMULTANEOUS,
+                "--pruner",
+                "sha",
+                "--batch",
+                "3",
+                "--epochs",
+                "4",
+                "--trials",
+                "9",
+                "--storage",
+                f"sqlite:///{db}",
+                "--study-name",
+                "p",
+            ]
+        )
+        == 0
+    )
     trials = _study(db, "p").trials
     assert len(trials) == 9 and {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
     assert any(t.state == TrialState.PRUNED for t in trials)
@@ -90,10 +147,34 @@ def test_batch_needs_layer_wise_simultaneous_training(tmp_path, capsys):
 def test_pruned_lists_are_trained_again_to_the_end_from_their_stored_prefix(tmp_path, capsys):
     """`--no-revisit` stops after one pass. Without it, the same study goes on: each pruned list is trained again,
     never pruned, starting (sequential mode) from the units its first visit froze."""
-    small = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "1", "--train-limit", "256", "--device",
-             "cpu", "--quiet", "--mode", "sequential", "--budget", "10", "--sampler", "grid", "--trials", "40",
-             "--no-paper-baselines", "--pruner", "sha", "--storage", f"sqlite:///{tmp_path / 'r.db'}",
-             "--study-name", "r"]
+    small = [
+        "--dataset",
+        "digits",
+        "--widths",
+        "4,8,8,16",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "256",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--mode",
+        "sequential",
+        "--budget",
+        "10",
+        "--sampler",
+        "grid",
+        "--trials",
+        "40",
+        "--no-paper-baselines",
+        "--pruner",
+        "sha",
+        "--storage",
+        f"sqlite:///{tmp_path / 'r.db'}",
+        "--study-name",
+        "r",
+    ]
     assert main([*small, "--no-revisit"]) == 0
     first = _study(tmp_path / "r.db", "r").trials
     assert len({tuple(t.user_attrs["hierarchy"]) for t in first}) == len(first) == 10  # one pass, then stop
@@ -102,7 +183,7 @@ def test_pruned_lists_are_trained_again_to_the_end_from_their_stored_prefix(tmp_
     assert main(small) == 0
     out = capsys.readouterr().out
     trials = _study(tmp_path / "r.db", "r").trials
-    again = trials[len(first):]
+    again = trials[len(first) :]
     pruned = {tuple(t.user_attrs["hierarchy"]): t for t in first if t.state == TrialState.PRUNED}
     assert pruned and len(again) == len(pruned)
     for t in again:

@@ -15,6 +15,9 @@ import pytest
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
+from lwl.search import SearchSpace, SpaceError
+
+# The sampler's own mechanism is tested here on purpose: its claim attributes and helpers are private.
 from lwl.search._sampler import (
     CHOSEN_BY_ATTR,
     EXHAUSTED_ATTR,
@@ -34,7 +37,6 @@ from lwl.search._sampler import (
     trial_hierarchy,
     validate_enqueued,
 )
-from lwl.search._space import SearchSpace, SpaceError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -47,8 +49,7 @@ def synthetic_table(space: SearchSpace, seed: int = 0) -> dict[tuple[int, ...], 
     rng = np.random.default_rng(seed)
     k = space.k
     return {
-        h: -1.0 * sum(h[:k]) + 0.5 * sum(h[k:]) - 0.1 * (h[-1] - h[-2]) ** 2
-        + 0.3 * float(rng.standard_normal())
+        h: -1.0 * sum(h[:k]) + 0.5 * sum(h[k:]) - 0.1 * (h[-1] - h[-2]) ** 2 + 0.3 * float(rng.standard_normal())
         for h in space.lists()
     }
 
@@ -64,14 +65,23 @@ def make_objective(space: SearchSpace, table: dict[tuple[int, ...], float]):
     return objective
 
 
-def run(space: SearchSpace, strategy: str, n_trials: int, seed: int | None = 0,
-        callback: bool = True, study: optuna.Study | None = None, **options) -> optuna.Study:
+def run(
+    space: SearchSpace,
+    strategy: str,
+    n_trials: int,
+    seed: int | None = 0,
+    callback: bool = True,
+    study: optuna.Study | None = None,
+    **options,
+) -> optuna.Study:
     """The driver pattern the CLI uses: a stop callback, and SpaceExhausted caught around optimize."""
-    study = study or optuna.create_study(
-        direction="maximize", sampler=make_sampler(strategy, space, seed, **options))
+    study = study or optuna.create_study(direction="maximize", sampler=make_sampler(strategy, space, seed, **options))
     try:
-        study.optimize(make_objective(space, synthetic_table(space)), n_trials=n_trials,
-                       callbacks=[stop_when_exhausted(space)] if callback else None)
+        study.optimize(
+            make_objective(space, synthetic_table(space)),
+            n_trials=n_trials,
+            callbacks=[stop_when_exhausted(space)] if callback else None,
+        )
     except SpaceExhausted:
         pass
     return study
@@ -220,8 +230,7 @@ def test_make_sampler_choices() -> None:
     for name in SAMPLERS:
         sampler = make_sampler(name, SPACE16, seed=1)
         assert isinstance(sampler, optuna.samplers.BaseSampler) and sampler.strategy == name
-    with pytest.raises(SpaceError, match="--sampler cmaes: unknown sampler; choose one of tpe, "
-                                         "random, grid"):
+    with pytest.raises(SpaceError, match="--sampler cmaes: unknown sampler; choose one of tpe, random, grid"):
         make_sampler("cmaes", SPACE16, None)
 
 
@@ -230,8 +239,12 @@ def test_sampler_pickles_and_keeps_working() -> None:
     study = run(SPACE12, "tpe", n_trials=6, study=optuna.create_study(sampler=sampler))
     clone = pickle.loads(pickle.dumps(study.sampler))
     assert clone.space == SPACE12 and clone.strategy == "tpe"
-    run(SPACE12, "tpe", n_trials=len(SPACE12), study=optuna.load_study(
-        study_name=study.study_name, storage=study._storage, sampler=clone))
+    run(
+        SPACE12,
+        "tpe",
+        n_trials=len(SPACE12),
+        study=optuna.load_study(study_name=study.study_name, storage=study._storage, sampler=clone),
+    )
     assert sorted(lists_of(study, SPACE12)) == list(SPACE12.lists())
 
 
@@ -252,17 +265,19 @@ def test_other_params_are_delegated() -> None:
 def test_too_narrow_distribution_is_a_clear_error() -> None:
     study = optuna.create_study(sampler=make_sampler("grid", SearchSpace(12, 4, constraint="none")))
     with pytest.raises(SpaceError, match=r"suggest_int\('d4', 1, 9\)"):
-        study.optimize(lambda t: sum(t.suggest_int(n, 1, 2) for n in ("d1", "d2", "d3", "d4")),
-                       n_trials=1)
+        study.optimize(lambda t: sum(t.suggest_int(n, 1, 2) for n in ("d1", "d2", "d3", "d4")), n_trials=1)
 
 
 @pytest.mark.parametrize("strategy", SAMPLERS)
 def test_threads_share_the_study(strategy: str) -> None:
-    study = optuna.create_study(direction="maximize", sampler=make_sampler(strategy, SPACE12, 0,
-                                                                           n_startup_trials=4))
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(strategy, SPACE12, 0, n_startup_trials=4))
     try:
-        study.optimize(make_objective(SPACE12, synthetic_table(SPACE12)), n_trials=40, n_jobs=4,
-                       callbacks=[stop_when_exhausted(SPACE12)])
+        study.optimize(
+            make_objective(SPACE12, synthetic_table(SPACE12)),
+            n_trials=40,
+            n_jobs=4,
+            callbacks=[stop_when_exhausted(SPACE12)],
+        )
     except SpaceExhausted:
         pass
     lists = lists_of(study, SPACE12)
@@ -274,8 +289,9 @@ def test_threads_share_the_study(strategy: str) -> None:
 def _worker(storage_path: str, study_name: str, strategy: str, seed: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage_path))
-    study = optuna.load_study(study_name=study_name, storage=storage,
-                              sampler=make_sampler(strategy, SPACE12, seed, n_startup_trials=4))
+    study = optuna.load_study(
+        study_name=study_name, storage=storage, sampler=make_sampler(strategy, SPACE12, seed, n_startup_trials=4)
+    )
     run(SPACE12, strategy, n_trials=40, study=study)
 
 
@@ -306,7 +322,12 @@ def test_tpe_private_api_is_the_one_used() -> None:
     from optuna.samplers._tpe.sampler import _split_trials, default_gamma
 
     assert list(inspect.signature(_ParzenEstimator.__init__).parameters) == [
-        "self", "observations", "search_space", "parameters", "predetermined_weights"]
+        "self",
+        "observations",
+        "search_space",
+        "parameters",
+        "predetermined_weights",
+    ]
     assert list(inspect.signature(_split_trials).parameters) == ["study", "trials", "n_below"]
     assert default_gamma(100) == 10
     tpe = optuna.samplers.TPESampler()
@@ -352,13 +373,13 @@ def test_tpe_falls_back_and_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len([w for w in record if w.category is TPEFallbackWarning]) == 1
     lists = lists_of(study, SPACE16)
     assert len(set(lists)) == 30 and all(SPACE16.is_feasible(h) for h in lists)
-    assert Counter(t.system_attrs[CHOSEN_BY_ATTR] for t in study.trials) == {
-        "random-startup": 5, "tpe-fallback": 25}
+    assert Counter(t.system_attrs[CHOSEN_BY_ATTR] for t in study.trials) == {"random-startup": 5, "tpe-fallback": 25}
 
 
 def test_multi_objective_tpe() -> None:
-    study = optuna.create_study(directions=["maximize", "minimize"],
-                                sampler=make_sampler("tpe", SPACE12, 0, n_startup_trials=4))
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=make_sampler("tpe", SPACE12, 0, n_startup_trials=4)
+    )
     low, high = SPACE12.param_range()
     table = synthetic_table(SPACE12)
 
@@ -381,7 +402,7 @@ def pruning_objective(space: SearchSpace, table: dict[tuple[int, ...], float], c
     def objective(trial: optuna.Trial) -> float:
         hierarchy = tuple(trial.suggest_int(name, low, high) for name in space.param_names())
         trial.report(table[hierarchy] - 1.0, 1)
-        if hierarchy in cut and revisit_of(trial.study, trial._trial_id) is None:
+        if hierarchy in cut and revisit_of(trial.study, trial) is None:
             raise optuna.TrialPruned()
         return table[hierarchy]
 
@@ -396,7 +417,7 @@ def test_pruned_lists_are_revisited_once_after_the_first_pass(strategy: str) -> 
     study.optimize(pruning_objective(SPACE12, table, cut), n_trials=100, callbacks=[stop_when_exhausted(SPACE12)])
     trials = study.trials
     assert len(trials) == len(SPACE12) + len(cut)
-    first, again = trials[:len(SPACE12)], trials[len(SPACE12):]  # no revisit before every list was tried
+    first, again = trials[: len(SPACE12)], trials[len(SPACE12) :]  # no revisit before every list was tried
     assert sorted(trial_hierarchy(t, SPACE12) for t in first) == list(SPACE12.lists())
     pruned = {trial_hierarchy(t, SPACE12): t.number for t in first if t.state == TrialState.PRUNED}
     assert set(pruned) == cut
@@ -440,7 +461,12 @@ def test_a_revisit_does_not_count_its_pruned_trial_as_a_rival() -> None:
     table = synthetic_table(SPACE12)
     cut = set(SPACE12.lists()[:3])
     study = optuna.create_study(direction="maximize", sampler=make_sampler("random", SPACE12, 0))
-    study.optimize(pruning_objective(SPACE12, table, cut), n_trials=100, n_jobs=2,
-                   callbacks=[stop_when_exhausted(SPACE12)], catch=(SpaceExhausted,))
+    study.optimize(
+        pruning_objective(SPACE12, table, cut),
+        n_trials=100,
+        n_jobs=2,
+        callbacks=[stop_when_exhausted(SPACE12)],
+        catch=(SpaceExhausted,),
+    )
     complete = [trial_hierarchy(t, SPACE12) for t in study.trials if t.state == TrialState.COMPLETE]
     assert sorted(complete) == list(SPACE12.lists())  # every list once, the cut ones through their revisit

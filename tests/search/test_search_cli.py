@@ -12,8 +12,19 @@ from optuna.trial import TrialState
 from lwl.search import SearchSpace
 from lwl.search.commands import search_main as main
 
-TINY = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "2", "--train-limit", "256", "--device", "cpu",
-        "--quiet"]
+TINY = [
+    "--dataset",
+    "digits",
+    "--widths",
+    "4,8,8,16",
+    "--epochs",
+    "2",
+    "--train-limit",
+    "256",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 def _study(path: Path, name: str) -> optuna.Study:
@@ -53,8 +64,26 @@ def test_a_small_study_end_to_end_and_resume(tmp_path, capsys):
 
 def test_whole_space_then_stop(tmp_path, capsys):
     db = tmp_path / "all.db"
-    assert main([*TINY, "--budget", "8", "--storage", f"sqlite:///{db}", "--study-name", "all",
-                 "--trials", "10", "--sampler", "random", "--pruner", "none"]) == 0
+    assert (
+        main(
+            [
+                *TINY,
+                "--budget",
+                "8",
+                "--storage",
+                f"sqlite:///{db}",
+                "--study-name",
+                "all",
+                "--trials",
+                "10",
+                "--sampler",
+                "random",
+                "--pruner",
+                "none",
+            ]
+        )
+        == 0
+    )
     study = _study(db, "all")
     assert sorted(_lists(study)) == sorted(SearchSpace(8, 4).lists())
     # The paper's only feasible budget-8 list, ResNet18_r5's [1,1,2,4], was enqueued and ran first.
@@ -67,9 +96,35 @@ def test_a_study_built_to_prune_prunes(tmp_path):
     db = tmp_path / "p.db"
     # Wide enough to learn something in 3 epochs, so accuracies differ and the median rule has something to cut.
     args = [*TINY, "--widths", "8,16,16,32", "--train-limit", "512"]
-    assert main([*args, "--budget", "12", "--constraint", "sum", "--storage", f"sqlite:///{db}", "--study-name", "p",
-                 "--trials", "8", "--epochs", "3", "--pruner", "median", "--pruner-startup", "1", "--sampler", "random",
-                 "--no-paper-baselines", "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                *args,
+                "--budget",
+                "12",
+                "--constraint",
+                "sum",
+                "--storage",
+                f"sqlite:///{db}",
+                "--study-name",
+                "p",
+                "--trials",
+                "8",
+                "--epochs",
+                "3",
+                "--pruner",
+                "median",
+                "--pruner-startup",
+                "1",
+                "--sampler",
+                "random",
+                "--no-paper-baselines",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     study = _study(db, "p")
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     assert pruned, [t.state for t in study.trials]
@@ -93,9 +148,22 @@ def test_other_settings_are_refused_and_nothing_changes(tmp_path, capsys):
 def test_the_installed_command_with_a_preset(tmp_path):
     preset = tmp_path / "p.yaml"
     preset.write_text("dataset: digits\nbudget: 8\nwidths: [4, 8, 8, 16]\nepochs: 1\ntrials: 2\ntrain_limit: 128\n")
-    out = subprocess.run([sys.executable, "-c", "import sys; from lwl.search.commands import search_main; sys.exit(search_main())",
-                          "--preset", str(preset), "--epochs", "2", "--device", "cpu"],
-                         cwd=tmp_path, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from lwl.search.commands import search_main; sys.exit(search_main())",
+            "--preset",
+            str(preset),
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     db = tmp_path / "studies" / "digits-resnet-b8-s4.db"
     study = _study(db, "digits-resnet-b8-s4")
@@ -107,8 +175,24 @@ def test_the_derived_pareto_study_holds_the_true_front(tmp_path):
     from lwl.search import pareto_front, pareto_study_name
 
     db = tmp_path / "f.db"
-    assert main([*TINY, "--budget", "10", "--storage", f"sqlite:///{db}", "--study-name", "f", "--trials", "4",
-                 "--pruner", "none"]) == 0
+    assert (
+        main(
+            [
+                *TINY,
+                "--budget",
+                "10",
+                "--storage",
+                f"sqlite:///{db}",
+                "--study-name",
+                "f",
+                "--trials",
+                "4",
+                "--pruner",
+                "none",
+            ]
+        )
+        == 0
+    )
     study = _study(db, "f")
     derived = optuna.load_study(study_name=pareto_study_name("f"), storage=f"sqlite:///{db}")
     assert len(derived.trials) == 4 and derived.metric_names == ["validation accuracy", "parameters"]

@@ -1,7 +1,6 @@
 """The feasible set: sizes pinned from the design notes, the Eq. 7 reading, and user-facing errors."""
 
-from __future__ import annotations
-
+import dataclasses
 import itertools
 
 import pytest
@@ -19,8 +18,7 @@ from lwl.search import (
 
 @pytest.mark.parametrize(
     ("budget", "stages", "expected"),
-    [(8, 4, 3), (8, 5, 1), (12, 4, 20), (12, 5, 17), (16, 4, 61), (16, 5, 87), (24, 4, 257),
-     (24, 5, 670)],
+    [(8, 4, 3), (8, 5, 1), (12, 4, 20), (12, 5, 17), (16, 4, 61), (16, 5, 87), (24, 4, 257), (24, 5, 670)],
 )
 def test_pinned_strict_counts(budget: int, stages: int, expected: int) -> None:
     space = SearchSpace(budget=budget, stages=stages)
@@ -46,8 +44,11 @@ def test_enumeration_matches_brute_force(constraint: str, stages: int) -> None:
         for budget in range(stages, 13):
             space = SearchSpace(budget, stages, k, constraint)
             top = budget - stages + 1
-            brute = [h for h in itertools.product(range(1, top + 1), repeat=stages)
-                     if sum(h) == budget and space.is_feasible(h)]
+            brute = [
+                h
+                for h in itertools.product(range(1, top + 1), repeat=stages)
+                if sum(h) == budget and space.is_feasible(h)
+            ]
             assert list(space.lists()) == brute  # product() is lexicographic too
             assert space.count() == len(brute)
             assert all(sum(h) == budget and min(h) >= 1 for h in brute)
@@ -102,9 +103,10 @@ def test_params() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(budget=3, stages=4),
-         "budget 3 is smaller than --stages 4: every stage needs at least one unit; "
-         "use --budget >= 4"),
+        (
+            dict(budget=3, stages=4),
+            "budget 3 is smaller than --stages 4: every stage needs at least one unit; use --budget >= 4",
+        ),
         (dict(budget=8, stages=0), "--stages 0"),
         (dict(budget=8, stages=4, constraint="loose"), "choose one of strict, sum, none"),
         (dict(budget=8, stages=4, shallow_stages=4), "--shallow-stages between 1 and 3"),
@@ -127,8 +129,7 @@ def test_empty_space_is_allowed_but_checkable() -> None:
     with pytest.raises(SpaceError) as info:
         space.check_nonempty()
     assert str(info.value) == (
-        "no hierarchy of 4 stages sums to 5 under the strict constraint (k=2): "
-        "the smallest budget with one is 6"
+        "no hierarchy of 4 stages sums to 5 under the strict constraint (k=2): the smallest budget with one is 6"
     )
     SearchSpace(6, 4).check_nonempty()
 
@@ -155,7 +156,13 @@ def test_paper_table_rows() -> None:
     assert len(PAPER_HIERARCHIES) == 61
     assert ("ResNet18_r5", "Table VI", (1, 1, 2, 4)) in PAPER_HIERARCHIES
     assert {t for _, t, _ in PAPER_HIERARCHIES} == {
-        "Table I", "Table II", "Table III", "Table IV", "Table V", "Table VI"}
+        "Table I",
+        "Table II",
+        "Table III",
+        "Table IV",
+        "Table V",
+        "Table VI",
+    }
 
 
 def test_paper_baselines() -> None:
@@ -174,5 +181,5 @@ def test_space_is_hashable_and_frozen() -> None:
     space = SearchSpace(16, 4)
     assert space.shallow_stages == 2  # None is resolved, so equal spaces compare equal
     assert {space: 1}[SearchSpace(16, 4, 2)] == 1
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         space.budget = 8  # type: ignore[misc]

@@ -1,0 +1,229 @@
+"""One optimiser step at a time: the only definitions of a layer-wise, an output and a global step.
+
+A `Learner` is one network with what updates it: an Adam per unit and one for the output classifier, a dropout
+stream per unit, and the loss sums of the epoch in progress. A `DataStream` is the training data one run sees and
+the seeded stream that orders and augments it. The single run (`_trainer`) and the trie of candidates trained
+together (`_together`) both step through these two classes, which is what keeps the two bitwise equal: change
+the arithmetic or the order of operations here and both change alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ._batches import iter_batches, plan_epoch
+from ._data import DataSplits
+from ._device import autocast, memory_format
+from ._errors import TrainingError
+from ._losses import sim_loss
+from ._network import build_network, derive_seed
+from ._recipe import Recipe
+from ._schedule import Schedule
+
+
+class Diverged(TrainingError):
+    """A loss became infinite or NaN."""
+
+    reason = "diverged"
+
+
+def adam(params: Iterable[torch.nn.Parameter], recipe: Recipe, dev: torch.device) -> torch.optim.Optimizer:
+    """Section V: "The learning solver is ADAM" (fused on CUDA)."""
+    kwargs: dict[str, Any] = dict(lr=recipe.lr, weight_decay=recipe.weight_decay)
+    if dev.type == "cuda":
+        kwargs["fused"] = True
+    return torch.optim.Adam(params, **kwargs)
+
+
+def set_lr(opts: Sequence[torch.optim.Optimizer], lr: float) -> None:
+    """Give every parameter group of `opts` the learning rate `lr` (see `Recipe.lr_at`)."""
+    for opt in opts:
+        for group in opt.param_groups:
+            group["lr"] = lr
+
+
+class DataStream:
+    """The training data one run sees (its first `train_limit` images) and the stream that orders and augments it.
+
+    The stream is seeded by the recipe's seed alone and draws on the CPU, so every candidate with the same seed
+    sees the same batches, on any device."""
+
+    def __init__(self, data: DataSplits, recipe: Recipe, dev: torch.device) -> None:
+        if recipe.train_limit is not None:
+            data = replace(data, train_x=data.train_x[: recipe.train_limit], train_y=data.train_y[: recipe.train_limit])
+        self.data, self.recipe, self.dev = data, recipe, dev
+        self.generator = torch.Generator().manual_seed(derive_seed(recipe.seed, "data"))
+        self.augment = data.info.augment if recipe.augment is None else recipe.augment
+
+    def steps_per_epoch(self) -> int:
+        n, b = self.data.train_x.shape[0], self.recipe.batch_size
+        return n // b if n >= b else 1
+
+    def batches(self, x: torch.Tensor, augment: tuple[str, ...]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of (inputs, labels): `x` is the training images or features computed from them, in order."""
+        padding = self.data.info.crop_padding
+        plan = plan_epoch(x.shape[0], self.generator, augment, padding)
+        return iter_batches(x, self.data.train_y, plan, self.recipe.batch_size, augment, padding, self.dev)
+
+
+class Learner:
+    """One network and what updates it; every update of training goes through one of its `*_step` methods."""
+
+    def __init__(self, schedule: Schedule, recipe: Recipe, dev: torch.device) -> None:
+        self.schedule, self.recipe, self.dev = schedule, recipe, dev
+        self.cuda = dev.type == "cuda"
+        self.memory_format = memory_format(dev)
+        net = build_network(schedule, recipe.head, recipe.seed)
+        self.net = net.to(dev, memory_format=self.memory_format)  # type: ignore[call-overload]
+        self.n_units = len(self.net.units)
+        self.opts = [adam(u.parameters(), recipe, dev) for u in self.net.units]
+        self.opts.append(adam(self.net.classifier.parameters(), recipe, dev))  # opts[-1]: the output classifier
+        self.dropout_gens = [
+            torch.Generator(device=dev).manual_seed(derive_seed(recipe.seed, "dropout", j)) for j in range(self.n_units)
+        ]
+        self.loss_sums = torch.zeros(self.n_units + 1, device=dev)  # per unit, then the output; summed per step
+
+    def share(self, j: int, other: Learner) -> None:
+        """Make unit j `other`'s unit j: the same module, optimiser and dropout stream (a shared prefix)."""
+        self.net.units[j] = other.net.units[j]
+        self.opts[j] = other.opts[j]
+        self.dropout_gens[j] = other.dropout_gens[j]
+
+    def dropout(self, h: torch.Tensor, j: int) -> torch.Tensor:
+        """Dropout on what unit j passes on, drawn from unit j's own stream."""
+        p = self.recipe.dropout
+        if p == 0.0:
+            return h
+        mask = torch.empty_like(h).bernoulli_(1.0 - p, generator=self.dropout_gens[j])
+        return h * mask * (1.0 / (1.0 - p))
+
+    # --------------------------------------------------------------------------------------- the steps
+    def unit_loss(self, j: int, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The local loss of unit j on its output h (the unit's input is already detached)."""
+        unit, loss, beta = self.net.units[j], self.recipe.loss, self.recipe.beta
+        if loss == "pred":
+            return F.cross_entropy(unit.pred(h), y)
+        sim = sim_loss(unit.sim(h), y, self.schedule.num_classes)
+        if loss == "sim":  # the classifier still learns, as a probe, so per-unit accuracy exists
+            return sim + F.cross_entropy(unit.pred(h.detach()), y)
+        return (1 - beta) * F.cross_entropy(unit.pred(h), y) + beta * sim
+
+    def unit_step(self, j: int, h: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One update of unit j on its detached input h: (what it passes on, detached and dropped out; its loss)."""
+        with autocast(self.dev):
+            out = self.net.units[j].body(h)
+            loss = self.unit_loss(j, out, y)
+        loss.backward()
+        self.opts[j].step()
+        self.opts[j].zero_grad(set_to_none=True)
+        return self.dropout(out.detach(), j), loss.detach()
+
+    def output_step(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One update of the output classifier on the last unit's detached output; its loss."""
+        weight = 1 - self.recipe.beta if self.recipe.loss == "predsim" else 1.0
+        with autocast(self.dev):
+            loss = weight * F.cross_entropy(self.net.classifier(h), y)
+        loss.backward()
+        self.opts[-1].step()
+        self.opts[-1].zero_grad(set_to_none=True)
+        return loss.detach()
+
+    def layerwise_step(self, x: torch.Tensor, y: torch.Tensor, first: int, last: int, train_output: bool) -> None:
+        """Units first..last each update on (x, y); x arrives detached, every unit's output is detached."""
+        h = x
+        for j in range(first, last + 1):
+            h, loss = self.unit_step(j, h, y)
+            self.loss_sums[j] += loss
+        if train_output:
+            self.loss_sums[-1] += self.output_step(h, y)
+
+    def global_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """End-to-end back-propagation; the auxiliary classifiers learn as probes on detached features."""
+        h = x
+        total: torch.Tensor | float = 0.0
+        with autocast(self.dev):
+            for j, unit in enumerate(self.net.units):
+                h = unit.body(h)
+                probe = F.cross_entropy(unit.pred(h.detach()), y)
+                self.loss_sums[j] += probe.detach()
+                total = total + probe
+                h = self.dropout(h, j)
+            out = F.cross_entropy(self.net.classifier(h), y)
+            self.loss_sums[-1] += out.detach()
+        (total + out).backward()
+        for opt in self.opts:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+    def read_losses(self, steps: int, indices: Iterable[int]) -> tuple[float, ...]:
+        """The mean loss per step of the units (and output, index n_units) in `indices`: one host sync."""
+        values = (self.loss_sums[list(indices)] / max(steps, 1)).tolist()
+        if not all(math.isfinite(v) for v in values):
+            raise Diverged(f"loss became {values} (not finite): lower --lr or check the data")
+        return tuple(values)
+
+    # --------------------------------------------------------------------------------------- frozen units
+    def freeze(self, j: int) -> None:
+        self.net.units[j].eval()
+        for p in self.net.units[j].parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def frozen_prefix(self, x: torch.Tensor, j: int) -> torch.Tensor:
+        """A batch through the frozen units 0..j-1."""
+        with autocast(self.dev):
+            for unit in self.net.units[:j]:
+                x = unit.body(x)
+        return x.float() if self.cuda else x
+
+    @torch.no_grad()
+    def forward_frozen(self, feats: torch.Tensor, j: int) -> torch.Tensor:
+        """Advance the cached training-set features through the newly frozen unit j."""
+        chunks = []
+        for start in range(0, feats.shape[0], self.recipe.eval_batch_size):
+            xb = feats[start : start + self.recipe.eval_batch_size].contiguous(memory_format=self.memory_format)
+            with autocast(self.dev):
+                chunks.append(self.net.units[j].body(xb).float())
+        return torch.cat(chunks)
+
+    @torch.no_grad()
+    def evaluate(
+        self, x: torch.Tensor, y: torch.Tensor, upto: int, output: bool, only: int | None = None
+    ) -> tuple[list[float | None], float | None]:
+        """Accuracy of units 0..upto-1's auxiliary classifiers (or unit `only`'s) and of the output when `output`,
+        with one host sync at the end."""
+        modes = [(m, m.training) for m in self.net.modules()]  # frozen units must stay in eval mode afterwards
+        self.net.eval()
+        n_units = self.n_units
+        correct = torch.zeros(n_units + 1, device=self.dev)
+        for start in range(0, x.shape[0], self.recipe.eval_batch_size):
+            h = x[start : start + self.recipe.eval_batch_size].contiguous(memory_format=self.memory_format)
+            yb = y[start : start + self.recipe.eval_batch_size]
+            with autocast(self.dev):
+                for j in range(upto):
+                    h = self.net.units[j].body(h)
+                    if only is None or j == only:
+                        correct[j] += (self.net.units[j].pred(h).argmax(1) == yb).sum()
+                if output:
+                    correct[-1] += (self.net.classifier(h).argmax(1) == yb).sum()
+        acc = (correct / max(x.shape[0], 1)).tolist()
+        for m, mode in modes:
+            m.training = mode
+        shown = [j < upto and (only is None or j == only) for j in range(n_units)]
+        units: list[float | None] = [acc[j] if shown[j] else None for j in range(n_units)]
+        return units, (acc[-1] if output else None)
+
+    def release(self) -> None:
+        """Drop the optimisers, streams and the network (a caller may still hold the network)."""
+        self.opts.clear()
+        self.dropout_gens.clear()
+        del self.net
+
+
+__all__ = ["DataStream", "Diverged", "Learner", "adam", "set_lr"]

@@ -1,0 +1,89 @@
+"""Pins every private Optuna name lwl.search._optuna uses, so an Optuna upgrade fails here, by name, first.
+
+This test imports the private door on purpose: it is the mechanism under test.
+"""
+
+import inspect
+import time
+
+import optuna
+import pytest
+from optuna.storages import RDBStorage
+
+from lwl.search import OptunaVersionError
+from lwl.search import _optuna as private
+
+
+def _study(tmp_path, heartbeat: int | None = None) -> optuna.Study:
+    kwargs = {"heartbeat_interval": heartbeat, "grace_period": 3 * heartbeat} if heartbeat else {}
+    with pytest.warns(optuna.exceptions.ExperimentalWarning) if heartbeat else _nothing():
+        storage = RDBStorage(f"sqlite:///{tmp_path / 's.db'}", **kwargs)
+    return optuna.create_study(storage=storage, direction="maximize")
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_study_and_trial_ids_reach_the_storage(tmp_path):
+    study = _study(tmp_path)
+    trial = study.ask()
+    private.set_system_attr(study, trial, "k", [1, 2])
+    assert private.system_attrs(study, trial)["k"] == [1, 2]
+    assert private.trial_id(trial) == private.trial_id(private.all_trials(study)[0])
+    assert private.study_id(study) == study._study_id and private.storage_of(study) is study._storage
+
+
+def test_heartbeat_helpers_keep_their_signatures():
+    from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
+
+    assert list(inspect.signature(get_heartbeat_thread).parameters) == ["trial_id", "storage"]
+    assert list(inspect.signature(is_heartbeat_enabled).parameters) == ["storage"]
+    assert list(inspect.signature(RDBStorage.record_heartbeat).parameters) == ["self", "trial_id"]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+@pytest.mark.parametrize("fallback", [False, True])
+def test_heartbeats_are_sent_with_and_without_the_private_helper(tmp_path, monkeypatch, fallback):
+    study = _study(tmp_path, heartbeat=1)
+    assert private.heartbeat_enabled(study)
+    if fallback:  # the private module gone: the public-API fallback takes over
+        import sys
+
+        monkeypatch.setitem(sys.modules, "optuna.storages._heartbeat", None)
+        assert private.heartbeat_enabled(study)
+    trial = study.ask()
+    storage = private.storage_of(study)
+    with private.heartbeat(study, trial):
+        time.sleep(0.2)
+    assert storage._get_stale_trial_ids(private.study_id(study)) == []  # a heartbeat was recorded
+
+
+def test_redis_backend_keeps_its_client():
+    pytest.importorskip("redis")
+    from optuna.storages.journal import JournalRedisBackend
+
+    with pytest.warns(optuna.exceptions.ExperimentalWarning):
+        backend = JournalRedisBackend("redis://127.0.0.1:1/0")  # no connection until used
+    assert hasattr(private.redis_client(backend), "ping")
+
+
+def test_tpe_parts_are_where_the_sampler_looks():
+    parts = private.tpe_parts()
+    assert list(inspect.signature(parts.split_trials).parameters)[:3] == ["study", "trials", "n_below"]
+    assert list(inspect.signature(parts.ParzenEstimator).parameters)[:4] == [
+        "observations",
+        "search_space",
+        "parameters",
+        "predetermined_weights",
+    ]
+    assert hasattr(optuna.samplers.TPESampler(), "_parzen_estimator_parameters")
+
+
+def test_a_missing_private_name_is_one_line_naming_the_version():
+    with pytest.raises(OptunaVersionError, match=rf"optuna {optuna.__version__} has no int\._trial_id.*{private.PIN}"):
+        private.trial_id(3)
