@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from lwl.models.cli import Parser, run_command
-from lwl.search import StorageError, dashboard_command, default_storage
+from lwl.models.cli import Parser, run_command, writable_file
+from lwl.search import StorageError, check_study_name, dashboard_command, default_storage
 
 from ._report import write_report
 
@@ -16,8 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lwl-report",
         description="Write one self-contained HTML report of an lwl-search study (opens offline), and save its "
         "figures to the study for optuna-dashboard.",
-        epilog="Example: lwl-report --storage sqlite:///studies/digits-resnet-b16-s4.db "
-        "--study-name digits-resnet-b16-s4",
+        epilog="examples, after lwl-search --preset digits-quick:\n"
+        "  lwl-report --study-name digits-resnet-b12-s4            # reads sqlite:///studies/digits-resnet-b12-s4.db\n"
+        "  lwl-report --storage sqlite:///studies/digits-resnet-b12-s4.db --out report.html",
     )
     p.add_argument(
         "--storage", help="the study's storage URL, as given to lwl-search (default sqlite:///studies/STUDY.db)"
@@ -37,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.storage is None and args.study_name is None:
             raise StorageError("give --storage URL or --study-name NAME (or both)")
+        if args.study_name is not None:
+            check_study_name(args.study_name)
+        if args.out is not None:  # before the storage is opened: a refusal reads and writes nothing
+            writable_file(args.out, "--out")
         storage = args.storage or default_storage(args.study_name)
         result = write_report(storage, args.study_name, args.out, dashboard=not args.no_dashboard)
         d = result.data

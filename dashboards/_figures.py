@@ -190,22 +190,44 @@ def _padded(values: Sequence[float], frac: float) -> list[float] | None:
 # --------------------------------------------------------------------------------------------- importance
 
 
-def importance_figure(importances: dict[str, float], title: str) -> go.Figure:
+def importance_figure(
+    importances: dict[str, float], title: str, spread: dict[str, tuple[float, float]] | None = None
+) -> go.Figure:
+    """Horizontal bars of the importance of each parameter; with `spread` (name -> (low, high) over bootstrap
+    resamples of the trials) whiskers and the interval beside each value."""
     names = sorted(importances, key=lambda k: importances[k])  # plotly draws bottom-up: most important on top
+    x = [importances[n] for n in names]
+    bar: dict[str, Any] = {}
+    text = [f"{v:.2f}" for v in x]
+    if spread:
+        low = [spread.get(n, (v, v))[0] for n, v in zip(names, x)]
+        high = [spread.get(n, (v, v))[1] for n, v in zip(names, x)]
+        bar["error_x"] = dict(
+            type="data",
+            symmetric=False,
+            array=[max(h - v, 0.0) for h, v in zip(high, x)],
+            arrayminus=[max(v - lo, 0.0) for lo, v in zip(low, x)],
+            color="#444",
+            thickness=1.5,
+            width=6,
+        )
+        text = [f"{v:.2f} ({lo:.2f}-{h:.2f})" for v, lo, h in zip(x, low, high)]
+        bar["customdata"] = [[lo, h] for lo, h in zip(low, high)]
+        bar["hovertemplate"] = "%{y}: %{x:.3f} (resampled: %{customdata[0]:.2f}-%{customdata[1]:.2f})<extra></extra>"
     fig = go.Figure(
         go.Bar(
-            x=[importances[n] for n in names],
+            x=x,
             y=names,
             orientation="h",
             marker_color=COMPLETE_COLOR,
-            text=[f"{importances[n]:.2f}" for n in names],
+            text=text,
             textposition="outside",
             cliponaxis=False,
-            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+            **{"hovertemplate": "%{y}: %{x:.3f}<extra></extra>", **bar},
         )
     )
     _layout(fig, title, height=max(260, 70 + 45 * len(names)))
-    fig.update_xaxes(title_text="normalised importance (sums to 1)", range=[0, 1.08])
+    fig.update_xaxes(title_text="normalised importance (sums to 1)", range=[0, 1.3 if spread else 1.08])
     fig.update_yaxes(title_text="units in stage")
     return fig
 
@@ -476,12 +498,10 @@ def global_figure(groups: dict[str, dict[str, float]], title: str) -> go.Figure:
         )
     _layout(fig, title, barmode="group")
     values = [v for accs in groups.values() for v in accs.values()]
-    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
-    span = max(hi - lo, 0.02)
+    hi = max(values) if values else 1.0
     fig.update_xaxes(title_text="hierarchy", type="category")
-    fig.update_yaxes(
-        title_text="best validation accuracy", tickformat=".1%", range=[max(0.0, lo - 0.5 * span), hi + 0.25 * span]
-    )
+    # Bars start at 0 (a bar's length is its value); the labels above them carry the differences.
+    fig.update_yaxes(title_text="best validation accuracy", tickformat=".0%", range=[0.0, max(hi, 0.01) * 1.12])
     return fig
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
@@ -27,13 +28,14 @@ from lwl.search import (
     open_storage,
     read_settings,
     read_trial,
-    require_existing,
     top_trials,
 )
 
 from ._rows import TrialRow
 
-MIN_IMPORTANCE_TRIALS = 10
+MIN_IMPORTANCE_TRIALS = 2  # as optuna-dashboard: importance is shown from 2 complete trials with different lists
+IMPORTANCE_RESAMPLES = 100  # bootstrap resamples of the complete trials that give the importance's spread
+IMPORTANCE_INTERVAL = (5.0, 95.0)  # percentiles of the resampled importances shown as whiskers
 TOP_K = 10
 
 
@@ -47,8 +49,7 @@ class ReportError(LwlError, ValueError):
 
 def open_study(storage_url: str, study_name: str | None) -> tuple[BaseStorage, optuna.Study]:
     """Open an existing storage and study, or raise a one-line StorageError; never creates either."""
-    require_existing(storage_url)
-    storage = open_storage(storage_url, heartbeat=False)
+    storage = open_storage(storage_url, heartbeat=False, create=False)
     if study_name is None:  # the storage's one search study (derived Pareto studies do not count)
         names = [
             s.study_name
@@ -75,11 +76,13 @@ class ReportData:
     rows: list[TrialRow]  # COMPLETE and PRUNED trials
     top: list[TrialRow]
     importances: dict[str, float] | None
-    importance_note: str
+    importance_note: str  # why there is none, or how far to trust it
     global_groups: dict[str, dict[str, float]] = field(default_factory=dict)  # training -> {label: accuracy}
     global_source: str = ""
     n_failed: int = 0
     fail_reasons: dict[str, int] = field(default_factory=dict)
+    # name -> (low, high): the IMPORTANCE_INTERVAL of the importance over IMPORTANCE_RESAMPLES bootstrap resamples
+    importance_spread: dict[str, tuple[float, float]] | None = None
 
     @property
     def complete(self) -> list[TrialRow]:
@@ -106,21 +109,65 @@ def _best_by_label(rows: Iterable[TrialRow | TrialRecord]) -> dict[str, float]:
     return best
 
 
-def _importances(study: optuna.Study, names: list[str], n_complete: int) -> tuple[dict[str, float] | None, str]:
-    if n_complete < MIN_IMPORTANCE_TRIALS:
-        return None, (
-            f"Too few trials for parameter importance: {n_complete} complete, at least "
-            f"{MIN_IMPORTANCE_TRIALS} are needed (PED-ANOVA wants about 50 for stable results). "
-            "Run lwl-search with a larger --trials."
+def _ped_anova(study: optuna.Study, names: list[str]) -> dict[str, float]:
+    """Optuna 5.0's default evaluator (the one optuna-dashboard uses), normalised to sum to 1."""
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dict(optuna.importance.get_param_importances(study, evaluator=evaluator, params=names))
+
+
+def _bootstrap(trials: Sequence[FrozenTrial], names: list[str], seed: int = 0) -> dict[str, tuple[float, float]]:
+    """How much the importance moves when the complete trials are resampled with replacement: each parameter's
+    IMPORTANCE_INTERVAL over IMPORTANCE_RESAMPLES resamples (seeded, so a report is reproducible)."""
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ExperimentalWarning, PED-ANOVA's "importances will be equal"
+        for _ in range(IMPORTANCE_RESAMPLES):
+            resample = optuna.create_study(direction="maximize")
+            resample.add_trials([trials[i] for i in rng.integers(0, len(trials), len(trials))])
+            for name, value in _ped_anova(resample, names).items():
+                samples[name].append(value)
+    lo, hi = IMPORTANCE_INTERVAL
+    return {n: (float(np.percentile(v, lo)), float(np.percentile(v, hi))) for n, v in samples.items() if v}
+
+
+def _importances(
+    study: optuna.Study, names: list[str]
+) -> tuple[dict[str, float] | None, dict[str, tuple[float, float]] | None, str]:
+    """PED-ANOVA importance of d1..dn whenever it can be computed (MIN_IMPORTANCE_TRIALS complete trials of
+    different lists), with its bootstrap spread and a sentence on how far to trust it."""
+    complete = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None and math.isfinite(t.value) and all(n in t.params for n in names)
+    ]
+    n = len(complete)
+    if n < MIN_IMPORTANCE_TRIALS:
+        why = (
+            f"Too few trials for parameter importance: {n} complete, at least {MIN_IMPORTANCE_TRIALS} are "
+            "needed. Run lwl-search with a larger --trials."
         )
-    evaluator = optuna.importance.PedAnovaImportanceEvaluator()  # Optuna 5.0's default evaluator
+        return None, None, why
+    if len({tuple(t.params[p] for p in names) for t in complete}) < 2:
+        why = f"No parameter importance: all {n} complete trials trained the same list, so no stage's units vary."
+        return None, None, why
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = optuna.importance.get_param_importances(study, evaluator=evaluator, params=names)
+        result = _ped_anova(study, names)
+        spread = _bootstrap(complete, names)
     except (ValueError, RuntimeError) as exc:
-        return None, f"Parameter importance could not be computed: {str(exc).splitlines()[0]}"
-    return dict(result), ""
+        return None, None, f"Parameter importance could not be computed: {str(exc).splitlines()[0]}"
+    lo, hi = IMPORTANCE_INTERVAL
+    note = (
+        f"Computed from {n} complete trials; the whiskers span {lo:g}-{hi:g} % of the importances over "
+        f"{IMPORTANCE_RESAMPLES} bootstrap resamples of those trials (how much it moves with other trials)."
+    )
+    if n < 10:
+        note += f" With only {n} trials it is a rough indication: one more trial can change the order."
+    elif n < 50:
+        note += " With fewer than about 50 trials treat it as indicative."
+    return result, spread, note
 
 
 # --------------------------------------------------------------------------------------------- global loss
@@ -221,7 +268,7 @@ def load_report_data(storage: BaseStorage, study: optuna.Study, storage_url: str
     by_number = {r.number: r for r in rows}
     top = [by_number[t.number] for t in top_trials(study, TOP_K)]
     names = [f"d{i}" for i in range(1, stages + 1)]
-    importances, note = _importances(study, names, n_complete)
+    importances, spread, note = _importances(study, names)
     groups, source = _global_groups(storage, study.study_name, settings, rows, records)
     reasons: dict[str, int] = {}
     for r in records:
@@ -242,6 +289,7 @@ def load_report_data(storage: BaseStorage, study: optuna.Study, storage_url: str
         source,
         counts.get("failed", 0),
         reasons,
+        importance_spread=spread,
     )
 
 

@@ -225,10 +225,9 @@ def _figs_html(figures: Mapping[str, go.Figure], *ids: str) -> str:
 def _importance_html(data: ReportData, figures: Mapping[str, go.Figure]) -> str:
     if "lwl-importance" not in figures:
         return f'<p class="placeholder" id="lwl-importance-placeholder">{_e(data.importance_note)}</p>'
-    caveat = "with fewer than about 50 trials treat it as indicative." if len(data.complete) < 50 else ""
     return (
-        f'<p class="note">PED-ANOVA compares the top 10 % of the complete trials with all of them; {caveat}</p>'
-        + _fig_html("lwl-importance", figures["lwl-importance"])
+        '<p class="note" id="lwl-importance-note">PED-ANOVA compares the top 10 % of the complete trials with all of '
+        f"them. {_e(data.importance_note)}</p>" + _fig_html("lwl-importance", figures["lwl-importance"])
     )
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import optuna
 import plotly.graph_objects as go
 
+from lwl.models.cli import writable_file
+
 from ._figures import (
     CostAxis,
     curves_figure,
@@ -29,7 +31,7 @@ from ._figures import (
     time_seconds,
     unit_accuracy_figure,
 )
-from ._load import ReportData, load_report_data, open_study
+from ._load import ReportData, ReportError, load_report_data, open_study
 from ._render import render_html
 
 
@@ -56,7 +58,9 @@ def build_figures(data: ReportData) -> dict[str, go.Figure]:
         figs["lwl-importance"] = importance_figure(
             data.importances,
             f"Importance of {', '.join(data.param_names)}: PED-ANOVA (optuna.importance.PedAnovaImportanceEvaluator, "
-            f"top 10 %), {len(complete)} complete trials",
+            f"top 10 %), {len(complete)} complete trials"
+            + ("; whiskers: 5-95 % over bootstrap resamples of the trials" if data.importance_spread else ""),
+            data.importance_spread,
         )
     step_label = str(data.user_attrs.get("intermediate_value") or "step")
     step_axis = "epoch" if "epoch" in step_label else "unit" if "unit" in step_label else "step"
@@ -103,9 +107,13 @@ def write_report(
     storage, study = open_study(storage_url, study_name)
     data = load_report_data(storage, study, storage_url)
     figures = build_figures(data)
-    path = Path(out) if out is not None else Path(f"{study.study_name}-report.html")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(data, figures), encoding="utf-8")
+    path = writable_file(Path(out) if out is not None else Path(f"{study.study_name}-report.html"), "--out")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_html(data, figures), encoding="utf-8")
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ReportError(f"--out {path}: cannot write it ({reason}): choose a place you can write to") from None
     saved = save_dashboard_figures(study, figures) if dashboard else []
     return ReportResult(path, list(figures), saved, data)
 

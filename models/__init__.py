@@ -11,8 +11,19 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from ._checkpoint import CheckpointError, RunDir, load_checkpoint, save_checkpoint
 from ._config import TrainingConfig, load_config
 from ._data import DATASETS, DatasetInfo, DataSplits, dataset_info, load_data, splits_from_images
-from ._device import resolve_device
-from ._errors import ConfigError, DataError, DeviceError, LwlError, RecipeError, ScheduleError, TrainingError
+from ._device import check_memory, resolve_device
+from ._errors import (
+    ConfigError,
+    DataError,
+    DeviceError,
+    LwlError,
+    OutputError,
+    RecipeError,
+    ScheduleError,
+    TooLargeError,
+    TrainingError,
+    UsageError,
+)
 from ._losses import LOSSES, sim_loss, similarity_matrix
 from ._network import (
     Complexity,
@@ -67,6 +78,7 @@ __all__ = [
     "HeadSpec",
     "LocalNet",
     "LwlError",
+    "OutputError",
     "PaperResult",
     "PrefixSession",
     "PrefixStore",
@@ -81,11 +93,14 @@ __all__ = [
     "ScheduleError",
     "StageInfo",
     "TogetherOutcome",
+    "TooLargeError",
     "TrainerState",
     "TrainingConfig",
     "TrainingError",
     "UnitPlan",
+    "UsageError",
     "build_network",
+    "check_memory",
     "complexity",
     "data_fingerprint",
     "dataset_info",

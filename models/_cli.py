@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Sequence
@@ -13,7 +14,8 @@ from typing import Any
 from ._checkpoint import CheckpointError, RunDir
 from ._config import ConfigError, TrainingConfig, load_config
 from ._data import dataset_info, load_data
-from ._device import resolve_device
+from ._device import check_memory, check_units, resolve_device
+from ._errors import DataError
 from ._network import complexity
 from ._paper import paper_results
 from ._recipe import Recipe
@@ -22,14 +24,18 @@ from ._schedule import Schedule
 from ._state import TrainerState
 from ._trainer import train
 from .cli import (
+    TRAINING_RANGES,
     Parser,
     add_data_args,
     add_recipe_args,
     add_schedule_args,
+    check_ranges,
     percent,
+    plural,
     recipe_from_args,
     run_command,
     schedule_from_args,
+    writable_folder,
 )
 
 
@@ -82,15 +88,19 @@ def inspect_main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(
         prog="lwl-inspect",
         description="Print the network a schedule makes: stages, units, conv layers, parameters, FLOPs, memory.",
+        epilog="examples:\n  lwl-inspect --hierarchy 1,1,2,4\n  lwl-inspect --preset resnet50 --dataset cifar10 --json",
     )
     add_schedule_args(parser)
-    parser.add_argument("--dataset", default="cifar10", help="sets classes and input size (default cifar10)")
+    parser.add_argument(
+        "--dataset", default="digits", help="sets classes and input size (default digits, as every command)"
+    )
     parser.add_argument("--loss", default="predsim", help="which auxiliary heads are counted (default predsim)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
 
     def body() -> int:
+        args = parser.parse_args(argv)
         schedule = schedule_from_args(args, args.dataset)
+        check_units(schedule.units)
         info = dataset_info(args.dataset)
         recipe = Recipe(dataset=info.name, loss=args.loss)
         d = describe(schedule, recipe)
@@ -152,8 +162,12 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         prog="lwl-train",
         description="Train one schedule layer-wise and print per-unit validation (and test) accuracy. With --config "
         "(from lwl-export) it trains the paper's full recipe into --out, checkpointing every epoch.",
-        epilog="Examples: lwl-train --dataset digits --hierarchy 1,1,2,2 --test;  "
-        "lwl-train --config runs/trial-12_1-1-2-4.yaml --device cuda [--resume]",
+        epilog="examples:\n"
+        "  lwl-train --hierarchy 1,1,2,2 --test                           # digits: embedded, no download\n"
+        "  lwl-train --config configs/best.yaml                           # after the two lines below\n"
+        "  lwl-train --config configs/best.yaml --resume                  # after a crash or kill\n"
+        "where configs/best.yaml comes from: lwl-search --preset digits-quick, then lwl-export --study-name "
+        "digits-resnet-b12-s4 --best --out configs/best.yaml",
     )
     add_schedule_args(parser)
     add_data_args(parser)
@@ -168,11 +182,19 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         "--test", action="store_true", help="report test-set accuracy at the end (always with --config)"
     )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object at the end")
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        metavar="F",
+        help="hold out F (0-0.5) of the training images, stratified, for per-epoch validation accuracy (default "
+        "0.1; with --config the config's: 0 in an exported one, i.e. train on every training image and report "
+        "test accuracy)",
+    )
     g = parser.add_argument_group("config, checkpoints and resume")
     g.add_argument(
         "--config",
-        help="a training config (lwl-export writes them): schedule and full recipe; "
-        "only --epochs, --device, --data-root, --download apply on top of it",
+        help="a training config (lwl-export writes them): schedule, full recipe and data root; "
+        "only --epochs, --val-fraction, --device, --data-root, --download apply on top of it",
     )
     g.add_argument(
         "--out",
@@ -184,9 +206,10 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="continue the run in --out from its checkpoint, losing at most the epoch in progress",
     )
-    args = parser.parse_args(argv)
 
     def body() -> int:
+        args = parser.parse_args(argv)
+        check_ranges(args, TRAINING_RANGES)
         if args.config is None and args.out is None:
             if args.resume:
                 raise CheckpointError("--resume needs the run folder: pass --out DIR (or --config FILE)")
@@ -198,9 +221,17 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
 def _train_flags(args: argparse.Namespace) -> int:
     """The original command: flags in, lines on stderr, nothing written."""
-    data = load_data(args.dataset, data_root=args.data_root, download=args.download, with_test=args.test)
     schedule = schedule_from_args(args, args.dataset)
-    recipe = recipe_from_args(args, schedule.family)
+    recipe = recipe_from_args(args, schedule.family, val_fraction=args.val_fraction)
+    _check_measured(recipe, args.test)
+    check_memory(schedule, recipe, resolve_device(args.device))
+    data = load_data(
+        args.dataset,
+        data_root=args.data_root,
+        download=args.download,
+        val_fraction=recipe.val_fraction,
+        with_test=args.test,
+    )
     runs = [recipe] + (
         [Recipe(**{**recipe.to_dict(), "loss": "global", "mode": "simultaneous"})]
         if args.also_global and recipe.loss != "global"
@@ -210,7 +241,7 @@ def _train_flags(args: argparse.Namespace) -> int:
     for r in runs:
         print(
             f"training {schedule.family} {schedule.label()} on {args.dataset}: loss {r.loss}, mode {r.mode}, "
-            f"{r.epochs} epochs, lr {r.lr:g}, dropout {r.dropout:g}",
+            f"{_epochs(r.epochs)}, lr {r.lr:g}, dropout {r.dropout:g}, {_split(r)}",
             file=sys.stderr,
         )
 
@@ -247,22 +278,32 @@ def _train_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
         if given:
             raise ConfigError(
                 f"{given[0]} cannot be combined with --config: edit the config file instead (only "
-                "--epochs, --device, --data-root, --download apply on top of it)"
+                "--epochs, --val-fraction, --device, --data-root, --download apply on top of it)"
             )
         config = load_config(args.config).with_epochs(args.epochs)
+        if args.val_fraction is not None:
+            config = replace(config, recipe=replace(config.recipe, val_fraction=args.val_fraction))
         out = Path(args.out) if args.out is not None else Path("runs") / Path(args.config).stem
         test = True
     else:
         schedule = schedule_from_args(args, args.dataset)
-        config = TrainingConfig(schedule, recipe_from_args(args, schedule.family), {"source": "lwl-train flags"})
+        recipe = recipe_from_args(args, schedule.family, val_fraction=args.val_fraction)
+        config = TrainingConfig(schedule, recipe, {"source": "lwl-train flags"}, args.data_root)
         out, test = Path(args.out), args.test
+    _check_measured(config.recipe, test)
     jobs = [(config, out)]
     if args.also_global and config.recipe.loss != "global":
         glob = replace(config.recipe, loss="global", mode="simultaneous")
         jobs.append(
-            (TrainingConfig(config.schedule, glob, {**config.provenance, "comparison": "global"}), out / "global")
+            (
+                TrainingConfig(config.schedule, glob, {**config.provenance, "comparison": "global"}, config.data_root),
+                out / "global",
+            )
         )
     device = resolve_device(args.device)
+    for c, _ in jobs:
+        check_memory(c.schedule, c.recipe, device)
+    writable_folder(out, "--out")
     dirs = [RunDir(d, c, device=str(device)) for c, d in jobs]
     # Every precondition before any data is loaded or anything is written.
     if args.resume:  # the main run must have a checkpoint (load_checkpoint says so); the global comparison may not
@@ -274,7 +315,7 @@ def _train_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
         states = [None] * len(dirs)
     data = load_data(
         config.dataset,
-        data_root=args.data_root,
+        data_root=args.data_root or config.data_root,  # the flag, else where the search found the files
         download=args.download,
         val_fraction=config.recipe.val_fraction,
         split_seed=config.recipe.seed,
@@ -288,6 +329,15 @@ def _train_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     except KeyboardInterrupt:
         print(f"lwl-train: interrupted; continue with: {again}", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full or read-only output disk: files are replaced atomically, the last ones stand
+        code = errno.errorcode.get(exc.errno or 0)
+        why = f"{exc.strerror or type(exc).__name__}{f' ({code})' if code else ''}"
+        if rd.has_checkpoint():
+            then = f"its last checkpoint {rd.checkpoint_path} is intact: free space, then continue with: {again}"
+        else:
+            then = "no checkpoint was written yet: free space, then start again"
+        print(f"lwl-train: cannot write into {rd.path}: {why}; {then}", file=sys.stderr)
+        return 1
     text = run_summary(results, dirs)
     if args.json:
         print(text, file=sys.stderr)
@@ -308,7 +358,7 @@ def _train_one(rd: RunDir, state: TrainerState | None, data: Any, device: Any, t
     total = r.epochs if r.mode == "simultaneous" else c.schedule.units
     print(
         f"training {c.schedule.family} {c.schedule.label()} on {c.dataset} into {rd.path}: loss {r.loss}, mode "
-        f"{r.mode}, {_epochs(r.epochs)}, lr {r.lr:g}, dropout {r.dropout:g}, batch {r.batch_size}"
+        f"{r.mode}, {_epochs(r.epochs)}, lr {r.lr:g}, dropout {r.dropout:g}, batch {r.batch_size}, {_split(r)}"
         + (f"; resuming after {what} {done}/{total}" if state is not None else ""),
         file=sys.stderr,
     )
@@ -358,7 +408,9 @@ class _Progress:
             print(progress_line(p, self.mode), file=sys.stderr, flush=True)
             return
         self.bar.update(1)
-        self.bar.set_postfix_str(f"val {_fmt_acc(p.value).strip()} %")
+        newest = next((a for a in reversed(p.unit_acc) if a is not None), None)
+        shown = p.output_acc if p.output_acc is not None else newest
+        self.bar.set_postfix_str("no validation split" if shown is None else f"val {_fmt_acc(shown).strip()} %")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -366,7 +418,20 @@ class _Progress:
 
 
 def _epochs(n: Any) -> str:
-    return f"{n} epoch" if n == 1 else f"{n} epochs"
+    return plural(n, "epoch")
+
+
+def _split(recipe: Recipe) -> str:
+    """What the run trains on and judges with, in words."""
+    if recipe.val_fraction == 0:
+        return "no validation split (every training image; test accuracy at the end)"
+    return f"validation split {recipe.val_fraction:g} of the training images"
+
+
+def _check_measured(recipe: Recipe, test: bool) -> None:
+    """A run without a validation split and without the test set would report no accuracy at all."""
+    if recipe.val_fraction == 0 and not test:
+        raise DataError("--val-fraction 0 leaves no validation split: add --test to report test accuracy")
 
 
 def _paper_rows(config: TrainingConfig) -> list[dict[str, Any]]:
@@ -397,7 +462,12 @@ def run_summary(results: Sequence[RunResult], dirs: Sequence[RunDir]) -> str:
             f"-> {rd.path}",
             f"    {split} accuracy per unit  " + " ".join(_fmt_acc(a).strip() for a in (units or ())),
             f"    output {split} accuracy  {'-' if out_acc is None else f'{100 * out_acc:.2f}'} %"
-            f"   (validation {_fmt_acc(result.output_acc).strip()} %)" + (f"   paper: {paper}" if paper else ""),
+            + (
+                f"   (validation {_fmt_acc(result.output_acc).strip()} %)"
+                if result.output_acc is not None
+                else f"   ({_split(r)})"
+            )
+            + (f"   paper: {paper}" if paper else ""),
         ]
     if rows:
         lines.append("  (the paper's numbers are test accuracy after 400 epochs, Tables I-VI)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,12 +40,15 @@ class TrainingConfig:
     """What `lwl-train --config` trains: a schedule, its full recipe, and where the schedule came from.
 
     `provenance` is free-form but YAML-plain (study, trial, search_accuracy, search_epochs, storage, exported_at
-    when exported); every string in it is stored with URL passwords masked.
+    when exported); every string in it is stored with URL passwords masked. `data_root` is where the data set's
+    files are, as the search was given it (`--data-root`; a relative path is read from the directory lwl-train
+    runs in); None: lwl-train's default ($LWL_DATA or ~/.cache/lwl/data). `lwl-train --data-root` overrides it.
     """
 
     schedule: Schedule
     recipe: Recipe
     provenance: dict[str, Any] = field(default_factory=dict)
+    data_root: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.schedule, Schedule):
@@ -55,6 +59,8 @@ class TrainingConfig:
             raise ConfigError(f"config: field provenance: must be a mapping, got {type(self.provenance).__name__}")
         _check_fits_dataset("config", self.schedule, self.recipe.dataset)
         object.__setattr__(self, "provenance", _plain_provenance("config", dict(self.provenance), "provenance"))
+        if self.data_root is not None and (not isinstance(self.data_root, str) or not self.data_root.strip()):
+            raise ConfigError(f"config: field data_root: must be a folder path, got {reprlib.repr(self.data_root)}")
 
     @property
     def dataset(self) -> str:
@@ -76,10 +82,12 @@ class TrainingConfig:
     def to_dict(self) -> dict[str, Any]:
         recipe = self.recipe.to_dict()
         ordered = {"dataset": recipe.pop("dataset"), "optimizer": self.optimizer, **recipe}
+        data_root = {} if self.data_root is None else {"data_root": self.data_root}
         return {
             "version": CONFIG_VERSION,
             "schedule": self.schedule.to_dict(),
             "recipe": ordered,
+            **data_root,
             "provenance": dict(self.provenance),
         }
 
@@ -88,11 +96,11 @@ class TrainingConfig:
         """Validate a mapping as read from YAML; raises ConfigError('SOURCE: field a.b: ...') on the first problem."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: expected a mapping with schedule and recipe, got {_kind(data)}")
-        _unknown(source, data, {"version", "schedule", "recipe", "provenance"}, "")
+        _unknown(source, data, {"version", "schedule", "recipe", "data_root", "provenance"}, "")
         version = data.get("version", CONFIG_VERSION)
         if version != CONFIG_VERSION:
             raise ConfigError(
-                f"{source}: field version: this lwl-train reads version {CONFIG_VERSION}, got {version!r}"
+                f"{source}: field version: this lwl-train reads version {CONFIG_VERSION}, got {reprlib.repr(version)}"
             )
         for name in ("schedule", "recipe"):
             if name not in data:
@@ -108,7 +116,10 @@ class TrainingConfig:
         provenance = data.get("provenance") or {}
         if not isinstance(provenance, Mapping):
             raise ConfigError(f"{source}: field provenance: must be a mapping, got {_kind(provenance)}")
-        return cls(schedule, recipe, _plain_provenance(source, dict(provenance), "provenance"))
+        data_root = data.get("data_root")
+        if data_root is not None and (not isinstance(data_root, str) or not data_root.strip()):
+            raise ConfigError(f"{source}: field data_root: must be a folder path, got {reprlib.repr(data_root)}")
+        return cls(schedule, recipe, _plain_provenance(source, dict(provenance), "provenance"), data_root)
 
     def to_yaml(self, name: str = "FILE") -> str:
         body = yaml.dump(self.to_dict(), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
@@ -142,6 +153,8 @@ def load_config(path: str | os.PathLike[str]) -> TrainingConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML ({_yaml_reason(exc)}): fix the file") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to read: expected a mapping with schedule and recipe") from None
     if data is None:
         raise ConfigError(f"{source}: the file is empty: expected a mapping with schedule and recipe")
     return TrainingConfig.from_dict(data, source)
@@ -175,7 +188,7 @@ def _fail(source: str, path: str, message: str) -> ConfigError:
 
 def _int(source: str, path: str, value: Any, minimum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(source, path, f"must be an integer, got {value!r}")
+        raise _fail(source, path, f"must be an integer, got {reprlib.repr(value)}")
     if minimum is not None and value < minimum:
         raise _fail(source, path, f"must be at least {minimum}, got {value}")
     return value
@@ -193,14 +206,14 @@ def _float(
 ) -> float:
     """A number; strings such as '3e-4' are accepted since YAML 1.1 reads exponents without a dot as text."""
     if isinstance(value, bool):
-        raise _fail(source, path, f"must be a number, got {value!r}")
+        raise _fail(source, path, f"must be a number, got {reprlib.repr(value)}")
     if isinstance(value, str):
         try:
             value = float(value)
         except ValueError:
-            raise _fail(source, path, f"must be a number, got {value!r}") from None
+            raise _fail(source, path, f"must be a number, got {reprlib.repr(value)}") from None
     if not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _fail(source, path, f"must be a finite number, got {value!r}")
+        raise _fail(source, path, f"must be a finite number, got {reprlib.repr(value)}")
     value = float(value)
     if low_open and value <= low:
         what = "be positive" if low == 0 else f"exceed {low:g}"
@@ -215,13 +228,13 @@ def _float(
 
 def _choice(source: str, path: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise _fail(source, path, f"must be one of {', '.join(choices)}, got {value!r}")
+        raise _fail(source, path, f"must be one of {', '.join(choices)}, got {reprlib.repr(value)}")
     return value
 
 
 def _int_list(source: str, path: str, value: Any, minimum: int) -> tuple[int, ...]:
     if not isinstance(value, (list, tuple)) or not value:
-        raise _fail(source, path, f"must be a non-empty list of integers, got {value!r}")
+        raise _fail(source, path, f"must be a non-empty list of integers, got {reprlib.repr(value)}")
     for i, v in enumerate(value):
         _int(source, f"{path}[{i}]", v, minimum)
     return tuple(value)
@@ -273,7 +286,9 @@ def _recipe_from(source: str, data: Mapping[str, Any], dataset: str, family: str
     _unknown(source, data, set(Recipe.__dataclass_fields__) | {"optimizer"}, "recipe.")
     if "optimizer" in data:
         if str(data["optimizer"]).lower() not in OPTIMIZERS:
-            raise _fail(source, "recipe.optimizer", f"only adam is supported (Section V), got {data['optimizer']!r}")
+            raise _fail(
+                source, "recipe.optimizer", f"only adam is supported (Section V), got {reprlib.repr(data['optimizer'])}"
+            )
     v: dict[str, Any] = {}
     checks: dict[str, Callable[[str, Any], Any]] = {
         "loss": lambda p, x: _choice(source, p, x, LOSSES),
@@ -288,7 +303,7 @@ def _recipe_from(source: str, data: Mapping[str, Any], dataset: str, family: str
         "beta": lambda p, x: _float(source, p, x, 0.0, 1.0),
         "aux_convs": lambda p, x: _int(source, p, x, 0),
         "dim_in_decoder": lambda p, x: _int(source, p, x, 1),
-        "val_fraction": lambda p, x: _float(source, p, x, 0.0, 0.5, low_open=True),
+        "val_fraction": lambda p, x: _float(source, p, x, 0.0, 0.5),  # 0: no validation split (train on all)
         "seed": lambda p, x: _int(source, p, x),
     }
     for name, check in checks.items():
@@ -299,12 +314,18 @@ def _recipe_from(source: str, data: Mapping[str, Any], dataset: str, family: str
     if "lr_milestones" in data:
         ms = data["lr_milestones"]
         if not isinstance(ms, (list, tuple)):
-            raise _fail(source, "recipe.lr_milestones", f"must be a list of fractions of the run, got {ms!r}")
+            raise _fail(
+                source, "recipe.lr_milestones", f"must be a list of fractions of the run, got {reprlib.repr(ms)}"
+            )
         v["lr_milestones"] = tuple(_float(source, f"recipe.lr_milestones[{i}]", m, 0.0, 1.0) for i, m in enumerate(ms))
     if data.get("augment") is not None:
         aug = data["augment"]
         if not isinstance(aug, (list, tuple)):
-            raise _fail(source, "recipe.augment", f"must be a list drawn from {', '.join(AUGMENTATIONS)}, got {aug!r}")
+            raise _fail(
+                source,
+                "recipe.augment",
+                f"must be a list drawn from {', '.join(AUGMENTATIONS)}, got {reprlib.repr(aug)}",
+            )
         for i, a in enumerate(aug):
             _choice(source, f"recipe.augment[{i}]", a, AUGMENTATIONS)
         v["augment"] = tuple(aug)
@@ -348,7 +369,7 @@ def _plain_provenance(source: str, value: Any, path: str) -> Any:
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                raise _fail(source, path, f"keys must be strings, got {k!r}")
+                raise _fail(source, path, f"keys must be strings, got {reprlib.repr(k)}")
             out[k] = _plain_provenance(source, v, f"{path}.{k}")
         return out
     raise _fail(source, path, f"must be plain YAML data (text, numbers, lists, mappings), got {type(value).__name__}")

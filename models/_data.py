@@ -123,13 +123,16 @@ def load_data(
     """Load data set `name` whole, split off a stratified validation set, normalise, and place it on `device`.
 
     The validation split is `val_fraction` of the training data, stratified by class and seeded by
-    `split_seed`. The test set (CIFAR's official one; for digits a fixed, seed-0, stratified 20%) is only
-    loaded when `with_test`, so that model selection cannot see it by accident. `limit` keeps the first
-    `limit` training examples after the split, for tiny runs.
+    `split_seed`; `val_fraction` 0 holds nothing out (empty validation tensors: a full training run on every
+    training image, judged on the test set). The test set (CIFAR's official one; for digits a fixed, seed-0,
+    stratified 20%) is only loaded when `with_test`, so that model selection cannot see it by accident. `limit`
+    keeps the first `limit` training examples after the split, for tiny runs.
     """
     info = dataset_info(name)
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real) or not 0 < val_fraction <= 0.5:
-        raise DataError(f"validation fraction {val_fraction!r} is out of range: choose a value in (0, 0.5]")
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real) or not 0 <= val_fraction <= 0.5:
+        raise DataError(
+            f"validation fraction {val_fraction!r} is out of range: choose a value in [0, 0.5] (0: no validation split)"
+        )
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1):
         raise DataError(f"limit {limit!r} is not a positive number of training examples: pass an integer >= 1")
     device = torch.device(device)

@@ -6,11 +6,18 @@ them, so that CPU runs are bitwise reproducible.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ._errors import DeviceError
+from ._errors import DeviceError, TooLargeError
+from ._network import complexity
+
+if TYPE_CHECKING:
+    from ._recipe import Recipe
+    from ._schedule import Schedule
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -21,10 +28,77 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("--device cuda asked for, but no CUDA device is visible: use --device cpu or auto")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"--device {device}: not a device to train on: use auto, cpu, cuda, cuda:N or mps")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {device} asked for, but no CUDA device is visible: use --device cpu or auto")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise DeviceError(
+                f"--device {device}: this machine has {count} CUDA device{'s' if count != 1 else ''} "
+                f"(cuda:0 to cuda:{count - 1}): use one of them, cuda or auto"
+            )
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError("--device mps asked for, but MPS is not available here: use --device cpu or auto")
     return dev
+
+
+# More units than this is far beyond any network trained here, and counting its costs would take long.
+MAX_UNITS = 100_000
+# Training images per data set: a batch never holds more, whatever --batch-size says.
+_TRAIN_IMAGES = {"digits": 1797, "cifar10": 50_000, "cifar100": 50_000}
+
+
+def memory_of(dev: torch.device) -> int | None:
+    """Bytes of memory the device has (a GPU's own; the machine's RAM for cpu and mps); None if unknown."""
+    try:
+        if dev.type == "cuda":
+            return int(torch.cuda.get_device_properties(dev).total_memory)
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, RuntimeError, ValueError):
+        return None
+
+
+def memory_needed(schedule: Schedule, recipe: Recipe) -> int:
+    """A lower bound on the bytes training needs: every weight (fp32), one unit's gradients and Adam moments, and
+    the largest unit's activations for one batch. Absurd sizes show here before anything is allocated."""
+    cost = complexity(schedule, recipe.head)
+    batch = min(recipe.batch_size, recipe.train_limit or recipe.batch_size, _TRAIN_IMAGES.get(recipe.dataset, 50_000))
+    return 4 * cost.params_aux + 12 * max(cost.unit_params) + 4 * batch * max(cost.unit_activations)
+
+
+def check_units(units: int) -> None:
+    """Refuse a network of more than MAX_UNITS units before its costs are counted (that takes time per unit)."""
+    if units > MAX_UNITS:
+        raise TooLargeError(
+            f"a network of {units:,} units: at most {MAX_UNITS:,} can be trained: use a smaller hierarchy or --budget"
+        )
+
+
+def check_memory(schedule: Schedule, recipe: Recipe, dev: torch.device, units: int | None = None) -> None:
+    """Refuse, in one line, a network or batch that cannot fit in the device's memory (see `memory_needed`), and a
+    network of more than MAX_UNITS units (`units`: what the networks to train have, default the schedule's)."""
+    check_units(schedule.units if units is None else units)
+    need, have = memory_needed(schedule, recipe), memory_of(dev)
+    if have is not None and need > have:
+        where = f"GPU {dev}" if dev.type == "cuda" else "this machine"
+        raise TooLargeError(
+            f"widths {','.join(map(str, schedule.widths or ()))} with batch size {recipe.batch_size} need at least "
+            f"{_size(need)} to train, more than the {_size(have)} of {where}: use smaller --widths or "
+            "--batch-size"
+        )
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}" if n < 2**40 * 10**6 else f"{Decimal(n) / 2**40:.1e} TiB"
+    return f"{n:,} bytes"
 
 
 def device_name(dev: torch.device) -> str:
@@ -68,4 +142,17 @@ def layout(x: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
     return x
 
 
-__all__ = ["autocast", "device_name", "layout", "memory_format", "peak_memory", "prepare", "resolve_device"]
+__all__ = [
+    "MAX_UNITS",
+    "autocast",
+    "check_memory",
+    "check_units",
+    "device_name",
+    "layout",
+    "memory_format",
+    "memory_needed",
+    "memory_of",
+    "peak_memory",
+    "prepare",
+    "resolve_device",
+]

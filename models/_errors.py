@@ -31,10 +31,34 @@ class ConfigError(LwlError, ValueError):
     """A training config that cannot be used; one line naming the file and the field."""
 
 
+class UsageError(LwlError, ValueError):
+    """A flag value out of range or a combination of flags that does not work together (e.g. --workers 0)."""
+
+
+class OutputError(LwlError, ValueError):
+    """A path to write (--out, --artifact-dir, --prefix-store, a storage file) that is a file where a folder
+    belongs, a folder where a file belongs, or somewhere that cannot be written; checked before anything is."""
+
+
+class TooLargeError(LwlError, ValueError):
+    """A network or batch whose memory (estimated before anything is allocated) exceeds the machine's."""
+
+
 class TrainingError(LwlError, RuntimeError):
     """Training could not go on; `reason` is the short word stored with a failed trial."""
 
     reason = "error"
 
 
-__all__ = ["ConfigError", "DataError", "DeviceError", "LwlError", "RecipeError", "ScheduleError", "TrainingError"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "DeviceError",
+    "LwlError",
+    "OutputError",
+    "RecipeError",
+    "ScheduleError",
+    "TooLargeError",
+    "TrainingError",
+    "UsageError",
+]

@@ -13,14 +13,20 @@ bitwise the one of training alone (tests/models/test_prefix.py).
 One file per unit (`KEY.pt`, its weights and BatchNorm statistics, its accuracy and loss, and the random streams'
 states at that point), written atomically and read with `torch.load(weights_only=True)`, so several workers can
 share a folder. The folder is bounded: after each write the least recently used files go until it fits.
+
+The store is a cache: when its folder cannot be written (a full disk, a quota, a read-only file system), training
+goes on without storing, and the store says so once (`warn`); what is stored stays readable.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,9 +55,16 @@ def data_fingerprint(data: DataSplits) -> str:
 class PrefixStore:
     """A folder of frozen units, bounded to `max_bytes` (least recently used files go first)."""
 
-    def __init__(self, directory: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.directory = Path(directory).absolute()
         self.max_bytes = int(max_bytes)
+        self.warn = warn or _warn
+        self.disabled: str | None = None  # why nothing is written any more (the first OSError), else None
         self.reused_units = 0  # over every session of this store object: what a caller reports as saved
         self.reused_seconds = 0.0
         self._fingerprints: dict[int, tuple[torch.Tensor, str]] = {}  # id(train_x) -> (the tensor, its hash)
@@ -104,9 +117,22 @@ class PrefixStore:
             return None
         return payload
 
-    def write(self, key: str, payload: dict[str, Any]) -> None:
-        atomic_write(self.path(key), lambda f: torch.save({**payload, "format": PREFIX_FORMAT, "key": key}, f))
-        self.evict()
+    def write(self, key: str, payload: dict[str, Any]) -> bool:
+        """Store one unit; False when the folder cannot be written: from then on nothing is written, said once."""
+        if self.disabled is not None:
+            return False
+        try:
+            atomic_write(self.path(key), lambda f: torch.save({**payload, "format": PREFIX_FORMAT, "key": key}, f))
+            self.evict()
+        except OSError as exc:  # ENOSPC, EDQUOT, EROFS, EACCES, ...: a cache must not stop the training
+            code = errno.errorcode.get(exc.errno or 0)
+            self.disabled = f"{exc.strerror or type(exc).__name__}{f' ({code})' if code else ''}"
+            self.warn(
+                f"the prefix store {self.directory} cannot be written: {self.disabled}: candidates go on training "
+                "without storing their units (free space there, or turn the store off)"
+            )
+            return False
+        return True
 
     def evict(self) -> None:
         """Delete the least recently used files until the folder holds at most `max_bytes`."""
@@ -189,7 +215,7 @@ class PrefixSession:
         # damaged one (read removes it).
         if self.store.path(key).exists() and self.store.read(key) is not None:
             return
-        self.store.write(
+        written = self.store.write(
             key,
             {
                 "depth": depth,
@@ -202,7 +228,11 @@ class PrefixSession:
                 "saved_at": time.time(),
             },
         )
-        self.saved += 1
+        self.saved += written
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 __all__ = ["DEFAULT_MAX_BYTES", "PrefixSession", "PrefixStore", "data_fingerprint"]

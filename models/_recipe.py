@@ -8,6 +8,7 @@ per-family values of Tables I-VI (and of a network preset), then the caller's ov
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,7 +40,7 @@ class Recipe:
     aux_convs: int = 0  # extra 3x3 convs in each auxiliary classifier (Belilovsky et al. use k-1)
     dim_in_decoder: int = 2048  # pool each auxiliary input down to at most this many features
     augment: tuple[str, ...] | None = None  # None: the data set's default (CIFAR: crop + flip)
-    val_fraction: float = 0.1  # of the training set held out (stratified) for validation, where the data is loaded
+    val_fraction: float = 0.1  # of the training set held out (stratified) for validation; 0: none (full training)
     seed: int = 0  # seeds initialisation, dropout, batch order and augmentation (the commands: the split too)
     eval_batch_size: int = 1024  # batch size of evaluation and of the sequential mode's cached features
     train_limit: int | None = None  # train on the first N training images only: quick checks and tests
@@ -56,8 +57,10 @@ class Recipe:
                 raise RecipeError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise RecipeError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not self.lr > 0:
-            raise RecipeError(f"lr must be positive, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise RecipeError(f"lr must be a positive finite number, got {self.lr}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2**32:
+            raise RecipeError(f"seed must be a whole number from 0 to {2**32 - 1}, got {self.seed!r}")
         object.__setattr__(self, "lr_milestones", tuple(float(m) for m in self.lr_milestones))
         if self.augment is not None:
             object.__setattr__(self, "augment", tuple(self.augment))

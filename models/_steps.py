@@ -197,7 +197,9 @@ class Learner:
         self, x: torch.Tensor, y: torch.Tensor, upto: int, output: bool, only: int | None = None
     ) -> tuple[list[float | None], float | None]:
         """Accuracy of units 0..upto-1's auxiliary classifiers (or unit `only`'s) and of the output when `output`,
-        with one host sync at the end."""
+        with one host sync at the end; all None on an empty set (a run without a validation split)."""
+        if x.shape[0] == 0:
+            return [None] * self.n_units, None
         modes = [(m, m.training) for m in self.net.modules()]  # frozen units must stay in eval mode afterwards
         self.net.eval()
         n_units = self.n_units

@@ -7,12 +7,21 @@ the same way: a user error is one line on stderr, `PROG: error: MESSAGE`, and ex
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import reprlib
 import sys
+import tempfile
+import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
+import torch
+
 from ._data import DATASETS, dataset_info
-from ._errors import LwlError
+from ._errors import LwlError, OutputError, UsageError
 from ._losses import LOSSES
 from ._recipe import MODES, Recipe, paper_recipe
 from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, PRESETS, Schedule, make_schedule
@@ -22,8 +31,45 @@ from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, PRESETS, Schedule, make_sc
 MAX_MESSAGE = 400
 
 
+PACKAGE = "lwl-search"  # the distribution every command comes with
+
+
+def version_text(prog: str) -> str:
+    """'lwl-search 0.1.0' (another command: 'lwl-train 0.1.0 (lwl-search)'), from the installed package's metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version(PACKAGE)
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        number = "unknown (not installed)"
+    return f"{prog} {number}" + ("" if prog == PACKAGE else f" ({PACKAGE})")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Never breaks a line inside a hyphenated word (a flag, a file or study name stays copyable), and keeps the
+    line breaks an epilog is written with: one example per line."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out = []
+        for line in text.splitlines():
+            words = line.lstrip()
+            lead = indent + line[: len(line) - len(words)]
+            wrap: dict[str, Any] = dict(initial_indent=lead, subsequent_indent=lead + "    ", break_on_hyphens=False)
+            out.append(textwrap.fill(words, width, break_long_words=False, **wrap) if words else "")
+        return "\n".join(out)
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and exit status 2) like every other user error."""
+    """argparse, but a usage error is one line (and exit status 2) like every other user error; every command
+    has --version, and its help keeps names whole and an epilog's examples one per line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version", version=version_text(self.prog), help="print the version")
 
     def error(self, message: str) -> NoReturn:
         fail(self.prog, f"{message} (see {self.prog} --help)")
@@ -44,10 +90,119 @@ TRAINING_FLAGS: dict[str, dict[str, Any]] = {
     "--loss": dict(choices=LOSSES, help="local loss (default predsim) or global back-propagation"),
     "--mode": dict(choices=MODES, help="simultaneous (default) or sequential (greedy)"),
     "--epochs": dict(type=int, help="epochs (per unit in sequential mode)"),
-    "--batch-size": dict(type=int, help="default 128"),
+    "--batch-size": dict(type=int, help="images per optimiser step (default: the paper's 128, 64 on digits)"),
     "--lr": dict(type=float, help="Adam learning rate"),
     "--dropout": dict(type=float, help="dropout on what each unit passes on"),
 }
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting takes, checked the same wherever it comes from (a flag, a study preset).
+
+    `kind` int: a whole number; True/False and 1.5 are refused, 2.0 (as YAML may write it) is read as 2.
+    `kind` float: a finite number (nan and inf are refused). `low`/`high` bound it, `*_open` excluding the bound.
+    """
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    hint: str = ""  # what to do instead, e.g. "leave --timeout out for no limit"
+
+    def describe(self) -> str:
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.low_open else '>='} {self.low:{'d' if self.kind is int else 'g'}}")
+        if self.high is not None:
+            bounds.append(f"{'<' if self.high_open else '<='} {self.high:{'d' if self.kind is int else 'g'}}")
+        what = "a whole number" if self.kind is int else "a number"
+        return f"use {what} {' and '.join(bounds)}".rstrip() + (f", or {self.hint}" if self.hint else "")
+
+    def check(self, name: str, value: Any) -> Any:
+        """`value` in range (an int for `kind` int), or a UsageError: 'NAME VALUE: why: use ...'."""
+        shown = f"{name} {reprlib.repr(value)}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"{shown}: not a number: {self.describe()}")
+        if not math.isfinite(value):
+            raise UsageError(f"{shown}: not a finite number: {self.describe()}")
+        if self.kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise UsageError(f"{shown}: not a whole number: {self.describe()}")
+            value = int(value)
+        low, high = self.low, self.high
+        if (low is not None and (value <= low if self.low_open else value < low)) or (
+            high is not None and (value >= high if self.high_open else value > high)
+        ):
+            raise UsageError(f"{shown}: out of range: {self.describe()}")
+        return value
+
+
+# The ranges of the shared numeric flags (by their argparse names); a command adds its own (lwl-search: _flags).
+SEED_RANGE = Range(int, 0, 2**32 - 1)  # numpy's and Optuna's samplers take no other seeds
+TRAINING_RANGES: dict[str, Range] = {
+    "epochs": Range(int, 1),
+    "batch_size": Range(int, 1),
+    "lr": Range(float, 0, low_open=True),
+    "dropout": Range(float, 0, 1, high_open=True),
+    "seed": SEED_RANGE,
+}
+
+
+def flag_name(key: str) -> str:
+    """'--batch-size' for the argparse name 'batch_size'."""
+    return "--" + key.replace("_", "-")
+
+
+def check_ranges(
+    values: argparse.Namespace | dict[str, Any], ranges: dict[str, Range], name: Callable[[str], str] = flag_name
+) -> None:
+    """Check (and normalise: 2.0 -> 2) every value in `values` that `ranges` names; None (not given) passes. The one
+    check of numbers for every command, before anything is created; `name(key)` says where a value came from."""
+    items = vars(values) if isinstance(values, argparse.Namespace) else values
+    for key, rng in ranges.items():
+        if items.get(key) is not None:
+            items[key] = rng.check(name(key), items[key])
+
+
+def writable_folder(path: str | os.PathLike[str], flag: str) -> Path:
+    """Refuse, before anything is written, a folder path that cannot be made or written: a file there or above it,
+    or an existing place that refuses a file (probed with a temporary file, removed at once). Makes nothing."""
+    target = Path(path)
+    _probe(flag, target, target)
+    return target
+
+
+def writable_file(path: str | os.PathLike[str], flag: str) -> Path:
+    """Refuse, before anything is written, a file path that is a folder or whose folder cannot be made or written."""
+    target = Path(path)
+    try:
+        if target.is_dir():
+            raise OutputError(f"{flag} {target}: a folder is there: give a file name")
+        if target.exists() and not os.access(target, os.W_OK):
+            raise OutputError(f"{flag} {target}: the file is read-only: choose another name")
+    except OSError as exc:
+        raise OutputError(f"{flag} {target}: {exc.strerror or type(exc).__name__}: choose another name") from None
+    _probe(flag, target, target.parent)
+    return target
+
+
+def _probe(flag: str, target: Path, folder: Path) -> None:
+    """`folder` (where `target` goes) exists as a folder that takes a file, or can be made under one that does."""
+    try:
+        base = folder
+        while not base.exists() and base != base.parent:
+            base = base.parent
+        if not base.is_dir():
+            what = "a file is there, not a folder" if base == target else f"{base} is a file"
+            raise OutputError(f"{flag} {target}: {what}: choose another path")
+        fd, probe = tempfile.mkstemp(dir=base, prefix=".lwl-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OutputError(f"{flag} {target}: cannot write there ({reason}): choose a place you can write to") from None
 
 
 def add_flags(
@@ -117,6 +272,11 @@ def recipe_from_args(args: argparse.Namespace, family: str, **extra: Any) -> Rec
     )
 
 
+def plural(n: Any, word: str, words: str | None = None) -> str:
+    """'1 epoch', '5 epochs' (`words` for an irregular plural): every count a command prints in words."""
+    return f"{n} {word}" if n == 1 else f"{n} {words or word + 's'}"
+
+
 def percent(value: float | None, *, width: int = 0, empty: str = "-", suffix: str = "") -> str:
     """An accuracy in [0, 1] as a percentage with one decimal (`suffix` after it), right-aligned to `width`;
     `empty` for None. The one formatting of accuracies in every command's output."""
@@ -135,21 +295,49 @@ def fail(prog: str, message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def run_command(prog: str, body: Callable[[], int | None]) -> int:
-    """Run a command body: an `LwlError` becomes one line and exit status 2, Ctrl-C exit status 130."""
+def _stdout_to_devnull() -> None:
+    """After the reader of stdout went away: what is still to be written goes nowhere (the Python docs' recipe for
+    SIGPIPE), so that the interpreter's last flush at exit does not print a BrokenPipeError."""
     try:
-        return body() or 0
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is no file (a test's capture): nothing is pending there
+        pass
+
+
+def run_command(prog: str, body: Callable[[], int | None]) -> int:
+    """Run a command body (parsing included): an `LwlError` becomes one line and exit status 2, Ctrl-C exit status
+    130, running out of memory one line and exit status 1, and a reader that stopped reading (`| head`) ends the
+    command quietly with exit status 1."""
+    try:
+        try:
+            return body() or 0
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not as a traceback when the interpreter exits
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return 1
     except LwlError as exc:
         fail(prog, str(exc) or type(exc).__name__)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, torch.OutOfMemoryError) as exc:  # what the memory estimate before training did not foresee
+        what = f"{type(exc).__name__}: {one_line(str(exc), 160)}" if str(exc).strip() else type(exc).__name__
+        print(f"{prog}: out of memory ({what}): use smaller --widths or --batch-size", file=sys.stderr)
+        return 1
 
 
 __all__ = [
     "MAX_MESSAGE",
     "NETWORK_FLAGS",
+    "SEED_RANGE",
     "TRAINING_FLAGS",
+    "TRAINING_RANGES",
+    "Range",
+    "check_ranges",
+    "flag_name",
+    "writable_file",
+    "writable_folder",
     "add_flags",
     "Parser",
     "add_data_args",
@@ -158,6 +346,7 @@ __all__ = [
     "fail",
     "one_line",
     "percent",
+    "plural",
     "recipe_from_args",
     "run_command",
     "schedule_from_args",

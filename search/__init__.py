@@ -33,7 +33,7 @@ from ._sampler import (
 )
 from ._settings import SEARCH_EPOCHS, StudySettings, default_widths
 from ._space import CONSTRAINTS, MAX_LISTS, PAPER_HIERARCHIES, SearchSpace, paper_baselines, smallest_feasible_budget
-from ._storage import default_storage, load_existing_study, mask_url, open_storage, require_existing
+from ._storage import check_study_name, default_storage, load_existing_study, mask_url, open_storage, require_existing
 from ._study import (
     PRUNERS,
     Objective,
@@ -77,6 +77,7 @@ __all__ = [
     "TPEFallbackWarning",
     "TrialRecord",
     "UsageError",
+    "check_study_name",
     "count_finished",
     "dashboard_command",
     "default_artifact_dir",

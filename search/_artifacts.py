@@ -20,9 +20,9 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from ._export import config_filename, trial_config
-from ._record import ARTIFACT_DIR_ATTR, STORAGE_ATTR
+from ._record import ARTIFACT_DIR_ATTR, DATA_ROOT_ATTR, STORAGE_ATTR
 from ._settings import StudySettings
-from ._storage import mask_url, storage_sibling
+from ._storage import kind_of, mask_url, rdb_url, storage_sibling
 
 MIMETYPE = "application/yaml"
 
@@ -32,9 +32,22 @@ def default_artifact_dir(storage_url: str) -> Path:
     return storage_sibling(storage_url, "artifacts")
 
 
+def dashboard_url(storage_url: str) -> str:
+    """The storage URL as optuna-dashboard must be given it (masked): a server's URL names the driver lwl-search
+    uses (`postgresql+psycopg://`, `mysql+pymysql://`), since SQLAlchemy's own default for a bare `postgresql://`
+    or `mysql://` may not be installed; a `journal:PATH` is given as the path."""
+    kind = kind_of(storage_url)
+    if kind == "rdb":
+        storage_url = rdb_url(storage_url)
+    elif kind == "journal":
+        storage_url = storage_url.removeprefix("journal:")
+    return mask_url(storage_url)
+
+
 def dashboard_command(storage_url: str, study_attrs: Mapping[str, Any]) -> str:
-    """The optuna-dashboard command line for a study: its (masked) storage and, once recorded, its artifact folder."""
-    command = f"optuna-dashboard {shlex.quote(mask_url(storage_url))}"
+    """The optuna-dashboard command line for a study: its (masked) storage and, once recorded, its artifact folder.
+    It works as printed (tests/search/test_dashboard_api.py runs it against PostgreSQL and MariaDB)."""
+    command = f"optuna-dashboard {shlex.quote(dashboard_url(storage_url))}"
     artifact_dir = study_attrs.get(ARTIFACT_DIR_ATTR)
     return command + (f" --artifact-dir {shlex.quote(str(artifact_dir))}" if artifact_dir else "")
 
@@ -57,6 +70,7 @@ class ConfigArtifacts:
             trial=trial.number,
             accuracy=accuracy,
             storage_url=str(study.user_attrs.get(STORAGE_ATTR, "")),
+            data_root=study.user_attrs.get(DATA_ROOT_ATTR),
         )
         with tempfile.TemporaryDirectory(prefix="lwl-artifact-") as tmp:
             path = config.save_yaml(Path(tmp) / config_filename(config))
@@ -67,4 +81,4 @@ class ConfigArtifacts:
                 )
 
 
-__all__ = ["ConfigArtifacts", "dashboard_command", "default_artifact_dir"]
+__all__ = ["ConfigArtifacts", "dashboard_command", "dashboard_url", "default_artifact_dir"]

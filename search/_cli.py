@@ -9,19 +9,27 @@ from typing import Any
 
 import optuna
 
-from lwl.models import PrefixStore, load_data, parse_int_list, resolve_device
-from lwl.models.cli import run_command
+from lwl.models import PrefixStore, check_memory, load_data, parse_int_list, resolve_device
+from lwl.models.cli import plural, run_command, writable_folder
 
 from ._artifacts import ConfigArtifacts, default_artifact_dir
 from ._display import BarDisplay, LineDisplay, summary_text
 from ._errors import UsageError
 from ._flags import default_study_name, parse_args, settings_from_args
-from ._record import ARTIFACT_DIR_ATTR
+from ._record import ARTIFACT_DIR_ATTR, DATA_ROOT_ATTR
 from ._sampler import validate_enqueued
 from ._settings import StudySettings
-from ._storage import mask_url, storage_lost, storage_sibling
+from ._storage import (
+    check_new_storage,
+    check_study_name,
+    mask_url,
+    quiet_heartbeat_errors,
+    storage_lost,
+    storage_sibling,
+    value_refused,
+)
 from ._study import SearchOutcome, count_finished, enqueue_lists, prepare_study, run_search
-from ._workers import run_workers, storage_for
+from ._workers import HELD_EXIT, run_workers, storage_for
 
 
 def _search(
@@ -49,6 +57,8 @@ def _search(
     shown_url = mask_url(storage_url)
     artifacts = ConfigArtifacts(args.artifact_dir or default_artifact_dir(storage_url))
     study.set_user_attr(ARTIFACT_DIR_ATTR, str(artifacts.directory))
+    if args.data_root:  # as given: exported configs carry it to lwl-train (the default is not recorded)
+        study.set_user_attr(DATA_ROOT_ATTR, args.data_root)
     prefix_store = None
     if settings.recipe.mode == "sequential" and args.prefix_store != "off":
         prefix_store = PrefixStore(
@@ -59,11 +69,11 @@ def _search(
     if not args.quiet:
         print(
             f"lwl-search: study {study_name!r} in {shown_url}\n"
-            f"  space: {settings.space.describe()}: {len(settings.space)} feasible lists\n"
+            f"  space: {settings.space.describe()}: {plural(len(settings.space), 'feasible list')}\n"
             f"  candidates: {settings.family} {settings.block if settings.family == 'resnet' else ''} widths "
-            f"{','.join(map(str, settings.widths))}, {r.loss}, {r.mode}, {r.epochs} epochs, lr {r.lr:g}, "
+            f"{','.join(map(str, settings.widths))}, {r.loss}, {r.mode}, {plural(r.epochs, 'epoch')}, lr {r.lr:g}, "
             f"dropout {r.dropout:g}, batch {r.batch_size}, on {device}\n"
-            f"  sampler {args.sampler}, pruner {args.pruner}; the study holds {done} finished trials, "
+            f"  sampler {args.sampler}, pruner {args.pruner}; the study holds {plural(done, 'finished trial')}, "
             f"running until {args.trials}",
             file=sys.stderr,
         )
@@ -71,13 +81,14 @@ def _search(
     reason = "interrupted"
     if args.workers > 1:
         enqueue_lists(study, settings.space, enqueue, not args.no_paper_baselines)
+        status = 130  # SIGINT and SIGTERM alike: every worker's running trial is failed as 'interrupted'
         try:
-            reason = run_workers(args, argv, storage_url, study)
+            reason, status = run_workers(args, argv, storage_url, study, settings.space)
             outcome = SearchOutcome(study, shown_url, count_finished(study), 0, reason, len(settings.space))
         except KeyboardInterrupt:
             print("\nlwl-search: interrupted; running trials are recorded as failed ('interrupted')", file=sys.stderr)
         print(summary_text(study, reason, shown_url))
-        return 0 if outcome is not None else 130
+        return status
     display: Any = None
     if not args.quiet:
         display = BarDisplay(args.trials, done) if sys.stderr.isatty() else LineDisplay()
@@ -95,40 +106,49 @@ def _search(
             artifacts=artifacts,
             prefix_store=prefix_store,
             batch=args.batch,
+            on_wait=None if args.quiet else lambda text: print(f"lwl-search: {text}", file=sys.stderr),
         )
         reason = outcome.stop_reason
     except KeyboardInterrupt:
-        print("\nlwl-search: interrupted; the running trial is recorded as failed ('interrupted')", file=sys.stderr)
+        if not (args.quiet and args.no_summary):  # a --workers parent speaks for its workers
+            print("\nlwl-search: interrupted; the running trial is recorded as failed ('interrupted')", file=sys.stderr)
     finally:
         if display is not None and hasattr(display, "close"):
             display.close()
     if not args.no_summary:
-        print(summary_text(study, reason, shown_url))
-    return 0 if outcome is not None else 130
+        ran = outcome.ran if outcome is not None else None
+        print(summary_text(study, reason, shown_url, trials_target=args.trials, ran=ran))
+    if outcome is None:
+        return 130
+    return HELD_EXIT if outcome.held else 0  # short of --trials: others' trials may be dead (no heartbeat to tell)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
+        # Every check of the input, before anything is created (no database, no folder): flags and preset values
+        # against their ranges (parse_args), the space, the storage, the folders, the device, the memory.
         args = parse_args(argv)
-        if args.workers < 1:
-            raise UsageError(f"--workers {args.workers}: use 1 or more")
         settings = settings_from_args(args)
-        if args.batch < 1:
-            raise UsageError(f"--batch {args.batch}: use 1 or more")
         if args.batch > 1 and not settings.recipe.trains_together:
             raise UsageError(
                 f"--batch {args.batch} needs --mode simultaneous and a layer-wise --loss (pred, sim, "
                 "predsim): sequential mode shares prefixes through --prefix-store instead"
             )
-        settings.space.check_nonempty()
+        settings.space.check_searchable()
         enqueue = [parse_int_list(e, "--enqueue") for e in (args.enqueue or [])]
         for h in enqueue:
             validate_enqueued(settings.space, h)
-        study_name = args.study_name or default_study_name(settings)
+        study_name = default_study_name(settings) if args.study_name is None else check_study_name(args.study_name)
         storage_url = storage_for(args, study_name)
+        check_new_storage(storage_url)
+        writable_folder(args.artifact_dir or default_artifact_dir(storage_url), "--artifact-dir")
+        if settings.recipe.mode == "sequential" and args.prefix_store != "off":
+            writable_folder(args.prefix_store or storage_sibling(storage_url, "prefixes"), "--prefix-store")
         device = resolve_device(args.device)
+        # The smallest network of the space (one unit per stage) must fit; every candidate has --budget units.
+        check_memory(settings.schedule((1,) * settings.space.stages), settings.recipe, device, settings.space.budget)
         data = load_data(
             settings.recipe.dataset,
             data_root=args.data_root,
@@ -139,8 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # our display reports failed trials
         try:
-            return _search(args, argv, settings, data, enqueue, study_name, storage_url, device)
+            with quiet_heartbeat_errors():
+                return _search(args, argv, settings, data, enqueue, study_name, storage_url, device)
         except Exception as exc:
+            refused = value_refused(exc, study_name)
+            if refused is not None:
+                raise refused from None
             lost = storage_lost(exc, storage_url)
             if lost is None:
                 raise

@@ -11,7 +11,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import Progress
-from lwl.models.cli import percent
+from lwl.models.cli import percent, plural
 
 from ._artifacts import dashboard_command
 from ._export import top_trials
@@ -36,8 +36,8 @@ def _describe_trial(t: FrozenTrial) -> str:
 class LineDisplay:
     """One line per finished trial: for logs and pipes."""
 
-    def __init__(self, out: Any = sys.stderr) -> None:
-        self.out = out
+    def __init__(self, out: Any = None) -> None:
+        self.out = out if out is not None else sys.stderr  # looked up now: sys.stderr may have been replaced
 
     def trial_started(self, number: int, hierarchy: tuple[int, ...], total_steps: int) -> None:
         pass
@@ -52,10 +52,11 @@ class LineDisplay:
 class BarDisplay(LineDisplay):
     """A bar over trials and one within the running trial (epochs or units), with the best so far."""
 
-    def __init__(self, trials: int, done: int, out: Any = sys.stderr) -> None:
+    def __init__(self, trials: int, done: int, out: Any = None) -> None:
         from tqdm import tqdm
 
         super().__init__(out)
+        out = self.out
         self._tqdm = tqdm
         self.outer = tqdm(
             total=trials,
@@ -101,14 +102,42 @@ class BarDisplay(LineDisplay):
         self.outer.close()
 
 
-def summary_text(study: optuna.Study, outcome_reason: str, storage_url: str, k: int = 5) -> str:
-    """The summary printed when a run ends: counts, what sharing saved, the top `k` lists and the next commands."""
+def _stop_reason(reason: str, finished: int, running: int, target: int | None, ran: int | None) -> str:
+    """The reason as the counts printed beside it show it: when --trials was reached, count the study's finished
+    trials (and those other workers are still running), and what this run ended of them."""
+    if target is None or not reason.startswith("reached --trials"):
+        return reason
+    words = f"the study holds {plural(finished, 'finished trial')}"
+    if running:
+        words += f" and {running} running in other workers"
+    words += f" (--trials {target})"
+    if ran is not None and ran != finished:
+        words += f"; this run ended {plural(ran, 'trial')}"
+    return words
+
+
+def summary_text(
+    study: optuna.Study,
+    outcome_reason: str,
+    storage_url: str,
+    k: int = 5,
+    *,
+    trials_target: int | None = None,
+    ran: int | None = None,
+) -> str:
+    """The summary printed when a run ends: counts, what sharing saved, the top `k` lists and the next commands.
+    With `trials_target` (--trials) and `ran` (trials this run ended), a "reached --trials" reason is restated from
+    the same counts the line shows."""
     trials = study.get_trials(deepcopy=False)
-    counts = {s: sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+    counts = {s: sum(t.state == s for t in trials) for s in states}
+    finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+    running = counts[TrialState.RUNNING]
+    reason = _stop_reason(outcome_reason, finished, running, trials_target, ran)
     lines = [
         "",
         f"study {study.study_name!r}: {counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
-        f"{counts[TrialState.FAIL]} failed; stopped: {outcome_reason}",
+        f"{counts[TrialState.FAIL]} failed" + (f", {running} running" if running else "") + f"; stopped: {reason}",
     ]
     records = [read_trial(t) for t in trials]
     shared = [r for r in records if r.reused_units is not None]
@@ -125,8 +154,8 @@ def summary_text(study: optuna.Study, outcome_reason: str, storage_url: str, k: 
         together = sum(u for u, _ in batches.values())
         alone = sum(a for _, a in batches.values())
         lines.append(
-            f"training together (--batch): {together} unit-epochs trained where one by one would take "
-            f"{alone} ({alone / max(together, 1):.2f}x fewer), in {len(batches)} batches"
+            f"training together (--batch): {plural(together, 'unit-epoch')} trained where one by one would take "
+            f"{alone} ({alone / max(together, 1):.2f}x fewer), in {plural(len(batches), 'batch', 'batches')}"
         )
     top = top_trials(study, k)
     if top:

@@ -3,7 +3,7 @@ prints them as one line with exit status 2."""
 
 from __future__ import annotations
 
-from lwl.models import LwlError
+from lwl.models import LwlError, UsageError  # UsageError: shared by every command
 
 
 class SpaceError(LwlError, ValueError):
@@ -20,10 +20,6 @@ class SettingsError(LwlError, ValueError):
 
 class PresetError(LwlError, ValueError):
     """A study preset file (YAML) that is missing, unreadable, or names unknown flags."""
-
-
-class UsageError(LwlError, ValueError):
-    """A flag value out of range or a combination of flags that does not work together (e.g. --workers 0)."""
 
 
 class ExportError(LwlError, ValueError):

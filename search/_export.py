@@ -1,9 +1,10 @@
 """From a finished search to training configs: the selected trials' schedules with the paper's full recipe.
 
-A search trains every candidate briefly (its fidelity, e.g. 15 epochs on CIFAR, maybe on a subset); what it finds
-is a hierarchy list, not a trained network. The config carries that list with the study's recipe at full length
-(`paper_recipe(...).epochs`: 400 on CIFAR) on the whole training set, plus where it came from, so that
-`lwl-train --config` reproduces the paper's protocol for it.
+A search trains every candidate briefly (its fidelity, e.g. 15 epochs on CIFAR, maybe on a subset) and judges it
+on a validation split; what it finds is a hierarchy list, not a trained network. The config carries that list with
+the study's recipe at full length (`paper_recipe(...).epochs`: 400 on CIFAR) on the whole training set (no
+validation split: `val_fraction: 0`; the test set is the final measure), the search's --data-root, and where it came
+from, so that `lwl-train --config` reproduces the paper's protocol for it as printed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from lwl.models import RecipeError, TrainingConfig, complexity, paper_recipe
 
 from ._errors import ExportError
 from ._pareto import pareto_front
-from ._record import STORAGE_ATTR, hierarchy_of, read_settings, read_trial
+from ._record import DATA_ROOT_ATTR, STORAGE_ATTR, hierarchy_of, read_settings, read_trial
 from ._settings import StudySettings
 from ._space import paper_name
 from ._storage import mask_url
@@ -137,6 +138,7 @@ def export_configs(
             accuracy=t.value,
             selection=selection.describe(),
             storage_url=storage,
+            data_root=study.user_attrs.get(DATA_ROOT_ATTR),
         )
         for t in select_trials(study, selection, settings)
     ]
@@ -151,13 +153,16 @@ def trial_config(
     accuracy: float | None,
     selection: str = "trial",
     storage_url: str = "",
+    data_root: str | None = None,
 ) -> TrainingConfig:
-    """A trial's schedule with the study's recipe at the paper's full length on the whole training set, plus where
-    it came from (storage URL masked). Takes the trial's facts, not the trial, so a running trial can be exported
-    as it completes (an artifact can only be attached to a running trial)."""
+    """A trial's schedule with the study's recipe at the paper's full length on the whole training set (no
+    validation split), the search's `data_root`, and where it came from (storage URL masked). Takes the trial's
+    facts, not the trial, so a running trial can be exported as it completes (an artifact can only be attached to a
+    running trial)."""
     search = settings.recipe
     try:
-        recipe = replace(search, epochs=paper_recipe(search.dataset, settings.family).epochs, train_limit=None)
+        full = paper_recipe(search.dataset, settings.family).epochs
+        recipe = replace(search, epochs=full, train_limit=None, val_fraction=0.0)
     except RecipeError as exc:
         raise ExportError(f"study {study_name!r}: {exc}") from None
     schedule = settings.schedule(tuple(hierarchy))
@@ -168,12 +173,13 @@ def trial_config(
         "search_accuracy": accuracy,
         "search_epochs": search.epochs,
         "search_train_limit": search.train_limit,
+        "search_val_fraction": search.val_fraction,
         "params": complexity(schedule, search.head).params,
         "paper": paper_name(schedule.hierarchy),
         "storage": mask_url(storage_url) if storage_url else None,
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    return TrainingConfig(schedule, recipe, provenance)
+    return TrainingConfig(schedule, recipe, provenance, data_root or None)
 
 
 def config_filename(config: TrainingConfig) -> str:
@@ -200,5 +206,9 @@ def write_configs(configs: Sequence[TrainingConfig], out: str | os.PathLike[str]
     """Write every config (atomically, each) once all paths are known to be usable; returns the paths."""
     paths = output_paths(configs, out)
     for config, path in zip(configs, paths):
-        config.save_yaml(path)
+        try:
+            config.save_yaml(path)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ExportError(f"--out {out}: cannot write {path} ({reason}): choose a place you can write to") from None
     return paths

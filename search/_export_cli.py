@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import shlex
 from collections.abc import Sequence
+from pathlib import Path
 
 import optuna
 
-from lwl.models.cli import Parser, run_command
+from lwl.models.cli import Parser, plural, run_command, writable_file, writable_folder
 
 from ._export import Selection, export_configs, write_configs
-from ._storage import default_storage, load_existing_study, mask_url, open_storage, require_existing
+from ._storage import check_study_name, default_storage, load_existing_study, mask_url, open_storage
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lwl-export",
         description="Export the schedules a study found as training configs with the paper's full recipe "
         "(400 epochs on CIFAR), for lwl-train --config.",
-        epilog="Example: lwl-export --storage sqlite:///studies/s.db --study-name s --top 3 --out configs/",
+        epilog="examples, after lwl-search --preset digits-quick:\n"
+        "  lwl-export --study-name digits-resnet-b12-s4 --best --out configs/best.yaml\n"
+        "  lwl-export --study-name digits-resnet-b12-s4 --top 3 --out configs/\n"
+        "  lwl-export --storage sqlite:///studies/digits-resnet-b12-s4.db --study-name digits-resnet-b12-s4 "
+        "--pareto --out configs/",
     )
     p.add_argument("--storage", help="the study's storage URL (default sqlite:///studies/STUDY.db, as lwl-search)")
     p.add_argument("--study-name", required=True, help="the study to export from")
@@ -47,21 +52,22 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-
     def body() -> int:
+        args = build_parser().parse_args(argv)
         selection = selection_from_args(args)
+        check_study_name(args.study_name)
+        out = Path(args.out)  # usable before the storage is opened: a refusal then writes nothing anywhere
+        (writable_file if out.suffix in (".yaml", ".yml") else writable_folder)(out, "--out")
         url = args.storage or default_storage(args.study_name)
-        require_existing(url)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = load_existing_study(open_storage(url, heartbeat=False), args.study_name)
+        study = load_existing_study(open_storage(url, heartbeat=False, create=False), args.study_name)
         configs = export_configs(study, selection, storage_url=mask_url(url))
         paths = write_configs(configs, args.out)
         for config, path in zip(configs, paths):
             acc = config.provenance.get("search_accuracy")
             print(
                 f"{path}  trial {config.provenance.get('trial')} {config.schedule.label()}  search accuracy "
-                f"{100 * acc:.2f} %  -> {config.recipe.epochs} epochs"
+                f"{100 * acc:.2f} %  -> {plural(config.recipe.epochs, 'epoch')}"
                 if acc is not None
                 else str(path)
             )

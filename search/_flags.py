@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import reprlib
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -17,7 +18,16 @@ from lwl.models import (
     paper_recipe,
     parse_int_list,
 )
-from lwl.models.cli import NETWORK_FLAGS, TRAINING_FLAGS, Parser, add_flags
+from lwl.models.cli import (
+    NETWORK_FLAGS,
+    TRAINING_FLAGS,
+    TRAINING_RANGES,
+    Parser,
+    Range,
+    add_flags,
+    check_ranges,
+    flag_name,
+)
 
 from ._errors import PresetError, UsageError
 from ._sampler import SAMPLERS
@@ -25,13 +35,34 @@ from ._settings import DEFAULTS, SEARCH_EPOCHS, StudySettings
 from ._space import CONSTRAINTS, SearchSpace
 from ._study import PRUNERS
 
+# The range of every numeric flag of lwl-search, whether its value comes from the command line or a study preset:
+# one table, checked in `parse_args` before anything is created (the shared training flags' from lwl.models.cli).
+RANGES: dict[str, Range] = {
+    **TRAINING_RANGES,
+    "budget": Range(int, 1),
+    "stages": Range(int, 1),
+    "shallow_stages": Range(int, 0),
+    "train_limit": Range(int, 1),
+    "trials": Range(int, 1),
+    "timeout": Range(float, 0, low_open=True, hint="leave --timeout out for no limit"),
+    "pruner_startup": Range(int, 0),
+    "heartbeat": Range(int, 1),
+    "workers": Range(int, 1),
+    "batch": Range(int, 1),
+    "prefix_store_gb": Range(float, 0, low_open=True, hint="--prefix-store off to keep no units"),
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="lwl-search",
         description="Search downsampling schedules (hierarchy lists) of a layer-wise trained CNN with Optuna.",
-        epilog="Example: lwl-search --budget 16 --dataset cifar100 --data-root ~/data. A --preset YAML file sets "
-        "defaults for any of these flags (same names, with _ for -); flags given here override it.",
+        epilog="examples:\n"
+        "  lwl-search --preset digits-quick\n"
+        "  lwl-search --budget 10 --trials 6 --epochs 2                  # digits: embedded, no download\n"
+        "  lwl-search --preset cifar100-resnet-b16 --data-root ~/data --download      # a GPU is advised\n"
+        "The packaged presets are digits-quick, cifar100-resnet-b16 and cifar10-vgg-b10; a --preset YAML file sets "
+        "defaults for any of these flags (same names, with _ for -), and flags given here override it.",
     )
     p.add_argument(
         "--preset",
@@ -79,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--loss": "default predsim",
             "--mode": "default simultaneous",
             "--epochs": "epochs per candidate (default 5 on digits, 15 on CIFAR)",
-            "--batch-size": "default: the paper's 128 (64 on digits)",
+            "--batch-size": "images per optimiser step (default: the paper's 128, 64 on digits); not --batch",
             "--lr": "default: the paper's for the family and data set",
             "--dropout": "default: the paper's for the family and data set",
         },
@@ -121,9 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch",
         type=int,
         metavar="K",
-        help="simultaneous mode: train K candidates at a time together, "
-        "each batch flowing through the units they share once (exact: same weights and accuracies as "
-        "training alone); default 1",
+        help="K = candidates (trials) trained together, not images: in simultaneous mode K candidates at a time "
+        "share one pass of every image batch through the units they have in common (exact: same weights and "
+        "accuracies as training alone); default 1. Images per optimiser step are --batch-size",
     )
     g.add_argument(
         "--prefix-store",
@@ -170,27 +201,59 @@ def load_preset(name: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
     if not path.is_file():
         raise PresetError(f"--preset {path}: file not found: give a path to a YAML study preset")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise PresetError(f"--preset {path}: cannot read it ({reason}): give a YAML study preset") from None
+    try:
+        values = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise PresetError(f"--preset {path}: not valid YAML ({str(exc).splitlines()[0]}): fix the file") from None
+    except RecursionError:
+        raise PresetError(f"--preset {path}: nested too deeply to read: a preset maps flag names to values") from None
     if not isinstance(values, dict):
         raise PresetError(f"--preset {path}: expected a mapping of flag names to values")
     values = {str(k).replace("-", "_"): v for k, v in values.items()}
-    known = {a.dest for a in parser._actions} | {"network"}
-    unknown = sorted(set(values) - known - {"description"})
+    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "version", "preset")}
+    unknown = sorted(set(values) - set(actions) - {"network", "description"})
     if unknown:
         raise PresetError(f"--preset {path}: unknown key(s) {', '.join(unknown)}: use lwl-search's flag names")
     values.pop("description", None)
-    for key in ("widths", "enqueue"):
-        if key in values and values[key] is not None:
-            v = values[key]
-            if key == "widths" and isinstance(v, list):
-                values[key] = ",".join(map(str, v))
-            if key == "enqueue":
-                values[key] = [",".join(map(str, e)) if isinstance(e, list) else str(e) for e in v]
-    if "network" in values:
+    values = {k: _preset_value(path, k, v, actions.get(k)) for k, v in values.items()}
+    if values.get("network") is not None:
         get_preset(values["network"])
     return values
+
+
+def _whole_numbers(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(type(v) is int for v in value)
+
+
+def _preset_value(path: Path, key: str, value: Any, action: argparse.Action | None) -> Any:
+    """A preset's value in the form its flag takes, or a PresetError naming the key and the form. Numbers are left
+    to `RANGES` (checked with the flags' values in `parse_args`); text for a number is converted by the flag."""
+    where = f"--preset {path}: {key} {reprlib.repr(value)}"
+    if value is None:
+        return None
+    if key == "widths":
+        if isinstance(value, str) or _whole_numbers(value):
+            return value if isinstance(value, str) else ",".join(map(str, value))
+        raise PresetError(f"{where}: give a list of whole numbers, one per stage, e.g. [16, 32, 64, 128]")
+    if key == "enqueue":
+        items = [value] if isinstance(value, str) or _whole_numbers(value) else value
+        if isinstance(items, list) and all(isinstance(e, str) or _whole_numbers(e) for e in items):
+            return [e if isinstance(e, str) else ",".join(map(str, e)) for e in items]
+        raise PresetError(f"{where}: give hierarchy lists, e.g. [[1, 1, 2, 4], [1, 2, 2, 3]]")
+    if action is None or (action.type is None and action.nargs != 0):  # text: a name, a path, a URL, a choice
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise PresetError(f"{where}: give text (a name, a path or a URL)")
+        value = str(value)
+        if action is not None and action.choices is not None and value not in action.choices:
+            raise PresetError(f"{where}: choose one of {', '.join(map(str, action.choices))}")
+        return value
+    if action.nargs == 0 and not isinstance(value, bool):  # an on/off flag
+        raise PresetError(f"{where}: give true or false")
+    return value
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -202,6 +265,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.set_defaults(**{k: v for k, v in extra.items() if k != "network"})
     args = parser.parse_args(argv)
     args.network = extra.get("network")
+
+    def origin(key: str) -> str:  # where a value came from, for its message
+        return flag_name(key) if getattr(first, key, None) is not None else f"--preset {first.preset}: {key}"
+
+    check_ranges(args, RANGES, origin)
     for key, value in DEFAULTS.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -225,7 +293,7 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         args.network,
         loss=args.loss,
         mode=args.mode,
-        epochs=args.epochs or SEARCH_EPOCHS.get(args.dataset),
+        epochs=args.epochs if args.epochs is not None else SEARCH_EPOCHS.get(args.dataset),
         batch_size=args.batch_size,
         lr=args.lr,
         dropout=args.dropout,

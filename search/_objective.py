@@ -6,6 +6,7 @@ value the pruner judges), finish (the results and the training config as an arti
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
@@ -15,12 +16,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import DataSplits, PrefixStore, Progress, RunResult, Schedule, TrainingError, complexity, train
 
+from . import _optuna as private
 from ._artifacts import ConfigArtifacts
 from ._errors import SpaceError
-from ._record import write, write_failure
-from ._sampler import revisit_of
+from ._record import StoredTrial, write, write_failure
+from ._sampler import revisit_of, trial_hierarchy
 from ._settings import StudySettings
-from ._space import paper_name
+from ._space import SearchSpace, paper_name
+from ._storage import GRACE_BEATS
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 T = TypeVar("T")
@@ -55,6 +58,83 @@ class Surplus(TrainingError):
     """Workers raced past --trials: this trial would be one too many, so it ends before training."""
 
     reason = "surplus"
+
+
+class Duplicate(TrainingError):
+    """An enqueued (or retried) list that an earlier trial already holds: workers that start at once each enqueue
+    the paper's lists, so the later copy ends before training. It does not count toward --trials."""
+
+    reason = "duplicate"
+
+
+LOST_WORKER = "lost worker"  # the reason of a trial failed by its heartbeat
+NOT_COUNTED = (Surplus.reason, Duplicate.reason)  # failures that are bookkeeping, not a candidate's fault
+_HOLDER_WAIT_S = 5.0
+
+
+def _queued(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> bool:
+    """Whether the trial came from the queue (an enqueued list, or Optuna's retry of a lost one), not the sampler."""
+    attrs = private.system_attrs(study, trial)
+    return "fixed_params" in attrs or "failed_trial" in attrs
+
+
+def earlier_holder(
+    study: optuna.Study, trial: optuna.Trial, hierarchy: tuple[int, ...], space: SearchSpace
+) -> int | None:
+    """The number of a lower-numbered trial that holds `hierarchy` (finished, running or queued), for a queued
+    trial; None when the list is this trial's to train.
+
+    The lower number wins, as in the sampler's contest (`FeasibleSampler._wins_contest`), so of two copies exactly
+    one trains. A lower-numbered trial still choosing its list (RUNNING, no parameters yet) has not settled: it
+    either takes the list (it never saw this trial) or moves on, so it is given a moment to decide.
+    """
+    if not _queued(study, trial):
+        return None
+    revisit = revisit_of(study, trial) is not None  # a revisit's list is held by its pruned trial, by design
+    holding = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING) + (() if revisit else (TrialState.PRUNED,))
+    names = space.param_names()
+    deadline = time.monotonic() + _HOLDER_WAIT_S
+    while True:
+        holders = [
+            t
+            for t in private.all_trials(study)
+            if t.number < trial.number and t.state in holding and trial_hierarchy(t, space) == hierarchy
+        ]
+        if not holders:
+            return None
+        settled = [t for t in holders if t.state != TrialState.RUNNING or all(n in t.params for n in names)]
+        if settled or time.monotonic() > deadline:
+            return (settled or holders)[0].number
+        time.sleep(0.05)
+
+
+def fail_lost_workers(study: optuna.Study) -> list[int]:
+    """Fail the trials of workers that stopped sending heartbeats, each with its reason, and retry their lists.
+
+    Optuna fails a stale trial at the next trial start without a word; a finished trial refuses user attributes,
+    so the reason is written first, while the trial is still RUNNING, then Optuna's own check fails it and its
+    retry callback queues the list again (`_storage.RetryLostTrial`, which drops the reason from the copy). Returns
+    the numbers of the trials it found. Nothing happens on a storage without heartbeats.
+    """
+    stale = private.stale_trial_ids(study)
+    if not stale:
+        return []
+    storage = private.storage_of(study)
+    interval = getattr(storage, "get_heartbeat_interval", lambda: None)() or 0
+    numbers = []
+    for tid in stale:
+        try:
+            numbers.append(storage.get_trial(tid).number)
+            write_failure(
+                StoredTrial(storage, tid),
+                LOST_WORKER,
+                f"no heartbeat for more than {GRACE_BEATS * interval} s: its worker was killed or cut off; "
+                "the list is queued again",
+            )
+        except (optuna.exceptions.UpdateFinishedTrialError, KeyError):  # another worker failed it first
+            continue
+    private.fail_stale_trials(study)
+    return numbers
 
 
 def running_ahead(study: optuna.Study, number: int | None = None) -> int:
@@ -120,6 +200,10 @@ class Objective:
         if reason is not None:  # only an enqueued list could get here; never train it
             write_failure(trial, f"infeasible: {reason}")
             raise SpaceError(f"trial {trial.number}: list {list(hierarchy)} is not feasible: {reason}")
+        holder = earlier_holder(trial.study, trial, hierarchy, space)
+        if holder is not None:
+            write_failure(trial, Duplicate.reason, f"trial {holder} holds the list {list(hierarchy)}")
+            raise Duplicate(f"trial {trial.number}: list {list(hierarchy)} is already held by trial {holder}")
         schedule = self.settings.schedule(hierarchy)
         cost = complexity(schedule, self.settings.recipe.head)
         write(
@@ -225,4 +309,16 @@ class Objective:
         raise error
 
 
-__all__ = ["FINISHED", "Display", "Objective", "OutOfMemory", "Surplus", "running_ahead"]
+__all__ = [
+    "FINISHED",
+    "LOST_WORKER",
+    "NOT_COUNTED",
+    "Display",
+    "Duplicate",
+    "Objective",
+    "OutOfMemory",
+    "Surplus",
+    "earlier_holder",
+    "fail_lost_workers",
+    "running_ahead",
+]

@@ -7,6 +7,10 @@ Optuna is pinned to the 5.0 series (pyproject.toml). What this module touches, a
 - `optuna.storages._heartbeat`: `--batch` trains several trials outside `study.optimize`, so it sends their
   heartbeats itself. If the helpers move, a fallback built on the storage's public `record_heartbeat` and
   `get_heartbeat_interval` takes over.
+- `RDBStorage._get_stale_trial_ids` (`BaseHeartbeat`): the trials a killed worker left RUNNING, found before
+  `optuna.storages.fail_stale_trials` fails them, so that each gets its `fail_reason` while it can still take one
+  (a finished trial refuses user attributes). `HeartbeatThread._record_heartbeat` names the heartbeat thread, so
+  that its connection errors are left to the main thread's one line.
 - `JournalRedisBackend._redis`: one ping when the storage opens, so a wrong Redis URL fails at once.
 - The TPE internals `_tpe.sampler._split_trials`, `default_gamma(_multiobjective)`,
   `_tpe.parzen_estimator._ParzenEstimator`, `TPESampler._parzen_estimator_parameters` and
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import warnings
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -32,6 +37,7 @@ from optuna.trial import FrozenTrial
 from lwl.models import LwlError
 
 PIN = "optuna>=5.0,<5.1"
+_FALLBACK_THREAD = "lwl-heartbeat"
 
 
 class OptunaVersionError(LwlError, RuntimeError):
@@ -93,6 +99,32 @@ def heartbeat_enabled(study: optuna.Study) -> bool:
     return bool(is_heartbeat_enabled(storage))
 
 
+def stale_trial_ids(study: optuna.Study) -> list[int]:
+    """Storage ids of the study's RUNNING trials whose last heartbeat is older than the grace period; none on a
+    storage without heartbeats (a journal file, Redis)."""
+    if not heartbeat_enabled(study):
+        return []
+    storage = storage_of(study)
+    try:
+        stale = storage._get_stale_trial_ids  # type: ignore[attr-defined]
+    except AttributeError as exc:
+        raise _missing(f"{type(storage).__name__}._get_stale_trial_ids", exc) from None
+    return [int(tid) for tid in stale(study_id(study))]
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Optuna's own stale-trial check: fail every stale trial and run the storage's stale-trial callback (retry)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def is_heartbeat_thread(thread: threading.Thread | None) -> bool:
+    """Whether `thread` sends a trial's heartbeats (Optuna's thread, named after its target, or our fallback's)."""
+    name = getattr(thread, "name", "") or ""
+    return "_record_heartbeat" in name or name.startswith(_FALLBACK_THREAD)
+
+
 @contextlib.contextmanager
 def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
     """Send `trial`'s heartbeats while the block runs, as `study.optimize` does for its own trials."""
@@ -123,7 +155,7 @@ def _heartbeat_fallback(storage: BaseStorage, tid: int) -> Iterator[None]:
             if stop.wait(interval):
                 return
 
-    thread = threading.Thread(target=beat, daemon=True)
+    thread = threading.Thread(target=beat, daemon=True, name=f"{_FALLBACK_THREAD}-{tid}")
     thread.start()
     try:
         yield
@@ -160,10 +192,13 @@ __all__ = [
     "PIN",
     "OptunaVersionError",
     "all_trials",
+    "fail_stale_trials",
     "heartbeat",
     "heartbeat_enabled",
+    "is_heartbeat_thread",
     "redis_client",
     "set_system_attr",
+    "stale_trial_ids",
     "storage_of",
     "study_id",
     "system_attrs",

@@ -17,7 +17,8 @@ from optuna.trial import FrozenTrial, TrialState
 from . import _optuna as private
 from ._record import DERIVED_ATTR, read_trial
 
-SOURCE_ATTR = "source_trial"
+SOURCE_ATTR = "source_trial"  # on each derived trial: its trial number in the search study
+NUMBERS_ATTR = "trial_numbers"  # on the derived study: how its trial numbers map to the search study's, in words
 OBJECTIVES = ("validation accuracy", "parameters")
 
 
@@ -30,11 +31,18 @@ def _open(study: optuna.Study) -> optuna.Study:
     derived = optuna.create_study(
         study_name=name, storage=private.storage_of(study), directions=["maximize", "minimize"], load_if_exists=True
     )
-    if DERIVED_ATTR not in derived.user_attrs:
+    attrs = derived.user_attrs
+    if DERIVED_ATTR not in attrs:
         derived.set_user_attr(DERIVED_ATTR, study.study_name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             derived.set_metric_names(list(OBJECTIVES))
+    if NUMBERS_ATTR not in attrs:  # shown on the study's page in optuna-dashboard
+        derived.set_user_attr(
+            NUMBERS_ATTR,
+            f"trial numbers here are this study's own; each trial's user attribute {SOURCE_ATTR!r} is its number "
+            f"in the search study {study.study_name!r} (what lwl-export --trial N takes)",
+        )
     return derived
 
 

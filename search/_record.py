@@ -9,11 +9,13 @@ A trial holds the attributes of the stages it reached (a pruned trial has no `un
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 import optuna
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import LwlError
@@ -25,9 +27,13 @@ SETTINGS_ATTR = "lwl:settings"  # StudySettings as JSON: what every trial's numb
 DERIVED_ATTR = "lwl:derived_from"  # on the derived NAME-pareto study: the search study it copies
 STORAGE_ATTR = "storage"  # the storage URL, password masked
 ARTIFACT_DIR_ATTR = "artifact_dir"  # where the trials' training configs are stored as Optuna artifacts
+# the --data-root of the latest lwl-search run that gave one, as given (never the default's expanded path):
+# exported configs carry it, so that `lwl-train --config` finds the files where the search did
+DATA_ROOT_ATTR = "data_root"
 FEASIBLE_ATTR = "feasible_lists"  # the size of the feasible set
 OBJECTIVE_ATTR = "objective"  # the objective in words
 INTERMEDIATE_ATTR = "intermediate_value"  # what a trial's intermediate values are, in words
+METRIC_NAME = "validation accuracy"  # the objective's name, which optuna-dashboard shows instead of "Objective 0"
 
 STATE_NAMES = {
     TrialState.COMPLETE: "complete",
@@ -40,6 +46,14 @@ STATE_NAMES = {
 
 class StudyError(LwlError, ValueError):
     """A study lwl-search cannot read: not made by it, the derived Pareto study, or damaged settings."""
+
+
+def name_metrics(study: optuna.Study, names: Sequence[str] = (METRIC_NAME,)) -> None:
+    """Name the study's objectives for optuna-dashboard (once: a study that has names keeps them)."""
+    if study.metric_names is None:
+        with warnings.catch_warnings():  # set_metric_names is "experimental" in Optuna 5.0
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(names))
 
 
 def read_settings(study_name: str, user_attrs: Mapping[str, Any]) -> StudySettings:
@@ -165,7 +179,26 @@ def read_trial(trial: FrozenTrial, stages: int | None = None) -> TrialRecord:
     )
 
 
-def write(trial: optuna.Trial, **values: Any) -> None:
+class Writable(Protocol):
+    """What the writer needs of a trial: an `optuna.Trial`, or a trial known by its storage id only."""
+
+    def set_user_attr(self, key: str, value: Any) -> None: ...
+
+
+class StoredTrial:
+    """A RUNNING trial known by its storage id (another worker's, found stale): a target for `write_failure`."""
+
+    def __init__(self, storage: BaseStorage, trial_id: int) -> None:
+        self.storage, self.trial_id = storage, trial_id
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        self.storage.set_trial_user_attr(self.trial_id, key, value)
+
+
+FAILURE_ATTRS = ("fail_reason", "fail_detail")  # what a retry of a failed trial must not inherit
+
+
+def write(trial: Writable, **values: Any) -> None:
     """Record `values` on a running trial under the record's names (tuples stored as lists)."""
     for name, value in values.items():
         if name not in ATTRS:
@@ -173,7 +206,7 @@ def write(trial: optuna.Trial, **values: Any) -> None:
         trial.set_user_attr(name, list(value) if isinstance(value, tuple) else value)
 
 
-def write_failure(trial: optuna.Trial, reason: str, detail: str | None = None) -> None:
+def write_failure(trial: Writable, reason: str, detail: str | None = None) -> None:
     """Why a trial failed: a short word, and the message (cut to 500 characters)."""
     write(trial, fail_reason=reason)
     if detail is not None:
@@ -183,16 +216,22 @@ def write_failure(trial: optuna.Trial, reason: str, detail: str | None = None) -
 __all__ = [
     "ARTIFACT_DIR_ATTR",
     "ATTRS",
+    "DATA_ROOT_ATTR",
     "DERIVED_ATTR",
+    "FAILURE_ATTRS",
     "FEASIBLE_ATTR",
     "INTERMEDIATE_ATTR",
+    "METRIC_NAME",
     "OBJECTIVE_ATTR",
     "SETTINGS_ATTR",
     "STATE_NAMES",
     "STORAGE_ATTR",
+    "StoredTrial",
     "StudyError",
     "TrialRecord",
+    "Writable",
     "hierarchy_of",
+    "name_metrics",
     "read_settings",
     "read_trial",
     "write",

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 
 from lwl.models import PAPER_RESULTS
@@ -61,41 +62,52 @@ def _comb(n: int, r: int) -> int:
     return math.comb(n, r) if 0 <= r <= n else 0
 
 
-def _compositions_at_least(total: int, parts: int, low: int) -> int:
-    """Ways to write `total` as `parts` ordered integers each >= low (stars and bars)."""
-    if parts == 0:
-        return 1 if total == 0 else 0
-    return _comb(total - parts * (low - 1) - 1, parts - 1)
+def _sum_to(f: Callable[[int], int], last: int, degree: int) -> int:
+    """f(1) + ... + f(last) for an f that is a polynomial of `degree` on 1..last, in time independent of `last`.
+
+    The partial sums are a polynomial of degree + 1: they are computed at 0..degree+1 and interpolated at `last`
+    (Lagrange at consecutive integer nodes, whose basis values at an integer are integers: exact).
+    """
+    n = degree + 1
+    if last <= n + 1:
+        return sum(f(x) for x in range(1, last + 1))
+    sums = [0]
+    for x in range(1, n + 1):
+        sums.append(sums[-1] + f(x))
+    return sum((-1) ** (n - i) * y * _comb(last, i) * _comb(last - i - 1, n - i) for i, y in enumerate(sums))
 
 
-def _compositions_at_most(total: int, parts: int, high: int) -> int:
-    """Ways to write `total` as `parts` ordered integers in [1, high] (inclusion-exclusion)."""
-    if high < 1:
-        return 1 if (parts == 0 and total == 0) else 0
-    return sum((-1) ** j * _comb(parts, j) * _comb(total - j * high - 1, parts - 1) for j in range(parts + 1))
+def _sum_binomials(top: int, step: int, r: int) -> int:
+    """The sum over m >= 1 of C(top - step*m, r), the terms below r counting 0 (a polynomial in m up to there)."""
+    if top < r:
+        return 0
+    return _sum_to(lambda m: _comb(top - step * m, r), (top - r) // step, r)
 
 
 @lru_cache(maxsize=256)
 def _count(budget: int, stages: int, k: int, constraint: str) -> int:
-    """Closed-form size of the feasible set, so a huge space is refused before enumerating it."""
+    """Size of the feasible set by counting, never enumerating, in time independent of the budget: a huge space is
+    refused with its size at once (tests/search/test_space.py checks every constraint against enumeration).
+
+    none: the compositions of the budget, C(budget - 1, stages - 1). sum: over the shallow sum s < budget - s, the
+    compositions of s times those of budget - s. strict: over the largest shallow value m, the deep values are
+    >= m + 1; the lists whose shallow values are all <= h number sum_j (-1)^j C(k, j) C(budget - 1 - d*m - j*h,
+    stages - 1) (inclusion-exclusion over the values above h; d = stages - k deep stages), and those with h = m
+    minus those with h = m - 1 have their largest shallow value exactly m. Each sum over m is a sum of a
+    polynomial, taken in closed form by `_sum_to`.
+    """
     if budget < stages:
         return 0
     if constraint == "none":
         return _comb(budget - 1, stages - 1)
-    deep = stages - k
-    total = 0
+    deep, r = stages - k, stages - 1
     if constraint == "sum":
-        for s in range(k, budget + 1):
-            if 2 * s < budget:
-                total += _comb(s - 1, k - 1) * _compositions_at_least(budget - s, deep, 1)
-        return total
-    # strict: condition on the largest shallow value m; every deep value must then be >= m + 1.
-    for m in range(1, budget + 1):
-        for s in range(k, min(k * m, budget) + 1):
-            exact_max = _compositions_at_most(s, k, m) - _compositions_at_most(s, k, m - 1)
-            if exact_max:
-                total += exact_max * _compositions_at_least(budget - s, deep, m + 1)
-    return total
+        return _sum_to(lambda s: _comb(s - 1, k - 1) * _comb(budget - s - 1, deep - 1), (budget - 1) // 2, r - 1)
+    top = budget - 1
+    return sum(
+        (-1) ** j * _comb(k, j) * (_sum_binomials(top, deep + j, r) - _sum_binomials(top + j, deep + j, r))
+        for j in range(k + 1)
+    )
 
 
 @lru_cache(maxsize=64)
@@ -140,6 +152,11 @@ def _enumerate(budget: int, stages: int, k: int, constraint: str) -> tuple[tuple
     else:
         shallow_fill(0, budget, 0, 0)
     return tuple(out)
+
+
+def _figure(n: int) -> str:
+    """A count for a message: 123,456, or 1.7e14 when it is large."""
+    return f"{n:,}" if n < 10**7 else f"{Decimal(n):.1e}".replace("e+", "e")
 
 
 def smallest_feasible_budget(stages: int, shallow_stages: int | None = None, constraint: str = "strict") -> int:
@@ -248,12 +265,7 @@ class SearchSpace:
 
     def lists(self) -> tuple[tuple[int, ...], ...]:
         """Every feasible list, lexicographic (consecutive lists share long prefixes, §3)."""
-        n = self.count()
-        if n > MAX_LISTS:
-            raise SpaceError(
-                f"{self.describe()} has {n} hierarchies, more than {MAX_LISTS} can be searched "
-                "exhaustively; use a smaller --budget or fewer --stages"
-            )
+        self._check_size()
         return _enumerate(self.budget, self.stages, self.k, self.constraint)
 
     def __len__(self) -> int:
@@ -288,6 +300,20 @@ class SearchSpace:
                 f"no hierarchy of {self.stages} stages sums to {self.budget} {rule}: "
                 f"the smallest budget with one is {smallest}"
             )
+
+    def _check_size(self) -> None:
+        n = self.count()
+        if n > MAX_LISTS:
+            raise SpaceError(
+                f"{self.describe()} has {_figure(n)} feasible lists; at most {MAX_LISTS:,} can be searched: "
+                "lower --budget or --stages"
+            )
+
+    def check_searchable(self) -> None:
+        """Raise the user-facing error for a space that is empty or too large to search: what a command checks
+        before it creates anything (counting only, so a huge budget is refused at once)."""
+        self.check_nonempty()
+        self._check_size()
 
     def nearest(self, hierarchy: Sequence[int]) -> tuple[int, ...] | None:
         """The feasible list closest in L1 distance (for 'did you mean' hints); None if empty."""

@@ -6,21 +6,32 @@ a killed worker's trial is failed and retried) or Redis several machines.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import random
+import re
+import threading
+import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
+from optuna.trial import FrozenTrial
 
 from lwl.models import mask_secrets
+from lwl.models.cli import writable_file
 
 from . import _optuna as private
-from ._errors import StorageError
+from ._errors import StorageError, UsageError
+from ._record import FAILURE_ATTRS
 
 HEARTBEAT_SECONDS = 30  # a RUNNING trial silent for 3 heartbeats is failed (by the next worker) and retried
+GRACE_BEATS = 3  # the grace period, in heartbeats
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
 
 
@@ -28,6 +39,32 @@ def mask_url(url: str) -> str:
     """The URL (or any text holding URLs) with every password and credential replaced by ***: the only form of a
     storage URL that is ever printed or stored (`lwl.models.mask_secrets`: user info and query parameters)."""
     return mask_secrets(url)
+
+
+# A study name becomes a file name (studies/NAME.db, NAME-artifacts/, NAME-prefixes/) and a row in a server's
+# index (with the -pareto suffix): letters, digits, '.', '_' and '-', starting with a letter or digit, short enough
+# for every file system and server once a suffix is added.
+_STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_STUDY_NAME = 100
+_RESERVED_SUFFIX = "-pareto"
+
+
+def check_study_name(name: str) -> str:
+    """`name` if it is a usable --study-name; else a one-line UsageError saying what is allowed."""
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    if not _STUDY_NAME.fullmatch(name) or ".." in name:
+        raise UsageError(
+            f"--study-name {shown!r}: use letters, digits, '.', '_' and '-' only, starting with a "
+            "letter or digit (no '/', no '..'), e.g. --study-name cifar100-b16"
+        )
+    if len(name) > MAX_STUDY_NAME:
+        raise UsageError(f"--study-name of {len(name)} characters: use at most {MAX_STUDY_NAME}")
+    if name.endswith(_RESERVED_SUFFIX):
+        raise UsageError(
+            f"--study-name {shown!r}: names ending in {_RESERVED_SUFFIX!r} are the derived Pareto "
+            f"studies lwl-search keeps; use the search study's name ({name[: -len(_RESERVED_SUFFIX)]!r})"
+        )
+    return name
 
 
 def default_storage(study_name: str, directory: str | Path = "studies") -> str:
@@ -74,6 +111,9 @@ def _rdb_url(url: str) -> str:
     return url
 
 
+rdb_url = _rdb_url  # public: the printed optuna-dashboard command names the same driver (_artifacts.dashboard_url)
+
+
 def require_existing(url: str) -> None:
     """For readers (lwl-export, lwl-report): opening a storage creates a missing SQLite or journal file, so refuse
     one that is not there, and an in-memory database, before anything is opened."""
@@ -90,9 +130,78 @@ def require_existing(url: str) -> None:
         raise StorageError(f"storage {mask_url(url)!r}: no such file {path!r}: give the --storage URL lwl-search used")
 
 
-def open_storage(url: str, *, heartbeat: bool = True, heartbeat_seconds: int = HEARTBEAT_SECONDS) -> BaseStorage:
-    """Open (creating tables or files as needed) the storage behind `url`, or raise a one-line StorageError."""
+def check_new_storage(url: str) -> None:
+    """For lwl-search, before anything is created: the URL is understood, a study there persists (an in-memory
+    SQLite database would train, then lose every trial), and a SQLite or journal file can be made where it is named
+    (`lwl.models.cli.writable_file`)."""
     kind = kind_of(url)
+    path: str | None = None
+    if kind == "journal":
+        path = url.removeprefix("journal:")
+    elif url.split("://", 1)[0].split("+")[0].lower() == "sqlite":
+        rest = url.split("://", 1)[1] if "://" in url else ""
+        path = (rest[1:] if rest.startswith("/") else rest).split("?", 1)[0]
+        if path in ("", ":memory:") or path.startswith("file::memory:") or "mode=memory" in url:
+            raise StorageError(
+                f"storage {mask_url(url)!r} is an in-memory database: a study must persist: give a file, "
+                "e.g. sqlite:///studies/NAME.db, or leave --storage out"
+            )
+    if path is not None:
+        writable_file(path, "--storage")
+
+
+# The tables of Optuna's RDB schema: a database holding tables but none of these belongs to another program.
+OPTUNA_TABLES = frozenset(
+    {
+        "studies",
+        "study_directions",
+        "study_user_attributes",
+        "study_system_attributes",
+        "trials",
+        "trial_params",
+        "trial_values",
+        "trial_intermediate_values",
+        "trial_user_attributes",
+        "trial_system_attributes",
+        "trial_heartbeats",
+        "version_info",
+        "alembic_version",
+    }
+)
+
+
+def _check_schema(url: str, create: bool) -> None:
+    """Refuse a database of another program before Optuna adds its tables to it; a reader (`create=False`) also
+    refuses a database that holds no Optuna schema at all, since it holds no study."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        tables = set(sqlalchemy.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    if tables & OPTUNA_TABLES:
+        return
+    if tables:
+        raise StorageError(
+            f"storage {mask_url(url)!r} holds {len(tables)} table(s) of another program and no Optuna study: "
+            "give lwl-search a database of its own (it never adds tables to another program's)"
+        )
+    if not create:
+        raise StorageError(f"storage {mask_url(url)!r} holds no study: give the --storage URL lwl-search used")
+
+
+def open_storage(
+    url: str, *, heartbeat: bool = True, heartbeat_seconds: int = HEARTBEAT_SECONDS, create: bool = True
+) -> BaseStorage:
+    """Open the storage behind `url`, or raise a one-line StorageError.
+
+    With `create` (lwl-search), a missing SQLite or journal file, and Optuna's tables in an empty database, are
+    created; a database of another program is refused. Readers pass `create=False`: nothing is ever created.
+    """
+    kind = kind_of(url)
+    if not create:
+        require_existing(url)
     try:
         if kind == "journal":
             path = Path(url.removeprefix("journal:"))
@@ -105,8 +214,9 @@ def open_storage(url: str, *, heartbeat: bool = True, heartbeat_seconds: int = H
             private.redis_client(backend).ping()  # fail now, not at the first trial
             return JournalStorage(backend)
         url = _rdb_url(url)
-        if url.startswith("sqlite:///"):
+        if create and url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _check_schema(url, create)
         engine_kwargs = {"pool_pre_ping": True} if not url.startswith("sqlite") else None
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5.0 and the only recovery we have
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -114,10 +224,10 @@ def open_storage(url: str, *, heartbeat: bool = True, heartbeat_seconds: int = H
             if heartbeat:
                 kwargs = dict(
                     heartbeat_interval=heartbeat_seconds,
-                    grace_period=3 * heartbeat_seconds,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                    grace_period=GRACE_BEATS * heartbeat_seconds,
+                    heartbeat_stale_trial_callback=RetryLostTrial(max_retry=3),
                 )
-            return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+            return _create_rdb(url, engine_kwargs, create, kwargs)
     except StorageError:
         raise
     except ImportError as exc:
@@ -130,6 +240,50 @@ def open_storage(url: str, *, heartbeat: bool = True, heartbeat_seconds: int = H
         raise StorageError(
             f"cannot open storage {mask_url(url)!r}: {reason[:200]}: check that the server runs and the URL is right"
         ) from None
+
+
+_CREATE_ATTEMPTS = 6
+
+
+def _create_rdb(url: str, engine_kwargs: dict | None, create: bool, kwargs: dict) -> RDBStorage:
+    """Optuna's RDBStorage, retried when it lost a race to create the schema.
+
+    Workers started at the same moment on a fresh database all create the tables and the version row; all but one
+    meet "already exists" or a duplicate key (PostgreSQL's pg_type index, MySQL's 1050/1062). Once the winner is
+    done the schema is there, so a retry after a short random pause opens it (measured by
+    benchmarks/concurrent_starts.py).
+    """
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            return RDBStorage(url, engine_kwargs=engine_kwargs, skip_table_creation=not create, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - only a lost creation race is retried
+            if attempt == _CREATE_ATTEMPTS - 1 or not _lost_creation_race(exc):
+                raise
+            time.sleep(random.uniform(0.1, 0.4) * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _lost_creation_race(exc: BaseException) -> bool:
+    text = " ".join(str(e) for e in _chain(exc)).lower()
+    return any(word in text for word in ("already exists", "duplicate", "deadlock", "concurrent ddl"))
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    """`exc` and what it was raised from or while handling, as a traceback shows them (`from None` ends it)."""
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not e for e in chain):
+        chain.append(exc)
+        exc = exc.__cause__ if exc.__cause__ is not None else (None if exc.__suppress_context__ else exc.__context__)
+    return chain
+
+
+class RetryLostTrial(RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of a trial failed by its heartbeat, as a fresh attempt: the copy does not inherit the lost
+    trial's `fail_reason` (written on it just before it was failed, `_objective.fail_lost_workers`)."""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in FAILURE_ATTRS}
+        super().__call__(study, trial)
 
 
 class StorageLost(RuntimeError):
@@ -157,18 +311,7 @@ def storage_lost(exc: BaseException, url: str) -> StorageLost | None:
     Optuna re-raises a failed write of the trial's state as an AssertionError ("Should not reach"), so the whole
     chain is searched; the message names the deepest connection error, with any URL password masked.
     """
-    kinds, found, seen = _lost_kinds(), None, set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, kinds):
-            found = exc
-        # Follow the chain as a traceback shows it: `raise ... from None` ends it (a StorageError said it all).
-        exc = (
-            exc.__cause__
-            if exc.__cause__ is not None
-            # type: ignore[assignment]
-            else (None if exc.__suppress_context__ else exc.__context__)
-        )
+    found = _lost_cause(exc)
     if found is None:
         return None
     orig = getattr(found, "orig", None) or found  # sqlalchemy wraps the driver's error
@@ -182,6 +325,59 @@ def storage_lost(exc: BaseException, url: str) -> StorageLost | None:
         f"lost the storage {mask_url(url)!r} mid-study ({mask_url(text)[:160]}): finished trials are "
         f"kept there; when it is back, run the same command to continue{retry}"
     )
+
+
+def _lost_cause(exc: BaseException) -> BaseException | None:
+    """The deepest lost-connection error in `exc`'s chain; None when there is none, or when the server refused a
+    value (a DataError: too long for its column), which Optuna wraps in the same StorageInternalError."""
+    chain = _chain(exc)
+    if _refusal(chain) is not None:
+        return None
+    kinds = _lost_kinds()
+    found = [e for e in chain if isinstance(e, kinds)]
+    return found[-1] if found else None
+
+
+def _refusal(chain: list[BaseException]) -> BaseException | None:
+    try:
+        from sqlalchemy.exc import DataError
+    except ImportError:  # pragma: no cover - sqlalchemy comes with optuna
+        return None
+    return next((e for e in chain if isinstance(e, DataError)), None)
+
+
+def value_refused(exc: BaseException, study_name: str) -> StorageError | None:
+    """A one-line StorageError when the server refused a value as too long (a study name longer than its column):
+    the storage is there, nothing is lost; None for any other error."""
+    refused = _refusal(_chain(exc))
+    if refused is None:
+        return None
+    orig = getattr(refused, "orig", None) or refused
+    text = mask_url(" ".join(str(orig).split()) or type(orig).__name__)[:160]
+    return StorageError(
+        f"the storage refused a value as too long ({text}): the study name is {len(study_name)} characters "
+        f"(the derived Pareto study adds {len('-pareto')}); choose a shorter --study-name"
+    )
+
+
+@contextlib.contextmanager
+def quiet_heartbeat_errors() -> Iterator[None]:
+    """While the block runs, a heartbeat thread that loses the storage ends without a traceback: the main thread
+    meets the same lost connection at its next write and says so in one line (`storage_lost`). Every other
+    thread's error is printed as before."""
+    previous = threading.excepthook
+
+    def hook(args: Any) -> None:
+        if private.is_heartbeat_thread(args.thread) and args.exc_value is not None:
+            if _lost_cause(args.exc_value) is not None:
+                return
+        previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
 
 
 def study_exists(storage: BaseStorage, study_name: str) -> bool:

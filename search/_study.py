@@ -18,6 +18,7 @@ from typing import Any
 
 import optuna
 from optuna.pruners import BasePruner
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import DataSplits, PrefixStore, Progress, RunResult, Schedule, TrainingError, train_together
@@ -25,21 +26,25 @@ from lwl.models import DataSplits, PrefixStore, Progress, RunResult, Schedule, T
 from . import _optuna as private
 from ._artifacts import ConfigArtifacts
 from ._errors import SpaceError, StorageError
-from ._objective import FINISHED, Display, Objective, OutOfMemory, running_ahead
-from ._pareto import publish_pareto
+from ._objective import FINISHED, NOT_COUNTED, Display, Objective, OutOfMemory, fail_lost_workers, running_ahead
+from ._pareto import pareto_study_name, publish_pareto
 from ._record import (
+    DERIVED_ATTR,
     FEASIBLE_ATTR,
     INTERMEDIATE_ATTR,
     OBJECTIVE_ATTR,
     SETTINGS_ATTR,
     STORAGE_ATTR,
+    StudyError,
+    name_metrics,
+    read_settings,
     read_trial,
     write,
 )
 from ._sampler import FeasibleSampler, SpaceExhausted, enqueue_hierarchy, remaining
 from ._settings import StudySettings, check_same_settings
 from ._space import SearchSpace, paper_baselines
-from ._storage import mask_url, open_storage, study_exists
+from ._storage import GRACE_BEATS, mask_url, open_storage, study_exists
 
 PRUNERS = ("median", "hyperband", "sha", "wilcoxon", "none")
 
@@ -85,6 +90,7 @@ class SearchOutcome:
     stop_reason: str
     feasible: int
     enqueued: list[tuple[int, ...]] = field(default_factory=list)
+    held: tuple[int, ...] = ()  # trials still RUNNING (no heartbeat to tell whether alive) that left the count short
 
 
 def prepare_study(
@@ -107,6 +113,7 @@ def prepare_study(
     space.check_nonempty()
     storage = open_storage(storage_url, heartbeat_seconds=heartbeat_seconds)
     existed = study_exists(storage, study_name)
+    refuse_foreign(storage, study_name)
     if existed:
         study = optuna.load_study(
             study_name=study_name,
@@ -141,9 +148,13 @@ def prepare_study(
             if settings.recipe.mode == "simultaneous"
             else "accuracy of the newest unit, per unit",
         )
+        # Workers started at once each find no settings and write theirs; the last write stands, and whoever wrote
+        # other settings than it meets them now, before anything else is written.
+        check_same_settings(study_name, study.user_attrs.get(SETTINGS_ATTR), settings)
     else:  # a concurrent worker created it between our check and our create
         check_same_settings(study_name, stored, settings)
     study.set_user_attr(STORAGE_ATTR, mask_url(storage_url))
+    name_metrics(study)  # optuna-dashboard shows "validation accuracy", not "Objective 0"
     return study
 
 
@@ -190,13 +201,49 @@ def exhausted_reason(study: optuna.Study, space: SearchSpace) -> str:
     return f"every feasible list ({len(space)}) has been evaluated{again}"
 
 
+def refuse_foreign(storage: BaseStorage, study_name: str, wait: float = 10.0) -> None:
+    """Refuse, before anything is written, a study of this name (or its derived NAME-pareto study) that another
+    program made: lwl-search never changes a study it did not create.
+
+    A study another lwl-search worker is creating at this moment gets its settings within moments, so a study
+    without settings and without trials is given `wait` seconds; one with trials but no settings is foreign at once.
+    """
+    derived = pareto_study_name(study_name)
+    if study_exists(storage, derived):
+        owner = storage.get_study_user_attrs(storage.get_study_id_from_name(derived)).get(DERIVED_ATTR)
+        if owner != study_name:
+            raise StudyError(
+                f"study {derived!r} exists in this storage and was not derived from {study_name!r} by "
+                "lwl-search: choose another --study-name (lwl-search never changes another's study)"
+            )
+    if not study_exists(storage, study_name):
+        return
+    study_id = storage.get_study_id_from_name(study_name)
+    deadline = time.monotonic() + wait
+    while True:
+        attrs = storage.get_study_user_attrs(study_id)
+        if SETTINGS_ATTR in attrs:
+            return
+        if DERIVED_ATTR in attrs:
+            read_settings(study_name, attrs)  # raises: it is the derived Pareto study of another
+        if storage.get_all_trials(study_id, deepcopy=False) or time.monotonic() > deadline:
+            raise StudyError(
+                f"study {study_name!r} in this storage was not made by lwl-search (no {SETTINGS_ATTR!r} "
+                "attribute): choose another --study-name (lwl-search never changes another's study)"
+            )
+        time.sleep(0.2)
+
+
 @dataclass
 class _RunState:
     """What one run of `run_search` counts: trials it ended, of which failed, and why it stopped."""
 
     reason: str
     ran: int = 0
-    failed: int = 0
+    failed: int = 0  # not counting bookkeeping failures (surplus, duplicate)
+    held: list[int] = field(default_factory=list)  # others' RUNNING trials the decision to stop waits on
+    short: bool = False  # stopped with fewer than --trials finished because `held` may be dead (no heartbeat)
+    timeout: float | None = None
 
 
 def run_search(
@@ -214,8 +261,12 @@ def run_search(
     artifacts: ConfigArtifacts | None = None,
     prefix_store: PrefixStore | None = None,
     batch: int = 1,
+    on_wait: Callable[[str], None] | None = None,
 ) -> SearchOutcome:
     """Run trials until the study holds `trials` finished ones, the space is exhausted, or time runs out.
+
+    When other workers' running trials would fill the count, it waits for them where heartbeats tell a dead worker
+    from a live one (`on_wait` hears which trials), and otherwise stops naming them (`SearchOutcome.held`).
 
     With `artifacts`, every complete trial carries its exported training config as an Optuna artifact. With
     `prefix_store` (sequential mode), candidates start from the deepest frozen prefix an earlier one trained. With
@@ -226,13 +277,16 @@ def run_search(
     objective = Objective(
         settings, data, device, display, trials_target=trials, artifacts=artifacts, prefix_store=prefix_store
     )
-    started = count_finished(study)
-    state = _RunState(reason=f"reached --trials {trials}")
+    state = _RunState(reason="", timeout=timeout)
+    t0 = time.monotonic()
+
+    def left() -> float | None:
+        return None if timeout is None else max(0.0, timeout - (time.monotonic() - t0))
 
     def finished(study: optuna.Study, trial: FrozenTrial) -> bool:
-        """Bookkeeping after a trial ends; True when the search should stop."""
+        """Bookkeeping after a trial ends; True when the search should stop (`_next_step` then says why)."""
         state.ran += 1
-        if trial.state == TrialState.FAIL:
+        if trial.state == TrialState.FAIL and read_trial(trial).fail_reason not in NOT_COUNTED:
             state.failed += 1
         if trial.state == TrialState.COMPLETE:
             publish_pareto(study)
@@ -245,41 +299,39 @@ def run_search(
             display.trial_finished(trial, best)
         if on_trial is not None:
             on_trial(study, trial)
-        if running_ahead(study) >= trials:  # other workers' running trials will finish the count
-            return True
-        if not remaining(study, space) and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            state.reason = exhausted_reason(study, space)
-            return True
+        fail_lost_workers(study)  # before Optuna's own check at the next trial start: each gets its reason
         if state.failed > max(3, trials):
             state.reason = f"{state.failed} trials failed in this run"
             return True
-        return False
+        # The count is full, or would be once other workers' running trials end, or nothing is left to propose.
+        return running_ahead(study) >= trials or exhausted(study, space)
 
     def callback(study: optuna.Study, trial: FrozenTrial) -> None:
         if finished(study, trial):
             study.stop()
 
-    if started >= trials:
-        state.reason = f"the study already holds {started} finished trials (--trials {trials})"
-    elif not remaining(study, space) and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        state.reason = exhausted_reason(study, space)
-    else:
-        t0 = time.monotonic()
-        with _sigterm_as_interrupt():
-            if batch > 1:
-                _optimize_in_batches(study, objective, batch, trials, timeout, finished)
-            else:
-                study.optimize(
-                    objective,
-                    n_trials=None,
-                    timeout=timeout,
-                    callbacks=[callback],
-                    catch=(TrainingError,),
-                    gc_after_trial=False,
-                    show_progress_bar=False,
-                )
-        if timeout is not None and time.monotonic() - t0 >= timeout and count_finished(study) < trials:
-            state.reason = f"--timeout {timeout:g}s reached"
+    announced: tuple[int, ...] = ()
+    with _sigterm_as_interrupt():
+        while not state.reason:
+            step = _next_step(study, space, trials, state, left())
+            if step == "train":
+                if batch > 1:
+                    _optimize_in_batches(study, objective, batch, trials, left(), finished)
+                else:
+                    study.optimize(
+                        objective,
+                        n_trials=None,
+                        timeout=left(),
+                        callbacks=[callback],
+                        catch=(TrainingError,),
+                        gc_after_trial=False,
+                        show_progress_bar=False,
+                    )
+            elif step == "wait":
+                if on_wait is not None and tuple(state.held) != announced:
+                    announced = tuple(state.held)
+                    on_wait(_waiting_text(study, state.held, trials))
+                time.sleep(_poll_seconds(study))
     return SearchOutcome(
         study,
         mask_url(str(study.user_attrs.get(STORAGE_ATTR, ""))),
@@ -288,7 +340,73 @@ def run_search(
         state.reason,
         len(space),
         enqueued,
+        held=tuple(state.held) if state.short else (),
     )
+
+
+def exhausted(study: optuna.Study, space: SearchSpace) -> bool:
+    """Nothing left to propose and nothing queued."""
+    return not remaining(study, space) and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+
+
+def _next_step(study: optuna.Study, space: SearchSpace, trials: int, state: _RunState, left: float | None) -> str:
+    """'train', 'wait', or 'stop' with `state.reason` set: the count, the stop reason and the exit status are the
+    study's, whatever the timing.
+
+    Running trials of others can fill the count, or hold the last lists: they may be alive (another worker) or
+    dead (a killed one). With heartbeats (PostgreSQL, MySQL) this run waits: an alive trial ends, a dead one is
+    failed after the grace period (`fail_lost_workers`) and its list queued again, which this run then trains.
+    Without heartbeats (journal file, Redis) nobody can tell, so the run stops, naming the trials that hold the
+    count (`state.short`, a non-zero exit).
+    """
+    fail_lost_workers(study)
+    done = count_finished(study)
+    if done >= trials:
+        state.reason = (
+            f"reached --trials {trials}"
+            if state.ran
+            else f"the study already holds {done} finished trials (--trials {trials})"
+        )
+        return "stop"
+    held = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    used_up = exhausted(study, space)
+    if not held and used_up:
+        state.reason = exhausted_reason(study, space)
+        return "stop"
+    if left is not None and left <= 0:
+        state.reason = f"--timeout {state.timeout:g}s reached"
+        return "stop"
+    if not held or (done + len(held) < trials and not used_up):
+        return "train"
+    state.held = held
+    if private.heartbeat_enabled(study):
+        return "wait"
+    state.short = True
+    state.reason = held_text(held, done, trials)
+    return "stop"
+
+
+def held_text(held: Sequence[int], done: int, trials: int) -> str:
+    which = f"trial {held[0]} is" if len(held) == 1 else f"trials {', '.join(map(str, held))} are"
+    return (
+        f"{which} still RUNNING, held by another worker or one that was killed; {done} of {trials} trials "
+        "finished: this storage has no heartbeat to tell, so run the same command again once they have ended, "
+        "or fail a dead worker's trial by hand (README, Many workers)"
+    )
+
+
+def _waiting_text(study: optuna.Study, held: Sequence[int], trials: int) -> str:
+    which = f"trial {held[0]}" if len(held) == 1 else f"trials {', '.join(map(str, held))}"
+    interval = getattr(private.storage_of(study), "get_heartbeat_interval", lambda: None)() or 0
+    return (
+        f"waiting for {which} (RUNNING in another worker, or in a killed one that its heartbeat fails within "
+        f"{GRACE_BEATS * interval} s) before --trials {trials} is decided"
+    )
+
+
+def _poll_seconds(study: optuna.Study) -> float:
+    interval = getattr(private.storage_of(study), "get_heartbeat_interval", lambda: None)() or 2
+    return min(2.0, max(0.2, interval / 2))
 
 
 def _optimize_in_batches(
@@ -303,17 +421,14 @@ def _optimize_in_batches(
 
     Every candidate reports to its own trial after every epoch, so the pruner judges the same values as one by one;
     a pruned candidate is told at once and its private units stop. Like `study.optimize`, stale trials of killed
-    workers are failed first and every running trial sends heartbeats (Optuna 5.0's own helpers).
+    workers are failed first (with their reason, `fail_lost_workers`) and every running trial sends heartbeats.
     """
     space = objective.settings.space
     t0 = time.monotonic()
     with warnings.catch_warnings():  # ask/tell warn that heartbeats belong to optimize(); we send them (below)
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
         while timeout is None or time.monotonic() - t0 < timeout:
-            if private.heartbeat_enabled(study):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    optuna.storages.fail_stale_trials(study)
+            fail_lost_workers(study)
             waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
             k = min(batch, trials - running_ahead(study), len(remaining(study, space)) + waiting)
             if k <= 0:
@@ -405,6 +520,9 @@ __all__ = [
     "SearchOutcome",
     "count_finished",
     "enqueue_lists",
+    "exhausted",
+    "exhausted_reason",
+    "held_text",
     "make_pruner",
     "median_warmup",
     "prepare_study",

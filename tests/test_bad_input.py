@@ -1,12 +1,19 @@
-"""Every bad input a user can give: one line naming the problem and the fix, exit status 2, no traceback, and the
-study database neither created nor changed (compared as a full SQL dump before and after)."""
+"""Every bad input a user can give: one line naming the problem and the fix, exit status 2, no traceback, the
+study database unchanged (compared as a full SQL dump before and after), and nothing created anywhere: each case
+runs in a fresh working directory, and the listings of it, of its scratch folder and of the study's folder are
+compared before and after (no database, no table, no folder, no study). A command whose reader goes away
+(`| head -1`) ends without a traceback."""
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from lwl.models.commands import train_main
+from lwl.dashboards.commands import report_main
+from lwl.models.commands import inspect_main, train_main
 from lwl.search.commands import export_main, search_main
 
 TINY = [
@@ -25,6 +32,52 @@ TINY = [
     "none",
 ]
 SECRET = "hunter2"
+
+NOWHERE = "/proc/lwl-nowhere"  # a place no one can write, not even root (Linux)
+# Files in the scratch folder {tmp}, made before each case: study presets, training configs, a plain file (afile) and
+# a folder (adir, dir.yaml).
+FILES: dict[str, str | bytes] = {
+    "enqueue-int.yaml": "budget: 8\nenqueue: 5\n",
+    "widths-map.yaml": "budget: 8\nwidths: {a: 1}\n",
+    "epochs-frac.yaml": "budget: 8\nepochs: 1.5\n",
+    "epochs-zero.yaml": "budget: 8\nepochs: 0\n",
+    "epochs-bool.yaml": "budget: 8\nepochs: true\n",
+    "epochs-list.yaml": "budget: 8\nepochs: [1, 2]\n",
+    "trials-frac.yaml": "budget: 8\ntrials: 1.5\n",
+    "budget-bool.yaml": "budget: true\n",
+    "lr-inf.yaml": "budget: 8\nlr: .inf\n",
+    "seed-neg.yaml": "budget: 8\nseed: -3\n",
+    "quiet-int.yaml": "budget: 8\nquiet: 3\n",
+    "sampler-bad.yaml": "budget: 8\nsampler: cmaes\n",
+    "dataset-map.yaml": "budget: 8\ndataset: {x: 1}\n",
+    "name-list.yaml": "budget: 8\nstudy_name: [a]\n",
+    "gb-nan.yaml": "budget: 8\nmode: sequential\nprefix_store_gb: .nan\n",
+    "deep.yaml": "budget: " + "[" * 5000 + "]" * 5000 + "\n",
+    "binary.yaml": b"\x89PNG\r\n\x1a\n\x00\xff\xfe\x00",
+    "broken.yaml": "schedule: [1, 1\nrecipe: {",
+    "partial.yaml": "recipe:\n  dataset: digits\n",
+    "good.yaml": "schedule:\n  hierarchy: [1, 1, 2, 4]\n  family: resnet\nrecipe:\n  dataset: digits\n",
+    "huge.yaml": "schedule:\n  hierarchy: [1, 1, 2, 4]\n  family: resnet\n  widths: [100000000, 1, 1, 1]\n"
+    "recipe:\n  dataset: digits\n",
+    "deep-config.yaml": "schedule: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n",
+    "seed-config.yaml": "schedule:\n  hierarchy: [1, 1, 2, 4]\n  family: resnet\n"
+    "recipe:\n  dataset: digits\n  seed: -1\n",
+    "afile": "not a folder",
+}
+TINY_SEARCH = ["--budget", "8", "--device", "cpu", "--storage", "{new}"]
+
+
+def search(*args: str) -> list[str]:
+    return [*TINY_SEARCH, *args]
+
+
+def preset(name: str) -> list[str]:
+    return ["--preset", f"{{tmp}}/{name}", "--device", "cpu", "--storage", "{new}"]
+
+
+TRAIN = ["--hierarchy", "1,1,2,2", "--epochs", "1", "--device", "cpu"]
+EXPORT = ["--storage", "{db}", "--study-name", "s"]
+REPORT = ["--storage", "{db}", "--study-name", "s"]
 
 # (id, command, arguments, what the one line must say). {db}: an existing study's storage (study "s", budget 8,
 # one finished trial, plus study "empty" with none); {new}: a storage path that must not come into being; {tmp}: a
@@ -113,7 +166,154 @@ CASES = [
         ["--config", "{tmp}/good.yaml", "--out", "{tmp}/run", "--resume"],
         "no checkpoint at",
     ),
+    # 1. Inputs that ended in a traceback: seeds, devices, in-memory storages, preset values of the wrong type,
+    # unusable --out paths, sizes that cannot be allocated.
+    ("negative seed", search_main, search("--seed", "-1"), "--seed -1: out of range: use a whole number >= 0"),
+    ("seed above 2**32", search_main, search("--seed", str(2**70)), f"--seed {2**70}: out of range"),
+    ("unknown device", search_main, search("--device", "banana"), "--device banana: not a device to train on"),
+    ("missing GPU", search_main, search("--device", "cuda:99"), "--device cuda"),
+    ("device of another kind", search_main, search("--device", "meta"), "--device meta: not a device to train on"),
+    ("in-memory storage", search_main, search("--storage", "sqlite://"), "in-memory database: a study must persist"),
+    (
+        "named in-memory storage",
+        search_main,
+        search("--storage", "sqlite:///:memory:"),
+        "in-memory database: a study must persist",
+    ),
+    (
+        "in-memory storage with a driver",
+        search_main,
+        search("--storage", "sqlite+pysqlite:///:memory:"),
+        "in-memory database",
+    ),
+    ("preset: enqueue a number", search_main, preset("enqueue-int.yaml"), "enqueue 5: give hierarchy lists"),
+    ("preset: widths a mapping", search_main, preset("widths-map.yaml"), "widths {'a': 1}: give a list of whole"),
+    ("preset: fractional epochs", search_main, preset("epochs-frac.yaml"), "epochs 1.5: not a whole number"),
+    ("preset: fractional trials", search_main, preset("trials-frac.yaml"), "trials 1.5: not a whole number"),
+    ("preset: boolean epochs", search_main, preset("epochs-bool.yaml"), "epochs True: not a number"),
+    ("preset: list for a number", search_main, preset("epochs-list.yaml"), "epochs [1, 2]: not a number"),
+    ("preset: boolean budget", search_main, preset("budget-bool.yaml"), "budget True: not a number"),
+    ("preset: infinite lr", search_main, preset("lr-inf.yaml"), "lr inf: not a finite number"),
+    ("preset: negative seed", search_main, preset("seed-neg.yaml"), "seed -3: out of range"),
+    ("preset: number for a switch", search_main, preset("quiet-int.yaml"), "quiet 3: give true or false"),
+    ("preset: unknown sampler", search_main, preset("sampler-bad.yaml"), "sampler 'cmaes': choose one of tpe"),
+    ("preset: mapping for a name", search_main, preset("dataset-map.yaml"), "dataset {'x': 1}: give text"),
+    ("preset: list for a name", search_main, preset("name-list.yaml"), "study_name ['a']: give text"),
+    ("preset: binary file", search_main, preset("binary.yaml"), "cannot read it (not text)"),
+    ("preset: deep nesting", search_main, preset("deep.yaml"), "nested too deeply to read"),
+    ("export --out a folder for one file", export_main, [*EXPORT, "--out", "{tmp}/dir.yaml"], "a folder is there"),
+    ("export --out under a file", export_main, [*EXPORT, "--out", "{tmp}/afile/c.yaml"], "afile is a file"),
+    ("export --out folder a file", export_main, [*EXPORT, "--out", "{tmp}/afile"], "a file is there, not a folder"),
+    ("report --out a folder", report_main, [*REPORT, "--out", "{tmp}/adir"], "--out {tmp}/adir: a folder is there"),
+    ("report --out under a file", report_main, [*REPORT, "--out", "{tmp}/afile/r.html"], "afile is a file"),
+    ("train --out a file", train_main, [*TRAIN, "--out", "{tmp}/afile"], "a file is there, not a folder"),
+    ("train --out under a file", train_main, [*TRAIN, "--out", "{tmp}/afile/run"], "afile is a file"),
+    (
+        "train: widths too large to allocate",
+        train_main,
+        [*TRAIN, "--widths", "100000000,1,1,1"],
+        "TiB to train, more than the",
+    ),
+    (
+        "train: config widths too large",
+        train_main,
+        ["--config", "{tmp}/huge.yaml", "--out", "{tmp}/run", "--device", "cpu"],
+        "use smaller --widths or --batch-size",
+    ),
+    (
+        "train: too many units",
+        train_main,
+        ["--hierarchy", "200000,1,1,1", "--device", "cpu"],
+        "a network of 200,003 units: at most 100,000",
+    ),
+    ("inspect: too many units", inspect_main, ["--hierarchy", "1000000000,1,1,1"], "at most 100,000 can be"),
+    ("train: deeply nested config", train_main, ["--config", "{tmp}/deep-config.yaml"], "nested too deeply"),
+    ("train: config seed", train_main, ["--config", "{tmp}/seed-config.yaml", "--out", "{tmp}/run"], "seed must be"),
+    ("train: negative seed", train_main, [*TRAIN, "--seed", "-1"], "--seed -1: out of range"),
+    ("train: unknown device", train_main, [*TRAIN, "--device", "banana"], "--device banana: not a device"),
+    ("train: infinite lr", train_main, [*TRAIN, "--lr", "inf"], "--lr inf: not a finite number"),
+    # 2. Refusals that came after the study was created: now before the database is touched.
+    (
+        "space too large",
+        search_main,
+        search("--budget", "3000"),
+        "has 7.5e8 feasible lists; at most 200,000 can be searched: lower --budget or --stages",
+    ),
+    (
+        "prefix store size nan",
+        search_main,
+        search("--mode", "sequential", "--prefix-store-gb", "nan"),
+        "--prefix-store-gb nan: not a finite number: use a number > 0, or --prefix-store off",
+    ),
+    ("prefix store size negative", search_main, search("--prefix-store-gb", "-1"), "--prefix-store-gb -1.0: out of"),
+    ("prefix store size infinite", search_main, search("--prefix-store-gb", "inf"), "--prefix-store-gb inf: not a"),
+    ("preset: prefix store size nan", search_main, preset("gb-nan.yaml"), "prefix_store_gb nan: not a finite"),
+    ("artifact dir a file", search_main, search("--artifact-dir", "{tmp}/afile"), "--artifact-dir {tmp}/afile: a"),
+    ("artifact dir under a file", search_main, search("--artifact-dir", "{tmp}/afile/a"), "afile is a file"),
+    (
+        "prefix store a file",
+        search_main,
+        search("--mode", "sequential", "--prefix-store", "{tmp}/afile"),
+        "--prefix-store {tmp}/afile: a file is there",
+    ),
+    ("heartbeat 0", search_main, search("--heartbeat", "0"), "--heartbeat 0: out of range: use a whole number >= 1"),
+    ("storage under a file", search_main, search("--storage", "sqlite:///{tmp}/afile/s.db"), "afile is a file"),
+    ("storage a folder", search_main, search("--storage", "sqlite:///{tmp}/adir"), "a folder is there"),
+    ("journal under a file", search_main, search("--storage", "{tmp}/afile/s.log"), "--storage {tmp}/afile/s.log"),
+    # 3. Spaces too large to search: counted, never enumerated, refused with the count.
+    ("budget 100000", search_main, search("--budget", "100000"), "has 2.8e13 feasible lists; at most 200,000"),
+    ("budget 10**30", search_main, search("--budget", str(10**30)), "feasible lists; at most 200,000 can be"),
+    (
+        "budget 150000 in 2 stages",
+        search_main,
+        search("--budget", "150000", "--stages", "2", "--constraint", "none"),
+        "a network of 150,000 units: at most 100,000",
+    ),
+    # 4. Numbers out of range, from a flag or a preset alike.
+    ("epochs 0", search_main, search("--epochs", "0"), "--epochs 0: out of range: use a whole number >= 1"),
+    ("preset: epochs 0", search_main, preset("epochs-zero.yaml"), "epochs-zero.yaml: epochs 0: out of range"),
+    ("train limit 0", search_main, search("--train-limit", "0"), "--train-limit 0: out of range"),
+    ("train limit negative", search_main, search("--train-limit", "-5"), "--train-limit -5: out of range"),
+    ("trials negative", search_main, search("--trials", "-1"), "--trials -1: out of range: use a whole number >= 1"),
+    ("trials 0", search_main, search("--trials", "0"), "--trials 0: out of range"),
+    ("timeout negative", search_main, search("--timeout", "-1"), "--timeout -1.0: out of range: use a number > 0"),
+    ("timeout nan", search_main, search("--timeout", "nan"), "--timeout nan: not a finite number"),
+    ("timeout infinite", search_main, search("--timeout", "inf"), "or leave --timeout out for no limit"),
+    ("lr infinite", search_main, search("--lr", "inf"), "--lr inf: not a finite number: use a number > 0"),
+    ("lr nan", search_main, search("--lr", "nan"), "--lr nan: not a finite number"),
+    ("lr negative", search_main, search("--lr", "-1"), "--lr -1.0: out of range"),
+    ("dropout 1.5", search_main, search("--dropout", "1.5"), "--dropout 1.5: out of range: use a number >= 0 and < 1"),
+    ("dropout negative", search_main, search("--dropout", "-0.1"), "--dropout -0.1: out of range"),
+    ("heartbeat negative", search_main, search("--heartbeat", "-1"), "--heartbeat -1: out of range"),
+    ("pruner startup negative", search_main, search("--pruner-startup", "-1"), "--pruner-startup -1: out of range"),
+    ("stages 0", search_main, search("--stages", "0"), "--stages 0: out of range"),
+    ("shallow stages too many", search_main, search("--shallow-stages", "9"), "--shallow-stages 9 with --stages 4"),
+    ("shallow stages negative", search_main, search("--shallow-stages", "-1"), "--shallow-stages -1: out of range"),
+    ("batch size 0", search_main, search("--batch-size", "0"), "--batch-size 0: out of range"),
+    ("workers 0", search_main, search("--workers", "0"), "--workers 0: out of range"),
+    ("batch 0", search_main, search("--batch", "0"), "--batch 0: out of range"),
+    ("export top 0", export_main, [*EXPORT, "--top", "0", "--out", "{tmp}/c"], "--top K needs K >= 1"),
+    ("export trial negative", export_main, [*EXPORT, "--trial", "-1", "--out", "{tmp}/c"], "--trial N needs"),
+    ("train epochs 0", train_main, [*TRAIN, "--epochs", "0"], "--epochs 0: out of range"),
+    ("train batch size 0", train_main, [*TRAIN, "--batch-size", "0"], "--batch-size 0: out of range"),
+    ("train dropout 1", train_main, [*TRAIN, "--dropout", "1"], "--dropout 1.0: out of range"),
+    # 5. Usage errors of every command.
+    ("search: unknown flag", search_main, search("--bogus"), "unrecognized arguments: --bogus"),
+    ("export: no --out", export_main, EXPORT, "the following arguments are required: --out"),
+    ("export: --top not a number", export_main, [*EXPORT, "--top", "x", "--out", "{tmp}/c"], "invalid int value"),
+    ("report: unknown flag", report_main, [*REPORT, "--bogus"], "unrecognized arguments: --bogus"),
+    ("inspect: flag without value", inspect_main, ["--hierarchy"], "expected one argument"),
+    ("inspect: unknown family", inspect_main, ["--family", "vit"], "invalid choice: 'vit'"),
+    ("train: epochs not a number", train_main, [*TRAIN, "--epochs", "x"], "invalid int value: 'x'"),
 ]
+if sys.platform.startswith("linux"):
+    CASES += [
+        ("export --out unwritable", export_main, [*EXPORT, "--out", f"{NOWHERE}/c.yaml"], "cannot write there"),
+        ("report --out unwritable", report_main, [*REPORT, "--out", f"{NOWHERE}/r.html"], "cannot write there"),
+        ("train --out unwritable", train_main, [*TRAIN, "--out", f"{NOWHERE}/run"], "cannot write there"),
+        ("artifact dir unwritable", search_main, search("--artifact-dir", NOWHERE), "--artifact-dir /proc/lwl-no"),
+        ("storage unwritable", search_main, search("--storage", f"sqlite:///{NOWHERE}/s.db"), "cannot write there"),
+    ]
 
 
 def _dump(db: Path) -> list[str]:
@@ -121,37 +321,69 @@ def _dump(db: Path) -> list[str]:
         return list(con.iterdump())
 
 
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
 @pytest.fixture(scope="module")
 def study_db(tmp_path_factory) -> Path:
+    from lwl.search import parse_search_flags, prepare_study
+
     root = tmp_path_factory.mktemp("bad-input")
     db = root / "s.db"
     assert (
         search_main([*TINY, "--budget", "8", "--trials", "1", "--storage", f"sqlite:///{db}", "--study-name", "s"]) == 0
     )
-    assert (
-        search_main([*TINY, "--budget", "8", "--trials", "0", "--storage", f"sqlite:///{db}", "--study-name", "empty"])
-        == 0
-    )
+    settings, _ = parse_search_flags([*TINY, "--budget", "8"])  # a study with no trial ("--trials 0" is refused)
+    prepare_study(settings, f"sqlite:///{db}", "empty", sampler="tpe", pruner="none", seed=0)
     return db
 
 
 @pytest.mark.parametrize(("command", "args", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(study_db, tmp_path, capsys, command, args, message):
-    (tmp_path / "broken.yaml").write_text("schedule: [1, 1\nrecipe: {")
-    (tmp_path / "partial.yaml").write_text("recipe:\n  dataset: digits\n")
-    (tmp_path / "good.yaml").write_text(
-        "schedule:\n  hierarchy: [1, 1, 2, 4]\n  family: resnet\nrecipe:\n  dataset: digits\n"
-    )
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(
+    study_db, tmp_path, monkeypatch, capsys, command, args, message
+):
+    for name, content in FILES.items():
+        path = tmp_path / name
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "dir.yaml").mkdir()
+    cwd = tmp_path / "cwd"  # the default storage, studies/NAME.db, and default outputs would land here
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     new = tmp_path / "studies" / "new.db"
     argv = [a.format(db=f"sqlite:///{study_db}", new=f"sqlite:///{new}", tmp=tmp_path) for a in args]
-    before = _dump(study_db)
+    before, listed, beside = _dump(study_db), _listing(tmp_path), _listing(study_db.parent)
     with pytest.raises(SystemExit) as info:
         command(argv)
     err = capsys.readouterr().err
     assert info.value.code == 2, err
-    assert message in err, err
+    assert message.replace("{tmp}", str(tmp_path)) in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert SECRET not in err
     assert _dump(study_db) == before
-    assert not new.exists() and not (tmp_path / "studies").exists()
-    assert not (tmp_path / "run").exists() and not (tmp_path / "c").exists()
+    assert _listing(tmp_path) == listed, "a refused command created files or folders"
+    assert _listing(study_db.parent) == beside
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-c", "from lwl.models.commands import inspect_main as m; m(['--preset', 'resnet18'])"],
+        ["-c", "from lwl.models.commands import inspect_main as m; m(['--help'])"],
+        ["-m", "lwl.search", "--help"],
+    ],
+    ids=["inspect", "inspect --help", "search --help"],
+)
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, argv):
+    """`lwl-inspect --preset resnet18 | head -1`: the pipe is closed before the command writes; no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, *argv], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ)
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone: the command's first write or flush fails with EPIPE
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert err == "", err
+    assert proc.returncode in (0, 1), err
+    assert list(tmp_path.iterdir()) == []

@@ -50,7 +50,8 @@ def test_the_wheel_imports_and_its_commands_run(wheel, tmp_path):
     code = (
         "import lwl.models, lwl.search, lwl.dashboards, sys; "
         "assert lwl.models.__file__.startswith(sys.argv[1]), lwl.models.__file__; "
-        "from lwl.models.commands import inspect_main; inspect_main(['--preset', 'resnet18', '--json'])"
+        "from lwl.models.commands import inspect_main; "
+        "inspect_main(['--preset', 'resnet18', '--dataset', 'cifar10', '--json'])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(target)],

@@ -15,7 +15,7 @@ import pytest
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
-from lwl.dashboards import FIGURE_IDS, header_html
+from lwl.dashboards import FIGURE_IDS, header_html, write_report
 from lwl.dashboards.commands import report_main as main
 from lwl.models import Recipe, complexity
 from lwl.search import SearchSpace, StudySettings, mask_url, open_storage, pareto_indices, prepare_study
@@ -301,16 +301,28 @@ def test_global_sibling_is_found_and_compared(storage, rich_report):
     glob = {t.user_attrs["schedule"]: t.value for t in _trials(storage, "rich-global", TrialState.COMPLETE)}
     assert dict(zip(by_name["global (rich-global)"]["x"], by_name["global (rich-global)"]["y"])) == glob
     assert "lwl-global-placeholder" not in rich_report
+    assert fig["layout"]["yaxis"]["range"][0] == 0, "bars start at 0: a truncated axis exaggerates differences"
 
 
-def test_few_trials_give_placeholders_and_the_global_hint(storage, tmp_path, monkeypatch, capsys):
+def test_few_trials_give_importance_with_its_spread_and_the_global_hint(storage, tmp_path, monkeypatch, capsys):
+    """3 complete trials: optuna-dashboard shows an importance, so the report does too, with the bootstrap spread
+    as whiskers and a plain sentence on how little 3 trials say."""
     monkeypatch.chdir(tmp_path)
     assert main(["--storage", storage, "--study-name", "few", "--no-dashboard"]) == 0
-    assert "wrote few-report.html with 8 figures" in capsys.readouterr().out  # default: NAME-report.html in the cwd
+    assert "wrote few-report.html with 9 figures" in capsys.readouterr().out  # default: NAME-report.html in the cwd
     page = (tmp_path / "few-report.html").read_text()
     figs = figures(page)
-    assert "lwl-importance" not in figs and "lwl-global" not in figs
-    assert 'id="lwl-importance-placeholder"' in page and "Too few trials" in page and "3 complete" in page
+    assert "lwl-global" not in figs and 'id="lwl-importance-placeholder"' not in page
+    fig = figs["lwl-importance"]
+    assert "3 complete trials" in fig["layout"]["title"]["text"] and "bootstrap" in fig["layout"]["title"]["text"]
+    bars = fig["data"][0]
+    assert sorted(bars["y"]) == ["d1", "d2", "d3", "d4"] and sum(bars["x"]) == pytest.approx(1.0)
+    whiskers = bars["error_x"]
+    assert len(whiskers["array"]) == len(whiskers["arrayminus"]) == 4
+    assert all(w >= 0 for w in whiskers["array"] + whiskers["arrayminus"])
+    assert all(0.0 <= low <= high <= 1.0 for low, high in bars["customdata"])
+    note = re.search(r'id="lwl-importance-note">(.*?)</p>', page, re.S).group(1)
+    assert "3 complete trials" in note and "bootstrap" in note and "rough indication" in note
     hint = re.search(r'id="lwl-global-placeholder">(.*?)</div>', page, re.S).group(1)
     assert "--loss global" in hint and "--study-name few-global" in hint and "--enqueue" in hint
     assert len(figures(page)["lwl-pareto-params"]["data"][0]["x"]) == 3
@@ -350,8 +362,24 @@ def test_dashboard_figures_are_saved_and_replaced_not_duplicated(storage, rich_r
     assert after == before and set(_dashboard_graph_objects(storage, "rich")) == set(FIGURE_IDS)
 
 
+def test_importance_needs_two_complete_trials_of_different_lists(tmp_path):
+    url = f"sqlite:///{tmp_path / 'i.db'}"
+    settings = _settings()
+    one = prepare_study(settings, url, "one", sampler="tpe", pruner="median", seed=0)
+    same = prepare_study(settings, url, "same", sampler="tpe", pruner="median", seed=0)
+    h = SearchSpace(BUDGET, STAGES).lists()[0]
+    _add(one, settings, h, TrialState.COMPLETE, acc=0.9)
+    _add(same, settings, h, TrialState.COMPLETE, acc=0.9)
+    _add(same, settings, h, TrialState.COMPLETE, acc=0.91)  # a revisit: the same list again
+    for name, why in (("one", "Too few trials for parameter importance: 1 complete"), ("same", "the same list")):
+        out = tmp_path / f"{name}.html"
+        write_report(url, name, out, dashboard=False)
+        page = out.read_text()
+        assert "lwl-importance" not in figures(page) and 'id="lwl-importance-placeholder"' in page and why in page
+
+
 def test_header_never_shows_a_password():
-    url = "postgresql+psycopg2://u:secret@127.0.0.1/x"
+    url = "postgresql+psycopg://u:secret@127.0.0.1/x"
     header = header_html("s", url, {"recipe": {}}, {"complete": 1})
     assert "secret" not in header and mask_url(url) in header and "u:***@127.0.0.1" in header
 
@@ -362,7 +390,7 @@ def test_header_never_shows_a_password():
         (["--study-name", "nope"], "no study named 'nope'"),
         (["--study-name", "empty"], "has no complete trial"),
         (["--study-name", "foreign"], "not made by lwl-search"),
-        (["--study-name", "rich-pareto"], "Pareto study derived from 'rich'"),
+        (["--study-name", "rich-pareto"], "derived Pareto studies lwl-search keeps; use the search study's name"),
         ([], "name the study with --study-name"),
     ],
 )
@@ -375,7 +403,7 @@ def test_study_errors_exit_2_with_one_line(storage, tmp_path, capsys, args, mess
     assert not (tmp_path / "r.html").exists()
 
 
-@pytest.mark.parametrize("url", ["sqlite:///{tmp}/missing.db", "postgresql+psycopg2://u:secret@127.0.0.1:1/x"])
+@pytest.mark.parametrize("url", ["sqlite:///{tmp}/missing.db", "postgresql+psycopg://u:secret@127.0.0.1:1/x"])
 def test_unreachable_storage_exits_2_and_creates_nothing(tmp_path, capsys, url):
     url = url.format(tmp=tmp_path)
     with pytest.raises(SystemExit) as exc:
@@ -387,7 +415,7 @@ def test_unreachable_storage_exits_2_and_creates_nothing(tmp_path, capsys, url):
 
 
 def _postgres_url() -> str | None:
-    url = "postgresql+psycopg2://postgres:secret@127.0.0.1:5432/test"  # trust auth: the password is ignored
+    url = "postgresql+psycopg://postgres:secret@127.0.0.1:5432/test"  # trust auth: the password is ignored
     try:
         import sqlalchemy
 
@@ -400,7 +428,7 @@ def _postgres_url() -> str | None:
 def test_a_password_in_a_real_server_url_never_reaches_the_page_or_the_terminal(tmp_path, capsys):
     url = _postgres_url()
     if url is None:
-        pytest.skip("no PostgreSQL at 127.0.0.1:5432 (or no psycopg2)")
+        pytest.skip("no PostgreSQL at 127.0.0.1:5432 (or no psycopg)")
     name = f"lwl-report-test-{uuid.uuid4().hex[:8]}"
     settings = _settings()
     study = prepare_study(settings, url, name, sampler="tpe", pruner="median", seed=0)
@@ -475,12 +503,15 @@ def test_a_real_tiny_search_reports(tmp_path):
     assert "ESTIMATE" in figs["lwl-pareto-memory"]["layout"]["xaxis"]["title"]["text"]  # CPU: no measured peak
     assert {tr["meta"]["trial"] for tr in figs["lwl-curves"]["data"] if "meta" in tr} == {t.number for t in complete}
     # budget 8 enqueues the paper's [1,1,2,4] (ResNet18_r5) first: it is marked in the page
-    assert "[1,1,2,4]" in page and "ResNet18" in page and 'id="lwl-importance-placeholder"' in page
+    assert "[1,1,2,4]" in page and "ResNet18" in page
+    assert "lwl-importance" in figs, "2 complete trials of different lists: the dashboard shows importance, so do we"
     assert set(_dashboard_graph_objects(url, "real")) == set(figs)
 
 
 def test_text_in_the_page_is_escaped(tmp_path):
-    """A study name with markup in it reaches the page as text only (title, header, the global hint's command)."""
+    """A study name with markup in it reaches the page as text only (title, header, the global hint's command).
+
+    The commands refuse such a name (`check_study_name`); the library's `write_report` does not, so it escapes."""
     url = f"sqlite:///{tmp_path / 'esc.db'}"
     name = '<i>odd&"name"</i>'
     settings = _settings()
@@ -488,7 +519,7 @@ def test_text_in_the_page_is_escaped(tmp_path):
     for h in SearchSpace(BUDGET, STAGES).lists()[:2]:
         _add(study, settings, h, TrialState.COMPLETE, acc=_accuracy(h))
     out = tmp_path / "esc.html"
-    assert main(["--storage", url, "--study-name", name, "--out", str(out), "--no-dashboard"]) == 0
+    write_report(url, name, out, dashboard=False)
     rest = without_plotlyjs(out.read_text())
     assert "<i>" not in rest and 'odd&"' not in rest
     assert "<title>lwl-search report: &lt;i&gt;odd&amp;&quot;name&quot;&lt;/i&gt;</title>" in rest

@@ -9,7 +9,7 @@ import pytest
 
 def run(*args: str) -> subprocess.CompletedProcess:
     # The console scripts' own entry points (pyproject.toml [project.scripts]), run as a user runs them.
-    code = "import sys; from lwl.models._cli import {0}; sys.exit({0}(sys.argv[1:]))"
+    code = "import sys; from lwl.models.commands import {0}; sys.exit({0}(sys.argv[1:]))"
     name = "inspect_main" if args[0] == "lwl-inspect" else "train_main"
     return subprocess.run([sys.executable, "-c", code.format(name), *args[1:]], capture_output=True, text=True)
 
@@ -36,8 +36,13 @@ def test_inspect_json_has_the_documented_keys():
 
 
 def test_inspect_preset_and_text():
-    out = run("lwl-inspect", "--preset", "resnet50")
+    out = run("lwl-inspect", "--preset", "resnet50", "--dataset", "cifar10")
     assert out.returncode == 0 and "bottleneck [3,4,6,3]" in out.stdout and "23,520,842" in out.stdout
+
+
+def test_inspect_defaults_to_digits_like_every_command():
+    out = run("lwl-inspect", "--hierarchy", "1,1,2,4")
+    assert out.returncode == 0 and "on digits (1x16x16, 10 classes)" in out.stdout, out.stderr
 
 
 @pytest.mark.parametrize(

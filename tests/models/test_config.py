@@ -39,6 +39,17 @@ def test_round_trip_through_dict_and_yaml(tmp_path):
     assert config.with_epochs(7).recipe.epochs == 7 and config.with_epochs(None) is config
 
 
+def test_the_data_root_and_no_validation_split_round_trip(tmp_path):
+    """What lwl-export writes for a full run: where the data is, and val_fraction 0 (train on every image)."""
+    base = _config()
+    config = TrainingConfig(base.schedule, paper_recipe("digits", "resnet", val_fraction=0.0), {}, "~/data")
+    path = config.save_yaml(tmp_path / "c.yaml")
+    data = yaml.safe_load(path.read_text())
+    assert data["data_root"] == "~/data" and data["recipe"]["val_fraction"] == 0
+    assert load_config(path) == config
+    assert "data_root" not in base.to_dict() and load_config(base.save_yaml(tmp_path / "d.yaml")).data_root is None
+
+
 def test_a_short_hand_written_config_gets_the_papers_recipe(tmp_path):
     path = _write(
         tmp_path, "schedule:\n  hierarchy: [1, 1, 2, 4]\n  family: resnet\nrecipe:\n  dataset: cifar100\n  lr: 3e-4\n"
@@ -91,6 +102,9 @@ def _with(path, value):
         ("recipe.lr_milestones", [0.5, 1.5], "field recipe.lr_milestones[1]: must be at most 1"),
         ("recipe.augment", ["rotate"], "field recipe.augment[0]: must be one of crop, flip"),
         ("recipe.val_fraction", 0.9, "field recipe.val_fraction: must be at most 0.5"),
+        ("recipe.val_fraction", -0.1, "field recipe.val_fraction: must be at least 0"),
+        ("data_root", 3, "field data_root: must be a folder path, got 3"),
+        ("data_root", " ", "field data_root: must be a folder path"),
         ("recipe.train_limit", 0, "field recipe.train_limit: must be at least 1"),
         ("recipe.seed", None, "field recipe.seed: must be given a value"),
         ("recipe.dataset", "mnist", "field recipe.dataset: must be one of"),

@@ -104,10 +104,18 @@ def test_to_moves_every_tensor() -> None:
     assert d.train_x.device.type == d.val_y.device.type == "meta" and d.test_x is None
 
 
-@pytest.mark.parametrize("bad", [0.0, 0.51, -0.1, 1.0])
+@pytest.mark.parametrize("bad", [0.51, -0.1, 1.0, float("nan")])
 def test_val_fraction_out_of_range(bad: float) -> None:
-    with pytest.raises(DataError, match=r"\(0, 0.5\]"):
+    with pytest.raises(DataError, match=r"\[0, 0.5\] \(0: no validation split\)"):
         load_data("digits", val_fraction=bad)
+
+
+def test_val_fraction_0_trains_on_every_training_image() -> None:
+    """A full training run (lwl-train --config of an exported config): nothing held out, the test set untouched."""
+    full, split = load_data("digits", val_fraction=0.0, with_test=True), load_data("digits", with_test=True)
+    assert full.val_x.shape[0] == full.val_y.shape[0] == 0 and full.val_x.shape[1:] == full.train_x.shape[1:]
+    assert full.train_x.shape[0] == split.train_x.shape[0] + split.val_x.shape[0]
+    assert torch.equal(full.test_y, split.test_y)
 
 
 def test_unknown_dataset() -> None:

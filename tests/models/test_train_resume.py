@@ -77,7 +77,12 @@ def _lwl_train(*args):
     if exe is not None:
         return [exe, *args]
     # The console script's own entry point (pyproject.toml [project.scripts]) when it is not installed.
-    return [sys.executable, "-c", "import sys; from lwl.models._cli import train_main; sys.exit(train_main())", *args]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from lwl.models.commands import train_main; sys.exit(train_main())",
+        *args,
+    ]
 
 
 def test_a_sigkilled_lwl_train_resumes_to_the_uninterrupted_result(digits, tmp_path, sigkill_after_checkpoint):

@@ -81,3 +81,85 @@ def test_out_of_memory_fails_the_trial_frees_its_memory_and_the_study_goes_on(tm
     assert trials[0].user_attrs["fail_reason"] == "out of memory"
     assert "Tried to allocate 20.00 GiB" in trials[0].user_attrs["fail_detail"]
     assert "1 failed" in capsys.readouterr().out
+
+
+def test_an_enqueued_copy_of_a_list_an_earlier_trial_holds_ends_as_duplicate_and_does_not_count(tmp_path, capsys):
+    """Workers that start at once each enqueue the same lists; the later copy must not train the list again."""
+    db = tmp_path / "q.db"
+    flags = [*TINY, "--no-paper-baselines", "--storage", f"sqlite:///{db}", "--study-name", "q"]
+    assert main([*flags, "--trials", "1", "--enqueue", "1,1,4,4"]) == 0
+    study = optuna.load_study(study_name="q", storage=f"sqlite:///{db}")
+    for _ in range(2):  # what two racing workers leave behind: copies queued before either saw the first
+        study.enqueue_trial({"d1": 1, "d2": 1, "d3": 4, "d4": 4}, skip_if_exists=False)
+    capsys.readouterr()
+    assert main([*flags, "--trials", "3"]) == 0
+    trials = _trials(db, "q")
+    finished = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(finished) == 3
+    assert [tuple(t.params.values()) for t in finished].count((1, 1, 4, 4)) == 1
+    copies = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(copies) == 2 and all(t.user_attrs["fail_reason"] == "duplicate" for t in copies)
+    assert all("trial 0 holds the list" in t.user_attrs["fail_detail"] for t in copies)
+    assert "3 complete, 0 pruned, 2 failed; stopped:" in capsys.readouterr().out
+
+
+def test_a_full_prefix_store_disk_warns_once_and_the_trials_complete(tmp_path, monkeypatch, capsys):
+    """The prefix store is a cache: a disk that is full (ENOSPC) turns it off, said once; the search goes on."""
+    import errno
+
+    import lwl.models._prefix as prefix_module  # a private mechanism on purpose: the store's one file writer
+
+    def full(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(prefix_module, "atomic_write", full)
+    db = tmp_path / "p.db"
+    flags = [*TINY, "--mode", "sequential", "--trials", "2", "--storage", f"sqlite:///{db}", "--study-name", "p"]
+    assert main([*flags, "--prefix-store", str(tmp_path / "prefixes")]) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "prefix store" in line]
+    assert len(warnings) == 1 and "No space left on device (ENOSPC)" in warnings[0], err
+    assert "Traceback" not in err
+    assert [t.state for t in _trials(db, "p")] == [TrialState.COMPLETE, TrialState.COMPLETE]
+
+
+def test_a_rerun_after_a_sigkill_on_a_storage_without_heartbeats_names_the_held_trial_and_fails(tmp_path):
+    """A journal file cannot tell a killed worker's trial from a live one: the rerun trains what it can, then says
+    which trial holds the count and exits non-zero; it never claims to have reached --trials."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    journal = tmp_path / "j.log"
+    cmd = [sys.executable, "-m", "lwl.search", *TINY, "--epochs", "8", "--sampler", "grid", "--no-paper-baselines"]
+    cmd += ["--storage", str(journal), "--study-name", "j", "--trials", "2"]
+    log = tmp_path / "victim.err"
+    with open(log, "w") as err:
+        victim = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert victim.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            if journal.exists():
+                study = optuna.load_study(
+                    study_name="j",
+                    storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))),
+                )
+                running = study.get_trials(states=(TrialState.RUNNING,))
+                if running and running[0].intermediate_values:
+                    break
+            time.sleep(0.2)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+    finally:
+        victim.kill()
+    rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 3, rerun.stderr
+    assert "reached --trials" not in rerun.stdout + rerun.stderr
+    assert "trial 0 is still RUNNING, held by another worker or one that was killed" in rerun.stdout
+    assert "1 of 2 trials finished" in rerun.stdout
+    study = optuna.load_study(
+        study_name="j", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    )
+    assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.COMPLETE]

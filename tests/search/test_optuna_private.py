@@ -87,3 +87,46 @@ def test_tpe_parts_are_where_the_sampler_looks():
 def test_a_missing_private_name_is_one_line_naming_the_version():
     with pytest.raises(OptunaVersionError, match=rf"optuna {optuna.__version__} has no int\._trial_id.*{private.PIN}"):
         private.trial_id(3)
+
+
+def test_stale_trials_are_found_by_the_storage_s_own_check(tmp_path):
+    study = _study(tmp_path, heartbeat=1)
+    trial = study.ask()
+    storage = private.storage_of(study)
+    assert list(inspect.signature(RDBStorage._get_stale_trial_ids).parameters) == ["self", "study_id"]
+    storage.record_heartbeat(private.trial_id(trial))
+    assert private.stale_trial_ids(study) == []
+    time.sleep(4.5)  # past the grace period of three heartbeats
+    assert private.stale_trial_ids(study) == [private.trial_id(trial)]
+
+
+def test_a_heartbeat_thread_that_loses_the_storage_is_silent_and_other_threads_are_not(monkeypatch):
+    """Optuna's heartbeat thread is known by its name; its lost connection is left to the main thread's one line."""
+    import threading
+
+    import sqlalchemy.exc
+    from optuna.storages._heartbeat import HeartbeatThread
+
+    from lwl.search._storage import quiet_heartbeat_errors
+
+    class Lost:
+        def get_heartbeat_interval(self):
+            return 1
+
+        def record_heartbeat(self, trial_id):
+            raise sqlalchemy.exc.OperationalError("UPDATE trial_heartbeats", {}, ConnectionRefusedError(111, "refused"))
+
+    def other():
+        raise ValueError("not a lost connection")
+
+    reported = []  # what reaches the hook that prints a thread's traceback
+    monkeypatch.setattr(threading, "excepthook", lambda args: reported.append(args.exc_type))
+    with quiet_heartbeat_errors():
+        beat = HeartbeatThread(0, Lost())
+        beat.start()
+        beat.join()
+        assert private.is_heartbeat_thread(beat._thread)
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+    assert reported == [ValueError]

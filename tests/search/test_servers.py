@@ -402,3 +402,189 @@ def test_a_password_in_any_form_of_url_reaches_no_output_and_no_file(tmp_path, f
         finally:
             if form == "redis":
                 redis.Redis(host="127.0.0.1", port=6379).acl_deluser(user)
+
+
+def _wait_for_progress(storage, name: str, proc: subprocess.Popen, count: int = 1, limit: float = 300) -> list:
+    """The RUNNING trials once `count` of them have reported progress (the worker `proc` must still run)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the worker ended before its trial reported progress"
+        try:
+            running = optuna.load_study(study_name=name, storage=storage).get_trials(states=(TrialState.RUNNING,))
+        except KeyError:
+            running = []
+        if sum(bool(t.intermediate_values) for t in running) >= count:
+            return running
+        time.sleep(0.2)
+    raise AssertionError("no trial reported progress in time")
+
+
+def test_a_rerun_right_after_a_sigkill_waits_for_the_heartbeat_and_ends_exact(tmp_path):
+    """Within the grace period the killed worker's trial still counts as RUNNING: the rerun must not stop short
+    saying 'reached --trials'; it waits until the heartbeat fails that trial (with its reason), then trains its
+    list again, and ends with exactly --trials finished."""
+    url = _require("postgresql")
+    name = f"r-{uuid.uuid4().hex[:8]}"
+    args = [*TINY, "--epochs", "8", "--sampler", "grid", "--storage", url, "--study-name", name, "--heartbeat", "8"]
+    from lwl.search import open_storage
+
+    storage = open_storage(url, heartbeat=False)
+    victim = subprocess.Popen(
+        [*LWL_SEARCH, *args, "--trials", "2", "--quiet"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        (killed,) = _wait_for_progress(storage, name, victim)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        t0 = time.monotonic()
+        rerun = subprocess.run(
+            [*LWL_SEARCH, *args, "--trials", "2"], cwd=tmp_path, capture_output=True, text=True, timeout=600
+        )
+        assert rerun.returncode == 0, rerun.stderr
+        study = optuna.load_study(study_name=name, storage=storage)
+        states = Counter(t.state for t in study.trials)
+        assert states[TrialState.COMPLETE] + states[TrialState.PRUNED] == 2, states
+        assert states[TrialState.RUNNING] == states[TrialState.WAITING] == 0
+        lost = study.trials[killed.number]
+        assert lost.state == TrialState.FAIL and lost.user_attrs["fail_reason"] == "lost worker"
+        assert "no heartbeat for more than 24 s" in lost.user_attrs["fail_detail"]
+        retried = [t for t in study.trials if t.number != killed.number and t.params == killed.params]
+        assert retried and retried[0].state == TrialState.COMPLETE and "fail_reason" not in retried[0].user_attrs
+        assert "2 complete, 0 pruned, 1 failed; stopped:" in rerun.stdout
+        if time.monotonic() - t0 < 24:  # it started within the grace period: it said what it waited for
+            assert f"waiting for trial {killed.number}" in rerun.stderr
+    finally:
+        victim.kill()
+        _drop(storage, name)
+
+
+def _simultaneous(url: str, name: str, workers: int, flags: list[str], cwd) -> list[subprocess.CompletedProcess]:
+    """`workers` independent lwl-search processes that open the storage within milliseconds of each other: each
+    imports everything, then waits at a barrier (imports alone take seconds and would spread the starts)."""
+    code = (
+        "import os, sys, time\n"
+        "from lwl.search.commands import search_main\n"
+        "open(sys.argv[1], 'w').close()\n"
+        "while not os.path.exists(sys.argv[2]): time.sleep(0.002)\n"
+        "sys.exit(search_main(sys.argv[3:]))\n"
+    )
+    go = cwd / "go"
+    ready = [cwd / f"ready-{i}" for i in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(ready[i]), str(go), *flags, "--storage", url, "--study-name", name],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(workers)
+    ]
+    try:
+        deadline = time.monotonic() + 300
+        while not all(r.exists() for r in ready):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a worker did not start"
+            time.sleep(0.05)
+        go.touch()
+        done = []
+        for p in procs:
+            out, err = p.communicate(timeout=600)
+            done.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+        return done
+    finally:
+        for p in procs:
+            p.kill()
+
+
+@pytest.fixture
+def fresh_database(request):
+    """A new, empty database on the server `request.param` (postgresql or mariadb), dropped afterwards."""
+    import sqlalchemy
+
+    base = _require(request.param).rsplit("/", 1)[0].replace(":s3cret-pw", "")
+    db = f"lwl_race_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(f"{base}/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sqlalchemy.text(f"CREATE DATABASE {db}"))
+    try:
+        yield f"{base}/{db}"
+    finally:
+        with admin.connect() as c:
+            force = " WITH (FORCE)" if request.param == "postgresql" else ""
+            c.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {db}{force}"))
+        admin.dispose()
+
+
+@pytest.mark.parametrize("fresh_database", ["postgresql", "mariadb"], indirect=True)
+def test_workers_started_at_once_on_a_fresh_database_neither_crash_nor_train_a_list_twice(fresh_database, tmp_path):
+    """Schema, study, settings and the enqueued lists are created by whichever worker is first; the others wait,
+    retry or load, and an enqueued list two workers both queued is trained once."""
+    flags = [*TINY, "--trials", "4", "--quiet", "--no-summary", "--enqueue", "1,1,4,4", "--enqueue", "1,2,3,4"]
+    runs = _simultaneous(fresh_database, "race", 3, flags, tmp_path)
+    assert [r.returncode for r in runs] == [0, 0, 0], [r.stderr[-500:] for r in runs]
+    assert not any("Traceback" in r.stderr for r in runs)
+    from lwl.search import open_storage
+
+    storage = open_storage(fresh_database, heartbeat=False)
+    study = optuna.load_study(study_name="race", storage=storage)
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 4, Counter(t.state for t in study.trials)
+    lists = [tuple(t.params.values()) for t in finished]
+    assert len(lists) == len(set(lists)), "a list was trained twice"
+    assert {(1, 1, 4, 4), (1, 2, 3, 4)} <= set(lists), "the enqueued lists were trained"
+    for t in study.trials:
+        if t.state == TrialState.FAIL:
+            assert t.user_attrs.get("fail_reason") in ("duplicate", "surplus"), t.user_attrs
+    assert not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    storage.engine.dispose()  # let the database be dropped
+
+
+def test_a_study_name_too_long_for_the_server_is_one_line_not_a_lost_storage(tmp_path, monkeypatch, capsys):
+    """The command refuses long names itself; should a server refuse one anyway (DataError), the line says so."""
+    url = _require("postgresql")
+    import lwl.search._cli as cli  # a private mechanism on purpose: let a name past the command's own check
+
+    monkeypatch.setattr(cli, "check_study_name", lambda name: name)
+    monkeypatch.chdir(tmp_path)  # the artifacts folder of a server's storage is studies/artifacts
+    from lwl.search.commands import search_main
+
+    name = "n" * 600
+    with pytest.raises(SystemExit) as exit_status:
+        search_main([*TINY, "--trials", "1", "--quiet", "--storage", url, "--study-name", name])
+    assert exit_status.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "600 characters" in err[0] and "lost the storage" not in err[0], err
+
+
+def test_losing_the_database_mid_trial_is_one_line_without_the_heartbeat_thread_s_traceback(tmp_path):
+    """Cut while a trial trains: the heartbeat thread meets the lost connection first, and stays silent."""
+    url = _require("postgresql")
+    proxy = _Proxy(("127.0.0.1", 5432))
+    via_proxy = url.replace(":5432/", f":{proxy.port}/")
+    name = f"h-{uuid.uuid4().hex[:8]}"
+    args = [*TINY, "--epochs", "40", "--batch-size", "8", "--train-limit", "1024", "--trials", "1"]
+    from lwl.search import open_storage
+
+    storage = open_storage(url, heartbeat=False)
+    worker = subprocess.Popen(
+        [*LWL_SEARCH, *args, "--storage", via_proxy, "--study-name", name, "--heartbeat", "1"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_progress(storage, name, worker)
+        proxy.cut()  # mid-epoch: the next heartbeat (every second) fails before the epoch's report does
+        _, err = worker.communicate(timeout=300)
+        assert worker.returncode == 1, err
+        assert "Traceback" not in err and "Exception in thread" not in err, err
+        lines = [line for line in err.splitlines() if line.startswith("lwl-search: lost the storage")]
+        assert len(lines) == 1, err
+    finally:
+        worker.kill()
+        proxy.cut()
+        _drop(storage, name)

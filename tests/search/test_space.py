@@ -1,7 +1,9 @@
 """The feasible set: sizes pinned from the design notes, the Eq. 7 reading, and user-facing errors."""
 
 import dataclasses
+import functools
 import itertools
+import time
 
 import pytest
 
@@ -148,8 +150,56 @@ def test_smallest_feasible_budget(constraint: str, stages: int) -> None:
 def test_huge_space_is_refused_with_a_fix() -> None:
     space = SearchSpace(80, 8, constraint="none")
     assert space.count() > MAX_LISTS
-    with pytest.raises(SpaceError, match="use a smaller --budget"):
+    with pytest.raises(SpaceError, match="feasible lists; at most 200,000 can be searched: lower --budget or --stages"):
         space.lists()
+
+
+@functools.cache
+def _ways(parts: int, total: int, low: int, high: int) -> int:
+    """Compositions of `total` into `parts` values in [low, high], by dynamic programming: the test's own count."""
+    if parts == 0:
+        return int(total == 0)
+    return sum(_ways(parts - 1, total - v, low, high) for v in range(low, min(high, total) + 1))
+
+
+def _reference_count(budget: int, stages: int, k: int, constraint: str) -> int:
+    deep = stages - k
+    if constraint == "none":
+        return _ways(stages, budget, 1, budget)
+    if constraint == "sum":
+        return sum(_ways(k, s, 1, s) * _ways(deep, budget - s, 1, budget) for s in range(budget) if s < budget - s)
+    return sum(  # strict: the largest shallow value is m, every deep one above it
+        (_ways(k, s, 1, m) - _ways(k, s, 1, m - 1)) * _ways(deep, budget - s, m + 1, budget)
+        for m in range(1, budget + 1)
+        for s in range(k, budget + 1)
+    )
+
+
+@pytest.mark.parametrize("constraint", CONSTRAINTS)
+@pytest.mark.parametrize("stages", [1, 2, 3, 4, 5, 6])
+def test_count_matches_enumeration_and_dynamic_programming(constraint: str, stages: int) -> None:
+    """The count (in closed form, independent of the budget) against enumeration for small budgets and against a
+    dynamic program for larger ones, for every constraint, stage count and k."""
+    ks = list(range(stages + 1)) if constraint == "none" else list(range(1, stages))
+    for k in ks:
+        for budget in range(1, 22 if stages < 6 else 17):
+            space = SearchSpace(max(budget, stages), stages, k, constraint)
+            assert space.count() == len(space.lists()), (budget, stages, k)
+        for budget in (30, 47, 64) if stages < 6 else (30,):
+            assert SearchSpace(budget, stages, k, constraint).count() == _reference_count(budget, stages, k, constraint)
+
+
+def test_a_huge_budget_is_counted_at_once_and_refused_with_the_count() -> None:
+    start = time.perf_counter()
+    with pytest.raises(SpaceError, match=r"summing to 100000 .* has 2\.8e13 feasible lists; at most 200,000"):
+        SearchSpace(100_000, 4).check_searchable()
+    for constraint in CONSTRAINTS:
+        assert SearchSpace(10**30, 6, constraint=constraint).count() > 10**100
+    assert SearchSpace(10**30, 3, constraint="none").count() == (10**30 - 1) * (10**30 - 2) // 2
+    assert time.perf_counter() - start < 2
+    SearchSpace(16, 4).check_searchable()  # 61 lists
+    with pytest.raises(SpaceError, match="the smallest budget with one is 6"):
+        SearchSpace(5, 4).check_searchable()
 
 
 def test_paper_table_rows() -> None:

@@ -1,0 +1,36 @@
+"""A full output disk ends `lwl-train` with one line and exit status 1; the last good checkpoint stays intact."""
+
+import errno
+
+import lwl.models._checkpoint as checkpoint_module  # a private mechanism on purpose: the run folder's file writer
+from lwl.models import load_checkpoint
+from lwl.models.commands import train_main
+
+
+def test_a_full_output_disk_is_one_line_and_the_last_checkpoint_is_kept(tmp_path, monkeypatch, capsys):
+    real = checkpoint_module.atomic_write
+    checkpoints = []
+
+    def atomic_write(path, write):
+        if path.name == "checkpoint.pt":
+            checkpoints.append(path)
+            if len(checkpoints) == 2:  # the second epoch's checkpoint meets a full disk halfway through
+
+                def half(f):
+                    f.write(b"\0" * 1024)
+                    raise OSError(errno.ENOSPC, "No space left on device")
+
+                return real(path, half)
+        return real(path, write)
+
+    monkeypatch.setattr(checkpoint_module, "atomic_write", atomic_write)
+    out = tmp_path / "run"
+    argv = ["--dataset", "digits", "--hierarchy", "1,1", "--widths", "8,16", "--epochs", "3", "--device", "cpu"]
+    assert train_main([*argv, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("lwl-train:")]
+    assert len(lines) == 1, err
+    assert "No space left on device (ENOSPC)" in lines[0] and "--resume" in lines[0]
+    assert load_checkpoint(out / "checkpoint.pt")["trainer"]["position"]["epoch"] == 1
+    assert not list(out.glob(".*.tmp")), "the cut-short temporary file is removed"
