@@ -175,81 +175,28 @@ class Preset:
 
 # Tables I-VI of Ma et al. (2020): LR and DR columns. VGG8b's per-conv widths 128,256 | 256,512 | 512 | 512
 # (Noekland & Eidnes) are approximated by each stage's last width, since a schedule has one width per stage.
+# One row per network, as the paper's tables print them.
+# fmt: off
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        Preset(
-            "vgg8b",
-            "vgg",
-            "basic",
-            (2, 2, 1, 1),
-            (256, 512, 512, 512),
-            5e-4,
-            {"cifar10": 0.2, "cifar100": 0.05},
-            "Table I/II; stage widths approximate 128-256/256-512",
-        ),
-        Preset(
-            "vgg11",
-            "vgg",
-            "basic",
-            (1, 1, 2, 2, 2),
-            (64, 128, 256, 512, 512),
-            5e-4,
-            {"cifar10": 0.2, "cifar100": 0.2},
-            "Table I/II",
-        ),
-        Preset(
-            "vgg16",
-            "vgg",
-            "basic",
-            (2, 2, 3, 3, 3),
-            (64, 128, 256, 512, 512),
-            3e-4,
-            {"cifar10": 0.25, "cifar100": 0.1},
-            "Table I/II",
-        ),
-        Preset(
-            "vgg19",
-            "vgg",
-            "basic",
-            (2, 2, 4, 4, 4),
-            (64, 128, 256, 512, 512),
-            3e-4,
-            {"cifar10": 0.25, "cifar100": 0.15},
-            "Table I/II",
-        ),
-        Preset(
-            "resnet18",
-            "resnet",
-            "basic",
-            (2, 2, 2, 2),
-            (64, 128, 256, 512),
-            3e-4,
-            {"cifar10": 0.3, "cifar100": 0.1},
-            "Table III-VI",
-        ),
-        Preset(
-            "resnet34",
-            "resnet",
-            "basic",
-            (3, 4, 6, 3),
-            (64, 128, 256, 512),
-            3e-4,
-            {"cifar10": 0.3, "cifar100": 0.1},
-            "He et al.; recipe of Table V/VI",
-        ),
-        Preset(
-            "resnet50",
-            "resnet",
-            "bottleneck",
-            (3, 4, 6, 3),
-            (64, 128, 256, 512),
-            3e-4,
-            {"cifar10": 0.3, "cifar100": 0.1},
-            "Table III-VI",
-        ),
+        Preset("vgg8b", "vgg", "basic", (2, 2, 1, 1), (256, 512, 512, 512), 5e-4,
+               {"cifar10": 0.2, "cifar100": 0.05}, "Table I/II; stage widths approximate 128-256/256-512"),
+        Preset("vgg11", "vgg", "basic", (1, 1, 2, 2, 2), (64, 128, 256, 512, 512), 5e-4,
+               {"cifar10": 0.2, "cifar100": 0.2}, "Table I/II"),
+        Preset("vgg16", "vgg", "basic", (2, 2, 3, 3, 3), (64, 128, 256, 512, 512), 3e-4,
+               {"cifar10": 0.25, "cifar100": 0.1}, "Table I/II"),
+        Preset("vgg19", "vgg", "basic", (2, 2, 4, 4, 4), (64, 128, 256, 512, 512), 3e-4,
+               {"cifar10": 0.25, "cifar100": 0.15}, "Table I/II"),
+        Preset("resnet18", "resnet", "basic", (2, 2, 2, 2), (64, 128, 256, 512), 3e-4,
+               {"cifar10": 0.3, "cifar100": 0.1}, "Table III-VI"),
+        Preset("resnet34", "resnet", "basic", (3, 4, 6, 3), (64, 128, 256, 512), 3e-4,
+               {"cifar10": 0.3, "cifar100": 0.1}, "He et al.; recipe of Table V/VI"),
+        Preset("resnet50", "resnet", "bottleneck", (3, 4, 6, 3), (64, 128, 256, 512), 3e-4,
+               {"cifar10": 0.3, "cifar100": 0.1}, "Table III-VI"),
     )
 }
+# fmt: on
 
 
 def get_preset(name: str) -> Preset:

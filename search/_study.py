@@ -1,4 +1,8 @@
-"""Running a study: the objective that trains one candidate, and the loop that runs trials until `--trials`.
+"""Running a study: create or load it, the pruners, and the loop that runs trials until `--trials` (one by one or in
+`--batch` groups); one trial's own life is in `_objective`.
+
+Over 400 lines (about 530): the stop rule that keeps `--trials` exact under any timing (waiting for other workers'
+running trials, failing lost ones) is shared by both loops; the `--batch` loop is the next thing to move out.
 
 The Optuna storage is the single source of truth: the count of finished trials, the lists already evaluated and the
 study's settings are all read from it, so a rerun, a second worker or a second machine continue the same study.
