@@ -317,7 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     del data
     if dev.type == "cuda":
         torch.cuda.empty_cache()
-    matmul = measure_matmul(dev, args.matmul_size, args.matmul_reps)  # after the search: it cannot disturb it
+    # After the search (it cannot disturb it), in the dtype the study's trials computed in.
+    matmul = measure_matmul(dev, args.matmul_size, args.matmul_reps, settings.recipe.precision)
     env = device_info(dev)
     now = datetime.datetime.now().astimezone()
     out = args.out if args.out or args.tiny else RESULTS / f"{PROG}_{_slug(env['device_name'])}_{now:%Y-%m-%d}.json"

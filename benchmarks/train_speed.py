@@ -35,8 +35,8 @@ Figures (see benchmarks/README.md):
   TFLOP/s achieved     3 x flops_aux per image x images/s / 1e12: forward + backward counted as 3 x forward,
                        flops_aux = `complexity(schedule, recipe.head).flops_aux` (backbone + output classifier +
                        every auxiliary head, 2 FLOPs per multiply-add)
-  matmul TFLOP/s       measured rate of a square matmul on the same device (bf16 on CUDA, the dtype the engine
-                       trains in under autocast; fp32 elsewhere, where the engine trains in fp32)
+  matmul TFLOP/s       measured rate of a square matmul on the same device, in the dtype the engine's first run
+                       computed in (bf16 under bf16 autocast, else fp32)
   s/candidate          extrapolated: seconds to train one candidate at the study's default fidelity
                        (`lwl-search`'s epochs per candidate on CIFAR, on CIFAR's training split less the
                        validation fraction) at the measured images/s
@@ -152,7 +152,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated layer-wise losses to time; global back-propagation always runs too",
     )
     g.add_argument("--batch-size", type=_positive_int, default=128)
+    g.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="the engine's precision (auto: bf16 on CUDA and on a CPU with native bf16, fp32 elsewhere); the "
+        "reference always trains in fp32",
+    )
     g.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
+    g.add_argument(
+        "--layout",
+        choices=("engine", "channels_last", "contiguous"),
+        default="engine",
+        help="the engine's memory format: its own choice (channels-last on CUDA and the CPU), or one forced for "
+        "this measurement (to measure the choice); the reference is always contiguous",
+    )
     g.add_argument(
         "--steps",
         type=_positive_int,
@@ -309,7 +323,26 @@ def device_info(dev: torch.device) -> dict[str, Any]:
         info["cuda"] = torch.version.cuda
     else:
         info["device_name"] = _cpu_name() if dev.type == "cpu" else dev.type
+    if dev.type == "cpu":
+        from lwl.models import native_bf16
+
+        info["native_bf16"] = native_bf16()
+        info["cpu_features"] = _cpu_features()
     return info
+
+
+def _cpu_features() -> list[str]:
+    """Which of the instruction sets that decide the CPU's bf16 and fp32 speed /proc/cpuinfo lists (Linux)."""
+    wanted = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2")
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return [w for w in wanted if w in flags]
+    except OSError:
+        pass
+    return []
 
 
 def _cpu_name() -> str:
@@ -323,9 +356,9 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-def measure_matmul(dev: torch.device, size: int, reps: int) -> dict[str, Any]:
-    """TFLOP/s of a size^3 matmul: bf16 on CUDA (what the engine's autocast runs), fp32 elsewhere."""
-    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+def measure_matmul(dev: torch.device, size: int, reps: int, precision: str) -> dict[str, Any]:
+    """TFLOP/s of a size^3 matmul in the dtype the engine's run computed in (`precision`: bf16 or fp32)."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     g = torch.Generator(device=dev).manual_seed(0)
     a = torch.randn(size, size, device=dev, dtype=dtype, generator=g)
     b = torch.randn(size, size, device=dev, dtype=dtype, generator=g)
@@ -388,10 +421,16 @@ def setup(args: argparse.Namespace, loss: str) -> Setup:
         epochs=plan["warmup_epochs"] + plan["timed_epochs"],
         batch_size=args.batch_size,
         seed=args.seed,
+        precision=args.precision,
     )
     dev = resolve_device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.layout != "engine":  # the Learner asks `memory_format(dev)` for its layout: answer for this run
+        import lwl.models._steps as steps
+
+        fmt = torch.channels_last if args.layout == "channels_last" else torch.contiguous_format
+        steps.memory_format = lambda _dev: fmt  # type: ignore[assignment]
     return Setup(info, schedule, recipe, plan, dev, complexity(schedule, recipe.head))
 
 
@@ -490,13 +529,15 @@ def measure(args: argparse.Namespace, loss: str, with_matmul: bool = False, isol
         "train_loss": [list(p.train_loss) for p in records],
         "val_acc": [p.output_acc for p in records],
         "wall_time": result.wall_time,
+        "precision": result.recipe.precision,
+        "layout": args.layout,
     }
     del result, data
     if dev.type == "cuda":
         torch.cuda.empty_cache()
     if with_matmul:
         size = args.matmul_size if args.matmul_size is not None else (8192 if dev.type == "cuda" else 2048)
-        out["matmul"] = measure_matmul(dev, size, args.matmul_reps) if size > 0 else None
+        out["matmul"] = measure_matmul(dev, size, args.matmul_reps, out["precision"]) if size > 0 else None
     return out
 
 
@@ -626,6 +667,7 @@ def measure_reference(args: argparse.Namespace, loss: str, isolated: bool = True
         "train_loss": train_loss,
         "val_acc": val_acc,
         "wall_time": elapsed[-1],
+        "precision": "fp32",
     }
 
 
@@ -782,6 +824,9 @@ def render(s: dict[str, Any]) -> str:
     )
     first = next(iter(s["runs"].values()))
     device = s["device_name"] if s["device"] == "cpu" else f"{s['device']} ({s['device_name']})"
+    if "native_bf16" in s:
+        features = ", ".join(s.get("cpu_features") or []) or "flags unknown"
+        device += f" ({'native' if s['native_bf16'] else 'no native'} bf16; {features})"
     lines = [
         f"{PROG}  {s['date']}  torch {s['torch']}  python {s['python']}",
         f"device: {device}"
@@ -798,17 +843,20 @@ def render(s: dict[str, Any]) -> str:
         "",
     ]
     header = (
-        f"  {'mode / loss':<20} {'s/epoch':>8} {'images/s':>9} {'unit-img/s':>11} {'peak mem':>12} "
+        f"  {'mode / loss / precision':<25} {'s/epoch':>8} {'images/s':>9} {'unit-img/s':>11} {'peak mem':>12} "
         f"{'train mem':>12} {'GFLOP/img':>9} {'TFLOP/s':>8}"
     )
     if s["matmul"] is not None:
         header += f" {'of matmul':>9}"
     lines.append(header + f" {'s/cand':>9}")
-    rows = [("global (backprop)" if loss == "global" else f"layer-wise {loss}", r) for loss, r in s["runs"].items()]
-    rows += [(f"reference {loss}", r) for loss, r in s["reference"].items()]
+    rows = [
+        (f"global {r['precision']}" if loss == "global" else f"layer-wise {loss} {r['precision']}", r)
+        for loss, r in s["runs"].items()
+    ]
+    rows += [(f"reference {loss} fp32", r) for loss, r in s["reference"].items()]
     for label, r in rows:
         row = (
-            f"  {label:<20} {r['s_per_epoch']:>8.3f} {r['images_per_s']:>9.1f} {r['unit_images_per_s']:>11.1f} "
+            f"  {label:<25} {r['s_per_epoch']:>8.3f} {r['images_per_s']:>9.1f} {r['unit_images_per_s']:>11.1f} "
             f"{_mib(r['peak_memory']):>12} {_mib(r['train_memory']):>12} {3 * r['flops_aux'] / 1e9:>9.3f} "
             f"{r['achieved_tflops']:>8.3g}"
         )
@@ -822,7 +870,8 @@ def render(s: dict[str, Any]) -> str:
         )
     for loss, q in s["reference_ratios"].items():
         lines.append(
-            f"engine / reference ({loss}): images/s {_times(q['speed'])}, training memory {_times(q['memory'])}"
+            f"engine in {s['runs'][loss]['precision']} / reference in fp32 ({loss}): images/s {_times(q['speed'])}, "
+            f"training memory {_times(q['memory'])}"
         )
     if s["reference"]:
         lines.append("both learn? mean local loss of the units, first epoch -> last; output val accuracy at the end:")

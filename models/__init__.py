@@ -11,7 +11,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from ._checkpoint import CheckpointError, RunDir, load_checkpoint, save_checkpoint
 from ._config import TrainingConfig, load_config
 from ._data import DATASETS, DatasetInfo, DataSplits, dataset_info, load_data, splits_from_images
-from ._device import check_memory, resolve_device
+from ._device import check_memory, native_bf16, resolve_device, resolve_precision
 from ._errors import (
     ConfigError,
     DataError,
@@ -38,7 +38,7 @@ from ._network import (
 )
 from ._paper import PAPER_RESULTS, PaperResult, paper_results
 from ._prefix import PrefixSession, PrefixStore, data_fingerprint
-from ._recipe import MODES, PAPER_MILESTONES, Recipe, paper_recipe
+from ._recipe import MODES, PAPER_MILESTONES, PRECISIONS, Recipe, paper_recipe
 from ._records import Progress, RunResult
 from ._schedule import (
     BLOCKS,
@@ -66,6 +66,7 @@ __all__ = [
     "MODES",
     "PAPER_MILESTONES",
     "PAPER_RESULTS",
+    "PRECISIONS",
     "PRESETS",
     "CheckpointError",
     "Complexity",
@@ -112,10 +113,12 @@ __all__ = [
     "load_data",
     "make_schedule",
     "mask_secrets",
+    "native_bf16",
     "paper_recipe",
     "paper_results",
     "parse_int_list",
     "resolve_device",
+    "resolve_precision",
     "save_checkpoint",
     "sim_loss",
     "similarity_matrix",

@@ -130,6 +130,7 @@ def summary(result: RunResult) -> dict[str, Any]:
         "loss": result.recipe.loss,
         "mode": result.recipe.mode,
         "device": result.device,
+        "precision": result.recipe.precision,
         "output_acc": result.output_acc,
         "unit_acc": list(result.unit_acc),
         "test_output_acc": result.test_output_acc,
@@ -198,7 +199,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     g.add_argument(
         "--config",
         help="a training config (lwl-export writes them): schedule, full recipe and data root; "
-        "only --epochs, --val-fraction, --device, --data-root, --download apply on top of it",
+        "only --epochs, --val-fraction, --device, --precision, --data-root, --download apply on top of it",
     )
     g.add_argument(
         "--out",
@@ -257,7 +258,8 @@ def _train_flags(args: argparse.Namespace) -> int:
         acc = result.test_output_acc if args.test else result.output_acc
         split = "test" if args.test else "validation"
         print(
-            f"{r.loss}: {split} accuracy {_fmt_acc(acc).strip()} % in {result.wall_time:.1f}s on {result.device}",
+            f"{r.loss}: {split} accuracy {_fmt_acc(acc).strip()} % in {result.wall_time:.1f}s on {result.device} "
+            f"in {result.recipe.precision}",
             file=sys.stderr,
         )
     for row in paper_results(args.dataset, schedule):
@@ -282,11 +284,13 @@ def _train_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
         if given:
             raise ConfigError(
                 f"{given[0]} cannot be combined with --config: edit the config file instead (only "
-                "--epochs, --val-fraction, --device, --data-root, --download apply on top of it)"
+                "--epochs, --val-fraction, --device, --precision, --data-root, --download apply on top of it)"
             )
         config = load_config(args.config).with_epochs(args.epochs)
         if args.val_fraction is not None:
             config = replace(config, recipe=replace(config.recipe, val_fraction=args.val_fraction))
+        if args.precision is not None:
+            config = replace(config, recipe=replace(config.recipe, precision=args.precision))
         out = Path(args.out) if args.out is not None else Path("runs") / Path(args.config).stem
         test = True
     else:
@@ -462,8 +466,8 @@ def run_summary(results: Sequence[RunResult], dirs: Sequence[RunDir]) -> str:
         )
         out_acc = result.test_output_acc if test else result.output_acc
         lines += [
-            f"  {r.loss} ({r.mode}, {_epochs(r.epochs)}, {result.wall_time:.0f}s of training on {result.device}) "
-            f"-> {rd.path}",
+            f"  {r.loss} ({r.mode}, {_epochs(r.epochs)}, {result.wall_time:.0f}s of training on {result.device} "
+            f"in {r.precision}) -> {rd.path}",
             f"    {split} accuracy per unit  " + " ".join(_fmt_acc(a).strip() for a in (units or ())),
             f"    output {split} accuracy  {'-' if out_acc is None else f'{100 * out_acc:.2f}'} %"
             + (

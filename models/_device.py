@@ -1,7 +1,12 @@
 """Where training runs and what that changes: device choice, memory format, mixed precision, memory figures.
 
-On CUDA a run uses channels-last tensors, bfloat16 autocast, cuDNN autotuning and fused Adam; on the CPU none of
-them, so that CPU runs are bitwise reproducible.
+A run's precision is a recipe field (`PRECISIONS`): `auto` is bfloat16 autocast on CUDA and on a CPU whose
+oneDNN has native bfloat16 instructions (AVX512-BF16 or AMX), fp32 elsewhere; `resolve_precision` turns it into
+what a run on a device does, and that resolved value is what a result, a checkpoint and a study record. Under
+bfloat16 the convolutions and linear layers run in bf16; weights, optimiser state, the losses and their sums and
+the similarity matrices stay fp32. Tensors are channels-last on CUDA and on the CPU (measured faster there in both
+precisions: benchmarks/README.md). On CUDA a run also uses cuDNN autotuning and fused Adam. CPU runs are bitwise
+reproducible within a precision.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ import torch
 
 from ._errors import DeviceError, TooLargeError
 from ._network import complexity
+from ._recipe import PRECISIONS, Recipe
 
 if TYPE_CHECKING:
-    from ._recipe import Recipe
     from ._schedule import Schedule
 
 
@@ -120,13 +125,34 @@ def peak_memory(dev: torch.device) -> int | None:
     return torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (oneDNN's own check: AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def resolve_precision(precision: str, dev: torch.device) -> str:
+    """What a run with `precision` does on `dev`: fp32 or bf16. `auto` is bf16 on CUDA and on a CPU with native
+    bf16 (`native_bf16`), fp32 elsewhere (MPS, and CPUs where bf16 would be emulated and slower than fp32)."""
+    if precision not in PRECISIONS:
+        raise DeviceError(f"--precision {precision}: not a precision: use one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if dev.type == "cuda" or (dev.type == "cpu" and native_bf16()) else "fp32"
+    if precision == "bf16" and dev.type == "mps":
+        raise DeviceError("--precision bf16 is not supported on mps: use --precision fp32 or auto")
+    return precision
+
+
 def memory_format(dev: torch.device) -> torch.memory_format:
-    return torch.channels_last if dev.type == "cuda" else torch.contiguous_format
+    """Channels-last on CUDA and on the CPU, where it measured faster in fp32 and bf16; contiguous on MPS."""
+    return torch.channels_last if dev.type in ("cuda", "cpu") else torch.contiguous_format
 
 
-def autocast(dev: torch.device) -> Any:
-    """bfloat16 autocast on CUDA; a no-op elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
+def autocast(dev: torch.device, precision: str) -> Any:
+    """bfloat16 autocast when the resolved `precision` is bf16; a no-op for fp32."""
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def layout(x: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
@@ -152,7 +178,9 @@ __all__ = [
     "memory_format",
     "memory_needed",
     "memory_of",
+    "native_bf16",
     "peak_memory",
     "prepare",
     "resolve_device",
+    "resolve_precision",
 ]

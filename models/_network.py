@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -173,6 +173,29 @@ def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:
     return nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
 
 
+class _Contiguous(torch.autograd.Function):
+    """`x.contiguous()` whose gradient goes back in x's own memory format (channels-last stays channels-last)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        cl = torch.channels_last
+        ctx.channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=cl)
+        return x.contiguous()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=torch.channels_last) if ctx.channels_last else grad
+
+
+class Flatten(nn.Flatten):
+    """`nn.Flatten` (in the reference's NCHW order) whose gradient goes back to the pooling in the pooling's own
+    memory format: on the CPU a channels-last pooling's backward is 3-8x slower when handed an NCHW gradient.
+    Same values, same parameters."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(_Contiguous.apply(x))
+
+
 def _decoder_size(channels: int, res: int, dim_in_decoder: int) -> tuple[int, int]:
     """Halve the pooled size until C*h*w fits the decoder, as local-loss does."""
     h = w = res
@@ -192,7 +215,7 @@ class PredHead(nn.Module):
         for _ in range(spec.aux_convs):
             layers += _conv_bn_act(channels, channels)
         h, w = _decoder_size(channels, res, spec.dim_in_decoder)
-        layers += [nn.AdaptiveAvgPool2d((h, w)), nn.Flatten()]
+        layers += [nn.AdaptiveAvgPool2d((h, w)), Flatten()]
         linear = nn.Linear(channels * h * w, num_classes)
         nn.init.zeros_(linear.weight)
         nn.init.zeros_(linear.bias)

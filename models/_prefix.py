@@ -39,7 +39,7 @@ from ._network import unit_plan
 from ._recipe import Recipe
 from ._schedule import Schedule
 
-PREFIX_FORMAT = 2
+PREFIX_FORMAT = 3  # 3: units trained with `_steps.dropped` masks and a resolved precision
 DEFAULT_MAX_BYTES = 2 * 1024**3
 
 

@@ -18,6 +18,8 @@ from ._network import HeadSpec
 from ._schedule import get_preset
 
 MODES = ("simultaneous", "sequential")
+# auto: bf16 autocast where the device computes it natively (CUDA, a CPU with AVX512-BF16 or AMX), else fp32.
+PRECISIONS = ("auto", "fp32", "bf16")
 # Section V: the learning rate is multiplied by 0.25 at 50/75/89/94 % of the epochs.
 PAPER_MILESTONES = (0.5, 0.75, 0.89, 0.94)
 
@@ -43,6 +45,7 @@ class Recipe:
     val_fraction: float = 0.1  # of the training set held out (stratified) for validation; 0: none (full training)
     seed: int = 0  # seeds initialisation, dropout, batch order and augmentation (the commands: the split too)
     eval_batch_size: int = 1024  # batch size of evaluation and of the sequential mode's cached features
+    precision: str = "auto"  # auto | fp32 | bf16 (autocast; weights, optimiser state and losses stay fp32)
     train_limit: int | None = None  # train on the first N training images only: quick checks and tests
 
     def __post_init__(self) -> None:
@@ -50,6 +53,8 @@ class Recipe:
             raise RecipeError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
         if self.mode not in MODES:
             raise RecipeError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        if self.precision not in PRECISIONS:
+            raise RecipeError(f"unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         if self.loss == "global" and self.mode != "simultaneous":
             raise RecipeError("loss 'global' trains end to end: use --mode simultaneous with it")
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -131,4 +136,4 @@ def paper_recipe(dataset: str, family: str = "resnet", preset: str | None = None
     return Recipe(**values)
 
 
-__all__ = ["MODES", "PAPER_MILESTONES", "Recipe", "paper_recipe"]
+__all__ = ["MODES", "PAPER_MILESTONES", "PRECISIONS", "Recipe", "paper_recipe"]

@@ -21,7 +21,9 @@ from ._records import Progress
 # What the checkpoint hook receives and `resume` takes: see `_trainer._Run.state_dict` for the keys.
 TrainerState = dict[str, Any]
 CheckpointCallback = Callable[[TrainerState], Any]
-STATE_FORMAT = 1
+# 2: the recipe records its resolved precision, and dropout masks are drawn as `_steps.dropped` draws them (a
+# format-1 state would continue with other masks than it started with).
+STATE_FORMAT = 2
 
 
 class ResumeError(TrainingError):

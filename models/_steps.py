@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ._batches import iter_batches, plan_epoch
 from ._data import DataSplits
-from ._device import autocast, memory_format
+from ._device import autocast, memory_format, resolve_precision
 from ._errors import TrainingError
 from ._losses import sim_loss
 from ._network import build_network, derive_seed
@@ -46,6 +46,21 @@ def set_lr(opts: Sequence[torch.optim.Optimizer], lr: float) -> None:
     for opt in opts:
         for group in opt.param_groups:
             group["lr"] = lr
+
+
+def dropped(h: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Which elements of `h` dropout zeroes: each independently with probability p, to within 2**-32.
+
+    Each element gets 32 random bits, compared with round(p * 2**32); the bits come as whole 64-bit words from
+    `generator` (one word per two elements), laid out in memory as `h` is (channels-last stays channels-last). On
+    the CPU that is 2-3x cheaper than `bernoulli_`, which makes one float per element and resolves p to 2**-24.
+    """
+    n = h.numel()
+    words = torch.empty((n + 1) // 2, dtype=torch.int64, device=h.device).random_(-(2**63), None, generator=generator)
+    bits = words.view(torch.int32)[:n]
+    dense = h.is_contiguous() or (h.dim() == 4 and h.is_contiguous(memory_format=torch.channels_last))
+    bits = bits.as_strided(h.shape, h.stride()) if dense else bits.view(h.shape)
+    return bits < min(round(p * 2**32), 2**32 - 1) - 2**31
 
 
 class DataStream:
@@ -77,7 +92,7 @@ class Learner:
 
     def __init__(self, schedule: Schedule, recipe: Recipe, dev: torch.device) -> None:
         self.schedule, self.recipe, self.dev = schedule, recipe, dev
-        self.cuda = dev.type == "cuda"
+        self.precision = resolve_precision(recipe.precision, dev)  # fp32 or bf16 (autocast)
         self.memory_format = memory_format(dev)
         net = build_network(schedule, recipe.head, recipe.seed)
         self.net = net.to(dev, memory_format=self.memory_format)  # type: ignore[call-overload]
@@ -96,12 +111,11 @@ class Learner:
         self.dropout_gens[j] = other.dropout_gens[j]
 
     def dropout(self, h: torch.Tensor, j: int) -> torch.Tensor:
-        """Dropout on what unit j passes on, drawn from unit j's own stream."""
+        """Dropout on what unit j passes on, drawn from unit j's own stream (see `dropped`)."""
         p = self.recipe.dropout
         if p == 0.0:
             return h
-        mask = torch.empty_like(h).bernoulli_(1.0 - p, generator=self.dropout_gens[j])
-        return h * mask * (1.0 / (1.0 - p))
+        return h.mul(1.0 / (1.0 - p)).masked_fill_(dropped(h, p, self.dropout_gens[j]), 0.0)
 
     # --------------------------------------------------------------------------------------- the steps
     def unit_loss(self, j: int, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -116,7 +130,7 @@ class Learner:
 
     def unit_step(self, j: int, h: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One update of unit j on its detached input h: (what it passes on, detached and dropped out; its loss)."""
-        with autocast(self.dev):
+        with autocast(self.dev, self.precision):
             out = self.net.units[j].body(h)
             loss = self.unit_loss(j, out, y)
         loss.backward()
@@ -127,7 +141,7 @@ class Learner:
     def output_step(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One update of the output classifier on the last unit's detached output; its loss."""
         weight = 1 - self.recipe.beta if self.recipe.loss == "predsim" else 1.0
-        with autocast(self.dev):
+        with autocast(self.dev, self.precision):
             loss = weight * F.cross_entropy(self.net.classifier(h), y)
         loss.backward()
         self.opts[-1].step()
@@ -147,7 +161,7 @@ class Learner:
         """End-to-end back-propagation; the auxiliary classifiers learn as probes on detached features."""
         h = x
         total: torch.Tensor | float = 0.0
-        with autocast(self.dev):
+        with autocast(self.dev, self.precision):
             for j, unit in enumerate(self.net.units):
                 h = unit.body(h)
                 probe = F.cross_entropy(unit.pred(h.detach()), y)
@@ -177,10 +191,10 @@ class Learner:
     @torch.no_grad()
     def frozen_prefix(self, x: torch.Tensor, j: int) -> torch.Tensor:
         """A batch through the frozen units 0..j-1."""
-        with autocast(self.dev):
+        with autocast(self.dev, self.precision):
             for unit in self.net.units[:j]:
                 x = unit.body(x)
-        return x.float() if self.cuda else x
+        return x.float() if self.precision == "bf16" else x
 
     @torch.no_grad()
     def forward_frozen(self, feats: torch.Tensor, j: int) -> torch.Tensor:
@@ -188,7 +202,7 @@ class Learner:
         chunks = []
         for start in range(0, feats.shape[0], self.recipe.eval_batch_size):
             xb = feats[start : start + self.recipe.eval_batch_size].contiguous(memory_format=self.memory_format)
-            with autocast(self.dev):
+            with autocast(self.dev, self.precision):
                 chunks.append(self.net.units[j].body(xb).float())
         return torch.cat(chunks)
 
@@ -207,7 +221,7 @@ class Learner:
         for start in range(0, x.shape[0], self.recipe.eval_batch_size):
             h = x[start : start + self.recipe.eval_batch_size].contiguous(memory_format=self.memory_format)
             yb = y[start : start + self.recipe.eval_batch_size]
-            with autocast(self.dev):
+            with autocast(self.dev, self.precision):
                 for j in range(upto):
                     h = self.net.units[j].body(h)
                     if only is None or j == only:
@@ -228,4 +242,4 @@ class Learner:
         del self.net
 
 
-__all__ = ["DataStream", "Diverged", "Learner", "adam", "set_lr"]
+__all__ = ["DataStream", "Diverged", "Learner", "adam", "dropped", "set_lr"]

@@ -17,13 +17,13 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
 from ._data import DataSplits, check_compatible
-from ._device import autocast, device_name, layout, peak_memory, prepare, resolve_device
+from ._device import autocast, device_name, layout, peak_memory, prepare, resolve_device, resolve_precision
 from ._errors import RecipeError
 from ._network import unit_plan
 from ._recipe import Recipe
@@ -157,7 +157,7 @@ class _Together:
             xb = x[start : start + self.recipe.eval_batch_size].contiguous(memory_format=fmt)
             yb = y[start : start + self.recipe.eval_batch_size]
             hs: dict[tuple[str, ...], torch.Tensor] = {}
-            with autocast(self.dev):
+            with autocast(self.dev, self.learners[0].precision):
                 for n in live:
                     unit = n.learner.net.units[n.j]
                     h = hs[n.key] = unit.body(xb if n.parent is None else hs[n.parent])
@@ -206,6 +206,7 @@ def train_together(
     for s in schedules:
         check_compatible(s, data)
     dev = resolve_device(device)
+    recipe = replace(recipe, precision=resolve_precision(recipe.precision, dev))  # what the results record
     together = _Together(schedules, recipe, data.to(dev), dev)
     try:
         results = together.fit(on_progress)

@@ -18,12 +18,13 @@ run ends bitwise equal to an uninterrupted one.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 import torch
 
 from ._data import DataSplits, check_compatible
-from ._device import device_name, layout, peak_memory, prepare, resolve_device
+from ._device import device_name, layout, peak_memory, prepare, resolve_device, resolve_precision
 from ._errors import DataError
 from ._recipe import Recipe
 from ._records import Progress, ProgressCallback, RunResult, report
@@ -71,6 +72,8 @@ def train(
     """
     check_compatible(schedule, data)
     dev = resolve_device(device)
+    # `auto` becomes what runs here (fp32 or bf16): results, checkpoints and stored prefixes record that.
+    recipe = replace(recipe, precision=resolve_precision(recipe.precision, dev))
     session = prefix_store.session(schedule, recipe, data, dev) if prefix_store is not None else None
     run = _Run(schedule, recipe, data.to(dev), dev)
     try:

@@ -23,7 +23,7 @@ import torch
 from ._data import DATASETS, dataset_info
 from ._errors import LwlError, OutputError, UsageError
 from ._losses import LOSSES
-from ._recipe import MODES, Recipe, paper_recipe
+from ._recipe import MODES, PRECISIONS, Recipe, paper_recipe
 from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, PRESETS, Schedule, make_schedule
 
 # The longest message a command prints for an error: a value echoed back (a preset expanded through YAML aliases,
@@ -93,6 +93,11 @@ TRAINING_FLAGS: dict[str, dict[str, Any]] = {
     "--batch-size": dict(type=int, help="images per optimiser step (default: the paper's 128, 64 on digits)"),
     "--lr": dict(type=float, help="Adam learning rate"),
     "--dropout": dict(type=float, help="dropout on what each unit passes on"),
+    "--precision": dict(
+        choices=PRECISIONS,
+        help="auto (default): bf16 autocast on CUDA and on a CPU with native bf16 (AVX512-BF16, AMX), fp32 "
+        "elsewhere; fp32; bf16",
+    ),
 }
 
 
@@ -267,6 +272,7 @@ def recipe_from_args(args: argparse.Namespace, family: str, **extra: Any) -> Rec
         batch_size=args.batch_size,
         lr=args.lr,
         dropout=args.dropout,
+        precision=args.precision,
         seed=args.seed,
         **extra,
     )

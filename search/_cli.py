@@ -53,6 +53,7 @@ def _search(
         pruner_startup=args.pruner_startup,
         heartbeat_seconds=args.heartbeat,
         revisit=not args.no_revisit,
+        device_type=device.type,
     )
     shown_url = mask_url(storage_url)
     artifacts = ConfigArtifacts(args.artifact_dir or default_artifact_dir(storage_url))
@@ -72,7 +73,7 @@ def _search(
             f"  space: {settings.space.describe()}: {plural(len(settings.space), 'feasible list')}\n"
             f"  candidates: {settings.family} {settings.block if settings.family == 'resnet' else ''} widths "
             f"{','.join(map(str, settings.widths))}, {r.loss}, {r.mode}, {plural(r.epochs, 'epoch')}, lr {r.lr:g}, "
-            f"dropout {r.dropout:g}, batch {r.batch_size}, on {device}\n"
+            f"dropout {r.dropout:g}, batch {r.batch_size}, on {device} in {r.precision}\n"
             f"  sampler {args.sampler}, pruner {args.pruner}; the study holds {plural(done, 'finished trial')}, "
             f"running until {args.trials}",
             file=sys.stderr,

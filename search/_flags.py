@@ -17,6 +17,8 @@ from lwl.models import (
     get_preset,
     paper_recipe,
     parse_int_list,
+    resolve_device,
+    resolve_precision,
 )
 from lwl.models.cli import (
     NETWORK_FLAGS,
@@ -113,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--batch-size": "images per optimiser step (default: the paper's 128, 64 on digits); not --batch",
             "--lr": "default: the paper's for the family and data set",
             "--dropout": "default: the paper's for the family and data set",
+            "--precision": "auto (default): bf16 autocast on CUDA and on a CPU with native bf16 (AVX512-BF16, "
+            "AMX), fp32 elsewhere; a study keeps the precision it was made with",
         },
     )
     g.add_argument("--seed", type=int, help="seeds training and the sampler (default 0)")
@@ -297,6 +301,9 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         batch_size=args.batch_size,
         lr=args.lr,
         dropout=args.dropout,
+        # auto is resolved here, on the device this run trains on, so that the study stores what its trials do
+        # and a worker whose auto would mean another precision is refused (a study never mixes precisions).
+        precision=resolve_precision(args.precision or "auto", resolve_device(args.device)),
         seed=args.seed,
         val_fraction=args.val_fraction,
         train_limit=args.train_limit,

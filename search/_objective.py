@@ -217,6 +217,7 @@ class Objective:
             flops=cost.flops,
             activations=cost.activations,
             paper=paper_name(hierarchy),
+            precision=self.settings.recipe.precision,
         )
         again = revisit_of(trial.study, trial)
         if again is not None:

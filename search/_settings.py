@@ -146,10 +146,17 @@ def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return out
 
 
-def check_same_settings(study_name: str, stored_json: str | None, settings: StudySettings) -> None:
+def check_same_settings(
+    study_name: str, stored_json: str | None, settings: StudySettings, device_type: str = "cpu"
+) -> None:
+    """Refuse `settings` unless they are the stored ones. A study stored before precisions were a setting trained
+    as the engine did then on `device_type`: bf16 autocast on CUDA, fp32 elsewhere."""
     if stored_json is None:
         return
-    diffs = differences(json.loads(stored_json), settings.to_dict())
+    stored = json.loads(stored_json)
+    if isinstance(stored.get("recipe"), dict) and "precision" not in stored["recipe"]:
+        stored["recipe"]["precision"] = "bf16" if device_type == "cuda" else "fp32"
+    diffs = differences(stored, settings.to_dict())
     if diffs:
         raise SettingsError(
             f"study {study_name!r} was made with other settings: {'; '.join(diffs)}: "

@@ -108,10 +108,13 @@ def prepare_study(
     pruner_startup: int = 5,
     heartbeat_seconds: int = 30,
     revisit: bool = True,
+    device_type: str = "cpu",
 ) -> optuna.Study:
     """Create or load the study, refusing other settings before anything is written.
 
     With `revisit`, pruned lists are trained again to the end once every list has been tried (FeasibleSampler).
+    `device_type` (cpu, cuda, mps) is what this run trains on: it tells what a study made before precisions were
+    a setting trained in (see `check_same_settings`).
     """
     space = settings.space
     space.check_nonempty()
@@ -129,7 +132,7 @@ def prepare_study(
             raise StorageError(
                 f"study {study_name!r} exists but is not a single-objective maximisation: choose another --study-name"
             )
-        check_same_settings(study_name, study.user_attrs.get(SETTINGS_ATTR), settings)
+        check_same_settings(study_name, study.user_attrs.get(SETTINGS_ATTR), settings, device_type)
     else:
         sampler_obj = FeasibleSampler(space, sampler, seed, revisit=revisit)
         pruner_obj = make_pruner(pruner, settings, pruner_startup)
@@ -154,9 +157,9 @@ def prepare_study(
         )
         # Workers started at once each find no settings and write theirs; the last write stands, and whoever wrote
         # other settings than it meets them now, before anything else is written.
-        check_same_settings(study_name, study.user_attrs.get(SETTINGS_ATTR), settings)
+        check_same_settings(study_name, study.user_attrs.get(SETTINGS_ATTR), settings, device_type)
     else:  # a concurrent worker created it between our check and our create
-        check_same_settings(study_name, stored, settings)
+        check_same_settings(study_name, stored, settings, device_type)
     study.set_user_attr(STORAGE_ATTR, mask_url(storage_url))
     name_metrics(study)  # optuna-dashboard shows "validation accuracy", not "Objective 0"
     return study

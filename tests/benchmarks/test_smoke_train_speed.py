@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from lwl.models import native_bf16, resolve_precision
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "train_speed.py"
 TINY = [
@@ -57,6 +60,7 @@ RUN_KEYS = {
 def _load_script():
     spec = importlib.util.spec_from_file_location("train_speed", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["train_speed"] = module  # dataclasses look their module up while the script is being executed
     spec.loader.exec_module(module)
     return module
 
@@ -105,12 +109,25 @@ def test_tiny_run_prints_every_figure_as_json():
     assert set(d["ratios"]) == {"predsim", "pred"}
     for q in d["ratios"].values():
         assert q["time"] > 0 and q["memory"] > 0
-    assert d["matmul"]["dtype"] == "float32" and d["matmul"]["size"] == 64 and d["matmul"]["tflops"] > 0
+    # Precision: the engine's runs at auto resolve as the engine does here; the matmul is in that dtype; the
+    # reference is fp32; the CPU says whether it has native bf16 and which instruction sets it lists.
+    here = resolve_precision("auto", torch.device("cpu"))
+    assert {r["precision"] for r in d["runs"].values()} == {here}
+    assert d["matmul"]["dtype"] == {"bf16": "bfloat16", "fp32": "float32"}[here]
+    assert d["matmul"]["size"] == 64 and d["matmul"]["tflops"] > 0
+    assert d["native_bf16"] == native_bf16() and set(d["cpu_features"]) <= {
+        "amx_bf16",
+        "amx_tile",
+        "avx512_bf16",
+        "avx512f",
+        "avx2",
+    }
 
     # The plain reference: the same network and data, timed the same way, with its ratio to the engine.
     assert list(d["reference"]) == ["pred"]
     ref, eng = d["reference"]["pred"], d["runs"]["pred"]
     assert RUN_KEYS <= set(ref) and ref["mode"] == "reference" and ref["ref_workers"] == 0
+    assert ref["precision"] == "fp32"
     assert (ref["flops_aux"], ref["params_aux"], ref["units"]) == (eng["flops_aux"], eng["params_aux"], 2)
     assert ref["loader_batches_per_epoch"] == d["batches_per_epoch"] and len(ref["epoch_seconds"]) == 2
     assert ref["images_per_s"] == pytest.approx(32 / ref["s_per_epoch"])

@@ -88,6 +88,33 @@ def test_train_digits_end_to_end():
     assert "epoch   2/2" in out.stderr
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_train_says_which_precision_it_trained_in(tmp_path, precision):
+    """The flag reaches the run and its record: the summary line, --json, and the run folder's config (which a
+    later --config run then follows unless --precision overrides it)."""
+    flags = ["--hierarchy", "1,1", "--widths", "4,8", "--epochs", "1", "--device", "cpu", "--val-fraction", "0.2"]
+    out = run("lwl-train", *flags, "--precision", precision, "--json", "--out", str(tmp_path / "r"))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["precision"] == precision and f"on cpu in {precision})" in out.stderr
+    config = tmp_path / "r" / "config.yaml"
+    assert f"precision: {precision}" in config.read_text()
+    other = "bf16" if precision == "fp32" else "fp32"
+    again = run(
+        "lwl-train",
+        "--config",
+        str(config),
+        "--epochs",
+        "1",
+        "--precision",
+        other,
+        "--json",
+        "--out",
+        str(tmp_path / "again"),
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["precision"] == other
+
+
 def test_missing_cifar_is_a_clear_error(tmp_path):
     out = run("lwl-train", "--dataset", "cifar10", "--hierarchy", "1,1", "--data-root", str(tmp_path))
     assert out.returncode == 2 and "--download" in out.stderr and str(tmp_path) in out.stderr

@@ -105,3 +105,24 @@ def test_building_does_not_touch_the_global_rng():
     torch.manual_seed(0)
     build_network(Schedule((1, 1), widths=(4, 8), input_size=8))
     assert torch.equal(torch.rand(3), before)
+
+
+def test_the_heads_flatten_is_nn_flatten_with_the_gradient_in_the_inputs_layout():
+    """Same values and gradients as nn.Flatten; a channels-last input gets its gradient back channels-last (the
+    CPU's pooling backward is several times slower when handed NCHW)."""
+    from lwl.models._network import Flatten
+
+    x = torch.randn(4, 3, 5, 6).contiguous(memory_format=torch.channels_last)
+    weights = torch.randn(4, 90)
+    results = []
+    for flatten in (Flatten(), torch.nn.Flatten()):
+        h = x.clone().requires_grad_().mul(1.0)  # not a leaf: a leaf's .grad always takes the leaf's layout
+        seen = []
+        h.register_hook(seen.append)
+        out = flatten(h)
+        (out * weights).sum().backward()
+        results.append((out.detach(), seen[0]))
+    (ours, our_grad), (theirs, their_grad) = results
+    assert torch.equal(ours, theirs) and torch.equal(our_grad, their_grad)
+    assert our_grad.is_contiguous(memory_format=torch.channels_last)
+    assert not their_grad.is_contiguous(memory_format=torch.channels_last)

@@ -36,9 +36,10 @@ def _assert_same(shared, alone):
 
 
 @pytest.mark.parametrize("augment", [None, ("flip",)], ids=["cached-prefix", "augmented"])
-def test_a_candidate_through_the_store_equals_it_trained_alone(digits, tmp_path, augment):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_candidate_through_the_store_equals_it_trained_alone(digits, tmp_path, augment, precision):
     store = PrefixStore(tmp_path / "prefixes")
-    recipe = _recipe(augment=augment)
+    recipe = _recipe(augment=augment, precision=precision)
     first = train(_schedule((1, 1, 2, 4)), recipe, digits, device="cpu", prefix_store=store)
     assert first.reused_units == 0
     assert store.size()[0] == 7  # every unit but the last, which also trained the output classifier

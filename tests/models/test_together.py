@@ -31,8 +31,9 @@ def _assert_same(together, alone):
 
 
 @pytest.mark.parametrize("augment", [None, ("crop", "flip")], ids=["plain", "augmented"])
-def test_candidates_trained_together_equal_each_trained_alone(digits, augment):
-    recipe = paper_recipe("digits", "resnet", epochs=2, train_limit=256, augment=augment)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_candidates_trained_together_equal_each_trained_alone(digits, augment, precision):
+    recipe = paper_recipe("digits", "resnet", epochs=2, train_limit=256, augment=augment, precision=precision)
     outcome = train_together([_schedule(h) for h in LISTS], recipe, digits, device="cpu", keep_models=True)
     for h, result in zip(LISTS, outcome.results):
         _assert_same(result, train(_schedule(h), recipe, digits, device="cpu", keep_model=True))

@@ -34,8 +34,11 @@ def _same_run(a, b):
     [("simultaneous", ("crop", "flip")), ("sequential", None), ("sequential", ("flip",))],
     ids=["simultaneous", "sequential-cached", "sequential-augmented"],
 )
-def test_resuming_from_any_checkpoint_ends_bitwise_equal(digits, tmp_path, mode, augment):
-    recipe = paper_recipe("digits", "resnet", epochs=3, train_limit=192, mode=mode, augment=augment)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resuming_from_any_checkpoint_ends_bitwise_equal(digits, tmp_path, mode, augment, precision):
+    recipe = paper_recipe(
+        "digits", "resnet", epochs=3, train_limit=192, mode=mode, augment=augment, precision=precision
+    )
     states = []
     full = train(SCHEDULE, recipe, digits, device="cpu", keep_model=True, test=True, checkpoint=states.append)
     # One state per epoch; in sequential mode per epoch of every unit (the unit's last one once it is evaluated).

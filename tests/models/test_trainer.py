@@ -58,10 +58,11 @@ def test_a_units_loss_leaves_earlier_units_untouched(digits, loss):
 
 
 @pytest.mark.parametrize("mode", ["simultaneous", "sequential"])
-def test_shared_prefixes_train_to_identical_weights(digits, mode):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_shared_prefixes_train_to_identical_weights(digits, mode, precision):
     """[1,1,2,4] and [1,1,3,3] share their first four units: they must end bitwise equal."""
     results = [
-        train(_schedule(h), _recipe(mode=mode, epochs=2), digits, device="cpu", keep_model=True)
+        train(_schedule(h), _recipe(mode=mode, epochs=2, precision=precision), digits, device="cpu", keep_model=True)
         for h in ((1, 1, 2, 4), (1, 1, 3, 3))
     ]
     a, b = (r.model for r in results)
@@ -92,9 +93,12 @@ def test_shared_prefixes_train_to_identical_weights(digits, mode):
     assert not torch.equal(fifth_a, fifth_b)
 
 
-def test_seeded_runs_are_reproducible_and_seeds_matter(digits):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_seeded_runs_are_reproducible_and_seeds_matter(digits, precision):
     s = _schedule((1, 1, 1))
-    r1, r2, r3 = (train(s, _recipe(seed=seed), digits, device="cpu", keep_model=True) for seed in (0, 0, 1))
+    r1, r2, r3 = (
+        train(s, _recipe(seed=seed, precision=precision), digits, device="cpu", keep_model=True) for seed in (0, 0, 1)
+    )
     assert [p.unit_acc for p in r1.history] == [p.unit_acc for p in r2.history]
     for p1, p2 in zip(r1.model.parameters(), r2.model.parameters()):
         assert torch.equal(p1, p2)

@@ -77,6 +77,7 @@ def test_best_is_the_most_accurate_trial_with_the_full_recipe(made):
         search.seed,
         search.augment,
     )
+    assert full.precision == search.precision in ("fp32", "bf16")  # what the search's numbers were measured in
     prov = config.provenance
     assert prov["study"] == "s" and prov["search_epochs"] == 1 and prov["search_train_limit"] == 128
     assert prov["storage"] == url and prov["exported_at"].endswith("Z")

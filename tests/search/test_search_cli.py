@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from lwl.search import SearchSpace
@@ -143,6 +144,37 @@ def test_other_settings_are_refused_and_nothing_changes(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "epochs 2 (stored) vs 3 (now)" in err and len(err.strip().splitlines()) == 1
     assert len(_study(db, "x").trials) == before
+
+
+def test_a_study_keeps_the_precision_it_was_made_with(tmp_path, capsys):
+    """auto is stored resolved (what the trials trained in); a worker whose precision differs is refused, and a
+    study stored before precisions were a setting is read as the fp32 it trained in on the CPU."""
+    from lwl.models import resolve_precision
+
+    db = tmp_path / "p.db"
+    base = [*TINY, "--budget", "8", "--storage", f"sqlite:///{db}", "--study-name", "p", "--trials", "1"]
+    assert main(base) == 0
+    study = _study(db, "p")
+    here = resolve_precision("auto", torch.device("cpu"))
+    assert json.loads(study.user_attrs["lwl:settings"])["recipe"]["precision"] == here
+    assert {t.user_attrs["precision"] for t in study.trials} == {here}
+    other = "fp32" if here == "bf16" else "bf16"
+    before = len(study.trials)
+    with pytest.raises(SystemExit) as info:
+        main([*base, "--precision", other, "--trials", "2"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"precision {here!r} (stored) vs {other!r} (now)" in err and len(err.strip().splitlines()) == 1
+    assert len(_study(db, "p").trials) == before
+    # The same study as an earlier version stored it, without the field: it trained fp32 on the CPU.
+    settings = json.loads(study.user_attrs["lwl:settings"])
+    del settings["recipe"]["precision"]
+    study.set_user_attr("lwl:settings", json.dumps(settings))
+    assert main([*base, "--precision", "fp32", "--trials", "2"]) == 0
+    assert len(_study(db, "p").trials) == before + 1
+    with pytest.raises(SystemExit):
+        main([*base, "--precision", "bf16", "--trials", "3"])
+    assert "precision 'fp32' (stored) vs 'bf16' (now)" in capsys.readouterr().err
 
 
 def test_the_installed_command_with_a_preset(tmp_path):
