@@ -7,8 +7,9 @@ objective does what `lwl.search.Objective` does, with the table in place of trai
 sampler proposed, reports the stored output accuracy of every epoch with `trial.report(value, step)`, asks
 `trial.should_prune()` after each, and returns the final accuracy; a pruned trial has consumed (epochs run) x
 (units) unit-epochs, a complete one (epochs) x (units). As in lwl-search, once every list has been proposed the
-sampler revisits each pruned list once (trained to the end, never pruned, at full cost: simultaneous mode has no
-prefix store); `--no-revisit` replays one pass.
+sampler revisits each pruned list once, trained to the end and never pruned; as lwl-search's paused store does, the
+revisit continues where the pruned visit stopped and costs only the epochs it trains then (`--no-continue`: at full
+cost, as before pruned candidates were paused); `--no-revisit` replays one pass.
 
 Replay r (0-based) seeds the sampler with r and reads the table's runs of seed `seeds[r % len(seeds)]` for every
 list, as `lwl-search --seed S` trains every list with one seed. "The best list" and "a top-3 list" are by the
@@ -76,8 +77,10 @@ def replay_study(
     trials: int,
     paper: bool,
     revisit: bool = True,
+    resume: bool = True,
 ) -> list[dict[str, Any]]:
-    """One study against the table; returns each trial's list, state, epochs run, unit-epochs and final value."""
+    """One study against the table; returns each trial's list, state, epochs run, unit-epochs and final value.
+    With `resume`, a revisit pays only for the epochs after those its pruned visit trained."""
     space = settings.space
     # Hyperband assigns a trial's bracket from a hash of the study name and trial number: a fixed name per replay
     # keeps replays reproducible and the pruned and unpruned studies of one replay comparable.
@@ -91,6 +94,7 @@ def replay_study(
         enqueue_lists(study, space)
     low, high = space.param_range()
     log: list[dict[str, Any]] = []
+    paused: dict[tuple[int, ...], int] = {}  # list -> unit-epochs its pruned visit trained
 
     def objective(trial: optuna.Trial) -> float:
         hierarchy = tuple(trial.suggest_int(name, low, high) for name in space.param_names())
@@ -105,13 +109,15 @@ def replay_study(
             "revisit": again is not None,
         }
         log.append(entry)
+        done = paused.pop(hierarchy, 0) if again is not None and resume else 0
         for record in run["history"]:
-            entry["epochs"], entry["unit_epochs"] = record["step"], record["unit_epochs"]
+            entry["epochs"], entry["unit_epochs"] = record["step"], record["unit_epochs"] - done
             trial.report(record["output_acc"], record["step"])
             # lwl-search asks after every record but the last (a fully trained candidate is never discarded), and
             # never for a revisit
             if again is None and record is not run["history"][-1] and trial.should_prune():
                 entry["pruned"] = True
+                paused[hierarchy] = record["unit_epochs"]
                 raise optuna.TrialPruned()
         entry["value"] = run["output_acc"]
         return run["output_acc"]
@@ -212,6 +218,7 @@ def run_benchmark(
     trials: int | None,
     paper: bool,
     revisit: bool = True,
+    resume: bool = True,
 ) -> dict[str, Any]:
     """Every (sampler, pruner, replay); per-replay figures and their summaries."""
     seeds = check_complete(table)
@@ -233,7 +240,9 @@ def run_benchmark(
             start = time.perf_counter()
             results.setdefault(sampler, {})[pruner] = [
                 measure(
-                    replay_study(runs, settings, sampler, pruner, r, seeds[r % len(seeds)], trials, paper, revisit),
+                    replay_study(
+                        runs, settings, sampler, pruner, r, seeds[r % len(seeds)], trials, paper, revisit, resume
+                    ),
                     truth,
                     best,
                     top,
@@ -262,6 +271,7 @@ def run_benchmark(
         "replays": replays,
         "paper_baselines": paper,
         "revisit": revisit,
+        "resume": resume,
         "best": sorted(best),
         "top": sorted(top),
         "best_acc": ranked[0],
@@ -313,7 +323,8 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         f"{n} lists, table seeds {result['seeds']}, {reps} replays per row, trial cap {result['trial_cap']}, "
         f"paper baselines enqueued: {'yes' if result['paper_baselines'] else 'no'}, pruned lists revisited: "
-        f"{'yes' if result['revisit'] else 'no'}; median [IQR] over replays",
+        f"{('yes, continued' if result.get('resume', False) else 'yes, from the start') if result['revisit'] else 'no'}"
+        "; median [IQR] over replays",
         f"best list(s) {[list(h) for h in result['best']]} (mean acc {result['best_acc']:.4f}); top-{TOP}: "
         f"{[list(h) for h in result['top']]} (>= {result['top_acc']:.4f})",
         f"{'sampler':<7} {'pruner':<9} {'trials to best':>17} {'UE to best':>19} {'hit':>5} {'pass1':>5} "
@@ -361,6 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-revisit", action="store_true", help="one pass: pruned lists are not proposed again")
     p.add_argument(
+        "--no-continue",
+        action="store_true",
+        help="a revisit trains its list from the start (full cost), as before pruned candidates were paused",
+    )
+    p.add_argument(
         "--paper-baselines",
         action="store_true",
         help="enqueue the paper's feasible lists first, as lwl-search does by default",
@@ -382,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.trials,
         args.paper_baselines,
         not args.no_revisit,
+        not args.no_continue,
     )
     result["command"] = shlex.join(
         ["python3", "benchmarks/tabular_replay.py", *(sys.argv[1:] if argv is None else argv)]

@@ -24,6 +24,7 @@ from ._errors import (
     TrainingError,
     UsageError,
 )
+from ._files import FileStore
 from ._losses import LOSSES, sim_loss, similarity_matrix
 from ._network import (
     Complexity,
@@ -52,7 +53,7 @@ from ._schedule import (
     parse_int_list,
 )
 from ._secrets import has_secret, mask_secrets
-from ._state import ResumeError, TrainerState
+from ._state import ResumeError, TrainerState, check_resumable, progress_from_dict
 from ._steps import Diverged
 from ._together import TogetherOutcome, train_together
 from ._trainer import train
@@ -75,6 +76,7 @@ __all__ = [
     "DataSplits",
     "DatasetInfo",
     "DeviceError",
+    "FileStore",
     "Diverged",
     "HeadSpec",
     "LocalNet",
@@ -101,6 +103,7 @@ __all__ = [
     "UnitPlan",
     "UsageError",
     "build_network",
+    "check_resumable",
     "check_memory",
     "complexity",
     "data_fingerprint",
@@ -117,6 +120,7 @@ __all__ = [
     "paper_recipe",
     "paper_results",
     "parse_int_list",
+    "progress_from_dict",
     "resolve_device",
     "resolve_precision",
     "save_checkpoint",

@@ -20,21 +20,17 @@ goes on without storing, and the store says so once (`warn`); what is stored sta
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from ._data import DataSplits
-from ._files import atomic_write
+from ._files import FileStore
 from ._network import unit_plan
 from ._recipe import Recipe
 from ._schedule import Schedule
@@ -52,8 +48,12 @@ def data_fingerprint(data: DataSplits) -> str:
     return h.hexdigest()
 
 
-class PrefixStore:
+class PrefixStore(FileStore):
     """A folder of frozen units, bounded to `max_bytes` (least recently used files go first)."""
+
+    format = PREFIX_FORMAT
+    what = "the prefix store"
+    consequence = "candidates go on training without storing their units (free space there, or turn the store off)"
 
     def __init__(
         self,
@@ -61,10 +61,7 @@ class PrefixStore:
         max_bytes: int = DEFAULT_MAX_BYTES,
         warn: Callable[[str], None] | None = None,
     ) -> None:
-        self.directory = Path(directory).absolute()
-        self.max_bytes = int(max_bytes)
-        self.warn = warn or _warn
-        self.disabled: str | None = None  # why nothing is written any more (the first OSError), else None
+        super().__init__(directory, max_bytes, warn)
         self.reused_units = 0  # over every session of this store object: what a caller reports as saved
         self.reused_seconds = 0.0
         self._fingerprints: dict[int, tuple[torch.Tensor, str]] = {}  # id(train_x) -> (the tensor, its hash)
@@ -92,76 +89,6 @@ class PrefixStore:
             )
         )
         return PrefixSession(self, identity, [repr(p) for p in unit_plan(schedule)])
-
-    # ----------------------------------------------------------------------------------------- files
-    def path(self, key: str) -> Path:
-        return self.directory / f"{key}.pt"
-
-    def read(self, key: str) -> dict[str, Any] | None:
-        """A stored unit, or None when it is missing, being evicted, or unreadable (then it is trained again).
-
-        Files are written atomically, so an unreadable one is damaged for good (a full disk, a foreign file): it is
-        removed, so that the unit trained again takes its place.
-        """
-        path = self.path(key)
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            os.utime(path)  # recently used: evicted last
-        except FileNotFoundError:
-            return None
-        except Exception:  # noqa: BLE001 - truncated or foreign: torch raises UnpicklingError, RuntimeError, ...
-            with contextlib.suppress(OSError):
-                path.unlink()
-            return None
-        if not isinstance(payload, dict) or payload.get("format") != PREFIX_FORMAT or payload.get("key") != key:
-            return None
-        return payload
-
-    def write(self, key: str, payload: dict[str, Any]) -> bool:
-        """Store one unit; False when the folder cannot be written: from then on nothing is written, said once."""
-        if self.disabled is not None:
-            return False
-        try:
-            atomic_write(self.path(key), lambda f: torch.save({**payload, "format": PREFIX_FORMAT, "key": key}, f))
-            self.evict()
-        except OSError as exc:  # ENOSPC, EDQUOT, EROFS, EACCES, ...: a cache must not stop the training
-            code = errno.errorcode.get(exc.errno or 0)
-            self.disabled = f"{exc.strerror or type(exc).__name__}{f' ({code})' if code else ''}"
-            self.warn(
-                f"the prefix store {self.directory} cannot be written: {self.disabled}: candidates go on training "
-                "without storing their units (free space there, or turn the store off)"
-            )
-            return False
-        return True
-
-    def evict(self) -> None:
-        """Delete the least recently used files until the folder holds at most `max_bytes`."""
-        entries = []
-        try:
-            with os.scandir(self.directory) as it:
-                for e in it:
-                    if e.name.endswith(".pt"):
-                        try:
-                            st = e.stat()
-                        except FileNotFoundError:
-                            continue
-                        entries.append((st.st_mtime, st.st_size, e.path))
-        except FileNotFoundError:
-            return
-        total = sum(size for _, size, _ in entries)
-        for _, size, path in sorted(entries):
-            if total <= self.max_bytes:
-                break
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            total -= size
-
-    def size(self) -> tuple[int, int]:
-        """(files, bytes) in the folder."""
-        files = [p for p in self.directory.glob("*.pt")] if self.directory.is_dir() else []
-        return len(files), sum(p.stat().st_size for p in files if p.exists())
 
 
 @dataclass
@@ -229,10 +156,6 @@ class PrefixSession:
             },
         )
         self.saved += written
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 __all__ = ["DEFAULT_MAX_BYTES", "PrefixSession", "PrefixStore", "data_fingerprint"]

@@ -6,6 +6,7 @@ from ._export import Selection, export_configs, top_trials, trial_config
 from ._flags import parse_search_flags
 from ._optuna import OptunaVersionError
 from ._pareto import pareto_front, pareto_indices, pareto_study_name
+from ._paused import Paused, PausedStore
 from ._record import (
     ARTIFACT_DIR_ATTR,
     DERIVED_ATTR,
@@ -64,6 +65,8 @@ __all__ = [
     "FeasibleSampler",
     "Objective",
     "OptunaVersionError",
+    "Paused",
+    "PausedStore",
     "PresetError",
     "SearchOutcome",
     "SearchSpace",

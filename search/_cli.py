@@ -16,6 +16,7 @@ from ._artifacts import ConfigArtifacts, default_artifact_dir
 from ._display import BarDisplay, LineDisplay, summary_text
 from ._errors import UsageError
 from ._flags import default_study_name, parse_args, settings_from_args
+from ._paused import PausedStore
 from ._record import ARTIFACT_DIR_ATTR, DATA_ROOT_ATTR
 from ._sampler import validate_enqueued
 from ._settings import StudySettings
@@ -65,6 +66,11 @@ def _search(
         prefix_store = PrefixStore(
             args.prefix_store or storage_sibling(storage_url, "prefixes"), max_bytes=int(args.prefix_store_gb * 1024**3)
         )
+    paused = None
+    if args.paused_store != "off":
+        paused = PausedStore(
+            args.paused_store or storage_sibling(storage_url, "paused"), max_bytes=int(args.paused_store_gb * 1024**3)
+        )
     done = count_finished(study)
     r = settings.recipe
     if not args.quiet:
@@ -106,6 +112,7 @@ def _search(
             display=display,
             artifacts=artifacts,
             prefix_store=prefix_store,
+            paused=paused,
             batch=args.batch,
             on_wait=None if args.quiet else lambda text: print(f"lwl-search: {text}", file=sys.stderr),
         )
@@ -147,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         writable_folder(args.artifact_dir or default_artifact_dir(storage_url), "--artifact-dir")
         if settings.recipe.mode == "sequential" and args.prefix_store != "off":
             writable_folder(args.prefix_store or storage_sibling(storage_url, "prefixes"), "--prefix-store")
+        if args.paused_store != "off":
+            writable_folder(args.paused_store or storage_sibling(storage_url, "paused"), "--paused-store")
         device = resolve_device(args.device)
         # The smallest network of the space (one unit per stage) must fit; every candidate has --budget units.
         check_memory(settings.schedule((1,) * settings.space.stages), settings.recipe, device, settings.space.budget)

@@ -52,6 +52,7 @@ RANGES: dict[str, Range] = {
     "workers": Range(int, 1),
     "batch": Range(int, 1),
     "prefix_store_gb": Range(float, 0, low_open=True, hint="--prefix-store off to keep no units"),
+    "paused_store_gb": Range(float, 0, low_open=True, hint="--paused-store off to keep no paused candidates"),
 }
 
 
@@ -172,6 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--prefix-store-gb",
         type=float,
         help="size bound of the prefix store in GiB (default 2); the least recently used units are evicted first",
+    )
+    g.add_argument(
+        "--paused-store",
+        metavar="DIR",
+        help="where a pruned candidate's training state is kept, so that a revisit of its list continues it "
+        "(exact: the result of never having been pruned) instead of starting again; default NAME-paused beside a "
+        "SQLite or journal file, studies/paused for a server; 'off' keeps none (not yet used by --batch groups)",
+    )
+    g.add_argument(
+        "--paused-store-gb",
+        type=float,
+        help="size bound of the paused store in GiB (default 2); the least recently used states are evicted first",
     )
     g.add_argument(
         "--heartbeat",

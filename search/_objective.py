@@ -14,11 +14,26 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from lwl.models import DataSplits, PrefixStore, Progress, RunResult, Schedule, TrainingError, complexity, train
+from lwl.models import (
+    DataSplits,
+    PrefixStore,
+    Progress,
+    ResumeError,
+    RunResult,
+    Schedule,
+    TrainerState,
+    TrainingError,
+    check_resumable,
+    complexity,
+    progress_from_dict,
+    resolve_device,
+    train,
+)
 
 from . import _optuna as private
 from ._artifacts import ConfigArtifacts
 from ._errors import SpaceError
+from ._paused import Paused, PausedStore
 from ._record import StoredTrial, write, write_failure
 from ._sampler import revisit_of, trial_hierarchy
 from ._settings import StudySettings
@@ -143,6 +158,49 @@ def running_ahead(study: optuna.Study, number: int | None = None) -> int:
     return sum(t.state != TrialState.RUNNING or number is None or t.number < number for t in trials)
 
 
+class Reporter:
+    """One trial's progress hook (see `Objective.reporter`)."""
+
+    def __init__(
+        self, objective: Objective, trial: optuna.Trial, prunable: bool, pause: bool, resumed: Paused | None
+    ) -> None:
+        self.objective, self.trial, self.prunable = objective, trial, prunable
+        self.pause = pause and prunable  # a revisit is never pruned, so never paused
+        self.pruned: str | None = None  # why the candidate was stopped, when the pruner stopped it
+        self.history: list[list[float | None]] = []
+        self.outputs: list[float | None] = []
+        self.skipped = 0  # unit-epochs trained before the resume: not this trial's work
+        if resumed is not None:
+            records = [progress_from_dict(d) for d in resumed.state.get("history", [])]
+            self.skipped = records[-1].unit_epochs if records else 0
+            for p in records:
+                self._record(p)
+
+    def _record(self, p: Progress) -> None:
+        self.history.append([None if a is None else round(a, 5) for a in p.unit_acc])
+        self.outputs.append(None if p.output_acc is None else round(p.output_acc, 5))
+        write(
+            self.trial,
+            unit_acc_history=self.history,
+            output_acc_history=self.outputs,
+            unit_epochs=p.unit_epochs - self.skipped,
+            elapsed=round(p.elapsed, 3),
+        )
+        self.trial.report(p.value, p.step)
+
+    def __call__(self, p: Progress) -> bool:
+        self._record(p)
+        self.objective.display.progress(p)
+        # A fully trained candidate is never discarded.
+        if self.prunable and p.step < p.total_steps and self.trial.should_prune():
+            message = f"pruned at step {p.step} with {p.value:.4f}"
+            if not self.pause:
+                raise optuna.TrialPruned(message)
+            self.pruned = message
+            return True
+        return False
+
+
 class Objective:
     """Trains the list the sampler chose and reports every progress record to the trial and the pruner."""
 
@@ -155,17 +213,24 @@ class Objective:
         trials_target: int | None = None,
         artifacts: ConfigArtifacts | None = None,
         prefix_store: PrefixStore | None = None,
+        paused: PausedStore | None = None,
     ):
         self.settings, self.data, self.device = settings, data, device
-        self.artifacts, self.prefix_store = artifacts, prefix_store
+        self.artifacts, self.prefix_store, self.paused = artifacts, prefix_store, paused
         self.display = display or _Silent()
         self.trials_target = trials_target
 
     def __call__(self, trial: optuna.Trial) -> float:
         hierarchy, schedule = self.begin(trial)
-        report = self.reporter(trial)
+        resumed = self.resumed(trial, hierarchy)
+        report = self.reporter(trial, pause=self.paused is not None, resumed=resumed)
         store = self.prefix_store if self.settings.recipe.mode == "sequential" else None
         reused = (store.reused_units, store.reused_seconds) if store is not None else (0, 0.0)
+        latest: list[TrainerState] = []  # the state after the newest record: what a pruned candidate pauses with
+
+        def keep(state: TrainerState) -> None:
+            latest[:] = [state]
+
         try:
             result = self.guarded(
                 lambda: [trial],
@@ -176,6 +241,8 @@ class Objective:
                     device=self.device,
                     on_progress=report,
                     prefix_store=store,
+                    checkpoint=keep if report.pause else None,
+                    resume=resumed.state if resumed is not None else None,
                 ),
             )
         finally:
@@ -185,7 +252,33 @@ class Objective:
                     reused_units=store.reused_units - reused[0],
                     reused_seconds=round(store.reused_seconds - reused[1], 3),
                 )
+        if report.pruned is not None:
+            if self.paused is not None and latest:
+                self.paused.pause(trial.study.study_name, hierarchy, trial.number, latest[0])
+            raise optuna.TrialPruned(report.pruned)
+        if self.paused is not None:
+            self.paused.forget(trial.study.study_name, hierarchy)
         return self.finish(trial, hierarchy, result)
+
+    def resumed(self, trial: optuna.Trial, hierarchy: tuple[int, ...]) -> Paused | None:
+        """For a revisit of a pruned list: the state it was paused with, if kept; recorded on the trial."""
+        if self.paused is None or revisit_of(trial.study, trial) is None:
+            return None
+        found = self.paused.find(trial.study.study_name, hierarchy)
+        if found is None:
+            return None
+        schedule, recipe = self.settings.schedule(hierarchy), self.settings.recipe
+        try:  # written by another engine version or on another device type: train the list from the start
+            check_resumable(
+                found.state,
+                resolve_device(self.device).type,
+                {"schedule": schedule.to_dict(), "recipe": recipe.to_dict()},
+            )
+        except ResumeError:
+            self.paused.forget(trial.study.study_name, hierarchy)
+            return None
+        write(trial, resumed_from=found.trial, resumed_step=found.step)
+        return found
 
     # ------------------------------------------------------------------------------------------ start
     def begin(self, trial: optuna.Trial) -> tuple[tuple[int, ...], Schedule]:
@@ -227,31 +320,15 @@ class Objective:
         return hierarchy, schedule
 
     # ------------------------------------------------------------------------------------------ report
-    def reporter(self, trial: optuna.Trial) -> Callable[[Progress], None]:
+    def reporter(self, trial: optuna.Trial, *, pause: bool = False, resumed: Paused | None = None) -> Reporter:
         """The engine's progress hook for `trial`: every record becomes an intermediate value the pruner judges.
 
-        A revisit of a pruned list is never pruned: it is that list's second and last chance.
+        A revisit of a pruned list is never pruned: it is that list's second and last chance. With `pause`, a
+        pruned candidate is stopped (the hook returns True, and `Reporter.pruned` says why) so that the caller can
+        keep its state; otherwise the hook raises optuna.TrialPruned. A `resumed` run's earlier records are
+        written first, so that its trial holds the whole curve; `unit_epochs` counts only what it trains itself.
         """
-        prunable = revisit_of(trial.study, trial) is None
-        history: list[list[float | None]] = []
-        outputs: list[float | None] = []
-
-        def report(p: Progress) -> None:
-            history.append([None if a is None else round(a, 5) for a in p.unit_acc])
-            outputs.append(None if p.output_acc is None else round(p.output_acc, 5))
-            write(
-                trial,
-                unit_acc_history=history,
-                output_acc_history=outputs,
-                unit_epochs=p.unit_epochs,
-                elapsed=round(p.elapsed, 3),
-            )
-            trial.report(p.value, p.step)
-            self.display.progress(p)
-            if prunable and p.step < p.total_steps and trial.should_prune():  # a fully trained one is never discarded
-                raise optuna.TrialPruned(f"pruned at step {p.step} with {p.value:.4f}")
-
-        return report
+        return Reporter(self, trial, revisit_of(trial.study, trial) is None, pause, resumed)
 
     # ------------------------------------------------------------------------------------------ finish or fail
     def finish(self, trial: optuna.Trial, hierarchy: tuple[int, ...], result: RunResult) -> float:

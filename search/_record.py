@@ -98,6 +98,8 @@ class TrialRecord:
     paper: str | None = None  # the paper's name for the list (e.g. "ResNet18"), "" when it is not the paper's
     enqueued: str | None = None  # "paper" or "user" for an enqueued list
     revisit_of: int | None = None  # the pruned trial whose list this trial trains again, to the end
+    resumed_from: int | None = None  # the pruned trial whose paused state this revisit continued
+    resumed_step: int | None = None  # the step (epoch or unit) that trial had trained: the revisit's first is +1
     precision: str | None = None  # fp32 or bf16 (autocast): the study's resolved --precision
     batch: tuple[int, ...] | None = None  # --batch: the trials trained together with this one
     # -- updated after every progress record

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "workers": 1,
     "heartbeat": 30,
     "prefix_store_gb": 2.0,
+    "paused_store_gb": 2.0,
     "batch": 1,
 }
 # Epochs per candidate: the search's fidelity. The exported config carries the full recipe (400 on CIFAR).

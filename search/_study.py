@@ -32,6 +32,7 @@ from ._artifacts import ConfigArtifacts
 from ._errors import SpaceError, StorageError
 from ._objective import FINISHED, NOT_COUNTED, Display, Objective, OutOfMemory, fail_lost_workers, running_ahead
 from ._pareto import pareto_study_name, publish_pareto
+from ._paused import PausedStore
 from ._record import (
     DERIVED_ATTR,
     FEASIBLE_ATTR,
@@ -267,6 +268,7 @@ def run_search(
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
     artifacts: ConfigArtifacts | None = None,
     prefix_store: PrefixStore | None = None,
+    paused: PausedStore | None = None,
     batch: int = 1,
     on_wait: Callable[[str], None] | None = None,
 ) -> SearchOutcome:
@@ -277,12 +279,21 @@ def run_search(
 
     With `artifacts`, every complete trial carries its exported training config as an Optuna artifact. With
     `prefix_store` (sequential mode), candidates start from the deepest frozen prefix an earlier one trained. With
-    `batch` > 1 (simultaneous mode), `batch` candidates at a time train together through their shared units.
+    `batch` > 1 (simultaneous mode), `batch` candidates at a time train together through their shared units. With
+    `paused`, a pruned candidate's training state is kept and a revisit of its list continues it (one at a time
+    only, for now: `--batch` groups still train a revisit from the start).
     """
     space = settings.space
     enqueued = enqueue_lists(study, space, enqueue, paper)
     objective = Objective(
-        settings, data, device, display, trials_target=trials, artifacts=artifacts, prefix_store=prefix_store
+        settings,
+        data,
+        device,
+        display,
+        trials_target=trials,
+        artifacts=artifacts,
+        prefix_store=prefix_store,
+        paused=paused,
     )
     state = _RunState(reason="", timeout=timeout)
     t0 = time.monotonic()
@@ -440,7 +451,7 @@ def _optimize_in_batches(
             k = min(batch, trials - running_ahead(study), len(remaining(study, space)) + waiting)
             if k <= 0:
                 return
-            group: list[tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], None]]] = []
+            group: list[tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], bool]]] = []
             stop = False
             for _ in range(k):
                 trial = study.ask()
@@ -461,7 +472,7 @@ def _optimize_in_batches(
 def _train_group(
     study: optuna.Study,
     objective: Objective,
-    group: list[tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], None]]],
+    group: list[tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], bool]]],
     finished: Callable[[optuna.Study, FrozenTrial], bool],
 ) -> bool:
     """One pass of `train_together` over `group`; True when the search should stop."""

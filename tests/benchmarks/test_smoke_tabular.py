@@ -122,6 +122,22 @@ def test_replay_measures_every_sampler_and_pruner(scripts, table_path, tmp_path)
     assert d["trial_cap"] == 2 and not d["revisit"] and all(r["revisits"] == 0 for r in d["rows"])
 
 
+def test_a_continued_revisit_pays_only_what_its_pruned_visit_left(scripts):
+    """On the project's chosen table (35 lists, 10 epochs of 8 units): pruning, then revisiting every pruned list
+    with continuation, costs exactly one unpruned sweep; from the start, more."""
+    _, tabular_replay, _, _ = scripts
+    table = tabular_replay.load_table(BENCH / "results" / "tabular_digits_b8_s4_none_w4-32.json")
+    runs = tabular_replay.by_list(table)
+    header = table["header"]["settings"]
+    settings = tabular_replay.StudySettings.from_dict({**header, "recipe": {**header["recipe"], "seed": 0}})
+    totals = {}
+    for resume in (True, False):
+        log = tabular_replay.replay_study(runs, settings, "random", "hyperband", 0, 0, 70, False, True, resume)
+        assert any(e["pruned"] for e in log) and any(e["revisit"] for e in log)
+        totals[resume] = sum(e["unit_epochs"] for e in log)
+    assert totals[True] == 35 * 10 * 8 < totals[False]
+
+
 def test_quantiles_treat_misses_as_misses(scripts):
     quantiles = scripts[1].quantiles
     assert quantiles([1, 2, 3, 4, 5]) == (2, 3, 4)

@@ -107,12 +107,12 @@ def test_a_full_prefix_store_disk_warns_once_and_the_trials_complete(tmp_path, m
     """The prefix store is a cache: a disk that is full (ENOSPC) turns it off, said once; the search goes on."""
     import errno
 
-    import lwl.models._prefix as prefix_module  # a private mechanism on purpose: the store's one file writer
+    import lwl.models._files as files_module  # a private mechanism on purpose: the stores' one file writer
 
     def full(path, write):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(prefix_module, "atomic_write", full)
+    monkeypatch.setattr(files_module, "atomic_write", full)
     db = tmp_path / "p.db"
     flags = [*TINY, "--mode", "sequential", "--trials", "2", "--storage", f"sqlite:///{db}", "--study-name", "p"]
     assert main([*flags, "--prefix-store", str(tmp_path / "prefixes")]) == 0

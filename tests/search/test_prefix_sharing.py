@@ -146,7 +146,8 @@ def test_batch_needs_layer_wise_simultaneous_training(tmp_path, capsys):
 
 def test_pruned_lists_are_trained_again_to_the_end_from_their_stored_prefix(tmp_path, capsys):
     """`--no-revisit` stops after one pass. Without it, the same study goes on: each pruned list is trained again,
-    never pruned, starting (sequential mode) from the units its first visit froze."""
+    never pruned, starting (sequential mode) from the units its first visit froze. With no paused state to continue
+    (`--paused-store off`; tests/search/test_paused.py has the paused road), the prefix store provides them."""
     small = [  # TINY with room for a second pass (a later --trials overrides the earlier)
         *TINY,
         "--trials",
@@ -157,6 +158,8 @@ def test_pruned_lists_are_trained_again_to_the_end_from_their_stored_prefix(tmp_
         f"sqlite:///{tmp_path / 'r.db'}",
         "--study-name",
         "r",
+        "--paused-store",
+        "off",
     ]
     assert main([*small, "--no-revisit"]) == 0
     first = _study(tmp_path / "r.db", "r").trials

@@ -1,0 +1,86 @@
+"""Pruned means paused: a revisit of a pruned list continues its stored training state and ends bitwise where the
+list ends when it is never pruned, paying only the epochs it still had to train."""
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from lwl.search import PausedStore
+from lwl.search.commands import search_main as main
+
+TINY = [
+    "--dataset",
+    "digits",
+    "--widths",
+    "4,8,8,16",
+    "--train-limit",
+    "256",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--budget",
+    "10",
+    "--sampler",
+    "grid",
+    "--no-paper-baselines",
+    "--prefix-store",
+    "off",
+]
+MODES = {"simultaneous": ["--epochs", "4"], "sequential": ["--mode", "sequential", "--epochs", "1"]}
+
+
+def _study(db, name):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_revisit_continues_the_paused_candidate_exactly(tmp_path, mode):
+    flags = [*TINY, *MODES[mode], "--trials", "40"]
+    # The reference: every list trained to its end, nothing pruned.
+    assert (
+        main([*flags, "--pruner", "none", "--storage", f"sqlite:///{tmp_path / 'full.db'}", "--study-name", "f"]) == 0
+    )
+    full = {tuple(t.user_attrs["hierarchy"]): t for t in _study(tmp_path / "full.db", "f").trials}
+
+    db, paused_dir = tmp_path / "p.db", tmp_path / "paused"
+    search = [*flags, "--pruner", "sha", "--storage", f"sqlite:///{db}", "--study-name", "p", "--paused-store"]
+    assert main([*search, str(paused_dir), "--no-revisit"]) == 0
+    first = _study(db, "p").trials
+    pruned = {tuple(t.user_attrs["hierarchy"]): t for t in first if t.state == TrialState.PRUNED}
+    assert pruned, "the study was meant to prune"
+    store = PausedStore(paused_dir)
+    assert store.size()[0] == len(pruned)  # one paused state per pruned list
+    for hierarchy, t in pruned.items():
+        kept = store.find("p", hierarchy)
+        assert kept is not None and kept.trial == t.number and kept.step == max(t.intermediate_values)
+
+    assert main([*search, str(paused_dir)]) == 0  # the second pass: each pruned list again, to the end
+    again = _study(db, "p").trials[len(first) :]
+    assert len(again) == len(pruned)
+    for t in again:
+        hierarchy = tuple(t.user_attrs["hierarchy"])
+        before, alone = pruned[hierarchy], full[hierarchy]
+        assert t.state == TrialState.COMPLETE and t.user_attrs["revisit_of"] == before.number
+        assert t.user_attrs["resumed_from"] == before.number
+        assert t.user_attrs["resumed_step"] == max(before.intermediate_values)
+        # Bitwise the never-pruned result: value, every step's value, every unit's accuracy at every step.
+        assert t.value == alone.value and t.intermediate_values == alone.intermediate_values
+        assert t.user_attrs["unit_acc"] == alone.user_attrs["unit_acc"]
+        assert t.user_attrs["unit_acc_history"] == alone.user_attrs["unit_acc_history"]
+        # Each trial counts the unit-epochs it trained itself: together exactly the unpruned run's.
+        assert t.user_attrs["unit_epochs"] + before.user_attrs["unit_epochs"] == alone.user_attrs["unit_epochs"]
+        assert 0 < t.user_attrs["unit_epochs"] < alone.user_attrs["unit_epochs"]
+    assert store.size()[0] == 0  # a list trained to its end needs its paused state no more
+
+
+def test_without_a_paused_state_a_revisit_trains_from_the_start(tmp_path):
+    """`--paused-store off` (or a state evicted or lost): the revisit retrains the list, and still ends exactly."""
+    flags = [*TINY, *MODES["simultaneous"], "--trials", "40", "--pruner", "sha", "--storage"]
+    db = tmp_path / "o.db"
+    assert main([*flags, f"sqlite:///{db}", "--study-name", "o", "--paused-store", "off", "--no-revisit"]) == 0
+    n = len(_study(db, "o").trials)
+    assert main([*flags, f"sqlite:///{db}", "--study-name", "o", "--paused-store", "off"]) == 0
+    again = _study(db, "o").trials[n:]
+    assert again and all("resumed_from" not in t.user_attrs for t in again)
+    assert all(t.user_attrs["unit_epochs"] == 4 * 10 for t in again)  # the whole run: 4 epochs of 10 units
+    assert not (tmp_path / "o-paused").exists() or not any((tmp_path / "o-paused").iterdir())
