@@ -18,7 +18,7 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.offline
 
-from lwl.search import dashboard_command, mask_url
+from lwl.search import VALIDATION_ATTR, dashboard_command, mask_url
 
 from ._load import ReportData
 from ._rows import TrialRow
@@ -45,6 +45,14 @@ def fill_page(**values: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------- pieces
+
+
+def _validation(images: object, fraction: object) -> str:
+    """The split's size and what one image is worth: accuracies closer than that are ties."""
+    share = f"{100 * fraction:g} % of the training images" if isinstance(fraction, (int, float)) else "?"
+    if not isinstance(images, int) or images <= 0:
+        return share
+    return f"{images:,} images ({share}); one image is {100 / images:.2f} % of accuracy"
 
 
 def header_html(
@@ -87,6 +95,7 @@ def header_html(
             f"seed {r.get('seed', '?')}",
         ),
         ("objective", user_attrs.get("objective", "validation accuracy")),
+        ("validation split", _validation(user_attrs.get(VALIDATION_ATTR), r.get("val_fraction"))),
         ("intermediate values", user_attrs.get("intermediate_value", "-")),
         ("trials", ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"),
         ("storage", mask_url(storage_url)),

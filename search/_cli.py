@@ -17,7 +17,7 @@ from ._display import BarDisplay, LineDisplay, summary_text
 from ._errors import UsageError
 from ._flags import default_study_name, parse_args, settings_from_args
 from ._paused import PausedStore
-from ._record import ARTIFACT_DIR_ATTR, DATA_ROOT_ATTR
+from ._record import ARTIFACT_DIR_ATTR, DATA_ROOT_ATTR, VALIDATION_ATTR
 from ._sampler import validate_enqueued
 from ._settings import StudySettings
 from ._storage import (
@@ -59,6 +59,7 @@ def _search(
     shown_url = mask_url(storage_url)
     artifacts = ConfigArtifacts(args.artifact_dir or default_artifact_dir(storage_url))
     study.set_user_attr(ARTIFACT_DIR_ATTR, str(artifacts.directory))
+    study.set_user_attr(VALIDATION_ATTR, int(data.val_x.shape[0]))  # the same for every run: split by the settings
     if args.data_root:  # as given: exported configs carry it to lwl-train (the default is not recorded)
         study.set_user_attr(DATA_ROOT_ATTR, args.data_root)
     prefix_store = None

@@ -15,7 +15,7 @@ from lwl.models.cli import percent, plural
 
 from ._artifacts import dashboard_command
 from ._export import top_trials
-from ._record import read_trial
+from ._record import VALIDATION_ATTR, read_trial
 
 
 def _pct(v: float | None) -> str:
@@ -27,7 +27,9 @@ def _describe_trial(t: FrozenTrial) -> str:
     h = r.schedule or (str(list(r.hierarchy)) if r.hierarchy else "?")
     value = r.value if r.complete else (list(r.intermediate.values())[-1] if r.intermediate else None)
     extra = f" ({r.fail_reason})" if t.state == TrialState.FAIL and r.fail_reason is not None else ""
-    if r.revisit_of is not None:
+    if r.revisit_of is not None and r.resumed_step is not None:
+        extra += f" (revisit of {r.revisit_of}, continued after step {r.resumed_step})"
+    elif r.revisit_of is not None:
         extra += f" (revisit of {r.revisit_of})"
     secs = r.wall_time or r.elapsed
     return f"{h:<14} {t.state.name.lower():<8}{extra} acc {_pct(value)}  {'' if secs is None else f'{secs:6.1f}s'}"
@@ -139,6 +141,12 @@ def summary_text(
         f"study {study.study_name!r}: {counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
         f"{counts[TrialState.FAIL]} failed" + (f", {running} running" if running else "") + f"; stopped: {reason}",
     ]
+    val = study.user_attrs.get(VALIDATION_ATTR)
+    if isinstance(val, int) and val > 0:
+        lines.append(
+            f"ranked on {plural(val, 'validation image')}: one image is {100 / val:.2f} % of accuracy, so lists "
+            "closer than that are tied"
+        )
     records = [read_trial(t) for t in trials]
     shared = [r for r in records if r.reused_units is not None]
     if shared:

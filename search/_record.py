@@ -31,6 +31,7 @@ ARTIFACT_DIR_ATTR = "artifact_dir"  # where the trials' training configs are sto
 # exported configs carry it, so that `lwl-train --config` finds the files where the search did
 DATA_ROOT_ATTR = "data_root"
 FEASIBLE_ATTR = "feasible_lists"  # the size of the feasible set
+VALIDATION_ATTR = "validation_images"  # images in the validation split the trials are ranked on
 OBJECTIVE_ATTR = "objective"  # the objective in words
 INTERMEDIATE_ATTR = "intermediate_value"  # what a trial's intermediate values are, in words
 METRIC_NAME = "validation accuracy"  # the objective's name, which optuna-dashboard shows instead of "Objective 0"
@@ -109,7 +110,7 @@ class TrialRecord:
     elapsed: float | None = None  # seconds since training began
     # -- set when the trial completes
     unit_acc: tuple[float | None, ...] = ()  # every unit's final validation accuracy
-    wall_time: float | None = None  # seconds the training took
+    wall_time: float | None = None  # seconds the training took (a continued revisit: its paused visit's too)
     peak_memory: int | None = None  # bytes at peak on an accelerator; None on the CPU
     device: str | None = None
     artifact_error: str | None = None  # why the training config could not be stored as an artifact
@@ -227,6 +228,7 @@ __all__ = [
     "METRIC_NAME",
     "OBJECTIVE_ATTR",
     "SETTINGS_ATTR",
+    "VALIDATION_ATTR",
     "STATE_NAMES",
     "STORAGE_ATTR",
     "StoredTrial",

@@ -15,8 +15,10 @@ evaluated lists is rebuilt from the storage at every choice, so the sampler keep
 own apart from its seed and works unchanged with several workers sharing a storage.
 
 Pruned lists get a second chance: once every list has been taken, the sampler proposes the pruned
-ones again, each once and in its own order (tpe by its score, grid lexicographically, random
-uniformly), marking the trial ``lwl:revisit`` so that the objective trains it to the end unpruned.
+ones again, each once, marking the trial ``lwl:revisit`` so that the objective trains it to the end
+unpruned (continuing its paused state when one is kept). The one that stood best among its peers at
+the step it was pruned goes first (a promotion, as in asynchronous successive halving); among equals,
+the sampler's own order decides (tpe by its score, grid lexicographically, random uniformly).
 A pruner judges early, noisy values; without a revisit a slow starter it cut (on the tabular digits
 table, the best list in 4-6 of 20 Hyperband replays) is lost for good however many trials the
 user allows. ``revisit=False`` restores one pass.
@@ -180,6 +182,27 @@ def _revisitable(
     return {h: n for h, n in pruned.items() if h not in settled}
 
 
+def promoted(
+    trials: Sequence[FrozenTrial], candidates: list[tuple[int, ...]], pruned: dict[tuple[int, ...], int]
+) -> list[tuple[int, ...]]:
+    """The revisit candidates that stood best when they were pruned (as asynchronous successive halving promotes):
+    each pruned trial's last value ranked among every trial's value at that same step (the fraction at or below
+    it), then the furthest step; the candidates tied at the top, for the sampler to choose among."""
+    by_number = {t.number: t for t in trials}
+
+    def standing(h: tuple[int, ...]) -> tuple[float, int]:
+        values = by_number[pruned[h]].intermediate_values
+        if not values:
+            return 0.0, 0
+        step = max(values)
+        peers = [t.intermediate_values[step] for t in trials if step in t.intermediate_values]
+        return sum(v <= values[step] for v in peers) / len(peers), step
+
+    scores = {h: standing(h) for h in candidates}
+    top = max(scores.values())
+    return [h for h in candidates if scores[h] == top]
+
+
 def remaining(study: Study, space: SearchSpace) -> list[tuple[int, ...]]:
     """The lists the study's sampler can still propose, in enumeration order.
 
@@ -252,8 +275,9 @@ class FeasibleSampler(BaseSampler):
       scored by log l(x) - log g(x) and the best is taken (random until ``n_startup_trials``
       COMPLETE/PRUNED trials exist). RUNNING trials go to g(x), like Optuna's constant liar.
 
-    With ``revisit`` (the default), the pruned lists follow once the unseen ones are used up, ranked the
-    same way, each marked ``REVISIT_ATTR`` so that it is trained to the end.
+    With ``revisit`` (the default), the pruned lists follow once the unseen ones are used up, each marked
+    ``REVISIT_ATTR`` so that it is trained to the end: promoted first are those that stood best among their
+    peers at the step they were pruned (``promoted``), and among equals the list is ranked the same way.
 
     Randomness is drawn from a generator keyed by (seed, trial number), so the choice of a trial
     does not depend on which process runs it, and workers sharing a seed still diverge.
@@ -440,6 +464,8 @@ class FeasibleSampler(BaseSampler):
     ) -> tuple[tuple[int, ...], str, int | None]:
         """The list, how it was chosen, and the pruned trial it revisits (None on a first visit)."""
         candidates, again = self._candidates(study, trial, trials, refused)
+        if again:  # promotion: the paused candidates that stood best when they were stopped go first
+            candidates = promoted(trials, candidates, again)
         choice, chosen_by = self._rank(study, trial, trials, candidates, attempt)
         if again:
             return choice, f"{chosen_by}-revisit", again[choice]

@@ -204,8 +204,12 @@ def enqueue_lists(
 
 def exhausted_reason(study: optuna.Study, space: SearchSpace) -> str:
     """Why a study stopped for want of lists, saying how many pruned lists had their second chance."""
-    revisits = sum(read_trial(t).revisit_of is not None for t in study.get_trials(deepcopy=False, states=FINISHED))
+    records = [read_trial(t) for t in study.get_trials(deepcopy=False, states=FINISHED)]
+    revisits = sum(r.revisit_of is not None for r in records)
+    continued = sum(r.resumed_from is not None for r in records)
     again = f", {revisits} pruned ones trained again to the end" if revisits else ""
+    if continued:
+        again += f" ({continued} continued from where they were paused)"
     return f"every feasible list ({len(space)}) has been evaluated{again}"
 
 

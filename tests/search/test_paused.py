@@ -34,7 +34,7 @@ def _study(db, name):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_revisit_continues_the_paused_candidate_exactly(tmp_path, mode):
+def test_a_revisit_continues_the_paused_candidate_exactly(tmp_path, capsys, mode):
     flags = [*TINY, *MODES[mode], "--trials", "40"]
     # The reference: every list trained to its end, nothing pruned.
     assert (
@@ -55,6 +55,11 @@ def test_a_revisit_continues_the_paused_candidate_exactly(tmp_path, mode):
         assert kept is not None and kept.trial == t.number and kept.step == max(t.intermediate_values)
 
     assert main([*search, str(paused_dir)]) == 0  # the second pass: each pruned list again, to the end
+    said = capsys.readouterr().out
+    assert (
+        f"{len(pruned)} pruned ones trained again to the end ({len(pruned)} continued from where they were paused)"
+        in said
+    )
     again = _study(db, "p").trials[len(first) :]
     assert len(again) == len(pruned)
     for t in again:

@@ -31,6 +31,7 @@ from lwl.search._sampler import (
     evaluated,
     hierarchy_params,
     make_sampler,
+    promoted,
     remaining,
     revisit_of,
     stop_when_exhausted,
@@ -430,8 +431,9 @@ def test_pruned_lists_are_revisited_once_after_the_first_pass(strategy: str) -> 
     assert remaining(study, SPACE12) == []
     with pytest.raises(SpaceExhausted, match=r"evaluated \(the pruned ones revisited\)"):
         study.optimize(pruning_objective(SPACE12, table, cut), n_trials=1)
-    if strategy == "grid":  # revisits keep the strategy's order
-        assert [trial_hierarchy(t, SPACE12) for t in again] == sorted(cut)
+    # Promotion: the pruned lists come back in the order they stood among their peers when they were cut (here
+    # every trial reports its table value - 1 at step 1, all distinct), whatever the strategy.
+    assert [trial_hierarchy(t, SPACE12) for t in again] == sorted(cut, key=table.get, reverse=True)
 
 
 def test_revisit_false_is_one_pass() -> None:
@@ -443,17 +445,37 @@ def test_revisit_false_is_one_pass() -> None:
     assert remaining(study, SPACE12) == []
 
 
-def test_tpe_revisits_the_most_promising_pruned_list_first() -> None:
-    """After the pass, TPE ranks the pruned lists by its own model: the best pruned list comes back first more
-    often than a uniform draw would bring it (1 in 5; measured 10 of these 20 seeds, random 6)."""
-    table = synthetic_table(SPACE12)
-    cut = set(sorted(SPACE12.lists(), key=table.get)[-5:])  # the five best lists are cut on the first visit
-    hits = 0
-    for seed in range(20):
-        study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", SPACE12, seed))
-        study.optimize(pruning_objective(SPACE12, table, cut), n_trials=len(SPACE12) + 1)
-        hits += trial_hierarchy(study.trials[-1], SPACE12) == max(cut, key=table.get)
-    assert hits >= 8
+def test_promotion_ranks_a_pruned_trial_among_its_peers_at_its_step_and_leaves_ties_to_the_sampler() -> None:
+    """`promoted`: the fraction of every trial's values at the pruned trial's last step at or below its own, then
+    the further step; the candidates tied at the top are all returned (the sampler's order decides among them)."""
+    d = IntDistribution(1, 9)
+
+    def trial(number: int, values: dict[int, float], state: TrialState = TrialState.PRUNED):
+        t = optuna.trial.create_trial(
+            state=state,
+            params={"d1": 1},
+            distributions={"d1": d},
+            intermediate_values=values,
+            value=max(values.values()) if state == TrialState.COMPLETE else None,
+        )
+        t.number = number
+        return t
+
+    trials = [
+        trial(0, {1: 0.5, 2: 0.9, 3: 0.95}, TrialState.COMPLETE),
+        trial(1, {1: 0.6, 2: 0.8, 3: 0.9}, TrialState.COMPLETE),
+        trial(2, {1: 0.7}),
+        trial(3, {1: 0.4, 2: 0.95}),
+        trial(4, {1: 0.3}),
+    ]
+    a, b, c = (1, 1, 1, 1), (1, 1, 1, 2), (1, 1, 2, 1)
+    pruned = {a: 2, b: 3, c: 4}
+    # Trial 2 is the best of 5 values at step 1 (5/5); trial 3 the best of 3 at step 2 (3/3) and further on.
+    assert promoted(trials, [a, b, c], pruned) == [b]
+    trials[3] = trial(3, {1: 0.4, 2: 0.85})  # now 2 of 3 at step 2: trial 2's standing leads
+    assert promoted(trials, [a, b, c], pruned) == [a]
+    trials[4] = trial(4, {1: 0.7})  # equal to trial 2 at step 1: both at 5/5, same step: a tie
+    assert promoted(trials, [a, b, c], pruned) == [a, c]
 
 
 def test_a_revisit_does_not_count_its_pruned_trial_as_a_rival() -> None:

@@ -54,6 +54,12 @@ def test_a_small_study_end_to_end_and_resume(tmp_path, capsys):
         assert t.user_attrs["params"] > 0 and t.user_attrs["flops"] > 0 and t.user_attrs["device"] == "cpu"
     out = capsys.readouterr().out
     assert "4 complete" in out and "optuna-dashboard sqlite:///" in out
+    # The size of the split the lists are ranked on, and what one image is worth.
+    from lwl.models import load_data
+
+    val = load_data("digits", val_fraction=0.1, split_seed=0).val_x.shape[0]
+    assert study.user_attrs["validation_images"] == val
+    assert f"ranked on {val} validation images: one image is {100 / val:.2f} % of accuracy" in out
     # Resume: the same command with --trials 6 adds exactly 2.
     assert main([*args, "--trials", "6"]) == 0
     study = _study(db, "s")
