@@ -23,6 +23,7 @@ from ._errors import (
     TooLargeError,
     TrainingError,
     UsageError,
+    interrupted,
 )
 from ._files import FileStore
 from ._losses import LOSSES, sim_loss, similarity_matrix
@@ -111,6 +112,7 @@ __all__ = [
     "derive_seed",
     "get_preset",
     "has_secret",
+    "interrupted",
     "load_checkpoint",
     "load_config",
     "load_data",

@@ -50,6 +50,19 @@ class TrainingError(LwlError, RuntimeError):
     reason = "error"
 
 
+def interrupted(exc: BaseException) -> bool:
+    """Ctrl-C or SIGTERM (a KeyboardInterrupt), or an error raised while one was being handled: an interrupt that
+    cut a library's cleanup short (Optuna's journal-file lock, seen in a test) surfaces as that cleanup's error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__context__
+    return False
+
+
 __all__ = [
     "ConfigError",
     "DataError",
@@ -61,4 +74,5 @@ __all__ = [
     "TooLargeError",
     "TrainingError",
     "UsageError",
+    "interrupted",
 ]

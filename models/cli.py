@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 import torch
 
 from ._data import DATASETS, dataset_info
-from ._errors import LwlError, OutputError, UsageError
+from ._errors import LwlError, OutputError, UsageError, interrupted
 from ._losses import LOSSES
 from ._recipe import MODES, PRECISIONS, Recipe, paper_recipe
 from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, PRESETS, Schedule, make_schedule
@@ -312,8 +312,8 @@ def _stdout_to_devnull() -> None:
 
 def run_command(prog: str, body: Callable[[], int | None]) -> int:
     """Run a command body (parsing included): an `LwlError` becomes one line and exit status 2, Ctrl-C exit status
-    130, running out of memory one line and exit status 1, and a reader that stopped reading (`| head`) ends the
-    command quietly with exit status 1."""
+    130 (also when it surfaces as the error of a cleanup it cut short), running out of memory one line and exit
+    status 1, and a reader that stopped reading (`| head`) ends the command quietly with exit status 1."""
     try:
         try:
             return body() or 0
@@ -331,6 +331,11 @@ def run_command(prog: str, body: Callable[[], int | None]) -> int:
         what = f"{type(exc).__name__}: {one_line(str(exc), 160)}" if str(exc).strip() else type(exc).__name__
         print(f"{prog}: out of memory ({what}): use smaller --widths or --batch-size", file=sys.stderr)
         return 1
+    except Exception as exc:
+        if not interrupted(exc):
+            raise
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 __all__ = [

@@ -9,7 +9,7 @@ from typing import Any
 
 import optuna
 
-from lwl.models import PrefixStore, check_memory, load_data, parse_int_list, resolve_device
+from lwl.models import PrefixStore, check_memory, interrupted, load_data, parse_int_list, resolve_device
 from lwl.models.cli import plural, run_command, writable_folder
 
 from ._artifacts import ConfigArtifacts, default_artifact_dir
@@ -173,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with quiet_heartbeat_errors():
                 return _search(args, argv, settings, data, enqueue, study_name, storage_url, device)
         except Exception as exc:
+            if interrupted(exc):  # Ctrl-C cut a storage write short: an interrupt, not a lost storage
+                raise
             refused = value_refused(exc, study_name)
             if refused is not None:
                 raise refused from None

@@ -25,6 +25,7 @@ from lwl.models import (
     TrainingError,
     check_resumable,
     complexity,
+    interrupted,
     progress_from_dict,
     resolve_device,
     train,
@@ -352,7 +353,7 @@ class Objective:
         """Record why `trial` failed: a TrainingError's own reason, 'interrupted' for Ctrl-C/SIGTERM, else 'error'."""
         if isinstance(exc, TrainingError):
             write_failure(trial, exc.reason, str(exc))
-        elif isinstance(exc, KeyboardInterrupt):
+        elif interrupted(exc):
             write_failure(trial, "interrupted")
         else:
             write_failure(trial, "error", f"{type(exc).__name__}: {exc}")

@@ -119,3 +119,26 @@ def test_missing_cifar_is_a_clear_error(tmp_path):
     out = run("lwl-train", "--dataset", "cifar10", "--hierarchy", "1,1", "--data-root", str(tmp_path))
     assert out.returncode == 2 and "--download" in out.stderr and str(tmp_path) in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_an_interrupt_that_cut_a_cleanup_short_is_still_an_interrupt(capsys):
+    """Ctrl-C inside a library's cleanup (Optuna's journal lock: the rename it was undoing is gone) surfaces as that
+    cleanup's error; the command still ends as interrupted (130, one line, no traceback). Other errors are not."""
+    from lwl.models import interrupted
+    from lwl.models.cli import run_command
+
+    def cut_short() -> int:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise FileNotFoundError("lock.rename") from None  # `from None` hides it in tracebacks, not in __context__
+
+    assert run_command("lwl-x", cut_short) == 130
+    assert capsys.readouterr().err == "lwl-x: interrupted\n"
+
+    def broken() -> int:
+        raise FileNotFoundError("data.bin")
+
+    with pytest.raises(FileNotFoundError):
+        run_command("lwl-x", broken)
+    assert not interrupted(FileNotFoundError("x")) and interrupted(KeyboardInterrupt())
