@@ -25,6 +25,7 @@ from ._losses import sim_loss
 from ._network import build_network, derive_seed
 from ._recipe import Recipe
 from ._schedule import Schedule
+from ._state import to_cpu
 
 
 class Diverged(TrainingError):
@@ -181,6 +182,19 @@ class Learner:
         if not all(math.isfinite(v) for v in values):
             raise Diverged(f"loss became {values} (not finite): lower --lr or check the data")
         return tuple(values)
+
+    def snapshot(self, data_generator: torch.Generator) -> dict[str, Any]:
+        """This network's part of a trainer state (`TrainerState`), copied to the CPU: weights, optimisers, the
+        data stream's and every dropout stream's state, the loss sums."""
+        return {
+            "model": to_cpu(self.net.state_dict()),
+            "optimizers": [to_cpu(opt.state_dict()) for opt in self.opts],
+            "rng": {
+                "data": data_generator.get_state().clone(),
+                "dropout": [g.get_state().clone() for g in self.dropout_gens],
+            },
+            "loss_sums": self.loss_sums.detach().to("cpu", copy=True),
+        }
 
     # --------------------------------------------------------------------------------------- frozen units
     def freeze(self, j: int) -> None:

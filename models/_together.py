@@ -29,6 +29,7 @@ from ._network import unit_plan
 from ._recipe import Recipe
 from ._records import Progress, RunResult, report
 from ._schedule import Schedule
+from ._state import STATE_FORMAT, TrainerState, progress_to_dict
 from ._steps import DataStream, Learner, set_lr
 
 # A caller per candidate: (candidate index, record) -> True to stop that candidate, or raise to stop it with a reason.
@@ -87,7 +88,9 @@ class _Together:
             self.paths.append(path)
         self.t0 = time.perf_counter()
 
-    def fit(self, callback: TogetherCallback | None) -> list[RunResult | BaseException]:
+    def fit(
+        self, callback: TogetherCallback | None, on_stop: Callable[[int, TrainerState], Any] | None = None
+    ) -> list[RunResult | BaseException]:
         recipe, stream, learners = self.recipe, self.stream, self.learners
         epochs, per_epoch = recipe.epochs, stream.steps_per_epoch()
         total, step = epochs * per_epoch, 0
@@ -133,6 +136,8 @@ class _Together:
                     active.discard(c)
                     continue
                 if stop:
+                    if on_stop is not None:
+                        on_stop(c, self._state(c, epoch, step))
                     outcome[c] = self._result(c, stopped=True)
                     active.discard(c)
             if not active:
@@ -170,6 +175,24 @@ class _Together:
         counts = torch.stack([n.correct for n in live] + [classifier_correct[c] for c in sorted(active)])  # type: ignore[arg-type]
         return dict(zip(keys, (counts / n_val).tolist()))
 
+    def _state(self, c: int, epoch: int, step: int) -> TrainerState:
+        """Candidate c's trainer state after `epoch` (`step` optimiser steps): what `train(resume=...)` continues
+        bitwise, as if it had been trained alone (its shared units, optimisers and streams are its own there)."""
+        learner = self.learners[c]
+        n_units = learner.n_units
+        return {
+            "format": STATE_FORMAT,
+            "schedule": learner.schedule.to_dict(),
+            "recipe": self.recipe.to_dict(),
+            "device": self.dev.type,
+            "position": {"unit": 0, "epoch": epoch, "step": step},
+            "complete": epoch >= self.recipe.epochs,
+            **learner.snapshot(self.stream.generator),
+            "partial": {"unit_acc": [None] * n_units, "train_loss": [None] * n_units},
+            "history": [progress_to_dict(p) for p in self.histories[c]],
+            "elapsed": time.perf_counter() - self.t0,
+        }
+
     def _result(self, c: int, stopped: bool) -> RunResult:
         learner = self.learners[c]
         return RunResult.from_history(
@@ -192,10 +215,13 @@ def train_together(
     device: str | torch.device | None = "auto",
     on_progress: TogetherCallback | None = None,
     keep_models: bool = False,
+    on_stop: Callable[[int, TrainerState], Any] | None = None,
 ) -> TogetherOutcome:
     """Train several candidates in one pass, sharing the units their schedules have in common (simultaneous mode,
     layer-wise losses). `on_progress(i, record)` is candidate i's hook: True stops it, an exception stops it and
-    becomes its entry in the outcome (e.g. optuna.TrialPruned); the others go on."""
+    becomes its entry in the outcome (e.g. optuna.TrialPruned); the others go on. `on_stop(i, state)` receives
+    the trainer state of a candidate its hook stopped with True: `train(resume=state)` continues it alone, bitwise
+    as if it had been trained alone all along."""
     if not recipe.trains_together:
         raise RecipeError(
             "training candidates together needs simultaneous mode and a layer-wise loss (pred, sim "
@@ -209,7 +235,7 @@ def train_together(
     recipe = replace(recipe, precision=resolve_precision(recipe.precision, dev))  # what the results record
     together = _Together(schedules, recipe, data.to(dev), dev)
     try:
-        results = together.fit(on_progress)
+        results = together.fit(on_progress, on_stop)
         if not keep_models:
             for r in results:
                 if isinstance(r, RunResult):

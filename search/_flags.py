@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where a pruned candidate's training state is kept, so that a revisit of its list continues it "
         "(exact: the result of never having been pruned) instead of starting again; default NAME-paused beside a "
-        "SQLite or journal file, studies/paused for a server; 'off' keeps none (not yet used by --batch groups)",
+        "SQLite or journal file, studies/paused for a server; 'off' keeps none",
     )
     g.add_argument(
         "--paused-store-gb",

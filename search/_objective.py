@@ -223,7 +223,10 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         hierarchy, schedule = self.begin(trial)
-        resumed = self.resumed(trial, hierarchy)
+        return self.run(trial, hierarchy, schedule, self.resumed(trial, hierarchy))
+
+    def run(self, trial: optuna.Trial, hierarchy: tuple[int, ...], schedule: Schedule, resumed: Paused | None) -> float:
+        """Train one started candidate alone (continuing `resumed`), pausing it if it is pruned; its value."""
         report = self.reporter(trial, pause=self.paused is not None, resumed=resumed)
         store = self.prefix_store if self.settings.recipe.mode == "sequential" else None
         reused = (store.reused_units, store.reused_seconds) if store is not None else (0, 0.0)

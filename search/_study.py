@@ -25,14 +25,23 @@ from optuna.pruners import BasePruner
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from lwl.models import DataSplits, PrefixStore, Progress, RunResult, Schedule, TrainingError, train_together
+from lwl.models import (
+    DataSplits,
+    PrefixStore,
+    Progress,
+    RunResult,
+    Schedule,
+    TrainerState,
+    TrainingError,
+    train_together,
+)
 
 from . import _optuna as private
 from ._artifacts import ConfigArtifacts
 from ._errors import SpaceError, StorageError
 from ._objective import FINISHED, NOT_COUNTED, Display, Objective, OutOfMemory, fail_lost_workers, running_ahead
 from ._pareto import pareto_study_name, publish_pareto
-from ._paused import PausedStore
+from ._paused import Paused, PausedStore
 from ._record import (
     DERIVED_ATTR,
     FEASIBLE_ATTR,
@@ -284,8 +293,8 @@ def run_search(
     With `artifacts`, every complete trial carries its exported training config as an Optuna artifact. With
     `prefix_store` (sequential mode), candidates start from the deepest frozen prefix an earlier one trained. With
     `batch` > 1 (simultaneous mode), `batch` candidates at a time train together through their shared units. With
-    `paused`, a pruned candidate's training state is kept and a revisit of its list continues it (one at a time
-    only, for now: `--batch` groups still train a revisit from the start).
+    `paused`, a pruned candidate's training state is kept (out of its `--batch` trie too) and a revisit of its list
+    continues it, alone.
     """
     space = settings.space
     enqueued = enqueue_lists(study, space, enqueue, paper)
@@ -466,11 +475,39 @@ def _optimize_in_batches(
                         objective.failed(trial, exc)
                     stop = finished(study, study.tell(trial, state=TrialState.FAIL)) or stop
                     continue
-                group.append((trial, hierarchy, schedule, objective.reporter(trial)))
+                resumed = objective.resumed(trial, hierarchy)
+                if resumed is not None:  # a paused candidate continues alone: it cannot share a fresh trie's pass
+                    stop = _train_alone(study, objective, trial, hierarchy, schedule, resumed, finished) or stop
+                    continue
+                group.append(
+                    (trial, hierarchy, schedule, objective.reporter(trial, pause=objective.paused is not None))
+                )
             if group:
                 stop = _train_group(study, objective, group, finished) or stop
             if stop:
                 return
+
+
+def _train_alone(
+    study: optuna.Study,
+    objective: Objective,
+    trial: optuna.Trial,
+    hierarchy: tuple[int, ...],
+    schedule: Schedule,
+    resumed: Paused,
+    finished: Callable[[optuna.Study, FrozenTrial], bool],
+) -> bool:
+    """A `--batch` revisit with a paused state: continue it on its own (a revisit is never pruned); True when the
+    search should stop."""
+    with private.heartbeat(study, trial):
+        try:
+            value = objective.run(trial, hierarchy, schedule, resumed)
+        except (TrainingError, OutOfMemory):  # recorded on the trial (diverged, out of memory): the study goes on
+            return finished(study, study.tell(trial, state=TrialState.FAIL))
+        except BaseException:  # recorded (interrupted, error): end the trial, then surface it
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+    return finished(study, study.tell(trial, value))
 
 
 def _train_group(
@@ -484,15 +521,24 @@ def _train_group(
     stop = False
     numbers = [t.number for t, _, _, _ in group]
 
-    def on_progress(i: int, p: Progress) -> None:
+    def on_progress(i: int, p: Progress) -> bool:
         nonlocal stop
         trial = group[i][0]
         try:
-            group[i][3](p)
+            return group[i][3](p)  # True: pruned, to be paused (`on_stop` below)
         except optuna.TrialPruned:
             told.add(i)  # told now: the dashboard shows it, the pruner counts it
             stop = finished(study, study.tell(trial, state=TrialState.PRUNED)) or stop
             raise
+
+    def on_stop(i: int, state: TrainerState) -> None:
+        """A pruned candidate leaves the trie: keep its state for its revisit, then tell its trial."""
+        nonlocal stop
+        trial, hierarchy = group[i][0], group[i][1]
+        if objective.paused is not None:
+            objective.paused.pause(study.study_name, hierarchy, trial.number, state)
+        told.add(i)
+        stop = finished(study, study.tell(trial, state=TrialState.PRUNED)) or stop
 
     def untold() -> list[optuna.Trial]:
         return [t for i, (t, _, _, _) in enumerate(group) if i not in told]
@@ -510,6 +556,7 @@ def _train_group(
                     objective.data,
                     device=objective.device,
                     on_progress=on_progress,
+                    on_stop=on_stop,
                 ),
             )
         except OutOfMemory:  # recorded on every untold trial; the study goes on

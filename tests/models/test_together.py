@@ -64,6 +64,27 @@ def test_a_stopped_candidate_leaves_and_the_others_go_on_unchanged(digits):
     assert outcome.unit_epochs < outcome.unit_epochs_alone
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_candidate_stopped_in_the_trie_continues_alone_bitwise(digits, precision):
+    """`on_stop` hands over a stopped candidate's state; resumed alone it ends exactly as trained alone (its shared
+    units, optimisers and streams are its own in the state) while the others went on through the trie."""
+    recipe = paper_recipe("digits", "resnet", epochs=3, train_limit=256, augment=("crop", "flip"), precision=precision)
+    states = {}
+    outcome = train_together(
+        [_schedule(h) for h in LISTS],
+        recipe,
+        digits,
+        device="cpu",
+        on_progress=lambda i, p: i in (0, 2) and p.step == i // 2 + 1,  # candidate 0 after epoch 1, 2 after 2
+        on_stop=states.__setitem__,
+    )
+    assert sorted(states) == [0, 2] and outcome.results[0].stopped_early and outcome.results[2].stopped_early
+    for i, epoch in ((0, 1), (2, 2)):
+        assert states[i]["position"]["epoch"] == epoch and not states[i]["complete"]
+        resumed = train(_schedule(LISTS[i]), recipe, digits, device="cpu", keep_model=True, resume=states[i])
+        _assert_same(resumed, train(_schedule(LISTS[i]), recipe, digits, device="cpu", keep_model=True))
+
+
 def test_only_layer_wise_simultaneous_training_can_share(digits):
     for recipe in (
         paper_recipe("digits", "resnet", loss="global"),

@@ -26,7 +26,12 @@ TINY = [
     "--prefix-store",
     "off",
 ]
-MODES = {"simultaneous": ["--epochs", "4"], "sequential": ["--mode", "sequential", "--epochs", "1"]}
+MODES = {
+    "simultaneous": ["--epochs", "4"],
+    "sequential": ["--mode", "sequential", "--epochs", "1"],
+    # Groups of 3 through one trie: a pruned candidate's state comes out of the trie, its revisit continues alone.
+    "batch": ["--epochs", "4", "--batch", "3"],
+}
 
 
 def _study(db, name):
@@ -48,6 +53,9 @@ def test_a_revisit_continues_the_paused_candidate_exactly(tmp_path, capsys, mode
     first = _study(db, "p").trials
     pruned = {tuple(t.user_attrs["hierarchy"]): t for t in first if t.state == TrialState.PRUNED}
     assert pruned, "the study was meant to prune"
+    if mode == "batch":  # trained in groups (the last may hold one): the states came out of the trie
+        assert all("batch" in t.user_attrs for t in pruned.values())
+        assert any(len(t.user_attrs["batch"]) > 1 for t in pruned.values())
     store = PausedStore(paused_dir)
     assert store.size()[0] == len(pruned)  # one paused state per pruned list
     for hierarchy, t in pruned.items():
