@@ -24,8 +24,9 @@ from ._errors import TrainingError
 from ._losses import sim_loss
 from ._network import build_network, derive_seed
 from ._recipe import Recipe
+from ._records import Progress
 from ._schedule import Schedule
-from ._state import to_cpu
+from ._state import STATE_FORMAT, TrainerState, progress_to_dict, to_cpu
 
 
 class Diverged(TrainingError):
@@ -183,10 +184,24 @@ class Learner:
             raise Diverged(f"loss became {values} (not finite): lower --lr or check the data")
         return tuple(values)
 
-    def snapshot(self, data_generator: torch.Generator) -> dict[str, Any]:
-        """This network's part of a trainer state (`TrainerState`), copied to the CPU: weights, optimisers, the
-        data stream's and every dropout stream's state, the loss sums."""
+    def state(
+        self,
+        data_generator: torch.Generator,
+        position: dict[str, int],
+        complete: bool,
+        partial: dict[str, list[float | None]],
+        history: Sequence[Progress],
+        elapsed: float,
+    ) -> TrainerState:
+        """The trainer state (`TrainerState`) of this network at `position`, copied to the CPU: what
+        `train(resume=...)` continues bitwise. Written the same by a single run and by the `--batch` trie."""
         return {
+            "format": STATE_FORMAT,
+            "schedule": self.schedule.to_dict(),
+            "recipe": self.recipe.to_dict(),
+            "device": self.dev.type,
+            "position": dict(position),
+            "complete": complete,
             "model": to_cpu(self.net.state_dict()),
             "optimizers": [to_cpu(opt.state_dict()) for opt in self.opts],
             "rng": {
@@ -194,6 +209,9 @@ class Learner:
                 "dropout": [g.get_state().clone() for g in self.dropout_gens],
             },
             "loss_sums": self.loss_sums.detach().to("cpu", copy=True),
+            "partial": {k: list(v) for k, v in partial.items()},
+            "history": [progress_to_dict(p) for p in history],
+            "elapsed": elapsed,
         }
 
     # --------------------------------------------------------------------------------------- frozen units

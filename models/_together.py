@@ -29,7 +29,7 @@ from ._network import unit_plan
 from ._recipe import Recipe
 from ._records import Progress, RunResult, report
 from ._schedule import Schedule
-from ._state import STATE_FORMAT, TrainerState, progress_to_dict
+from ._state import TrainerState
 from ._steps import DataStream, Learner, set_lr
 
 # A caller per candidate: (candidate index, record) -> True to stop that candidate, or raise to stop it with a reason.
@@ -179,19 +179,15 @@ class _Together:
         """Candidate c's trainer state after `epoch` (`step` optimiser steps): what `train(resume=...)` continues
         bitwise, as if it had been trained alone (its shared units, optimisers and streams are its own there)."""
         learner = self.learners[c]
-        n_units = learner.n_units
-        return {
-            "format": STATE_FORMAT,
-            "schedule": learner.schedule.to_dict(),
-            "recipe": self.recipe.to_dict(),
-            "device": self.dev.type,
-            "position": {"unit": 0, "epoch": epoch, "step": step},
-            "complete": epoch >= self.recipe.epochs,
-            **learner.snapshot(self.stream.generator),
-            "partial": {"unit_acc": [None] * n_units, "train_loss": [None] * n_units},
-            "history": [progress_to_dict(p) for p in self.histories[c]],
-            "elapsed": time.perf_counter() - self.t0,
-        }
+        nothing: list[float | None] = [None] * learner.n_units  # sequential mode's partial record; unused here
+        return learner.state(
+            self.stream.generator,
+            {"unit": 0, "epoch": epoch, "step": step},
+            epoch >= self.recipe.epochs,
+            {"unit_acc": nothing, "train_loss": nothing},
+            self.histories[c],
+            time.perf_counter() - self.t0,
+        )
 
     def _result(self, c: int, stopped: bool) -> RunResult:
         learner = self.learners[c]

@@ -30,12 +30,10 @@ from ._recipe import Recipe
 from ._records import Progress, ProgressCallback, RunResult, report
 from ._schedule import Schedule
 from ._state import (
-    STATE_FORMAT,
     CheckpointCallback,
     TrainerState,
     check_resumable,
     progress_from_dict,
-    progress_to_dict,
     state_must_fit,
     to_cpu,
 )
@@ -276,19 +274,14 @@ class _Run:
         Copies on the CPU (one host sync per call, once per epoch at most), so the caller may keep it while
         training goes on and `torch.load(weights_only=True)` can read it back on any machine.
         """
-        learner = self.learner
-        return {
-            "format": STATE_FORMAT,
-            "schedule": self.schedule.to_dict(),
-            "recipe": self.recipe.to_dict(),
-            "device": self.dev.type,
-            "position": dict(self.position),
-            "complete": self._complete(),
-            **learner.snapshot(self.stream.generator),
-            "partial": {"unit_acc": list(self.partial_acc), "train_loss": list(self.partial_loss)},
-            "history": [progress_to_dict(p) for p in self.history],
-            "elapsed": time.perf_counter() - self.t0,
-        }
+        return self.learner.state(
+            self.stream.generator,
+            self.position,
+            self._complete(),
+            {"unit_acc": self.partial_acc, "train_loss": self.partial_loss},
+            self.history,
+            time.perf_counter() - self.t0,
+        )
 
     def _complete(self) -> bool:
         if self.recipe.mode == "sequential":
