@@ -55,6 +55,7 @@ def train(
     checkpoint: CheckpointCallback | None = None,
     resume: TrainerState | None = None,
     prefix_store: PrefixStore | None = None,
+    on_stop: CheckpointCallback | None = None,
 ) -> RunResult:
     """Train `schedule` with `recipe` on `data`, reporting a `Progress` after every epoch or unit.
 
@@ -63,7 +64,9 @@ def train(
 
     `checkpoint` is called with a `TrainerState` after every epoch (in sequential mode: every epoch of every
     unit, and after each unit is frozen and evaluated), after `on_progress` saw that epoch's record. `resume`
-    continues from such a state; the schedule and recipe must be the ones it was written with.
+    continues from such a state; the schedule and recipe must be the ones it was written with. `on_stop` is called
+    once, with the state after the record on which `on_progress` returned True (not while a stored prefix is being
+    replayed): what a paused candidate is continued from, without a state built every epoch.
 
     `prefix_store` (sequential mode): start from the deepest stored prefix of frozen units this run shares with
     earlier runs, replaying its progress records, and store every unit this run freezes (see `PrefixStore`).
@@ -81,6 +84,8 @@ def train(
             run.prefix = session
         run.checkpoint = checkpoint
         stopped = run.fit(on_progress)
+        if stopped and on_stop is not None and run.stopped_at_record:
+            on_stop(run.state_dict())
         result = RunResult.from_history(
             schedule,
             recipe,
@@ -118,6 +123,7 @@ class _Run:
         self.t0 = time.perf_counter()
         self.checkpoint: CheckpointCallback | None = None
         self.prefix: PrefixSession | None = None  # set by train() for a fresh sequential run
+        self.stopped_at_record = False  # the caller stopped the run after a record of the loops (not a replay)
         # Where training stands: `unit` (sequential only), epochs done (of that unit in sequential mode), optimiser
         # steps taken (in that unit), and the sequential run's partial record. Advanced by the loops, saved by
         # state_dict(), set by load_state_dict().
@@ -158,6 +164,7 @@ class _Run:
             self.position.update(epoch=epoch, step=step)
             self._save()
             if stop:
+                self.stopped_at_record = True
                 return True
         return False
 
@@ -228,6 +235,7 @@ class _Run:
             self.position.update(unit=j + 1, epoch=0, step=0)
             self._save()
             if stop:
+                self.stopped_at_record = True
                 return True
         return False
 

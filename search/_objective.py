@@ -230,7 +230,7 @@ class Objective:
         report = self.reporter(trial, pause=self.paused is not None, resumed=resumed)
         store = self.prefix_store if self.settings.recipe.mode == "sequential" else None
         reused = (store.reused_units, store.reused_seconds) if store is not None else (0, 0.0)
-        latest: list[TrainerState] = []  # the state after the newest record: what a pruned candidate pauses with
+        latest: list[TrainerState] = []  # the state a pruned candidate stopped with: what it pauses with
 
         def keep(state: TrainerState) -> None:
             latest[:] = [state]
@@ -245,7 +245,7 @@ class Objective:
                     device=self.device,
                     on_progress=report,
                     prefix_store=store,
-                    checkpoint=keep if report.pause else None,
+                    on_stop=keep if report.pause else None,
                     resume=resumed.state if resumed is not None else None,
                 ),
             )
