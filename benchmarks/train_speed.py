@@ -332,17 +332,11 @@ def device_info(dev: torch.device) -> dict[str, Any]:
 
 
 def _cpu_features() -> list[str]:
-    """Which of the instruction sets that decide the CPU's bf16 and fp32 speed /proc/cpuinfo lists (Linux)."""
-    wanted = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2")
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return [w for w in wanted if w in flags]
-    except OSError:
-        pass
-    return []
+    """Which of the instruction sets that decide the CPU's bf16 and fp32 speed the CPU lists (Linux)."""
+    from lwl.models import cpu_flags
+
+    flags = cpu_flags() or set()
+    return [w for w in ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2") if w in flags]
 
 
 def _cpu_name() -> str:

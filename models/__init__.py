@@ -11,7 +11,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from ._checkpoint import CheckpointError, RunDir, load_checkpoint, save_checkpoint
 from ._config import TrainingConfig, load_config
 from ._data import DATASETS, DatasetInfo, DataSplits, dataset_info, load_data, splits_from_images
-from ._device import check_memory, native_bf16, resolve_device, resolve_precision
+from ._device import check_memory, cpu_flags, native_bf16, resolve_device, resolve_precision
 from ._errors import (
     ConfigError,
     DataError,
@@ -107,6 +107,7 @@ __all__ = [
     "check_resumable",
     "check_memory",
     "complexity",
+    "cpu_flags",
     "data_fingerprint",
     "dataset_info",
     "derive_seed",

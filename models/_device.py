@@ -126,11 +126,27 @@ def peak_memory(dev: torch.device) -> int | None:
 
 
 def native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (oneDNN's own check: AVX512-BF16 or AMX)."""
+    """Whether this CPU computes bfloat16 natively: oneDNN supports bf16 here and, where Linux lists the CPU's
+    flags, the CPU has AVX512-BF16 or AMX-BF16 (oneDNN's check is about support, which it can also report where bf16
+    would only be emulated; macOS and Windows list no flags, and oneDNN's answer stands there)."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN
         return False
+    flags = cpu_flags()
+    return onednn and (flags is None or bool(flags & {"avx512_bf16", "amx_bf16"}))
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags as Linux lists them in /proc/cpuinfo; None where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
 
 
 def resolve_precision(precision: str, dev: torch.device) -> str:
@@ -173,6 +189,7 @@ __all__ = [
     "autocast",
     "check_memory",
     "check_units",
+    "cpu_flags",
     "device_name",
     "layout",
     "memory_format",

@@ -10,6 +10,7 @@ from lwl.models import (
     DeviceError,
     RecipeError,
     Schedule,
+    cpu_flags,
     load_data,
     native_bf16,
     paper_recipe,
@@ -37,8 +38,21 @@ def test_auto_is_bf16_exactly_where_the_device_computes_it_natively(monkeypatch,
     assert [resolve_precision(p, CPU) for p in ("fp32", "bf16")] == ["fp32", "bf16"]
 
 
-def test_native_bf16_is_onednns_own_answer():
-    assert native_bf16() == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+def test_native_bf16_needs_onednn_and_the_cpus_own_bf16_instructions():
+    """Checked against what the kernel says of this CPU: /proc/cpuinfo's flags (AVX512-BF16 or AMX-BF16)."""
+    flags = cpu_flags()
+    onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if flags is None:
+        assert native_bf16() == onednn
+    else:
+        assert native_bf16() == (onednn and bool({"avx512_bf16", "amx_bf16"} & flags))
+
+
+def test_plain_avx512_is_not_native_bf16(monkeypatch):
+    """Whatever oneDNN reports, a CPU that lists no bf16 instructions (a Skylake-class AVX-512 one) stays fp32."""
+    monkeypatch.setattr(device_module, "cpu_flags", lambda: {"avx2", "avx512f", "avx512bw"})
+    assert not native_bf16()
+    assert resolve_precision("auto", CPU) == "fp32"
 
 
 def test_a_precision_that_does_not_exist_is_refused():
