@@ -102,6 +102,8 @@ def replay_study(
         again = revisit_of(trial.study, trial)
         entry = {
             "hierarchy": hierarchy,
+            "params": run["params"],
+            "full_unit_epochs": run["history"][-1]["unit_epochs"],
             "pruned": False,
             "epochs": 0,
             "unit_epochs": 0,
@@ -185,6 +187,7 @@ def measure(
     to_top, ue_top = first_complete(log, top, t["unit_epochs"])
     first_pass = [e for e in log if not e["revisit"]]
     return {
+        "log": log,
         "trials": len(log),
         "pruned": sum(e["pruned"] for e in log),
         "revisits": len(log) - len(first_pass),
@@ -197,6 +200,102 @@ def measure(
         "unit_epochs_to_top": ue_top,
         "trace": t,
     }
+
+
+def confirm(
+    log: list[dict[str, Any]],
+    runs: dict[tuple[int, ...], dict[int, dict[str, Any]]],
+    table_seed: int,
+    seeds: Sequence[int],
+    cap: int,
+    lists: int,
+    more: int,
+) -> dict[str, Any]:
+    """What `lwl-search --trials cap --confirm lists --confirm-seeds more` returns from this replay: the first `cap`
+    trials (a study capped at `cap` trials makes exactly these: the sampler and pruner only see the past), then its
+    top `lists` complete lists by their observed value (ties: fewer parameters, then the earlier trial) trained
+    with the next `more` table seeds after the replay's, and the one with the best mean over its seeds returned.
+    Costs: the trials' unit-epochs plus a full training per confirmation run."""
+    taken = log[:cap]
+    done = [(i, e) for i, e in enumerate(taken) if e["value"] is not None]
+    ranked = sorted(done, key=lambda ie: (-ie[1]["value"], ie[1]["params"], ie[0]))
+    top = [e for _, e in ranked[: lists if more else 0]] if lists else []
+    order = list(seeds)
+    extra = [order[(order.index(table_seed) + i) % len(order)] for i in range(1, more + 1)] if top else []
+    spent = float(sum(e["unit_epochs"] for e in taken))
+    if not done:
+        return {"hierarchy": None, "unit_epochs": spent}
+    if not top:
+        return {"hierarchy": ranked[0][1]["hierarchy"], "unit_epochs": spent}
+
+    def mean(e: dict[str, Any]) -> float:
+        return float(np.mean([e["value"], *(runs[e["hierarchy"]][s]["output_acc"] for s in extra)]))
+
+    winner = min(top, key=lambda e: (-mean(e), e["params"], top.index(e)))
+    return {"hierarchy": winner["hierarchy"], "unit_epochs": spent + sum(e["full_unit_epochs"] for e in top) * more}
+
+
+def confirm_grid(
+    table: dict[str, Any],
+    results: dict[str, dict[str, list[dict[str, Any]]]],
+    caps: Sequence[int],
+    plans: Sequence[tuple[int, int]],
+) -> list[dict[str, Any]]:
+    """Every (sampler, pruner, trial cap, confirmation plan): the share of replays whose returned list is the best
+    or a top-3 list, the unit-epochs spent as a share of a full unpruned sweep, and the returned list's true
+    accuracy (means over replays)."""
+    seeds = check_complete(table)
+    runs = by_list(table)
+    truth = ground_truth(table)
+    ranked = sorted(truth.values(), reverse=True)
+    best = {h for h, a in truth.items() if a >= ranked[0] - TIE}
+    top = {h for h, a in truth.items() if a >= ranked[min(TOP, len(ranked)) - 1] - TIE}
+    sweep = float(sum(runs[h][seeds[0]]["history"][-1]["unit_epochs"] for h in runs))
+    rows = []
+    for sampler, per_pruner in results.items():
+        for pruner, reps in per_pruner.items():
+            for cap in caps:
+                for lists, more in plans:
+                    got = [
+                        confirm(rep["log"], runs, seeds[r % len(seeds)], seeds, cap, lists, more)
+                        for r, rep in enumerate(reps)
+                    ]
+                    rows.append(
+                        {
+                            "sampler": sampler,
+                            "pruner": pruner,
+                            "cap": cap,
+                            "confirm": lists if more else 0,
+                            "confirm_seeds": more if lists else 0,
+                            "best": float(np.mean([g["hierarchy"] in best for g in got])),
+                            "top": float(np.mean([g["hierarchy"] in top for g in got])),
+                            "unit_epochs": float(np.mean([g["unit_epochs"] for g in got])) / sweep,
+                            "found_acc": float(
+                                np.mean([truth[g["hierarchy"]] if g["hierarchy"] else np.nan for g in got])
+                            ),
+                        }
+                    )
+    return rows
+
+
+def render_grid(rows: list[dict[str, Any]], goal_top: float = 0.95, goal_cost: float = 1 / 3) -> str:
+    lines = [
+        f"{'sampler':<7} {'pruner':<9} {'trials':>6} {'confirm':>7} {'seeds':>5} {'best':>5} {'top-3':>6} "
+        f"{'UE / sweep':>10} {'found acc':>9}  goal",
+    ]
+    for r in rows:
+        ok = r["top"] >= goal_top and r["unit_epochs"] <= goal_cost + 1e-9
+        lines.append(
+            f"{r['sampler']:<7} {r['pruner']:<9} {r['cap']:>6} {r['confirm']:>7} {r['confirm_seeds']:>5} "
+            f"{100 * r['best']:>4.0f}% {100 * r['top']:>5.0f}% {r['unit_epochs']:>10.2f} {r['found_acc']:>9.4f}"
+            f"  {'yes' if ok else ''}"
+        )
+    lines.append(
+        f"best / top-3: share of replays whose returned list (after confirmation) is the best / a top-{TOP} list "
+        "by the table's mean over seeds; UE / sweep: unit-epochs spent, confirmation included, over a full "
+        f"unpruned sweep's; goal: top-3 >= {goal_top:.0%} at UE / sweep <= {goal_cost:.2f}"
+    )
+    return "\n".join(lines)
 
 
 def savings(pruned: dict[str, Any], unpruned: dict[str, Any]) -> dict[str, float]:
@@ -219,8 +318,11 @@ def run_benchmark(
     paper: bool,
     revisit: bool = True,
     resume: bool = True,
+    caps: Sequence[int] = (),
+    plans: Sequence[tuple[int, int]] = (),
 ) -> dict[str, Any]:
-    """Every (sampler, pruner, replay); per-replay figures and their summaries."""
+    """Every (sampler, pruner, replay); per-replay figures and their summaries; with `caps` and `plans`, the
+    confirmation grid (`confirm_grid`)."""
     seeds = check_complete(table)
     runs = by_list(table)
     truth = ground_truth(table)
@@ -260,11 +362,13 @@ def run_benchmark(
             rows.append(summarise(sampler, pruner, reps))
             if pruner != "none":
                 rows[-1]["equal_acc"] = saved_at_equal_accuracy(reps, per_pruner["none"])
+    grid = confirm_grid(table, results, caps, plans) if caps and plans else []
     for per_pruner in results.values():
         for reps in per_pruner.values():
             for rep in reps:
-                del rep["trace"]
+                del rep["trace"], rep["log"]
     return {
+        "confirm_grid": grid,
         "lists": n_lists,
         "seeds": seeds,
         "trial_cap": trials,
@@ -381,6 +485,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="enqueue the paper's feasible lists first, as lwl-search does by default",
     )
+    p.add_argument(
+        "--caps",
+        default="",
+        help="trial caps for the confirmation grid, comma-separated, e.g. 12,20,35 (default: no grid)",
+    )
+    p.add_argument(
+        "--confirm-plans",
+        default="0x0,1x2,2x1,2x2,3x1,3x2,5x2",
+        help="confirmation plans KxS for the grid (K top lists, S more seeds; 0x0: none)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write every figure as one JSON object here")
     return p
 
@@ -399,6 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.paper_baselines,
         not args.no_revisit,
         not args.no_continue,
+        [int(c) for c in args.caps.split(",") if c],
+        [(int(k), int(n)) for k, n in (p.split("x") for p in args.confirm_plans.split(",") if p)],
     )
     result["command"] = shlex.join(
         ["python3", "benchmarks/tabular_replay.py", *(sys.argv[1:] if argv is None else argv)]
@@ -406,6 +522,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["optuna"] = optuna.__version__
     result["table"] = str(args.table)
     print(render(result))
+    if result["confirm_grid"]:
+        print(render_grid(result["confirm_grid"]))
     print(f"({time.perf_counter() - start:.0f} s)")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -23,12 +23,14 @@ from lwl.search import (
     StorageError,
     StudyError,
     TrialRecord,
+    confirmed,
     load_existing_study,
     mask_url,
     open_storage,
     read_settings,
     read_trial,
     top_trials,
+    verdict,
 )
 
 from ._rows import TrialRow
@@ -83,6 +85,9 @@ class ReportData:
     fail_reasons: dict[str, int] = field(default_factory=dict)
     # name -> (low, high): the IMPORTANCE_INTERVAL of the importance over IMPORTANCE_RESAMPLES bootstrap resamples
     importance_spread: dict[str, tuple[float, float]] | None = None
+    # search trial -> (mean over seeds with its 95 % interval, seeds) for the lists confirmation trained again
+    confirmed: dict[int, tuple[str, int]] = field(default_factory=dict)
+    verdict: str = ""  # the paired test of the winner against the runner-up, in words ("" without confirmation)
 
     @property
     def complete(self) -> list[TrialRow]:
@@ -267,6 +272,8 @@ def load_report_data(storage: BaseStorage, study: optuna.Study, storage_url: str
         )
     by_number = {r.number: r for r in rows}
     top = [by_number[t.number] for t in top_trials(study, TOP_K)]
+    evidence = confirmed(study)
+    judged = verdict(evidence)
     names = [f"d{i}" for i in range(1, stages + 1)]
     importances, spread, note = _importances(study, names)
     groups, source = _global_groups(storage, study.study_name, settings, rows, records)
@@ -290,6 +297,8 @@ def load_report_data(storage: BaseStorage, study: optuna.Study, storage_url: str
         counts.get("failed", 0),
         reasons,
         importance_spread=spread,
+        confirmed={c.trial.number: (c.estimate.text(), c.estimate.n) for c in evidence},
+        verdict=judged.text() if judged is not None else "",
     )
 
 

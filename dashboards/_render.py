@@ -61,8 +61,10 @@ def header_html(
     settings: dict[str, Any],
     counts: dict[str, int],
     user_attrs: dict[str, Any] | None = None,
+    verdict: str = "",
 ) -> str:
-    """The study's name, settings, trial counts by state and its storage URL, the password always masked."""
+    """The study's name, settings, trial counts by state, the confirmation's verdict and its storage URL, the
+    password always masked."""
     user_attrs = user_attrs or {}
     r = settings.get("recipe", {})
     k = settings.get("shallow_stages")
@@ -98,6 +100,7 @@ def header_html(
         ("validation split", _validation(user_attrs.get(VALIDATION_ATTR), r.get("val_fraction"))),
         ("intermediate values", user_attrs.get("intermediate_value", "-")),
         ("trials", ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"),
+        ("confirmation", verdict or "none: lwl-search --confirm K trains the top K lists with more seeds"),
         ("storage", mask_url(storage_url)),
     ]
     body = "".join(f"<dt>{_e(a)}</dt><dd>{_e(b)}</dd>" for a, b in items)
@@ -112,17 +115,24 @@ def _units_curve(r: TrialRow) -> str:
     return f"{100 * units[0]:.1f} → {100 * units[-1]:.1f}" if units else "-"
 
 
-def table_html(rows: Sequence[TrialRow]) -> str:
+def table_html(rows: Sequence[TrialRow], confirmed: Mapping[int, tuple[str, int]] | None = None) -> str:
+    """The top lists; `confirmed` (trial -> (mean ± interval, seeds)) adds the confirmation's columns."""
+    confirmed = confirmed or {}
+    extra = "<th>mean over seeds (95 % interval)</th><th>seeds</th>" if confirmed else ""
     head = (
-        "<tr><th>rank</th><th>trial</th><th>hierarchy</th><th>val. accuracy</th><th>params</th>"
+        f"<tr><th>rank</th><th>trial</th><th>hierarchy</th><th>val. accuracy</th>{extra}<th>params</th>"
         "<th>wall time</th><th>units: first → last (%)</th><th>paper</th><th>state</th></tr>"
     )
     body = []
     for rank, r in enumerate(rows, 1):
         state = r.state + (f" (enqueued: {r.enqueued})" if r.enqueued else "")
+        cells = ""
+        if confirmed:
+            mean, seeds = confirmed.get(r.number, ("-", 1))
+            cells = f"<td class='num'>{_e(mean)}</td><td class='num'>{seeds}</td>"
         body.append(
             f"<tr><td class='num'>{rank}</td><td class='num'>{r.number}</td><td><code>{_e(r.label)}</code></td>"
-            f"<td class='num'>{'-' if r.value is None else f'{100 * r.value:.2f} %'}</td>"
+            f"<td class='num'>{'-' if r.value is None else f'{100 * r.value:.2f} %'}</td>{cells}"
             f"<td class='num'>{'-' if r.params is None else f'{r.params:,}'}</td>"
             f"<td class='num'>{'-' if r.wall_time is None else f'{r.wall_time:.1f} s'}</td>"
             f"<td class='num'>{_e(_units_curve(r))}</td><td>{_e(r.paper or '')}</td><td>{_e(state)}</td></tr>"
@@ -261,7 +271,9 @@ def render_html(data: ReportData, figures: dict[str, go.Figure], *, generated: s
     return fill_page(
         study_name=data.study_name,
         plotlyjs_html=plotly.offline.get_plotlyjs(),
-        header_html=header_html(data.study_name, data.storage_url, data.settings, data.counts, data.user_attrs),
+        header_html=header_html(
+            data.study_name, data.storage_url, data.settings, data.counts, data.user_attrs, data.verdict
+        ),
         flops_note=_flops_note(data),
         pareto_html=_figs_html(figures, "lwl-pareto-params", "lwl-pareto-memory", "lwl-pareto-time"),
         importance_html=_importance_html(data, figures),
@@ -269,7 +281,7 @@ def render_html(data: ReportData, figures: dict[str, go.Figure], *, generated: s
         hierarchy_html=_figs_html(figures, "lwl-hierarchy", "lwl-ranked"),
         history_html=_figs_html(figures, "lwl-history"),
         top_count=len(data.top),
-        top_table_html=table_html(data.top),
+        top_table_html=table_html(data.top, data.confirmed),
         failed_html=_failed_html(data),
         global_html=_global_html(data, figures),
         generated=generated or _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),

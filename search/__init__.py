@@ -1,12 +1,14 @@
 """The study: feasible hierarchy lists, the sampler, the objective, storage and the `lwl-search` command."""
 
 from ._artifacts import ConfigArtifacts, dashboard_command, default_artifact_dir
+from ._confirm import ConfirmOutcome, ConfirmPlan, auto_plan, confirm_seeds, run_confirmation
 from ._errors import ExportError, PresetError, SettingsError, SpaceError, StorageError, UsageError
-from ._export import Selection, export_configs, top_trials, trial_config
+from ._export import Selection, export_configs, trial_config
 from ._flags import parse_search_flags
 from ._optuna import OptunaVersionError
 from ._pareto import pareto_front, pareto_indices, pareto_study_name
 from ._paused import Paused, PausedStore
+from ._ranking import Confirmed, Verdict, confirm_study, confirm_study_name, confirmed, top_trials, verdict
 from ._record import (
     ARTIFACT_DIR_ATTR,
     DERIVED_ATTR,
@@ -35,6 +37,7 @@ from ._sampler import (
 )
 from ._settings import SEARCH_EPOCHS, StudySettings, default_widths
 from ._space import CONSTRAINTS, MAX_LISTS, PAPER_HIERARCHIES, SearchSpace, paper_baselines, smallest_feasible_budget
+from ._stats import Estimate, PairedTest, estimate, paired_t_test
 from ._storage import check_study_name, default_storage, load_existing_study, mask_url, open_storage, require_existing
 from ._study import (
     PRUNERS,
@@ -49,6 +52,21 @@ from ._study import (
 )
 
 __all__ = [
+    "ConfirmOutcome",
+    "ConfirmPlan",
+    "Confirmed",
+    "Estimate",
+    "PairedTest",
+    "Verdict",
+    "auto_plan",
+    "confirm_seeds",
+    "confirm_study",
+    "confirm_study_name",
+    "confirmed",
+    "estimate",
+    "paired_t_test",
+    "run_confirmation",
+    "verdict",
     "CONSTRAINTS",
     "MAX_LISTS",
     "PAPER_HIERARCHIES",

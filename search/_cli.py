@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,11 +14,13 @@ from lwl.models import PrefixStore, check_memory, interrupted, load_data, parse_
 from lwl.models.cli import plural, run_command, writable_folder
 
 from ._artifacts import ConfigArtifacts, default_artifact_dir
+from ._confirm import ConfirmPlan, missing, run_confirmation
 from ._display import BarDisplay, LineDisplay, summary_text
 from ._errors import UsageError
-from ._flags import default_study_name, parse_args, settings_from_args
+from ._flags import confirm_plan, default_study_name, parse_args, settings_from_args
 from ._paused import PausedStore
-from ._record import ARTIFACT_DIR_ATTR, DATA_ROOT_ATTR, VALIDATION_ATTR
+from ._ranking import confirm_study_name
+from ._record import ARTIFACT_DIR_ATTR, DATA_ROOT_ATTR, VALIDATION_ATTR, read_trial
 from ._sampler import validate_enqueued
 from ._settings import StudySettings
 from ._storage import (
@@ -42,6 +45,7 @@ def _search(
     study_name: str,
     storage_url: str,
     device: Any,
+    plan: ConfirmPlan,
 ) -> int:
     """Everything that talks to the storage once the input is known to be good."""
     study = prepare_study(
@@ -85,6 +89,7 @@ def _search(
             f"running until {args.trials}",
             file=sys.stderr,
         )
+    started = time.monotonic()
     outcome: SearchOutcome | None = None
     reason = "interrupted"
     if args.workers > 1:
@@ -95,7 +100,9 @@ def _search(
             outcome = SearchOutcome(study, shown_url, count_finished(study), 0, reason, len(settings.space))
         except KeyboardInterrupt:
             print("\nlwl-search: interrupted; running trials are recorded as failed ('interrupted')", file=sys.stderr)
-        print(summary_text(study, reason, shown_url))
+        if outcome is not None and status == 0 and not _confirm(args, settings, study, plan, device, started):
+            status = 130
+        print(summary_text(study, reason, shown_url, plan=plan))
         return status
     display: Any = None
     if not args.quiet:
@@ -124,12 +131,61 @@ def _search(
     finally:
         if display is not None and hasattr(display, "close"):
             display.close()
+    if outcome is not None and not outcome.held and "failed in this run" not in reason:
+        if not _confirm(args, settings, study, plan, device, started):
+            outcome = None
     if not args.no_summary:
         ran = outcome.ran if outcome is not None else None
-        print(summary_text(study, reason, shown_url, trials_target=args.trials, ran=ran))
+        print(summary_text(study, reason, shown_url, trials_target=args.trials, ran=ran, plan=plan))
     if outcome is None:
         return 130
     return HELD_EXIT if outcome.held else 0  # short of --trials: others' trials may be dead (no heartbeat to tell)
+
+
+def _confirm(
+    args: argparse.Namespace,
+    settings: StudySettings,
+    study: optuna.Study,
+    plan: ConfirmPlan,
+    device: Any,
+    started: float,
+) -> bool:
+    """Run the plan's missing confirmation runs, a line each; False when interrupted."""
+    if not plan.runs or args.no_summary:  # --no-summary: a worker of `--workers N`, whose parent confirms
+        return True
+
+    def data_for(seed: int) -> Any:
+        r = settings.recipe
+        return load_data(
+            r.dataset, data_root=args.data_root, val_fraction=r.val_fraction, split_seed=seed, device=device
+        )
+
+    def on_run(trial: Any) -> None:
+        if not args.quiet:
+            rec = read_trial(trial)
+            acc = f"{100 * trial.value:5.1f} %" if trial.value is not None else f"failed ({rec.fail_reason})"
+            print(
+                f"confirm {rec.label:<14} seed {rec.seed}  acc {acc}  {rec.wall_time or rec.elapsed or 0:6.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    todo = len(missing(study, plan))
+    if not todo:
+        return True
+    if not args.quiet:
+        print(
+            f"lwl-search: confirming the top {plural(plan.lists, 'list')} with {plural(plan.seeds, 'more seed')} "
+            f"each: {plural(todo, 'run')} into study {confirm_study_name(study.study_name)!r}",
+            file=sys.stderr,
+        )
+    deadline = None if args.timeout is None else started + args.timeout
+    try:
+        run_confirmation(settings, study, plan, data_for, device=str(device), deadline=deadline, on_run=on_run)
+    except KeyboardInterrupt:
+        print("\nlwl-search: interrupted; the running confirmation run is recorded as failed", file=sys.stderr)
+        return False
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # against their ranges (parse_args), the space, the storage, the folders, the device, the memory.
         args = parse_args(argv)
         settings = settings_from_args(args)
+        plan = confirm_plan(args)
         if args.batch > 1 and not settings.recipe.trains_together:
             raise UsageError(
                 f"--batch {args.batch} needs --mode simultaneous and a layer-wise --loss (pred, sim, "
@@ -171,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # our display reports failed trials
         try:
             with quiet_heartbeat_errors():
-                return _search(args, argv, settings, data, enqueue, study_name, storage_url, device)
+                return _search(args, argv, settings, data, enqueue, study_name, storage_url, device, plan)
         except Exception as exc:
             if interrupted(exc):  # Ctrl-C cut a storage write short: an interrupt, not a lost storage
                 raise

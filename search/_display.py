@@ -14,7 +14,8 @@ from lwl.models import Progress
 from lwl.models.cli import percent, plural
 
 from ._artifacts import dashboard_command
-from ._export import top_trials
+from ._confirm import AFFORD, ConfirmPlan
+from ._ranking import confirm_study_name, confirmation_runs, confirmed, top_trials, verdict
 from ._record import VALIDATION_ATTR, read_trial
 
 
@@ -118,6 +119,27 @@ def _stop_reason(reason: str, finished: int, running: int, target: int | None, r
     return words
 
 
+def confirmation_lines(study: optuna.Study, plan: ConfirmPlan | None, trials_target: int | None) -> list[str]:
+    """What confirmation did, or why it did not run."""
+    runs = confirmation_runs(study)
+    done = sum(len(v) for v in runs.values())
+    name = confirm_study_name(study.study_name)
+    if plan is not None and not plan.runs:
+        if plan.chosen_by_default and trials_target is not None:
+            return [
+                f"confirmation: off by default (2 lists x {plan.seeds} more seeds would be more than "
+                f"{100 * AFFORD:.0f} % of --trials {trials_target}); --confirm 2 trains the top 2 lists again anyway"
+            ]
+        return [] if not done else [f"confirmation: {done} earlier runs in study {name!r}"]
+    if plan is None and not done:
+        return []
+    why = ""
+    if plan is not None and plan.chosen_by_default:
+        why = f" (on by default: {plan.runs} runs, at most {100 * AFFORD:.0f} % of --trials {trials_target})"
+    what = plan.describe() if plan is not None else "earlier runs"
+    return [f"confirmation: {what}{why}; {plural(done, 'run')} in study {name!r}, ranked by the mean over seeds"]
+
+
 def summary_text(
     study: optuna.Study,
     outcome_reason: str,
@@ -126,10 +148,12 @@ def summary_text(
     *,
     trials_target: int | None = None,
     ran: int | None = None,
+    plan: ConfirmPlan | None = None,
 ) -> str:
     """The summary printed when a run ends: counts, what sharing saved, the top `k` lists and the next commands.
     With `trials_target` (--trials) and `ran` (trials this run ended), a "reached --trials" reason is restated from
-    the same counts the line shows."""
+    the same counts the line shows. Confirmed lists rank first, by their mean over seeds with a 95 % interval;
+    `plan` (the run's confirmation) is stated, and why it was off by default."""
     trials = study.get_trials(deepcopy=False)
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
     counts = {s: sum(t.state == s for t in trials) for s in states}
@@ -165,20 +189,27 @@ def summary_text(
             f"training together (--batch): {plural(together, 'unit-epoch')} trained where one by one would take "
             f"{alone} ({alone / max(together, 1):.2f}x fewer), in {plural(len(batches), 'batch', 'batches')}"
         )
+    lines += confirmation_lines(study, plan, trials_target)
     top = top_trials(study, k)
+    evidence = {c.trial.number: c for c in confirmed(study)}
     if top:
         lines += [
             "",
-            f"  {'rank':>4}  {'hierarchy':<14} {'val acc':>7}  {'units: first -> last':<20} {'params':>9} "
-            f"{'time':>7}  paper",
+            f"  {'rank':>4}  {'hierarchy':<14} {'val acc':>14} {'seeds':>5}  {'units: first -> last':<20} "
+            f"{'params':>9} {'time':>7}  paper",
         ]
-        for rank, r in enumerate(map(read_trial, top), 1):
+        for rank, (t, r) in enumerate(((t, read_trial(t)) for t in top), 1):
             accs = [a for a in r.unit_acc if a is not None]
             curve = f"{_pct(accs[0]).strip()} -> {_pct(accs[-1]).strip()}" if accs else "-"
+            c = evidence.get(t.number)
+            acc = c.estimate.text() if c is not None else _pct(r.value).strip() + " %"
             lines.append(
-                f"  {rank:>4}  {r.schedule or '?':<14} {_pct(r.value):>7}  {curve:<20} "
+                f"  {rank:>4}  {r.schedule or '?':<14} {acc:>14} {c.estimate.n if c else 1:>5}  {curve:<20} "
                 f"{(r.params or 0) / 1e6:8.2f}M {r.wall_time or 0:6.1f}s  {r.paper or ''}"
             )
+        judged = verdict(list(evidence.values()))
+        if judged is not None:
+            lines.append(f"  {judged.text()}")
     lines += [
         "",
         "next:",

@@ -9,7 +9,6 @@ from, so that `lwl-train --config` reproduces the paper's protocol for it as pri
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -24,7 +23,8 @@ from lwl.models import RecipeError, TrainingConfig, complexity, paper_recipe
 
 from ._errors import ExportError
 from ._pareto import pareto_front
-from ._record import DATA_ROOT_ATTR, STORAGE_ATTR, hierarchy_of, read_settings, read_trial
+from ._ranking import Confirmed, complete_trials, confirmed, top_trials
+from ._record import DATA_ROOT_ATTR, STORAGE_ATTR, hierarchy_of, read_settings
 from ._settings import StudySettings
 from ._space import paper_name
 from ._storage import mask_url
@@ -75,24 +75,6 @@ def _hierarchy(trial: FrozenTrial, settings: StudySettings) -> tuple[int, ...]:
     return hierarchy
 
 
-def _complete(study: optuna.Study) -> list[FrozenTrial]:
-    return [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.value is not None and math.isfinite(t.value)
-    ]
-
-
-def top_trials(study: optuna.Study, k: int = 5) -> list[FrozenTrial]:
-    """The k most accurate complete trials; ties go to the smaller network, then to the earlier trial."""
-
-    def rank(t: FrozenTrial) -> tuple[float, float, int]:
-        params = read_trial(t).params
-        return (-float(t.value or 0.0), math.inf if params is None else params, t.number)
-
-    return sorted(_complete(study), key=rank)[:k]
-
-
 def select_trials(study: optuna.Study, selection: Selection | str, settings: StudySettings) -> list[FrozenTrial]:
     chosen = Selection.parse(selection)
     if chosen.kind == "trial":
@@ -106,7 +88,7 @@ def select_trials(study: optuna.Study, selection: Selection | str, settings: Stu
             )
         trial = match[0]
         if trial.state != TrialState.COMPLETE or trial.value is None:
-            numbers = ", ".join(str(t.number) for t in _complete(study)[:20]) or "none yet"
+            numbers = ", ".join(str(t.number) for t in complete_trials(study)[:20]) or "none yet"
             words = {TrialState.FAIL: "failed", TrialState.RUNNING: "still running"}
             state = words.get(trial.state, trial.state.name.lower())
             raise ExportError(
@@ -114,7 +96,7 @@ def select_trials(study: optuna.Study, selection: Selection | str, settings: Stu
                 f"complete: only a complete trial has a final accuracy; complete trials: {numbers}"
             )
         return [trial]
-    done = _complete(study)
+    done = complete_trials(study)
     if not done:
         raise ExportError(f"study {study.study_name!r} has no complete trial yet: run lwl-search until one finishes")
     if chosen.kind == "pareto":
@@ -129,6 +111,7 @@ def export_configs(
     settings = study_settings(study)
     selection = Selection.parse(selection)
     storage = storage_url if storage_url is not None else str(study.user_attrs.get(STORAGE_ATTR, ""))
+    evidence = {c.trial.number: c for c in confirmed(study)}
     return [
         trial_config(
             settings,
@@ -139,6 +122,7 @@ def export_configs(
             selection=selection.describe(),
             storage_url=storage,
             data_root=study.user_attrs.get(DATA_ROOT_ATTR),
+            confirmation=evidence.get(t.number),
         )
         for t in select_trials(study, selection, settings)
     ]
@@ -154,11 +138,12 @@ def trial_config(
     selection: str = "trial",
     storage_url: str = "",
     data_root: str | None = None,
+    confirmation: Confirmed | None = None,
 ) -> TrainingConfig:
     """A trial's schedule with the study's recipe at the paper's full length on the whole training set (no
     validation split), the search's `data_root`, and where it came from (storage URL masked). Takes the trial's
     facts, not the trial, so a running trial can be exported as it completes (an artifact can only be attached to a
-    running trial)."""
+    running trial). A `confirmation` adds the mean over seeds, its interval and the seeds."""
     search = settings.recipe
     try:
         full = paper_recipe(search.dataset, settings.family).epochs
@@ -179,6 +164,14 @@ def trial_config(
         "storage": mask_url(storage_url) if storage_url else None,
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if confirmation is not None:
+        e = confirmation.estimate
+        provenance["confirmed"] = {
+            "seeds": list(confirmation.seeds),
+            "accuracies": [round(confirmation.values[s], 6) for s in confirmation.seeds],
+            "mean": round(e.mean, 6),
+            "interval_95": [round(e.low, 6), round(e.high, 6)],
+        }
     return TrainingConfig(schedule, recipe, provenance, data_root or None)
 
 

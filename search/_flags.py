@@ -31,6 +31,7 @@ from lwl.models.cli import (
     flag_name,
 )
 
+from ._confirm import AFFORD, LISTS, SEEDS, ConfirmPlan, auto_plan
 from ._errors import PresetError, UsageError
 from ._sampler import SAMPLERS
 from ._settings import DEFAULTS, SEARCH_EPOCHS, StudySettings
@@ -53,6 +54,7 @@ RANGES: dict[str, Range] = {
     "batch": Range(int, 1),
     "prefix_store_gb": Range(float, 0, low_open=True, hint="--prefix-store off to keep no units"),
     "paused_store_gb": Range(float, 0, low_open=True, hint="--paused-store off to keep no paused candidates"),
+    "confirm_seeds": Range(int, 1),
 }
 
 
@@ -135,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="one pass: once every list has been tried, stop (by default each pruned list is then trained "
         "again to the end, unpruned, while --trials allows)",
     )
+    g.add_argument(
+        "--confirm",
+        metavar="K|auto|off",
+        help="after the search, train its top K lists again with --confirm-seeds more seeds each and rank them by "
+        "the mean over seeds, with a 95 %% interval and a paired t-test of the winner against the runner-up; the "
+        f"runs go to the study NAME-confirm in the same storage. auto (default): K = --trials x {AFFORD:g} / S, at "
+        f"most {LISTS}, so that confirmation costs at most {100 * AFFORD:.0f} %% of the search; off when that is "
+        "below 2; off or 0: none",
+    )
+    g.add_argument("--confirm-seeds", type=int, metavar="S", help=f"more seeds per confirmed list (default {SEEDS})")
     g.add_argument(
         "--storage", help="SQLAlchemy URL, journal file (.log) or redis:// URL (default sqlite:///studies/STUDY.db)"
     )
@@ -291,6 +303,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     return args
+
+
+def confirm_plan(args: argparse.Namespace) -> ConfirmPlan:
+    """--confirm K|auto|off and --confirm-seeds S as a plan (auto: `auto_plan` for --trials)."""
+    text = str(args.confirm if args.confirm is not None else "auto").strip().lower()
+    if text == "auto":
+        return auto_plan(args.trials, seeds=args.confirm_seeds)
+    if text == "off":
+        return ConfirmPlan(0, args.confirm_seeds or SEEDS)
+    try:
+        k = int(text)
+    except ValueError:
+        k = -1
+    if k < 0:
+        raise UsageError(f"--confirm {args.confirm}: give a number of lists K >= 0, auto or off, e.g. --confirm 3")
+    return ConfirmPlan(k, args.confirm_seeds or SEEDS)
 
 
 def settings_from_args(args: argparse.Namespace) -> StudySettings:

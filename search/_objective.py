@@ -301,6 +301,16 @@ class Objective:
         if holder is not None:
             write_failure(trial, Duplicate.reason, f"trial {holder} holds the list {list(hierarchy)}")
             raise Duplicate(f"trial {trial.number}: list {list(hierarchy)} is already held by trial {holder}")
+        schedule = self.describe(trial, hierarchy)
+        again = revisit_of(trial.study, trial)
+        if again is not None:
+            write(trial, revisit_of=again)
+        total = self.settings.recipe.epochs if self.settings.recipe.mode == "simultaneous" else schedule.units
+        self.display.trial_started(trial.number, hierarchy, total)
+        return hierarchy, schedule
+
+    def describe(self, trial: optuna.Trial, hierarchy: tuple[int, ...]) -> Schedule:
+        """Record the list and its costs (known before anything trains) on `trial`; its schedule."""
         schedule = self.settings.schedule(hierarchy)
         cost = complexity(schedule, self.settings.recipe.head)
         write(
@@ -316,12 +326,7 @@ class Objective:
             paper=paper_name(hierarchy),
             precision=self.settings.recipe.precision,
         )
-        again = revisit_of(trial.study, trial)
-        if again is not None:
-            write(trial, revisit_of=again)
-        total = self.settings.recipe.epochs if self.settings.recipe.mode == "simultaneous" else schedule.units
-        self.display.trial_started(trial.number, hierarchy, total)
-        return hierarchy, schedule
+        return schedule
 
     # ------------------------------------------------------------------------------------------ report
     def reporter(self, trial: optuna.Trial, *, pause: bool = False, resumed: Paused | None = None) -> Reporter:

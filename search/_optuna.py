@@ -11,6 +11,9 @@ Optuna is pinned to the 5.0 series (pyproject.toml). What this module touches, a
   `optuna.storages.fail_stale_trials` fails them, so that each gets its `fail_reason` while it can still take one
   (a finished trial refuses user attributes). `HeartbeatThread._record_heartbeat` names the heartbeat thread, so
   that its connection errors are left to the main thread's one line.
+- `optuna.Trial(study, trial_id)` over `storage.create_new_trial(..., template_trial=...)`: a confirmation run is a
+  RUNNING trial with its list fixed at creation (`running_trial`); the queue (`enqueue_trial` + `ask`) would hand
+  one worker's list to another worker that asks first.
 - `JournalRedisBackend._redis`: one ping when the storage opens, so a wrong Redis URL fails at once.
 - The TPE internals `_tpe.sampler._split_trials`, `default_gamma(_multiobjective)`,
   `_tpe.parzen_estimator._ParzenEstimator`, `TPESampler._parzen_estimator_parameters` and
@@ -86,6 +89,17 @@ def system_attrs(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> dict
 
 def set_system_attr(study: optuna.Study, trial: optuna.Trial | FrozenTrial, key: str, value: Any) -> None:
     storage_of(study).set_trial_system_attr(trial_id(trial), key, value)
+
+
+def running_trial(
+    study: optuna.Study, params: dict[str, Any], distributions: dict[str, optuna.distributions.BaseDistribution]
+) -> optuna.Trial:
+    """A new RUNNING trial of `study` that holds `params` from its creation."""
+    template = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.RUNNING, params=params, distributions=distributions
+    )
+    tid = storage_of(study).create_new_trial(study_id(study), template_trial=template)
+    return optuna.Trial(study, tid)
 
 
 def heartbeat_enabled(study: optuna.Study) -> bool:

@@ -24,7 +24,7 @@ from ._settings import StudySettings
 
 # ------------------------------------------------------------------------------------------ study attributes
 SETTINGS_ATTR = "lwl:settings"  # StudySettings as JSON: what every trial's numbers mean; fixed for the study
-DERIVED_ATTR = "lwl:derived_from"  # on the derived NAME-pareto study: the search study it copies
+DERIVED_ATTR = "lwl:derived_from"  # on a derived study (NAME-pareto, NAME-confirm): the search study it belongs to
 STORAGE_ATTR = "storage"  # the storage URL, password masked
 ARTIFACT_DIR_ATTR = "artifact_dir"  # where the trials' training configs are stored as Optuna artifacts
 # the --data-root of the latest lwl-search run that gave one, as given (never the default's expanded path):
@@ -62,7 +62,8 @@ def read_settings(study_name: str, user_attrs: Mapping[str, Any]) -> StudySettin
     raw = user_attrs.get(SETTINGS_ATTR)
     if raw is None and DERIVED_ATTR in user_attrs:
         raise StudyError(
-            f"study {study_name!r} is the Pareto study derived from {user_attrs[DERIVED_ATTR]!r}: "
+            f"study {study_name!r} is derived from {user_attrs[DERIVED_ATTR]!r} (its Pareto front or its "
+            "confirmation runs): "
             f"use --study-name {user_attrs[DERIVED_ATTR]}"
         )
     if raw is None:
@@ -103,6 +104,9 @@ class TrialRecord:
     resumed_step: int | None = None  # the step (epoch or unit) that trial had trained: the revisit's first is +1
     precision: str | None = None  # fp32 or bf16 (autocast): the study's resolved --precision
     batch: tuple[int, ...] | None = None  # --batch: the trials trained together with this one
+    # -- confirmation runs only (trials of the derived NAME-confirm study)
+    confirms: int | None = None  # the search trial whose list this run trains again with another seed
+    seed: int | None = None  # the seed it trained with (training and validation split): the study's seed + 1, + 2..
     # -- updated after every progress record
     unit_acc_history: tuple[tuple[float | None, ...], ...] = ()  # per record: every unit's validation accuracy
     output_acc_history: tuple[float | None, ...] = ()  # per record: the output classifier's

@@ -42,6 +42,7 @@ from ._errors import SpaceError, StorageError
 from ._objective import FINISHED, NOT_COUNTED, Display, Objective, OutOfMemory, fail_lost_workers, running_ahead
 from ._pareto import pareto_study_name, publish_pareto
 from ._paused import Paused, PausedStore
+from ._ranking import confirm_study_name
 from ._record import (
     DERIVED_ATTR,
     FEASIBLE_ATTR,
@@ -223,20 +224,20 @@ def exhausted_reason(study: optuna.Study, space: SearchSpace) -> str:
 
 
 def refuse_foreign(storage: BaseStorage, study_name: str, wait: float = 10.0) -> None:
-    """Refuse, before anything is written, a study of this name (or its derived NAME-pareto study) that another
+    """Refuse, before anything is written, a study of this name (or its derived NAME-pareto, NAME-confirm) that another
     program made: lwl-search never changes a study it did not create.
 
     A study another lwl-search worker is creating at this moment gets its settings within moments, so a study
     without settings and without trials is given `wait` seconds; one with trials but no settings is foreign at once.
     """
-    derived = pareto_study_name(study_name)
-    if study_exists(storage, derived):
-        owner = storage.get_study_user_attrs(storage.get_study_id_from_name(derived)).get(DERIVED_ATTR)
-        if owner != study_name:
-            raise StudyError(
-                f"study {derived!r} exists in this storage and was not derived from {study_name!r} by "
-                "lwl-search: choose another --study-name (lwl-search never changes another's study)"
-            )
+    for derived in (pareto_study_name(study_name), confirm_study_name(study_name)):
+        if study_exists(storage, derived):
+            owner = storage.get_study_user_attrs(storage.get_study_id_from_name(derived)).get(DERIVED_ATTR)
+            if owner != study_name:
+                raise StudyError(
+                    f"study {derived!r} exists in this storage and was not derived from {study_name!r} by "
+                    "lwl-search: choose another --study-name (lwl-search never changes another's study)"
+                )
     if not study_exists(storage, study_name):
         return
     study_id = storage.get_study_id_from_name(study_name)

@@ -58,16 +58,17 @@ def test_a_study_of_another_program_is_refused_and_left_unchanged(tmp_path, caps
     assert not (tmp_path / "studies").exists() and not (tmp_path / "other-artifacts").exists()
 
 
-def test_a_foreign_pareto_name_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("suffix", ["pareto", "confirm"])
+def test_a_foreign_derived_name_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch, suffix):
     monkeypatch.chdir(tmp_path)
     db = tmp_path / "s.db"
-    optuna.create_study(study_name="mine-pareto", storage=f"sqlite:///{db}")
+    optuna.create_study(study_name=f"mine-{suffix}", storage=f"sqlite:///{db}")
     before = _dump(db)
     _refused(
         capsys,
         search_main,
         [*TINY, "--storage", f"sqlite:///{db}", "--study-name", "mine"],
-        "'mine-pareto' exists in this storage and was not derived from 'mine'",
+        f"'mine-{suffix}' exists in this storage and was not derived from 'mine'",
     )
     assert _dump(db) == before
 

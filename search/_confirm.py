@@ -1,0 +1,225 @@
+"""Confirmation: after the search, its top lists are trained again with further seeds, so that the answer rests on
+a mean over seeds instead of one seed's luck (`_ranking` reads what this writes).
+
+The runs are trials of the derived study NAME-confirm in the same storage: optuna-dashboard shows them (curves,
+accuracies, each run's `seed` and the search trial it `confirms`), while the search study, its sampler's record of
+taken lists and its pruner's statistics never see them. Each run trains exactly as a search trial does (the same
+`Objective`, unpruned), with the recipe's seed and the validation split's seed set to the run's seed, as
+`lwl-search --seed S` would train the list. A rerun of the same command trains only the runs still missing;
+workers that confirm at once split the runs (a run's claim is a RUNNING trial; of two claims of one run the lower
+trial number trains it).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import optuna
+from optuna.distributions import IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from lwl.models import DataSplits, TrainingError
+
+from . import _optuna as private
+from ._objective import Duplicate, Objective, OutOfMemory
+from ._ranking import confirm_study, confirm_study_name, search_ranked, study_seed
+from ._record import DERIVED_ATTR, METRIC_NAME, hierarchy_of, name_metrics, read_trial, write, write_failure
+from ._settings import StudySettings
+
+SEEDS = 2  # --confirm auto: every confirmed list is trained with 2 more seeds (3 in all) ...
+AFFORD = 0.5  # ... and as many of the top lists as make the runs at most half of --trials ...
+LISTS = 5  # ... at most 5 of them, and at least 2, else none (benchmarks/README.md, "Confirmation")
+ABOUT_ATTR = "about"  # on the confirm study: what its trials are, in words (optuna-dashboard shows it)
+
+
+@dataclass(frozen=True)
+class ConfirmPlan:
+    """How many of the search's top lists to train again, and with how many further seeds each."""
+
+    lists: int  # K; 0 = no confirmation
+    seeds: int  # S
+    chosen_by_default: bool = False  # resolved from --confirm auto (the summary says so)
+
+    @property
+    def runs(self) -> int:
+        return self.lists * self.seeds if self.lists else 0
+
+    def describe(self) -> str:
+        if not self.runs:
+            return "off"
+        return f"top {self.lists} × {self.seeds} more seed{'s' if self.seeds != 1 else ''}"
+
+
+def auto_plan(trials: int, seeds: int | None = None) -> ConfirmPlan:
+    """--confirm auto: K = min(LISTS, AFFORD x trials / S) top lists with S more seeds each, so that confirmation
+    costs at most AFFORD of what the search's --trials do; none when K < 2 (one list has nothing to be told apart
+    from)."""
+    s = seeds or SEEDS
+    k = min(LISTS, int(AFFORD * trials) // s)
+    return ConfirmPlan(k if k >= 2 else 0, s, chosen_by_default=True)
+
+
+def confirm_seeds(base: int, n: int) -> tuple[int, ...]:
+    """The seeds of the confirmation runs: the study's seed + 1 .. + n (wrapping below 2**32)."""
+    return tuple((base + i) % 2**32 for i in range(1, n + 1))
+
+
+def open_confirm_study(study: optuna.Study) -> optuna.Study:
+    """Create or load NAME-confirm beside `study`, marked as derived from it."""
+    name = confirm_study_name(study.study_name)
+    derived = optuna.create_study(
+        study_name=name,
+        storage=private.storage_of(study),
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),  # never samples: every run's list is enqueued
+        pruner=optuna.pruners.NopPruner(),  # a confirmation run is never pruned
+        load_if_exists=True,
+    )
+    if DERIVED_ATTR not in derived.user_attrs:
+        derived.set_user_attr(DERIVED_ATTR, study.study_name)
+        derived.set_user_attr(
+            ABOUT_ATTR,
+            f"confirmation runs of the top lists of {study.study_name!r} with further seeds; each trial's user "
+            "attribute 'confirms' is its list's trial number in the search study, 'seed' the seed it trained with",
+        )
+    name_metrics(derived, (METRIC_NAME,))
+    return derived
+
+
+def _held(derived: optuna.Study) -> set[tuple[int, int]]:
+    """(search trial, seed) of every run complete or claimed (RUNNING). A killed worker's run that its heartbeat
+    failed is retried by the storage as a WAITING copy, which nobody asks for: the run is trained again instead."""
+    states = (TrialState.COMPLETE, TrialState.RUNNING)
+    out = set()
+    for t in derived.get_trials(deepcopy=False, states=states):
+        r = read_trial(t)
+        if r.confirms is not None and r.seed is not None:
+            out.add((int(r.confirms), int(r.seed)))
+    return out
+
+
+def planned(study: optuna.Study, plan: ConfirmPlan, base_seed: int) -> list[tuple[FrozenTrial, int]]:
+    """Every (search trial, seed) the plan asks for, by seed, then by the search's rank."""
+    top = search_ranked(study)[: plan.lists]
+    return [(t, seed) for seed in confirm_seeds(base_seed, plan.seeds) for t in top] if plan.runs else []
+
+
+def missing(study: optuna.Study, plan: ConfirmPlan) -> list[tuple[FrozenTrial, int]]:
+    """The plan's runs that NAME-confirm holds neither complete nor claimed."""
+    wanted = planned(study, plan, study_seed(study) or 0)
+    derived = confirm_study(study)
+    held = _held(derived) if derived is not None else set()
+    return [(t, s) for t, s in wanted if (t.number, s) not in held]
+
+
+@dataclass
+class ConfirmOutcome:
+    asked: int = 0  # runs the plan asks for
+    ran: int = 0  # runs this call completed
+    present: int = 0  # runs already complete (or held by another worker) when it started
+    failed: int = 0
+    stopped: str = ""  # why it stopped before the end ("--timeout"), else ""
+
+
+def run_confirmation(
+    settings: StudySettings,
+    study: optuna.Study,
+    plan: ConfirmPlan,
+    data_for: Callable[[int], DataSplits],
+    *,
+    device: str = "auto",
+    deadline: float | None = None,
+    on_run: Callable[[FrozenTrial], None] | None = None,
+) -> ConfirmOutcome:
+    """Train every run of `plan` that NAME-confirm does not hold yet; `data_for(seed)` gives the data split by
+    that seed. Stops starting runs after `deadline` (time.monotonic()); `on_run` hears every finished run."""
+    base = settings.recipe.seed
+    wanted = planned(study, plan, base)
+    outcome = ConfirmOutcome(asked=len(wanted))
+    if not wanted:
+        return outcome
+    derived = open_confirm_study(study)
+    outcome.present = len({(t.number, s) for t, s in wanted} & _held(derived))
+    with warnings.catch_warnings():  # tell() warns that heartbeats belong to optimize(); `private.heartbeat` sends them
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+        _run_all(settings, derived, wanted, data_for, device, deadline, on_run, outcome)
+    return outcome
+
+
+def _run_all(
+    settings: StudySettings,
+    derived: optuna.Study,
+    wanted: list[tuple[FrozenTrial, int]],
+    data_for: Callable[[int], DataSplits],
+    device: str,
+    deadline: float | None,
+    on_run: Callable[[FrozenTrial], None] | None,
+    outcome: ConfirmOutcome,
+) -> None:
+    low, high = settings.space.param_range()
+    data: dict[int, DataSplits] = {}
+    for source, seed in wanted:
+        private.fail_stale_trials(derived)  # a killed worker's run (heartbeat storages): trained again below
+        if (source.number, seed) in _held(derived):
+            continue
+        if deadline is not None and time.monotonic() >= deadline:
+            outcome.stopped = "--timeout reached"
+            break
+        hierarchy = hierarchy_of(source, settings.space.stages)
+        names = settings.space.param_names()
+        trial = private.running_trial(
+            derived, dict(zip(names, hierarchy)), {n: IntDistribution(low, high) for n in names}
+        )
+        seeded = replace(settings, recipe=replace(settings.recipe, seed=seed))
+        if seed not in data:
+            data[seed] = data_for(seed)
+        objective = Objective(seeded, data[seed], device)
+        schedule = objective.describe(trial, hierarchy)
+        write(trial, confirms=source.number, seed=seed)
+        if _claimed_earlier(derived, trial.number, source.number, seed):
+            write_failure(trial, Duplicate.reason, f"another run trains trial {source.number}'s list with seed {seed}")
+            derived.tell(trial, state=TrialState.FAIL)
+            continue
+        with private.heartbeat(derived, trial):
+            try:
+                value = objective.run(trial, hierarchy, schedule, None)
+            except (TrainingError, OutOfMemory):  # recorded on the run (diverged, out of memory): the rest go on
+                frozen = derived.tell(trial, state=TrialState.FAIL)
+                outcome.failed += 1
+            except BaseException:  # recorded (interrupted, error): end the run, then surface it
+                derived.tell(trial, state=TrialState.FAIL)
+                raise
+            else:
+                frozen = derived.tell(trial, value)
+                outcome.ran += 1
+        if on_run is not None:
+            on_run(frozen)
+
+
+def _claimed_earlier(derived: optuna.Study, number: int, source: int, seed: int) -> bool:
+    """Whether a lower-numbered run holds the same (search trial, seed): of two claims, the lower number trains."""
+    states = (TrialState.COMPLETE, TrialState.RUNNING)
+    for t in derived.get_trials(deepcopy=False, states=states):
+        if t.number < number:
+            r = read_trial(t)
+            if r.confirms == source and r.seed == seed:
+                return True
+    return False
+
+
+__all__ = [
+    "AFFORD",
+    "LISTS",
+    "SEEDS",
+    "ConfirmOutcome",
+    "ConfirmPlan",
+    "auto_plan",
+    "confirm_seeds",
+    "missing",
+    "open_confirm_study",
+    "planned",
+    "run_confirmation",
+]

@@ -1,0 +1,124 @@
+"""Small-sample statistics for confirmation runs: Student's t distribution in closed form, the mean with its
+t interval, and the paired t-test between two lists trained with the same seeds.
+
+Confirmation has 2-6 seeds per list, so the normal approximation would be badly wrong; the t distribution with an
+integer number of degrees of freedom has a finite closed form (Abramowitz & Stegun 26.7.3-4), written out here so
+that the package needs no SciPy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+LEVEL = 0.95  # the confidence of every interval the summary, the report and the export print
+
+
+def t_two_sided_p(t: float, df: int) -> float:
+    """P(|T| >= |t|) for Student's t with `df` (a whole number >= 1) degrees of freedom."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if math.isinf(t):
+        return 0.0
+    if math.isnan(t):
+        return math.nan
+    theta = math.atan(abs(t) / math.sqrt(df))
+    s, c2 = math.sin(theta), math.cos(theta) ** 2
+    if df % 2:  # odd: A = (2/pi) (theta + sin(theta) (cos + 2/3 cos^3 + 2*4/(3*5) cos^5 + ...)), up to cos^(df-2)
+        term, total = math.cos(theta), 0.0
+        for k in range(1, (df - 1) // 2 + 1):
+            total += term
+            term *= c2 * (2 * k) / (2 * k + 1)
+        inside = (2 / math.pi) * (theta + s * total)
+    else:  # even: A = sin(theta) (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ...), up to cos^(df-2)
+        term, total = 1.0, 0.0
+        for k in range(1, df // 2 + 1):
+            total += term
+            term *= c2 * (2 * k - 1) / (2 * k)
+        inside = s * total
+    return min(1.0, max(0.0, 1.0 - inside))
+
+
+def t_quantile(level: float, df: int) -> float:
+    """The t value with P(|T| <= t) = `level` (e.g. 0.95: 12.706 for df 1, 2.776 for df 4), by bisection."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    lo, hi = 0.0, 1.0
+    while t_two_sided_p(hi, df) > 1 - level:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if t_two_sided_p(mid, df) > 1 - level:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over seeds with its two-sided t interval."""
+
+    mean: float
+    low: float  # the interval's ends; equal to the mean when n == 1 (no spread to estimate)
+    high: float
+    n: int  # seeds
+    sd: float  # sample standard deviation (0 when n == 1)
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    def text(self, percent: bool = True) -> str:
+        """'97.4 ± 0.8 %' (n >= 2) or '97.4 %' (one seed)."""
+        scale, unit = (100.0, " %") if percent else (1.0, "")
+        if self.n < 2:
+            return f"{scale * self.mean:.1f}{unit}"
+        return f"{scale * self.mean:.1f} ± {scale * self.half_width:.1f}{unit}"
+
+
+def estimate(values: Sequence[float], level: float = LEVEL) -> Estimate:
+    n = len(values)
+    if n == 0:
+        raise ValueError("an estimate needs at least one value")
+    mean = math.fsum(values) / n
+    if n == 1:
+        return Estimate(mean, mean, mean, 1, 0.0)
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    half = t_quantile(level, n - 1) * sd / math.sqrt(n)
+    return Estimate(mean, mean - half, mean + half, n, sd)
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """The paired t-test of a − b over the seeds both were trained with."""
+
+    difference: float  # mean of a - b
+    p_value: float  # two-sided; nan with fewer than 2 pairs
+    pairs: int
+
+    def text(self) -> str:
+        if self.pairs < 2 or math.isnan(self.p_value):
+            return f"{self.pairs} paired seed{'s' if self.pairs != 1 else ''}: too few for a test"
+        return f"p = {self.p_value:.3g} (paired t-test over {self.pairs} seeds)"
+
+
+def paired_t_test(a: Sequence[float], b: Sequence[float]) -> PairedTest:
+    """Two-sided paired t-test; identical differences give p = 0 (all positive or negative) or 1 (all zero)."""
+    if len(a) != len(b):
+        raise ValueError(f"paired samples must have the same length, got {len(a)} and {len(b)}")
+    d = [x - y for x, y in zip(a, b)]
+    n = len(d)
+    if n == 0:
+        return PairedTest(math.nan, math.nan, 0)
+    mean = math.fsum(d) / n
+    if n < 2:
+        return PairedTest(mean, math.nan, n)
+    sd = math.sqrt(math.fsum((x - mean) ** 2 for x in d) / (n - 1))
+    if sd <= 1e-12 * max(1.0, abs(mean)):
+        return PairedTest(mean, 1.0 if abs(mean) <= 1e-12 else 0.0, n)
+    return PairedTest(mean, t_two_sided_p(mean / (sd / math.sqrt(n)), n - 1), n)
+
+
+__all__ = ["LEVEL", "Estimate", "PairedTest", "estimate", "paired_t_test", "t_quantile", "t_two_sided_p"]
