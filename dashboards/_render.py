@@ -77,6 +77,9 @@ def header_html(
     space = f"{settings.get('stages')} stages summing to budget {settings.get('budget')} under {rule}" + (
         f"; {feasible} feasible lists" if feasible is not None else ""
     )
+    limits = settings.get("limits") or {}
+    if limits:
+        space += " within " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in sorted(limits.items()))
     family = settings.get("family", "?")
     if family == "resnet":
         family += f" ({settings.get('block', '?')} blocks)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lwl.search import TrialRecord
+from lwl.search import memory_estimate as search_memory_estimate
 
 
 @dataclass
@@ -64,11 +65,11 @@ class TrialRow:
 
 
 def memory_estimate(row: TrialRow, batch_size: int) -> float | None:
-    """Analytic training-memory proxy: activations x batch x 4 B (fp32) + params with heads x 16 B (weights,
-    gradients, Adam's m and v)."""
+    """Analytic training-memory proxy, lwl-search's one rule (`lwl.search.memory_estimate`, as --max-memory
+    judges): activations x batch x 4 B (fp32) + params with heads x 16 B (weights, gradients, Adam's m and v)."""
     if row.activations is None or row.params_aux is None:
         return None
-    return float(row.activations * batch_size * 4 + row.params_aux * 16)
+    return float(search_memory_estimate(row.activations, row.params_aux, batch_size))
 
 
 __all__ = ["TrialRow", "memory_estimate"]

@@ -5,6 +5,7 @@ from ._confirm import ConfirmOutcome, ConfirmPlan, auto_plan, confirm_seeds, run
 from ._errors import ExportError, PresetError, SettingsError, SpaceError, StorageError, UsageError
 from ._export import Selection, export_configs, trial_config
 from ._flags import parse_search_flags
+from ._limits import CostLimits, memory_estimate, parse_amount
 from ._optuna import OptunaVersionError
 from ._pareto import pareto_front, pareto_indices, pareto_study_name
 from ._paused import Paused, PausedStore
@@ -52,6 +53,9 @@ from ._study import (
 )
 
 __all__ = [
+    "CostLimits",
+    "memory_estimate",
+    "parse_amount",
     "ConfirmOutcome",
     "ConfirmPlan",
     "Confirmed",

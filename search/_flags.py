@@ -33,6 +33,7 @@ from lwl.models.cli import (
 
 from ._confirm import AFFORD, LISTS, SEEDS, ConfirmPlan, auto_plan
 from ._errors import PresetError, UsageError
+from ._limits import ACTIVATION_BYTES, PARAMETER_BYTES, CostLimits, parse_amount
 from ._sampler import SAMPLERS
 from ._settings import DEFAULTS, SEARCH_EPOCHS, StudySettings
 from ._space import CONSTRAINTS, SearchSpace
@@ -83,6 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
         choices=CONSTRAINTS,
         help="strict: every shallow stage smaller than every deep one (default); sum: shallow sum < deep "
         "sum; none: any list",
+    )
+    g.add_argument(
+        "--max-params",
+        metavar="N",
+        help="train only lists whose network (without auxiliary heads) has at most N parameters, e.g. 5M, 250k",
+    )
+    g.add_argument("--max-flops", metavar="N", help="train only lists of at most N forward FLOPs per image, e.g. 1.5G")
+    g.add_argument(
+        "--max-memory",
+        metavar="BYTES",
+        help="train only lists whose estimated training memory at --batch-size is at most this, e.g. 2GiB, 500MB: "
+        f"{ACTIVATION_BYTES} B per activation element of a batch + {PARAMETER_BYTES} B per parameter with heads "
+        "(weights, gradients, Adam's moments; fp32)",
     )
     g.add_argument(
         "--enqueue", action="append", metavar="LIST", help="evaluate this list first, e.g. 1,1,2,4 (repeatable)"
@@ -299,6 +313,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         return flag_name(key) if getattr(first, key, None) is not None else f"--preset {first.preset}: {key}"
 
     check_ranges(args, RANGES, origin)
+    args._given = {k for k, v in vars(first).items() if v is not None}
     for key, value in DEFAULTS.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -349,6 +364,13 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         val_fraction=args.val_fraction,
         train_limit=args.train_limit,
     )
+    limits = CostLimits(
+        max_params=None if args.max_params is None else parse_amount(args.max_params, origin_of(args, "max_params")),
+        max_flops=None if args.max_flops is None else parse_amount(args.max_flops, origin_of(args, "max_flops")),
+        max_memory=None
+        if args.max_memory is None
+        else parse_amount(args.max_memory, origin_of(args, "max_memory"), memory=True),
+    )
     return StudySettings.create(
         space,
         recipe,
@@ -356,7 +378,16 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         block=block,
         widths=parse_int_list(widths, "widths") if widths else None,
         downsample=args.downsample,
+        limits=limits,
     )
+
+
+def origin_of(args: argparse.Namespace, key: str) -> str:
+    """The flag a value came from ('--max-params'), or the preset that set it."""
+    given = getattr(args, "_given", None)
+    if given is not None and key not in given and getattr(args, "preset", None):
+        return f"--preset {args.preset}: {key}"
+    return flag_name(key)
 
 
 def parse_search_flags(argv: Sequence[str]) -> tuple[StudySettings, argparse.Namespace]:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from lwl.models import Recipe, Schedule, dataset_info, make_schedule
+from lwl.models import Recipe, Schedule, complexity, dataset_info, make_schedule
 
 from ._errors import SettingsError
+from ._limits import CostLimits
 from ._space import SearchSpace
 
 # lwl-search's built-in defaults, below a YAML preset's values and the command line's flags (the parser's flags
@@ -50,12 +51,13 @@ def default_widths(dataset: str, family: str, stages: int) -> tuple[int, ...] | 
 class StudySettings:
     """The search space, the network family that turns a list into a network, and the training recipe."""
 
-    space: SearchSpace
+    space: SearchSpace  # restricted to the lists within `limits`, when there are any
     family: str
     block: str
     widths: tuple[int, ...]
     downsample: str
     recipe: Recipe
+    limits: CostLimits = CostLimits()  # --max-params, --max-flops, --max-memory
 
     @classmethod
     def create(
@@ -67,8 +69,10 @@ class StudySettings:
         block: str | None = None,
         widths: Sequence[int] | str | None = None,
         downsample: str | None = None,
+        limits: CostLimits | None = None,
     ) -> StudySettings:
-        """Resolve the family's defaults once, and prove a network can be built for this space."""
+        """Resolve the family's defaults once, prove a network can be built for this space, and restrict the space
+        to the lists within `limits` (a SpaceError naming the limit to raise when none is)."""
         if widths is None:
             widths = default_widths(recipe.dataset, family, space.stages)
         info = dataset_info(recipe.dataset)
@@ -83,7 +87,19 @@ class StudySettings:
             downsample=downsample,
         )
         assert probe.widths is not None and probe.downsample is not None
-        return cls(space, probe.family, probe.block, probe.widths, probe.downsample, recipe)
+        settings = cls(space, probe.family, probe.block, probe.widths, probe.downsample, recipe)
+        return settings.limited(limits or CostLimits())
+
+    def limited(self, limits: CostLimits) -> StudySettings:
+        """These settings with the space restricted to the lists within `limits` (none: unrestricted)."""
+        space = replace(self.space, within=None, limits="")
+        if limits:
+            unlimited = replace(self, space=space)
+            kept = limits.within(
+                space.lists(), lambda h: complexity(unlimited.schedule(h), self.recipe.head), self.recipe.batch_size
+            )
+            space = space.restricted(kept, limits.describe())
+        return replace(self, space=space, limits=limits)
 
     def schedule(self, hierarchy: Sequence[int]) -> Schedule:
         info = dataset_info(self.recipe.dataset)
@@ -109,6 +125,7 @@ class StudySettings:
             "widths": list(self.widths),
             "downsample": self.downsample,
             "recipe": self.recipe.to_dict(),
+            **({"limits": self.limits.to_dict()} if self.limits else {}),  # absent without limits, as before them
         }
 
     @classmethod
@@ -121,7 +138,7 @@ class StudySettings:
             tuple(data["widths"]),
             data["downsample"],
             Recipe.from_dict(data["recipe"]),
-        )
+        ).limited(CostLimits.from_dict(data.get("limits")))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

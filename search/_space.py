@@ -13,10 +13,11 @@ constraint with ``k = n/2``; the default is therefore ``k = n // 2`` and the use
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import lru_cache
 
@@ -183,6 +184,10 @@ class SearchSpace:
     stages: int = 4
     shallow_stages: int | None = None
     constraint: str = "strict"
+    # The lists within the study's cost limits (`restricted`; lexicographic), None: no limits. Costs depend on the
+    # network a list makes, so the settings compute them (`StudySettings.create`); the space only keeps the result.
+    within: tuple[tuple[int, ...], ...] | None = None
+    limits: str = ""  # the limits in words, e.g. "--max-params 5M", for messages
 
     def __post_init__(self) -> None:
         stages = _as_int(self.stages, "--stages")
@@ -221,12 +226,23 @@ class SearchSpace:
         """Resolved number of shallow stages."""
         return self.stages // 2 if self.shallow_stages is None else int(self.shallow_stages)
 
+    def restricted(self, lists: Sequence[tuple[int, ...]], limits: str) -> SearchSpace:
+        """This space with only `lists` (a subset of its lists, those within the cost `limits`) feasible."""
+        return replace(self, within=tuple(sorted(tuple(h) for h in lists)), limits=limits)
+
+    @functools.cached_property
+    def _within_set(self) -> frozenset[tuple[int, ...]]:
+        return frozenset(self.within or ())
+
     def describe(self) -> str:
         """Short human label used in messages and reports."""
         rule = (
             "no order constraint" if self.constraint == "none" else (f"the {self.constraint} constraint (k={self.k})")
         )
-        return f"{self.stages} stages summing to {self.budget} under {rule}"
+        text = f"{self.stages} stages summing to {self.budget} under {rule}"
+        if self.within is not None:
+            text += f", within {self.limits} ({len(self.within)} of {_figure(self.unrestricted_count())} lists)"
+        return text
 
     def violation(self, hierarchy: Sequence[int]) -> str | None:
         """Why a list is infeasible (None if feasible): error messages need the reason, not a bool."""
@@ -254,19 +270,31 @@ class SearchSpace:
                 f"the sum constraint (k={self.k}) needs the shallow stages to sum to less "
                 f"than the deep ones ({sum(shallow)} vs {sum(deep)})"
             )
+        if self.within is not None and tuple(values) not in self._within_set:
+            return f"its network is over the study's limits ({self.limits})"
         return None
 
     def is_feasible(self, hierarchy: Sequence[int]) -> bool:
         return self.violation(hierarchy) is None
 
     def count(self) -> int:
-        """Size of the feasible set without enumerating it."""
+        """Size of the feasible set without enumerating it (within the limits, when there are any)."""
+        return len(self.within) if self.within is not None else self.unrestricted_count()
+
+    def unrestricted_count(self) -> int:
+        """Size of the feasible set before cost limits, counted in closed form."""
         return _count(self.budget, self.stages, self.k, self.constraint)
 
     def lists(self) -> tuple[tuple[int, ...], ...]:
         """Every feasible list, lexicographic (consecutive lists share long prefixes, §3)."""
+        if self.within is not None:
+            return self.within
         self._check_size()
         return _enumerate(self.budget, self.stages, self.k, self.constraint)
+
+    def unrestricted_lists(self) -> tuple[tuple[int, ...], ...]:
+        """Every list under Eq. 7, before cost limits."""
+        return replace(self, within=None, limits="").lists()
 
     def __len__(self) -> int:
         return len(self.lists())
@@ -288,8 +316,9 @@ class SearchSpace:
         return 1, self.budget - (self.stages - 1)
 
     def check_nonempty(self) -> None:
-        """Raise the user-facing error for an empty space (construction allows it, for reports)."""
-        if self.count() == 0:
+        """Raise the user-facing error for an empty space (construction allows it, for reports); a space empty
+        only under cost limits is refused where they are applied (`CostLimits.within`)."""
+        if self.unrestricted_count() == 0:
             rule = (
                 "with no order constraint"
                 if self.constraint == "none"
@@ -302,7 +331,7 @@ class SearchSpace:
             )
 
     def _check_size(self) -> None:
-        n = self.count()
+        n = self.unrestricted_count()
         if n > MAX_LISTS:
             raise SpaceError(
                 f"{self.describe()} has {_figure(n)} feasible lists; at most {MAX_LISTS:,} can be searched: "
