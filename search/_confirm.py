@@ -31,7 +31,7 @@ from ._settings import StudySettings
 
 SEEDS = 2  # --confirm auto: every confirmed list is trained with 2 more seeds (3 in all) ...
 AFFORD = 0.5  # ... and as many of the top lists as make the runs at most half of --trials ...
-LISTS = 5  # ... at most 5 of them, and at least 2, else none (benchmarks/README.md, "Confirmation")
+LISTS = 8  # ... at most 8 of them, and at least 2, else none (benchmarks/README.md, "Confirmation")
 ABOUT_ATTR = "about"  # on the confirm study: what its trials are, in words (optuna-dashboard shows it)
 
 

@@ -84,7 +84,7 @@ def test_the_paired_test_and_the_interval_by_hand():
 
 def test_auto_confirms_as_many_lists_as_half_the_trials_afford():
     assert (auto_plan(12).lists, auto_plan(12).seeds) == (3, 2)
-    assert (auto_plan(20).lists, auto_plan(40).lists) == (5, 5)
+    assert (auto_plan(20).lists, auto_plan(32).lists, auto_plan(60).lists) == (5, 8, 8)
     assert auto_plan(8).lists == 2 and auto_plan(7).runs == 0
     assert auto_plan(12, seeds=3).lists == 2
 

@@ -57,6 +57,10 @@ def dashboard(tmp_path_factory):
                 storage,
                 "--study-name",
                 "d",
+                "--confirm",
+                "2",
+                "--confirm-seeds",
+                "1",
             ]
         )
         == 0
@@ -96,7 +100,7 @@ def dashboard(tmp_path_factory):
 
 def test_the_dashboard_shows_the_study_trials_and_the_pareto_study(dashboard):
     studies = {s["study_name"]: s for s in _get(f"{dashboard}/api/studies")["study_summaries"]}
-    assert set(studies) == {"d", "d-pareto"}
+    assert set(studies) == {"d", "d-pareto", "d-confirm"}
     assert studies["d"]["directions"] == ["maximize"]
     assert studies["d-pareto"]["directions"] == ["maximize", "minimize"]
     detail = _get(f"{dashboard}/api/studies/{studies['d']['study_id']}")
@@ -126,6 +130,22 @@ def test_the_dashboard_names_the_metric_and_maps_the_pareto_trials_to_the_search
         source = by_number[int(attrs["source_trial"])]
         assert t["values"][0] == source["values"][0]
         assert {a["key"]: a["value"] for a in source["user_attrs"]}["hierarchy"] == attrs["hierarchy"]
+
+
+def test_the_dashboard_shows_the_confirmation_runs_with_their_seed_and_source(dashboard):
+    studies = {s["study_name"]: s for s in _get(f"{dashboard}/api/studies")["study_summaries"]}
+    search = _get(f"{dashboard}/api/studies/{studies['d']['study_id']}")
+    confirm = _get(f"{dashboard}/api/studies/{studies['d-confirm']['study_id']}")
+    assert confirm["objective_names"] == ["validation accuracy"] and len(confirm["trials"]) == 2
+    by_number = {t["number"]: t for t in search["trials"]}
+    for t in confirm["trials"]:
+        attrs = {a["key"]: a["value"] for a in t["user_attrs"]}
+        assert int(attrs["seed"]) == 1  # the study's seed (0) + 1
+        source = by_number[int(attrs["confirms"])]
+        assert {p["name"]: p["param_external_value"] for p in t["params"]} == {
+            p["name"]: p["param_external_value"] for p in source["params"]
+        }
+        assert [v["step"] for v in t["intermediate_values"]] == [1, 2]
 
 
 def test_every_complete_trial_offers_its_training_config_for_download(dashboard):
