@@ -181,7 +181,16 @@ def _confirm(
         )
     deadline = None if args.timeout is None else started + args.timeout
     try:
-        run_confirmation(settings, study, plan, data_for, device=str(device), deadline=deadline, on_run=on_run)
+        run_confirmation(
+            settings,
+            study,
+            plan,
+            data_for,
+            device=str(device),
+            deadline=deadline,
+            on_run=on_run,
+            together=None if args.batch_auto else args.batch,
+        )
     except KeyboardInterrupt:
         print("\nlwl-search: interrupted; the running confirmation run is recorded as failed", file=sys.stderr)
         return False

@@ -21,13 +21,14 @@ import optuna
 from optuna.distributions import IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from lwl.models import DataSplits, TrainingError
+from lwl.models import DataSplits, Progress, Schedule, TrainingError
 
 from . import _optuna as private
 from ._objective import Duplicate, Objective, OutOfMemory
 from ._ranking import confirm_study, confirm_study_name, search_ranked, study_seed
 from ._record import DERIVED_ATTR, METRIC_NAME, hierarchy_of, name_metrics, read_trial, write, write_failure
 from ._settings import StudySettings
+from ._study import train_group
 
 SEEDS = 2  # --confirm auto: every confirmed list is trained with 2 more seeds (3 in all) ...
 AFFORD = 0.5  # ... and as many of the top lists as make the runs at most half of --trials ...
@@ -133,9 +134,15 @@ def run_confirmation(
     device: str = "auto",
     deadline: float | None = None,
     on_run: Callable[[FrozenTrial], None] | None = None,
+    together: int | None = None,
 ) -> ConfirmOutcome:
     """Train every run of `plan` that NAME-confirm does not hold yet; `data_for(seed)` gives the data split by
-    that seed. Stops starting runs after `deadline` (time.monotonic()); `on_run` hears every finished run."""
+    that seed. Stops starting runs after `deadline` (time.monotonic()); `on_run` hears every finished run.
+
+    Runs of one seed share their prefixes when the recipe trains together (simultaneous mode, a layer-wise loss):
+    `together` None trains all of a seed's missing runs in one pass (`--batch auto`), K in groups of K, 1 alone.
+    Exact: every run's weights and accuracies are those of training it alone (`train_together`).
+    """
     base = settings.recipe.seed
     wanted = planned(study, plan, base)
     outcome = ConfirmOutcome(asked=len(wanted))
@@ -143,60 +150,87 @@ def run_confirmation(
         return outcome
     derived = open_confirm_study(study)
     outcome.present = len({(t.number, s) for t, s in wanted} & _held(derived))
+    size = together if settings.recipe.trains_together else 1
+    loaded: dict[int, DataSplits] = {}
+
+    def data_of(seed: int) -> DataSplits:
+        if seed not in loaded:
+            loaded[seed] = data_for(seed)
+        return loaded[seed]
+
     with warnings.catch_warnings():  # tell() warns that heartbeats belong to optimize(); `private.heartbeat` sends them
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-        _run_all(settings, derived, wanted, data_for, device, deadline, on_run, outcome)
+        for seed in dict.fromkeys(s for _, s in wanted):
+            runs = [t for t, s in wanted if s == seed]
+            step = len(runs) if size is None else max(1, size)
+            for i in range(0, len(runs), step):
+                if deadline is not None and time.monotonic() >= deadline:
+                    outcome.stopped = "--timeout reached"
+                    return outcome
+                _run_group(settings, derived, runs[i : i + step], seed, data_of, device, on_run, outcome)
     return outcome
 
 
-def _run_all(
+def _run_group(
     settings: StudySettings,
     derived: optuna.Study,
-    wanted: list[tuple[FrozenTrial, int]],
+    sources: list[FrozenTrial],
+    seed: int,
     data_for: Callable[[int], DataSplits],
     device: str,
-    deadline: float | None,
     on_run: Callable[[FrozenTrial], None] | None,
     outcome: ConfirmOutcome,
 ) -> None:
+    """Claim and train the runs of `sources` with `seed` that nobody holds: alone, or together in one pass."""
+    private.fail_stale_trials(derived)  # a killed worker's run (heartbeat storages): trained again below
+    held = _held(derived)
+    sources = [t for t in sources if (t.number, seed) not in held]
+    if not sources:
+        return
+    seeded = replace(settings, recipe=replace(settings.recipe, seed=seed))
+    objective = Objective(seeded, data_for(seed), device)
     low, high = settings.space.param_range()
-    data: dict[int, DataSplits] = {}
-    for source, seed in wanted:
-        private.fail_stale_trials(derived)  # a killed worker's run (heartbeat storages): trained again below
-        if (source.number, seed) in _held(derived):
-            continue
-        if deadline is not None and time.monotonic() >= deadline:
-            outcome.stopped = "--timeout reached"
-            break
+    names = settings.space.param_names()
+    claims = []
+    for source in sources:
         hierarchy = hierarchy_of(source, settings.space.stages)
-        names = settings.space.param_names()
         trial = private.running_trial(
             derived, dict(zip(names, hierarchy)), {n: IntDistribution(low, high) for n in names}
         )
-        seeded = replace(settings, recipe=replace(settings.recipe, seed=seed))
-        if seed not in data:
-            data[seed] = data_for(seed)
-        objective = Objective(seeded, data[seed], device)
         schedule = objective.describe(trial, hierarchy)
         write(trial, confirms=source.number, seed=seed)
         if _claimed_earlier(derived, trial.number, source.number, seed):
             write_failure(trial, Duplicate.reason, f"another run trains trial {source.number}'s list with seed {seed}")
             derived.tell(trial, state=TrialState.FAIL)
             continue
+        claims.append((trial, hierarchy, schedule))
+
+    def finished(_: optuna.Study, frozen: FrozenTrial) -> bool:
+        if frozen.state == TrialState.COMPLETE:
+            outcome.ran += 1
+        else:
+            outcome.failed += 1
+        if on_run is not None:
+            on_run(frozen)
+        return False
+
+    if len(claims) > 1:
+        group: list[tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], bool]]] = [
+            (t, h, s, objective.reporter(t)) for t, h, s in claims
+        ]
+        train_group(derived, objective, group, finished)
+        return
+    for trial, hierarchy, schedule in claims:
         with private.heartbeat(derived, trial):
             try:
                 value = objective.run(trial, hierarchy, schedule, None)
             except (TrainingError, OutOfMemory):  # recorded on the run (diverged, out of memory): the rest go on
-                frozen = derived.tell(trial, state=TrialState.FAIL)
-                outcome.failed += 1
+                finished(derived, derived.tell(trial, state=TrialState.FAIL))
+                continue
             except BaseException:  # recorded (interrupted, error): end the run, then surface it
                 derived.tell(trial, state=TrialState.FAIL)
                 raise
-            else:
-                frozen = derived.tell(trial, value)
-                outcome.ran += 1
-        if on_run is not None:
-            on_run(frozen)
+        finished(derived, derived.tell(trial, value))
 
 
 def _claimed_earlier(derived: optuna.Study, number: int, source: int, seed: int) -> bool:

@@ -15,7 +15,7 @@ from lwl.models.cli import percent, plural
 
 from ._artifacts import dashboard_command
 from ._confirm import AFFORD, ConfirmPlan
-from ._ranking import confirm_study_name, confirmation_runs, confirmed, top_trials, verdict
+from ._ranking import confirm_study, confirm_study_name, confirmation_runs, confirmed, top_trials, verdict
 from ._record import VALIDATION_ATTR, read_trial
 
 
@@ -137,7 +137,18 @@ def confirmation_lines(study: optuna.Study, plan: ConfirmPlan | None, trials_tar
     if plan is not None and plan.chosen_by_default:
         why = f" (on by default: {plan.runs} runs, at most {100 * AFFORD:.0f} % of --trials {trials_target})"
     what = plan.describe() if plan is not None else "earlier runs"
-    return [f"confirmation: {what}{why}; {plural(done, 'run')} in study {name!r}, ranked by the mean over seeds"]
+    lines = [f"confirmation: {what}{why}; {plural(done, 'run')} in study {name!r}, ranked by the mean over seeds"]
+    derived = confirm_study(study)
+    records = [read_trial(t) for t in derived.get_trials(deepcopy=False)] if derived is not None else []
+    batches = {r.batch: r.batch_unit_epochs for r in records if r.batch is not None and r.batch_unit_epochs}
+    if batches:
+        together = sum(u for u, _ in batches.values())
+        alone = sum(a for _, a in batches.values())
+        lines.append(
+            f"  trained together by seed: {plural(together, 'unit-epoch')} where one by one would take {alone} "
+            f"({alone / max(together, 1):.2f}x fewer)"
+        )
+    return lines
 
 
 def summary_text(

@@ -181,11 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--batch",
-        type=int,
-        metavar="K",
+        metavar="K|auto",
         help="K = candidates (trials) trained together, not images: in simultaneous mode K candidates at a time "
         "share one pass of every image batch through the units they have in common (exact: same weights and "
-        "accuracies as training alone); default 1. Images per optimiser step are --batch-size",
+        "accuracies as training alone). auto (default): the search trains one candidate at a time and the "
+        "confirmation runs of one seed train together (no trade-off there: nothing is pruned or sampled "
+        "between them); 1: everything one at a time. Images per optimiser step are --batch-size",
     )
     g.add_argument(
         "--prefix-store",
@@ -312,6 +313,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     def origin(key: str) -> str:  # where a value came from, for its message
         return flag_name(key) if getattr(first, key, None) is not None else f"--preset {first.preset}: {key}"
 
+    args.batch_auto = args.batch is None or str(args.batch).strip().lower() == "auto"
+    if args.batch_auto:
+        args.batch = None
+    elif isinstance(args.batch, str):
+        try:
+            args.batch = int(args.batch)
+        except ValueError:
+            raise UsageError(f"--batch {args.batch}: give a number of candidates K >= 1, or auto") from None
     check_ranges(args, RANGES, origin)
     args._given = {k for k, v in vars(first).items() if v is not None}
     for key, value in DEFAULTS.items():

@@ -484,7 +484,7 @@ def _optimize_in_batches(
                     (trial, hierarchy, schedule, objective.reporter(trial, pause=objective.paused is not None))
                 )
             if group:
-                stop = _train_group(study, objective, group, finished) or stop
+                stop = train_group(study, objective, group, finished) or stop
             if stop:
                 return
 
@@ -511,13 +511,14 @@ def _train_alone(
     return finished(study, study.tell(trial, value))
 
 
-def _train_group(
+def train_group(
     study: optuna.Study,
     objective: Objective,
     group: list[tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], bool]]],
     finished: Callable[[optuna.Study, FrozenTrial], bool],
 ) -> bool:
-    """One pass of `train_together` over `group`; True when the search should stop."""
+    """One pass of `train_together` over `group` (trial, list, schedule, progress hook); each result is told to its
+    trial and handed to `finished`; True when `finished` said stop. Confirmation uses it too (`_confirm`)."""
     told: set[int] = set()
     stop = False
     numbers = [t.number for t, _, _, _ in group]
@@ -597,4 +598,5 @@ __all__ = [
     "median_warmup",
     "prepare_study",
     "run_search",
+    "train_group",
 ]

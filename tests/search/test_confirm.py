@@ -110,6 +110,8 @@ def test_the_top_lists_are_trained_again_with_the_next_seeds_into_the_confirm_st
         key=lambda t: (-t.value, t.user_attrs["params"], t.number),
     )[:2]
     assert sorted((r.confirms, r.seed) for r in runs) == sorted((t.number, seed) for t in search_top for seed in (4, 5))
+    # --batch auto (default): the two runs of a seed trained together, through their shared units
+    assert all(r.batch is not None and len(r.batch) == 2 for r in runs)
     for r in runs:  # each run holds its list, its costs and its curve, as a search trial does
         source = s.trials[r.confirms]
         assert r.hierarchy == tuple(source.user_attrs["hierarchy"]) and r.params == source.user_attrs["params"]
@@ -121,6 +123,7 @@ def test_the_top_lists_are_trained_again_with_the_next_seeds_into_the_confirm_st
 
 
 def test_a_confirmation_run_is_what_the_search_trains_with_that_seed(study):
+    """Trained together with the other run of its seed, yet bitwise what training the list alone gives."""
     _, url, _, s = study
     settings = read_settings("s", s.user_attrs)
     run = read_trial(next(t for t in confirm_study(s).trials if t.user_attrs["seed"] == 5))
@@ -157,6 +160,7 @@ def test_the_summary_export_and_report_show_the_interval_and_the_test(study, cap
     winner = confirmed(s)[0]
     assert "confirmation: top 2 × 2 more seeds; 4 runs in study 's-confirm'" in out
     assert f"{winner.label}" in out and winner.estimate.text() in out and "paired t-test over 3 seeds" in out
+    assert "trained together by seed:" in out
 
     assert export_main(["--storage", url, "--study-name", "s", "--best", "--out", str(root / "best.yaml")]) == 0
     config = yaml.safe_load((root / "best.yaml").read_text())
@@ -176,3 +180,11 @@ def test_too_few_trials_leave_confirmation_off_and_say_so(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "confirmation: off by default" in out and "--confirm 2" in out
     assert confirm_study(optuna.load_study(study_name="s", storage=url)) is None
+
+
+def test_batch_1_confirms_one_run_at_a_time(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    args = [*TINY, "--trials", "3", "--storage", url, "--study-name", "s", "--confirm", "2", "--confirm-seeds", "1"]
+    assert search_main([*args, "--quiet", "--batch", "1"]) == 0
+    runs = confirm_study(optuna.load_study(study_name="s", storage=url)).trials
+    assert len(runs) == 2 and all("batch" not in t.user_attrs for t in runs)
