@@ -34,43 +34,11 @@ from typing import Any
 import numpy as np
 from tabular_table import by_list, check_complete, finite_or_none, load_table
 
-PERMUTATIONS = 10_000  # for every p-value
+from lwl.search import partial_p, partial_spearman, spearman, spearman_p
+
+PERMUTATIONS = 10_000  # for every p-value (lwl.search's spearman_p default; partial_p: a tenth, its default)
 PERM_SEED = 0
 SHOW = 5  # best and worst lists printed
-
-
-def rankdata(x: Sequence[float]) -> np.ndarray:
-    """Ranks 1..n, ties given their average rank (as scipy.stats.rankdata's default)."""
-    a = np.asarray(x, dtype=float)
-    order = np.argsort(a, kind="mergesort")
-    ranks = np.empty(len(a))
-    sorted_a = a[order]
-    start = 0
-    for end in range(1, len(a) + 1):
-        if end == len(a) or sorted_a[end] != sorted_a[start]:
-            ranks[order[start:end]] = (start + end + 1) / 2
-            start = end
-    return ranks
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Pearson correlation of the ranks; nan when either side is constant."""
-    rx, ry = rankdata(x), rankdata(y)
-    if rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
-def spearman_p(x: Sequence[float], y: Sequence[float], rng: np.random.Generator) -> float:
-    """Two-sided permutation p-value of Spearman's rho (the share of shuffles at least as extreme, +1 smoothed)."""
-    rho = spearman(x, y)
-    if not np.isfinite(rho):
-        return float("nan")
-    rx, ry = rankdata(x), rankdata(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    perms = np.array([rng.permutation(ry) for _ in range(PERMUTATIONS)])
-    rhos = perms @ rx / (np.linalg.norm(rx) * np.linalg.norm(ry))
-    return float((1 + np.sum(np.abs(rhos) >= abs(rho) - 1e-12)) / (1 + PERMUTATIONS))
 
 
 def seed_mean(values: Sequence[float]) -> float:
@@ -153,19 +121,6 @@ def early_signal(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         "best_list_below_median_seeds": below,
         "unit_vs_final": units,
     }
-
-
-def partial_spearman(x: Sequence[float], y: Sequence[float], z: Sequence[float]) -> float:
-    """Spearman of x and y with z's rank held fixed (partial correlation of the ranks)."""
-    xy, xz, yz = spearman(x, y), spearman(x, z), spearman(y, z)
-    return float((xy - xz * yz) / np.sqrt((1 - xz**2) * (1 - yz**2)))
-
-
-def partial_p(x: Sequence[float], y: Sequence[float], z: Sequence[float], rng: np.random.Generator) -> float:
-    """Two-sided permutation p-value of the partial Spearman, shuffling y."""
-    rho = partial_spearman(x, y, z)
-    null = np.array([partial_spearman(x, rng.permutation(np.asarray(y)), z) for _ in range(PERMUTATIONS // 10)])
-    return float((1 + np.sum(np.abs(null) >= abs(rho) - 1e-12)) / (1 + len(null)))
 
 
 def thesis(

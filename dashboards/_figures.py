@@ -33,6 +33,8 @@ FIGURE_IDS: dict[str, str] = {
     "lwl-hierarchy": "Accuracy by hierarchy (parallel coordinates)",
     "lwl-ranked": "Accuracy by hierarchy (ranked)",
     "lwl-history": "Optimization history",
+    "lwl-thesis-shallow": "Shallow units vs accuracy (the paper's thesis)",
+    "lwl-thesis-depth": "Per-unit accuracy by depth: best, worst, paper's lists",
     "lwl-global": "Layer-wise vs global",
 }
 

@@ -34,6 +34,7 @@ from lwl.search import (
 )
 
 from ._rows import TrialRow
+from ._thesis import Thesis, thesis
 
 MIN_IMPORTANCE_TRIALS = 2  # as optuna-dashboard: importance is shown from 2 complete trials with different lists
 IMPORTANCE_RESAMPLES = 100  # bootstrap resamples of the complete trials that give the importance's spread
@@ -88,6 +89,7 @@ class ReportData:
     # search trial -> (mean over seeds with its 95 % interval, seeds) for the lists confirmation trained again
     confirmed: dict[int, tuple[str, int]] = field(default_factory=dict)
     verdict: str = ""  # the paired test of the winner against the runner-up, in words ("" without confirmation)
+    thesis: Thesis | None = None  # did accelerated downsampling help here (the thesis section)
 
     @property
     def complete(self) -> list[TrialRow]:
@@ -299,6 +301,7 @@ def load_report_data(storage: BaseStorage, study: optuna.Study, storage_url: str
         importance_spread=spread,
         confirmed={c.trial.number: (c.estimate.text(), c.estimate.n) for c in evidence},
         verdict=judged.text() if judged is not None else "",
+        thesis=thesis(rows, study_settings.space.k),
     )
 
 

@@ -33,6 +33,7 @@ from ._figures import (
 )
 from ._load import ReportData, ReportError, load_report_data, open_study
 from ._render import render_html
+from ._thesis import depth_figure, shallow_figure
 
 
 def build_figures(data: ReportData) -> dict[str, go.Figure]:
@@ -78,6 +79,9 @@ def build_figures(data: ReportData) -> dict[str, go.Figure]:
     )
     figs["lwl-ranked"] = ranked_figure(data.rows, "Accuracy by hierarchy, best first (stars: the paper's lists)")
     figs["lwl-history"] = history_figure(data.rows, "Optimization history: objective per trial and best so far")
+    if data.thesis is not None and data.thesis.shallow is not None:  # too few trials: words, no plot of noise
+        figs["lwl-thesis-shallow"] = shallow_figure(data.rows, data.thesis)
+        figs["lwl-thesis-depth"] = depth_figure(data.thesis)
     if any(data.global_groups.values()):
         figs["lwl-global"] = global_figure(
             data.global_groups, f"Layer-wise vs global training, per hierarchy (from {data.global_source})"

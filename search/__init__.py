@@ -38,7 +38,17 @@ from ._sampler import (
 )
 from ._settings import SEARCH_EPOCHS, StudySettings, default_widths
 from ._space import CONSTRAINTS, MAX_LISTS, PAPER_HIERARCHIES, SearchSpace, paper_baselines, smallest_feasible_budget
-from ._stats import Estimate, PairedTest, estimate, paired_t_test
+from ._stats import (
+    Estimate,
+    PairedTest,
+    estimate,
+    paired_t_test,
+    partial_p,
+    partial_spearman,
+    rankdata,
+    spearman,
+    spearman_p,
+)
 from ._storage import check_study_name, default_storage, load_existing_study, mask_url, open_storage, require_existing
 from ._study import (
     PRUNERS,
@@ -53,6 +63,11 @@ from ._study import (
 )
 
 __all__ = [
+    "partial_p",
+    "partial_spearman",
+    "rankdata",
+    "spearman",
+    "spearman_p",
     "CostLimits",
     "memory_estimate",
     "parse_amount",

@@ -1,5 +1,6 @@
-"""Small-sample statistics for confirmation runs: Student's t distribution in closed form, the mean with its
-t interval, and the paired t-test between two lists trained with the same seeds.
+"""Small-sample statistics: for confirmation runs, Student's t distribution in closed form, the mean with its
+t interval, and the paired t-test between two lists trained with the same seeds; for the report's thesis section and
+the tabular benchmarks, Spearman's rank correlation, its partial form and their permutation p-values.
 
 Confirmation has 2-6 seeds per list, so the normal approximation would be badly wrong; the t distribution with an
 integer number of degrees of freedom has a finite closed form (Abramowitz & Stegun 26.7.3-4), written out here so
@@ -11,6 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 LEVEL = 0.95  # the confidence of every interval the summary, the report and the export print
 
@@ -121,4 +124,73 @@ def paired_t_test(a: Sequence[float], b: Sequence[float]) -> PairedTest:
     return PairedTest(mean, t_two_sided_p(mean / (sd / math.sqrt(n)), n - 1), n)
 
 
-__all__ = ["LEVEL", "Estimate", "PairedTest", "estimate", "paired_t_test", "t_quantile", "t_two_sided_p"]
+# ------------------------------------------------------------------------------------------ rank correlation
+def rankdata(x: Sequence[float]) -> np.ndarray:
+    """Ranks 1..n, ties given their average rank (as scipy.stats.rankdata's default)."""
+    a = np.asarray(x, dtype=float)
+    order = np.argsort(a, kind="mergesort")
+    ranks = np.empty(len(a))
+    ordered = a[order]
+    start = 0
+    for end in range(1, len(a) + 1):
+        if end == len(a) or ordered[end] != ordered[start]:
+            ranks[order[start:end]] = (start + end + 1) / 2
+            start = end
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rho: the Pearson correlation of the ranks; nan when either side is constant."""
+    rx, ry = rankdata(x), rankdata(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def spearman_p(x: Sequence[float], y: Sequence[float], rng: np.random.Generator, permutations: int = 10_000) -> float:
+    """Two-sided permutation p-value of Spearman's rho: the share of shuffles of y at least as extreme (+1
+    smoothed, so never 0); nan when rho is."""
+    rho = spearman(x, y)
+    if not math.isfinite(rho):
+        return float("nan")
+    rx, ry = rankdata(x), rankdata(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    shuffled = np.array([rng.permutation(ry) for _ in range(permutations)])
+    rhos = shuffled @ rx / (np.linalg.norm(rx) * np.linalg.norm(ry))
+    return float((1 + np.sum(np.abs(rhos) >= abs(rho) - 1e-12)) / (1 + permutations))
+
+
+def partial_spearman(x: Sequence[float], y: Sequence[float], z: Sequence[float]) -> float:
+    """Spearman of x and y with z's ranks held fixed (the partial correlation of the ranks); nan when undefined."""
+    xy, xz, yz = spearman(x, y), spearman(x, z), spearman(y, z)
+    denominator = (1 - xz**2) * (1 - yz**2)
+    if not all(math.isfinite(v) for v in (xy, xz, yz)) or denominator <= 0:
+        return float("nan")
+    return float((xy - xz * yz) / math.sqrt(denominator))
+
+
+def partial_p(
+    x: Sequence[float], y: Sequence[float], z: Sequence[float], rng: np.random.Generator, permutations: int = 1000
+) -> float:
+    """Two-sided permutation p-value of the partial Spearman, shuffling y; nan when it is undefined."""
+    rho = partial_spearman(x, y, z)
+    if not math.isfinite(rho):
+        return float("nan")
+    null = np.array([partial_spearman(x, list(rng.permutation(np.asarray(y))), z) for _ in range(permutations)])
+    return float((1 + np.sum(np.abs(null) >= abs(rho) - 1e-12)) / (1 + permutations))
+
+
+__all__ = [
+    "LEVEL",
+    "Estimate",
+    "PairedTest",
+    "estimate",
+    "paired_t_test",
+    "partial_p",
+    "partial_spearman",
+    "rankdata",
+    "spearman",
+    "spearman_p",
+    "t_quantile",
+    "t_two_sided_p",
+]

@@ -153,12 +153,3 @@ def test_analysis_reports_spread_signal_and_thesis(scripts, table_path, tmp_path
     assert len(d["ranking"]) == 2 and d["early"]["epochs"] == 2
     assert len(d["early"]["output_vs_final"]) == 2 and len(d["early"]["unit_vs_final"]) == 3
     assert d["thesis"]["shallow_stages"] == 1
-
-
-def test_spearman_matches_the_textbook_with_ties(scripts):
-    ta = scripts[2]
-    assert list(ta.rankdata([10, 20, 20, 5])) == [2, 3.5, 3.5, 1]
-    assert ta.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1)
-    assert ta.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1)
-    assert ta.spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(0.9486832980505138)  # scipy.stats.spearmanr
-    assert math.isnan(ta.spearman([1, 1, 1], [1, 2, 3]))
