@@ -162,9 +162,12 @@ def run_one(
     """Train one list with one seed; every progress record is kept (the pruners' intermediate values)."""
     recipe = replace(settings.recipe, seed=seed)
     schedule = settings.schedule(hierarchy)
-    result = train(schedule, recipe, data, device=device)
+    with_test = data.test_x is not None and data.test_x.shape[0] > 0
+    result = train(schedule, recipe, data, device=device, test=with_test)
     cost = complexity(schedule, recipe.head)
+    extra = {"test_output_acc": _round(result.test_output_acc)} if with_test else {}
     return {
+        **extra,
         "hierarchy": list(hierarchy),
         "index": index,
         "seed": seed,
@@ -201,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--widths", help=f"stage widths (default {DEFAULTS['widths']})")
     p.add_argument("--family", choices=("resnet", "vgg"), help=f"network family (default {DEFAULTS['family']})")
     p.add_argument("--block", help=f"resnet block (default {DEFAULTS['block']})")
+    p.add_argument(
+        "--with-test",
+        action="store_true",
+        help="also record each run's test accuracy (digits' fixed 20 %% test split), to measure how well a "
+        "validation split ranks lists; the replays never read it",
+    )
     p.add_argument("--val-fraction", type=float, help=f"validation fraction (default {DEFAULTS['val_fraction']})")
     p.add_argument("--train-limit", type=int, default=None, help="train on the first N images only (smoke runs)")
     p.add_argument("--threads", type=int, help=f"torch CPU threads (default {DEFAULTS['threads']})")
@@ -264,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     for n, (seed, index, hierarchy) in enumerate(todo, start=1):
         if seed != data_seed:  # runs go seed by seed: one split in memory at a time
-            data, data_seed = load_data("digits", val_fraction=args.val_fraction, split_seed=seed), seed
+            data = load_data("digits", val_fraction=args.val_fraction, split_seed=seed, with_test=args.with_test)
+            data_seed = seed
         run = run_one(settings, hierarchy, index, seed, data, args.device)
         table["runs"].append(run)
         table["header"]["val_images"] = int(data.val_y.shape[0])

@@ -75,7 +75,7 @@ def open_confirm_study(study: optuna.Study) -> optuna.Study:
         study_name=name,
         storage=private.storage_of(study),
         direction="maximize",
-        sampler=optuna.samplers.RandomSampler(seed=0),  # never samples: every run's list is enqueued
+        sampler=optuna.samplers.RandomSampler(seed=0),  # never samples: each run is created with its list
         pruner=optuna.pruners.NopPruner(),  # a confirmation run is never pruned
         load_if_exists=True,
     )

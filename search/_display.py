@@ -16,7 +16,7 @@ from lwl.models.cli import percent, plural
 from ._artifacts import dashboard_command
 from ._confirm import AFFORD, ConfirmPlan
 from ._ranking import confirm_study, confirm_study_name, confirmation_runs, confirmed, top_trials, verdict
-from ._record import VALIDATION_ATTR, read_trial
+from ._record import VALIDATION_ATTR, TrialRecord, read_trial
 
 
 def _pct(v: float | None) -> str:
@@ -140,15 +140,21 @@ def confirmation_lines(study: optuna.Study, plan: ConfirmPlan | None, trials_tar
     lines = [f"confirmation: {what}{why}; {plural(done, 'run')} in study {name!r}, ranked by the mean over seeds"]
     derived = confirm_study(study)
     records = [read_trial(t) for t in derived.get_trials(deepcopy=False)] if derived is not None else []
-    batches = {r.batch: r.batch_unit_epochs for r in records if r.batch is not None and r.batch_unit_epochs}
-    if batches:
-        together = sum(u for u, _ in batches.values())
-        alone = sum(a for _, a in batches.values())
-        lines.append(
-            f"  trained together by seed: {plural(together, 'unit-epoch')} where one by one would take {alone} "
-            f"({alone / max(together, 1):.2f}x fewer)"
-        )
+    lines += together_lines(records, "  trained together by seed")
     return lines
+
+
+def together_lines(records: list[TrialRecord], what: str) -> list[str]:
+    """What training together saved over the `--batch` groups among `records`, as one line (none if no group)."""
+    batches = {r.batch: r.batch_unit_epochs for r in records if r.batch is not None and r.batch_unit_epochs}
+    if not batches:
+        return []
+    together = sum(u for u, _ in batches.values())
+    alone = sum(a for _, a in batches.values())
+    return [
+        f"{what}: {plural(together, 'unit-epoch')} trained where one by one would take {alone} "
+        f"({alone / max(together, 1):.2f}x fewer), in {plural(len(batches), 'batch', 'batches')}"
+    ]
 
 
 def summary_text(
@@ -192,14 +198,7 @@ def summary_text(
             f"prefix sharing: {reused} of {units} unit-trainings reused from earlier candidates "
             f"({100 * reused / max(units, 1):.0f} %), about {seconds:.0f}s of training saved"
         )
-    batches = {r.batch: r.batch_unit_epochs for r in records if r.batch is not None and r.batch_unit_epochs}
-    if batches:
-        together = sum(u for u, _ in batches.values())
-        alone = sum(a for _, a in batches.values())
-        lines.append(
-            f"training together (--batch): {plural(together, 'unit-epoch')} trained where one by one would take "
-            f"{alone} ({alone / max(together, 1):.2f}x fewer), in {plural(len(batches), 'batch', 'batches')}"
-        )
+    lines += together_lines(records, "training together (--batch)")
     lines += confirmation_lines(study, plan, trials_target)
     top = top_trials(study, k)
     evidence = {c.trial.number: c for c in confirmed(study)}

@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "pruner_startup": 5,
     "seed": 0,
     "device": "auto",
-    "val_fraction": 0.1,
+    "val_fraction": 0.2,  # measured: benchmarks/README.md, "Validation split"
     "workers": 1,
     "heartbeat": 30,
     "prefix_store_gb": 2.0,

@@ -289,6 +289,8 @@ CASES = [
     ("max params: no list within", search_main, search("--max-params", "10"), "no list of the space is within"),
     ("max params not an amount", search_main, search("--max-params", "lots"), "--max-params lots: not an amount"),
     ("max memory in counts", search_main, search("--max-memory", "2X"), "--max-memory 2X: not an amount"),
+    ("val fraction zero", search_main, search("--val-fraction", "0"), "--val-fraction 0.0: out of range"),
+    ("val fraction too big", search_main, search("--val-fraction", "0.7"), "--val-fraction 0.7: out of range"),
     ("batch not a number", search_main, search("--batch", "many"), "--batch many: give a number of candidates"),
     ("confirm not a number", search_main, search("--confirm", "three"), "--confirm three: give a number of lists"),
     ("confirm negative", search_main, search("--confirm", "-1"), "--confirm -1: give a number of lists"),

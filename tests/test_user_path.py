@@ -79,7 +79,7 @@ def test_an_exported_config_trains_as_printed_on_all_training_images(fake_cifar1
     assert command == ["lwl-train", "--config", "configs/best.yaml"]
     config = yaml.safe_load(Path("configs/best.yaml").read_text())
     assert config["data_root"] == str(fake_cifar10)
-    assert config["recipe"]["val_fraction"] == 0 and config["provenance"]["search_val_fraction"] == 0.1
+    assert config["recipe"]["val_fraction"] == 0 and config["provenance"]["search_val_fraction"] == 0.2
 
     loaded = []
     real_load = train_cli.load_data

@@ -138,11 +138,12 @@ def test_tiny_run_prints_every_figure_as_json():
     q = d["reference_ratios"]["pred"]
     assert q["speed"] == pytest.approx(eng["images_per_s"] / ref["images_per_s"]) and q["memory"] > 0
 
-    # Seconds per candidate at the study's default fidelity: 15 CIFAR epochs of 45,000 images in whole batches.
+    # Seconds per candidate at the study's default fidelity: 15 CIFAR epochs of the 40,000 images lwl-search's default
+    # validation split (0.2) leaves, in whole batches of 64 (625 of them).
     c = d["candidate"]
-    assert (c["extrapolated"], c["epochs"], c["train_images"], c["images_per_epoch"]) == (True, 15, 45_000, 44_992)
+    assert (c["extrapolated"], c["epochs"], c["train_images"], c["images_per_epoch"]) == (True, 15, 40_000, 40_000)
     for r in [*d["runs"].values(), ref]:
-        assert r["s_per_candidate"] == pytest.approx(15 * 44_992 / r["images_per_s"])
+        assert r["s_per_candidate"] == pytest.approx(15 * 40_000 / r["images_per_s"])
 
 
 def test_epoch_plan_rounds_batches_up_to_whole_epochs():

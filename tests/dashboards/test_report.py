@@ -505,7 +505,7 @@ def test_a_real_tiny_search_reports(tmp_path):
     # budget 8 enqueues the paper's [1,1,2,4] (ResNet18_r5) first: it is marked in the page
     assert "[1,1,2,4]" in page and "ResNet18" in page
     val = optuna.load_study(study_name="real", storage=url).user_attrs["validation_images"]
-    assert f"<dt>validation split</dt><dd>{val:,} images (10 % of the training images); one image is " in page
+    assert f"<dt>validation split</dt><dd>{val:,} images (20 % of the training images); one image is " in page
     assert "lwl-importance" in figs, "2 complete trials of different lists: the dashboard shows importance, so do we"
     assert set(_dashboard_graph_objects(url, "real")) == set(figs)
 

@@ -57,7 +57,7 @@ def test_a_small_study_end_to_end_and_resume(tmp_path, capsys):
     # The size of the split the lists are ranked on, and what one image is worth.
     from lwl.models import load_data
 
-    val = load_data("digits", val_fraction=0.1, split_seed=0).val_x.shape[0]
+    val = load_data("digits", val_fraction=0.2, split_seed=0).val_x.shape[0]  # lwl-search's default split
     assert study.user_attrs["validation_images"] == val
     assert f"ranked on {val} validation images: one image is {100 / val:.2f} % of accuracy" in out
     # Resume: the same command with --trials 6 adds exactly 2.
@@ -128,6 +128,10 @@ def test_a_study_built_to_prune_prunes(tmp_path):
                 "--no-paper-baselines",
                 "--seed",
                 "3",
+                "--val-fraction",  # the split this study was built to prune with
+                "0.1",
+                "--confirm",
+                "off",
             ]
         )
         == 0
