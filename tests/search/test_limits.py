@@ -34,6 +34,8 @@ TINY = [
     "none",
     "--pruner",
     "none",
+    "--confirm",  # these tests are about the search; confirmation is tests/search/test_confirm.py's
+    "off",
 ]
 
 

@@ -25,6 +25,8 @@ TINY = [
     "--no-paper-baselines",
     "--prefix-store",
     "off",
+    "--confirm",  # these tests are about the search; confirmation is tests/search/test_confirm.py's
+    "off",
 ]
 MODES = {
     "simultaneous": ["--epochs", "4"],

@@ -27,6 +27,8 @@ TINY = [
     "--trials",
     "6",
     "--no-paper-baselines",
+    "--confirm",  # these tests are about the search; confirmation is tests/search/test_confirm.py's
+    "off",
 ]
 
 
