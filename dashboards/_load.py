@@ -273,8 +273,8 @@ def load_report_data(storage: BaseStorage, study: optuna.Study, storage_url: str
             "run lwl-search on it until one completes"
         )
     by_number = {r.number: r for r in rows}
-    top = [by_number[t.number] for t in top_trials(study, TOP_K)]
     evidence = confirmed(study)
+    top = [by_number[t.number] for t in top_trials(study, TOP_K, evidence)]
     judged = verdict(evidence)
     names = [f"d{i}" for i in range(1, stages + 1)]
     importances, spread, note = _importances(study, names)

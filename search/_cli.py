@@ -173,15 +173,22 @@ def _confirm(
     todo = len(missing(study, plan))
     if not todo:
         return True
+    deadline = None if args.timeout is None else started + args.timeout
+    if deadline is not None and time.monotonic() >= deadline:
+        if not args.quiet:
+            print(
+                f"lwl-search: --timeout reached before confirmation: the same command trains its {todo} runs",
+                file=sys.stderr,
+            )
+        return True
     if not args.quiet:
         print(
             f"lwl-search: confirming the top {plural(plan.lists, 'list')} with {plural(plan.seeds, 'more seed')} "
             f"each: {plural(todo, 'run')} into study {confirm_study_name(study.study_name)!r}",
             file=sys.stderr,
         )
-    deadline = None if args.timeout is None else started + args.timeout
     try:
-        run_confirmation(
+        outcome = run_confirmation(
             settings,
             study,
             plan,
@@ -194,6 +201,10 @@ def _confirm(
     except KeyboardInterrupt:
         print("\nlwl-search: interrupted; the running confirmation run is recorded as failed", file=sys.stderr)
         return False
+    if outcome.stopped and not args.quiet:
+        print(
+            f"lwl-search: confirmation stopped ({outcome.stopped}): the same command trains the rest", file=sys.stderr
+        )
     return True
 
 

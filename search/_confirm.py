@@ -118,11 +118,9 @@ def missing(study: optuna.Study, plan: ConfirmPlan) -> list[tuple[FrozenTrial, i
 
 @dataclass
 class ConfirmOutcome:
-    asked: int = 0  # runs the plan asks for
     ran: int = 0  # runs this call completed
-    present: int = 0  # runs already complete (or held by another worker) when it started
     failed: int = 0
-    stopped: str = ""  # why it stopped before the end ("--timeout"), else ""
+    stopped: str = ""  # why it stopped before the end ("--timeout reached"), else ""
 
 
 def run_confirmation(
@@ -145,11 +143,10 @@ def run_confirmation(
     """
     base = settings.recipe.seed
     wanted = planned(study, plan, base)
-    outcome = ConfirmOutcome(asked=len(wanted))
+    outcome = ConfirmOutcome()
     if not wanted:
         return outcome
     derived = open_confirm_study(study)
-    outcome.present = len({(t.number, s) for t, s in wanted} & _held(derived))
     size = together if settings.recipe.trains_together else 1
     loaded: dict[int, DataSplits] = {}
 

@@ -200,8 +200,9 @@ def summary_text(
         )
     lines += together_lines(records, "training together (--batch)")
     lines += confirmation_lines(study, plan, trials_target)
-    top = top_trials(study, k)
-    evidence = {c.trial.number: c for c in confirmed(study)}
+    ranked = confirmed(study)
+    top = top_trials(study, k, ranked)
+    evidence = {c.trial.number: c for c in ranked}
     if top:
         lines += [
             "",

@@ -332,7 +332,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         except ValueError:
             raise UsageError(f"--batch {args.batch}: give a number of candidates K >= 1, or auto") from None
     check_ranges(args, RANGES, origin)
-    args._given = {k for k, v in vars(first).items() if v is not None}
+    for key in ("max_params", "max_flops", "max_memory"):  # amounts with units: 5M, 2GiB
+        if getattr(args, key) is not None:
+            setattr(args, key, parse_amount(getattr(args, key), origin(key), memory=key == "max_memory"))
     for key, value in DEFAULTS.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -383,13 +385,7 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         val_fraction=args.val_fraction,
         train_limit=args.train_limit,
     )
-    limits = CostLimits(
-        max_params=None if args.max_params is None else parse_amount(args.max_params, origin_of(args, "max_params")),
-        max_flops=None if args.max_flops is None else parse_amount(args.max_flops, origin_of(args, "max_flops")),
-        max_memory=None
-        if args.max_memory is None
-        else parse_amount(args.max_memory, origin_of(args, "max_memory"), memory=True),
-    )
+    limits = CostLimits(max_params=args.max_params, max_flops=args.max_flops, max_memory=args.max_memory)
     return StudySettings.create(
         space,
         recipe,
@@ -399,14 +395,6 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         downsample=args.downsample,
         limits=limits,
     )
-
-
-def origin_of(args: argparse.Namespace, key: str) -> str:
-    """The flag a value came from ('--max-params'), or the preset that set it."""
-    given = getattr(args, "_given", None)
-    if given is not None and key not in given and getattr(args, "preset", None):
-        return f"--preset {args.preset}: {key}"
-    return flag_name(key)
 
 
 def parse_search_flags(argv: Sequence[str]) -> tuple[StudySettings, argparse.Namespace]:

@@ -158,10 +158,11 @@ def verdict(ranked: Sequence[Confirmed]) -> Verdict | None:
     return Verdict(a, b, paired_t_test([a.values[s] for s in shared], [b.values[s] for s in shared]))
 
 
-def top_trials(study: optuna.Study, k: int = 5) -> list[FrozenTrial]:
+def top_trials(study: optuna.Study, k: int = 5, ranked: Sequence[Confirmed] | None = None) -> list[FrozenTrial]:
     """The k first lists of the study's answer: the confirmed ones by their mean over seeds, then the rest by the
-    search's value (ties: the smaller network, then the earlier trial)."""
-    first = [c.trial for c in confirmed(study)]
+    search's value (ties: the smaller network, then the earlier trial). `ranked`: `confirmed(study)`, when the
+    caller has it already."""
+    first = [c.trial for c in (confirmed(study) if ranked is None else ranked)]
     numbers = {t.number for t in first}
     return (first + [t for t in search_ranked(study) if t.number not in numbers])[:k]
 

@@ -292,10 +292,6 @@ class SearchSpace:
         self._check_size()
         return _enumerate(self.budget, self.stages, self.k, self.constraint)
 
-    def unrestricted_lists(self) -> tuple[tuple[int, ...], ...]:
-        """Every list under Eq. 7, before cost limits."""
-        return replace(self, within=None, limits="").lists()
-
     def __len__(self) -> int:
         return len(self.lists())
 

@@ -160,24 +160,34 @@ def spearman_p(x: Sequence[float], y: Sequence[float], rng: np.random.Generator,
     return float((1 + np.sum(np.abs(rhos) >= abs(rho) - 1e-12)) / (1 + permutations))
 
 
-def partial_spearman(x: Sequence[float], y: Sequence[float], z: Sequence[float]) -> float:
-    """Spearman of x and y with z's ranks held fixed (the partial correlation of the ranks); nan when undefined."""
-    xy, xz, yz = spearman(x, y), spearman(x, z), spearman(y, z)
+def _partial(xy: float, xz: float, yz: float) -> float:
+    """The partial correlation of x and y given z from the three pairwise correlations; nan when undefined."""
     denominator = (1 - xz**2) * (1 - yz**2)
     if not all(math.isfinite(v) for v in (xy, xz, yz)) or denominator <= 0:
         return float("nan")
     return float((xy - xz * yz) / math.sqrt(denominator))
 
 
+def partial_spearman(x: Sequence[float], y: Sequence[float], z: Sequence[float]) -> float:
+    """Spearman of x and y with z's ranks held fixed (the partial correlation of the ranks); nan when undefined."""
+    return _partial(spearman(x, y), spearman(x, z), spearman(y, z))
+
+
 def partial_p(
     x: Sequence[float], y: Sequence[float], z: Sequence[float], rng: np.random.Generator, permutations: int = 1000
 ) -> float:
-    """Two-sided permutation p-value of the partial Spearman, shuffling y; nan when it is undefined."""
+    """Two-sided permutation p-value of the partial Spearman, shuffling y; nan when it is undefined. The ranks are
+    taken once: shuffling y shuffles its ranks (ties keep their mean rank), so each shuffle costs two correlations."""
     rho = partial_spearman(x, y, z)
     if not math.isfinite(rho):
         return float("nan")
-    null = np.array([partial_spearman(x, list(rng.permutation(np.asarray(y))), z) for _ in range(permutations)])
-    return float((1 + np.sum(np.abs(null) >= abs(rho) - 1e-12)) / (1 + permutations))
+    rx, ry, rz = rankdata(x), rankdata(y), rankdata(z)
+    xz = float(np.corrcoef(rx, rz)[0, 1])
+    null = []
+    for _ in range(permutations):
+        shuffled = rng.permutation(ry)
+        null.append(_partial(float(np.corrcoef(rx, shuffled)[0, 1]), xz, float(np.corrcoef(shuffled, rz)[0, 1])))
+    return float((1 + np.sum(np.abs(np.array(null)) >= abs(rho) - 1e-12)) / (1 + permutations))
 
 
 __all__ = [
