@@ -36,6 +36,8 @@ import optuna
 from tabular_table import by_list, check_complete, finite_or_none, ground_truth, load_table
 
 from lwl.search import (
+    DOMINATORS,
+    CostModel,
     StudySettings,
     TPEFallbackWarning,
     enqueue_lists,
@@ -78,17 +80,21 @@ def replay_study(
     paper: bool,
     revisit: bool = True,
     resume: bool = True,
+    min_dominators: int = DOMINATORS,
 ) -> list[dict[str, Any]]:
     """One study against the table; returns each trial's list, state, epochs run, unit-epochs and final value.
-    With `resume`, a revisit pays only for the epochs after those its pruned visit trained."""
+    With `resume`, a revisit pays only for the epochs after those its pruned visit trained. With `settings.costs`
+    (--objectives), every trial records its costs as lwl-search does, before its first report, and the sampler
+    and the dominance pruner read them."""
     space = settings.space
+    costs = CostModel.of(settings) if settings.costs else None
     # Hyperband assigns a trial's bracket from a hash of the study name and trial number: a fixed name per replay
     # keeps replays reproducible and the pruned and unpruned studies of one replay comparable.
     study = optuna.create_study(
         study_name=f"tabular-replay-{replay}",
         direction="maximize",
-        sampler=make_sampler(sampler, space, replay, revisit=revisit),
-        pruner=make_pruner(pruner, settings, PRUNER_STARTUP),
+        sampler=make_sampler(sampler, space, replay, revisit=revisit, costs=costs),
+        pruner=make_pruner(pruner, settings, PRUNER_STARTUP, min_dominators),
     )
     if paper:
         enqueue_lists(study, space)
@@ -111,6 +117,9 @@ def replay_study(
             "revisit": again is not None,
         }
         log.append(entry)
+        if costs is not None:
+            for name, value in zip(costs.costs, costs.of_list(hierarchy)):
+                trial.set_user_attr(name, int(value))
         done = paused.pop(hierarchy, 0) if again is not None and resume else 0
         for record in run["history"]:
             entry["epochs"], entry["unit_epochs"] = record["step"], record["unit_epochs"] - done

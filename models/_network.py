@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._schedule import Schedule
@@ -170,7 +171,23 @@ class Bottleneck(nn.Module):
 def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:
     if stride == 1 and cin == cout:
         return nn.Identity()
-    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+    conv = _NarrowStridedConv if stride > 1 and cin < 8 else nn.Conv2d
+    return nn.Sequential(conv(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+
+class _NarrowStridedConv(nn.Conv2d):
+    """A 1x1 strided convolution of fewer than 8 input channels, computed as the 1x1 convolution of the subsampled
+    input (the same sum for every output pixel, the same parameters under the same names).
+
+    On a CPU without AVX-512, oneDNN's 1x1 strided kernel for the weight gradient corrupts the heap when the input has
+    fewer than 8 channels (PyTorch 2.14, oneDNN 3.12, an AVX2 AMD EPYC: `Conv2d(4, 8, 1, stride=2)` alone aborts with
+    "free(): invalid next size" at one thread and hangs at two, whatever the memory format); the unstrided kernel is
+    sound. Only networks this narrow (widths below 8: tests and tiny searches) use it.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.stride
+        return F.conv2d(x[:, :, :: s[0], :: s[1]], self.weight, self.bias, 1, 0, self.dilation, self.groups)
 
 
 class _Contiguous(torch.autograd.Function):

@@ -2,10 +2,12 @@
 
 from ._artifacts import ConfigArtifacts, dashboard_command, default_artifact_dir
 from ._confirm import ConfirmOutcome, ConfirmPlan, auto_plan, confirm_seeds, run_confirmation
+from ._dominance import DOMINATORS, DominancePruner
 from ._errors import ExportError, PresetError, SettingsError, SpaceError, StorageError, UsageError
 from ._export import Selection, export_configs, trial_config
 from ._flags import parse_search_flags
 from ._limits import CostLimits, memory_estimate, parse_amount
+from ._objectives import COSTS, CostModel, front_costs, hypervolume, normaliser, parse_objectives
 from ._optuna import OptunaVersionError
 from ._pareto import pareto_front, pareto_indices, pareto_study_name
 from ._paused import Paused, PausedStore
@@ -63,6 +65,14 @@ from ._study import (
 )
 
 __all__ = [
+    "COSTS",
+    "DOMINATORS",
+    "CostModel",
+    "DominancePruner",
+    "front_costs",
+    "hypervolume",
+    "normaliser",
+    "parse_objectives",
     "partial_p",
     "partial_spearman",
     "rankdata",

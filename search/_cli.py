@@ -18,6 +18,7 @@ from ._confirm import ConfirmPlan, missing, run_confirmation
 from ._display import BarDisplay, LineDisplay, summary_text
 from ._errors import UsageError
 from ._flags import confirm_plan, default_study_name, parse_args, settings_from_args
+from ._pareto import pareto_study_name
 from ._paused import PausedStore
 from ._ranking import confirm_study_name
 from ._record import ARTIFACT_DIR_ATTR, DATA_ROOT_ATTR, VALIDATION_ATTR, read_trial
@@ -85,7 +86,13 @@ def _search(
             f"  candidates: {settings.family} {settings.block if settings.family == 'resnet' else ''} widths "
             f"{','.join(map(str, settings.widths))}, {r.loss}, {r.mode}, {plural(r.epochs, 'epoch')}, lr {r.lr:g}, "
             f"dropout {r.dropout:g}, batch {r.batch_size}, on {device} in {r.precision}\n"
-            f"  sampler {args.sampler}, pruner {args.pruner}; the study holds {plural(done, 'finished trial')}, "
+            + (
+                f"  objectives: accuracy against {', '.join(settings.costs)} (the front: study "
+                f"{pareto_study_name(study_name)!r})\n"
+                if settings.costs
+                else ""
+            )
+            + f"  sampler {args.sampler}, pruner {args.pruner}; the study holds {plural(done, 'finished trial')}, "
             f"running until {args.trials}",
             file=sys.stderr,
         )

@@ -25,8 +25,18 @@ from lwl.models import DataSplits, Progress, Schedule, TrainingError
 
 from . import _optuna as private
 from ._objective import Duplicate, Objective, OutOfMemory
+from ._pareto import pareto_front
 from ._ranking import confirm_study, confirm_study_name, search_ranked, study_seed
-from ._record import DERIVED_ATTR, METRIC_NAME, hierarchy_of, name_metrics, read_trial, write, write_failure
+from ._record import (
+    DERIVED_ATTR,
+    METRIC_NAME,
+    hierarchy_of,
+    name_metrics,
+    read_settings,
+    read_trial,
+    write,
+    write_failure,
+)
 from ._settings import StudySettings
 from ._study import train_group
 
@@ -103,8 +113,13 @@ def _held(derived: optuna.Study) -> set[tuple[int, int]]:
 
 
 def planned(study: optuna.Study, plan: ConfirmPlan, base_seed: int) -> list[tuple[FrozenTrial, int]]:
-    """Every (search trial, seed) the plan asks for, by seed, then by the search's rank."""
-    top = search_ranked(study)[: plan.lists]
+    """Every (search trial, seed) the plan asks for, by seed, then by the search's rank. A study with --objectives
+    confirms its front first (the most accurate of it first): its answer is the front, not one list."""
+    ranked = search_ranked(study)
+    if read_settings(study.study_name, study.user_attrs).costs:
+        front = {t.number for t in pareto_front(study)}
+        ranked = [t for t in ranked if t.number in front] + [t for t in ranked if t.number not in front]
+    top = ranked[: plan.lists]
     return [(t, seed) for seed in confirm_seeds(base_seed, plan.seeds) for t in top] if plan.runs else []
 
 

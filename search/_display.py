@@ -15,8 +15,10 @@ from lwl.models.cli import percent, plural
 
 from ._artifacts import dashboard_command
 from ._confirm import AFFORD, ConfirmPlan
+from ._objectives import CostModel
+from ._pareto import pareto_front, pareto_study_name
 from ._ranking import confirm_study, confirm_study_name, confirmation_runs, confirmed, top_trials, verdict
-from ._record import VALIDATION_ATTR, TrialRecord, read_trial
+from ._record import VALIDATION_ATTR, TrialRecord, read_settings, read_trial
 
 
 def _pct(v: float | None) -> str:
@@ -157,6 +159,39 @@ def together_lines(records: list[TrialRecord], what: str) -> list[str]:
     ]
 
 
+def cost_text(name: str, value: float) -> str:
+    """A cost as the summary shows it: parameters and FLOPs in millions, memory in MiB, time in seconds."""
+    if name == "memory":
+        return f"{value / 2**20:.1f} MiB"
+    if name == "time":
+        return f"{value:.1f} s"
+    return f"{value / 1e6:.3g}M"
+
+
+def front_lines(study: optuna.Study) -> list[str]:
+    """A study with --objectives: the lists of its front (cheapest first) with accuracy and every cost."""
+    settings = read_settings(study.study_name, study.user_attrs)
+    if not settings.costs:
+        return []
+    costs = CostModel.of(settings)
+    front = pareto_front(study)
+    lines = [
+        "",
+        f"front (accuracy against {', '.join(settings.costs)}): {plural(len(front), 'list')}, cheapest first; "
+        f"every trial is in study {pareto_study_name(study.study_name)!r}",
+    ]
+    if front:
+        lines.append(f"  {'hierarchy':<14} {'val acc':>8}  " + "  ".join(f"{c:>10}" for c in settings.costs))
+    for t in front:
+        values = costs.of_trial(t) or ()
+        record = read_trial(t)
+        lines.append(
+            f"  {record.schedule or '?':<14} {_pct(t.value):>8}  "
+            + "  ".join(f"{cost_text(n, v):>10}" for n, v in zip(settings.costs, values))
+        )
+    return lines
+
+
 def summary_text(
     study: optuna.Study,
     outcome_reason: str,
@@ -221,6 +256,8 @@ def summary_text(
         judged = verdict(list(evidence.values()))
         if judged is not None:
             lines.append(f"  {judged.text()}")
+    front = front_lines(study)
+    lines += front
     lines += [
         "",
         "next:",
@@ -229,7 +266,7 @@ def summary_text(
     if top:
         lines.append(
             f"  lwl-export --storage {shlex.quote(storage_url)} --study-name {shlex.quote(study.study_name)} "
-            "--best --out configs/      # then: lwl-train --config configs/FILE.yaml"
+            f"--{'pareto' if front else 'best'} --out configs/      # then: lwl-train --config configs/FILE.yaml"
         )
         lines.append(f"  lwl-report --storage {shlex.quote(storage_url)} --study-name {shlex.quote(study.study_name)}")
     if "***" in storage_url:

@@ -34,6 +34,7 @@ from lwl.models.cli import (
 from ._confirm import AFFORD, LISTS, SEEDS, ConfirmPlan, auto_plan
 from ._errors import PresetError, UsageError
 from ._limits import ACTIVATION_BYTES, PARAMETER_BYTES, CostLimits, parse_amount
+from ._objectives import ACCURACY, parse_objectives
 from ._sampler import SAMPLERS
 from ._settings import DEFAULTS, SEARCH_EPOCHS, StudySettings
 from ._space import CONSTRAINTS, SearchSpace
@@ -151,8 +152,25 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("study")
     g.add_argument("--trials", type=int, help="finished trials the study should hold; a rerun continues (default 20)")
     g.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
-    g.add_argument("--sampler", choices=SAMPLERS, help="default tpe, restricted to the feasible set")
-    g.add_argument("--pruner", choices=PRUNERS, help="default median")
+    g.add_argument(
+        "--objectives",
+        metavar="LIST",
+        help="accuracy, then the costs to trade it against: any of params, memory, flops, time, e.g. "
+        "accuracy,params (default accuracy alone; a study setting). With costs the search aims at the front: "
+        "sampler hvi and pruner dominance by default, the front in the study NAME-pareto",
+    )
+    g.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        help="restricted to the feasible set: default tpe, or with --objectives costs hvi (expected hypervolume "
+        "improvement of every remaining list, a Gaussian process believing the accuracies)",
+    )
+    g.add_argument(
+        "--pruner",
+        choices=PRUNERS,
+        help="default median, or with --objectives costs dominance (a candidate stops only when enough finished "
+        "ones of no greater cost were more accurate at the same step)",
+    )
     g.add_argument("--pruner-startup", type=int, help="finished trials before the median pruner acts (default 5)")
     g.add_argument(
         "--no-revisit",
@@ -293,6 +311,8 @@ def _preset_value(path: Path, key: str, value: Any, action: argparse.Action | No
         if isinstance(value, str) or _whole_numbers(value):
             return value if isinstance(value, str) else ",".join(map(str, value))
         raise PresetError(f"{where}: give a list of whole numbers, one per stage, e.g. [16, 32, 64, 128]")
+    if key == "objectives" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
     if key == "enqueue":
         items = [value] if isinstance(value, str) or _whole_numbers(value) else value
         if isinstance(items, list) and all(isinstance(e, str) or _whole_numbers(e) for e in items):
@@ -335,6 +355,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for key in ("max_params", "max_flops", "max_memory"):  # amounts with units: 5M, 2GiB
         if getattr(args, key) is not None:
             setattr(args, key, parse_amount(getattr(args, key), origin(key), memory=key == "max_memory"))
+    args.objectives = parse_objectives(args.objectives or ACCURACY, origin("objectives"))
+    if len(args.objectives) > 1:  # the front is the goal: the sampler and pruner that aim at it, unless chosen
+        args.sampler = args.sampler or "hvi"
+        args.pruner = args.pruner or "dominance"
+    elif args.pruner == "dominance":
+        raise UsageError(
+            f"{origin('pruner')} dominance judges accuracy at no greater cost: give the costs with --objectives, "
+            "e.g. --objectives accuracy,params, or choose another pruner"
+        )
     for key, value in DEFAULTS.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
@@ -394,6 +423,7 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         widths=parse_int_list(widths, "widths") if widths else None,
         downsample=args.downsample,
         limits=limits,
+        objectives=args.objectives,
     )
 
 

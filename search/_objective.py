@@ -34,6 +34,7 @@ from lwl.models import (
 from . import _optuna as private
 from ._artifacts import ConfigArtifacts
 from ._errors import SpaceError
+from ._limits import memory_estimate
 from ._paused import Paused, PausedStore
 from ._record import StoredTrial, write, write_failure
 from ._sampler import revisit_of, trial_hierarchy
@@ -323,6 +324,7 @@ class Objective:
             params_aux=cost.params_aux,
             flops=cost.flops,
             activations=cost.activations,
+            memory=memory_estimate(cost.activations, cost.params_aux, self.settings.recipe.batch_size),
             paper=paper_name(hierarchy),
             precision=self.settings.recipe.precision,
         )

@@ -97,6 +97,7 @@ class TrialRecord:
     params_aux: int | None = None  # parameters of the auxiliary heads
     flops: int | None = None  # forward FLOPs per image (multiply + add = 2)
     activations: int | None = None  # activation elements per image
+    memory: int | None = None  # estimated training memory in bytes at the study's batch size (`memory_estimate`)
     paper: str | None = None  # the paper's name for the list (e.g. "ResNet18"), "" when it is not the paper's
     enqueued: str | None = None  # "paper" or "user" for an enqueued list
     revisit_of: int | None = None  # the pruned trial whose list this trial trains again, to the end

@@ -54,7 +54,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from . import _optuna as private
 from ._errors import SpaceError
+from ._objectives import CostModel, dominated, expected_improvement
 from ._space import SearchSpace
+from ._surrogate import observations, predict
 
 __all__ = [
     "CHOSEN_BY_ATTR",
@@ -76,7 +78,7 @@ __all__ = [
     "validate_enqueued",
 ]
 
-SAMPLERS = ("tpe", "random", "grid")
+SAMPLERS = ("tpe", "random", "grid", "hvi")
 HIERARCHY_ATTR = "lwl:hierarchy"
 CHOSEN_BY_ATTR = "lwl:chosen_by"
 EXHAUSTED_ATTR = "lwl:exhausted"
@@ -87,6 +89,8 @@ _TAKEN_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, Tri
 # States whose list is settled even for a revisit: a pruned list is open again until one of these holds it.
 _SETTLED_STATES = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
 _MAX_CLAIM_RETRIES = 20
+TPE_STARTUP = 10  # finished trials before TPE models them (Optuna's own default)
+HVI_STARTUP = 5  # finished trials before the hvi surrogate is fitted: benchmarks/README.md, "Multi-objective search"
 _CONTEST_WAIT_S = 5.0
 
 
@@ -183,20 +187,34 @@ def _revisitable(
 
 
 def promoted(
-    trials: Sequence[FrozenTrial], candidates: list[tuple[int, ...]], pruned: dict[tuple[int, ...], int]
+    trials: Sequence[FrozenTrial],
+    candidates: list[tuple[int, ...]],
+    pruned: dict[tuple[int, ...], int],
+    costs: CostModel | None = None,
 ) -> list[tuple[int, ...]]:
     """The revisit candidates that stood best when they were pruned (as asynchronous successive halving promotes):
     each pruned trial's last value ranked among every trial's value at that same step (the fraction at or below
-    it), then the furthest step; the candidates tied at the top, for the sampler to choose among."""
+    it), then the furthest step; the candidates tied at the top, for the sampler to choose among. With `costs` (a
+    study with --objectives), the peers are the trials of no greater cost in every objective: a cheap list is
+    judged against what no dearer list did."""
     by_number = {t.number: t for t in trials}
 
     def standing(h: tuple[int, ...]) -> tuple[float, int]:
-        values = by_number[pruned[h]].intermediate_values
+        mine = by_number[pruned[h]]
+        values = mine.intermediate_values
         if not values:
             return 0.0, 0
         step = max(values)
-        peers = [t.intermediate_values[step] for t in trials if step in t.intermediate_values]
-        return sum(v <= values[step] for v in peers) / len(peers), step
+        peers = [t for t in trials if step in t.intermediate_values]
+        if costs is not None and costs.costs:
+            limit = costs.of_trial(mine)
+
+            def cheaper(t: FrozenTrial) -> bool:
+                cost = costs.of_trial(t) if limit is not None else None
+                return cost is not None and limit is not None and all(a <= b for a, b in zip(cost, limit))
+
+            peers = [t for t in peers if t is mine or cheaper(t)]
+        return sum(t.intermediate_values[step] <= values[step] for t in peers) / len(peers), step
 
     scores = {h: standing(h) for h in candidates}
     top = max(scores.values())
@@ -267,13 +285,18 @@ def _param_arrays(hierarchies: Sequence[Sequence[int]], names: Sequence[str]) ->
 
 
 class FeasibleSampler(BaseSampler):
-    """Chooses a whole feasible, unseen list per trial by ``strategy`` ("tpe", "random", "grid").
+    """Chooses a whole feasible, unseen list per trial by ``strategy`` ("tpe", "random", "grid", "hvi").
 
     - random: uniform over the remaining lists.
     - grid: the first remaining list in lexicographic order (neighbours share prefixes, §3).
     - tpe: Optuna's Parzen estimators fitted on the finished trials' lists; every remaining list is
       scored by log l(x) - log g(x) and the best is taken (random until ``n_startup_trials``
       COMPLETE/PRUNED trials exist). RUNNING trials go to g(x), like Optuna's constant liar.
+    - hvi: the expected hypervolume improvement of every remaining list over the front of the complete trials, in
+      accuracy and the study's ``costs`` (known exactly for every list before it trains), its accuracy believed as a
+      Gaussian process over lists predicts (`_surrogate`); RUNNING trials join the front at their predicted accuracy
+      (a kriging believer), so that workers and ``--batch`` groups spread along it. Without costs it is the expected
+      improvement over the best accuracy. Random until ``n_startup_trials`` COMPLETE/PRUNED trials exist.
 
     With ``revisit`` (the default), the pruned lists follow once the unseen ones are used up, each marked
     ``REVISIT_ATTR`` so that it is trained to the end: promoted first are those that stood best among their
@@ -289,16 +312,21 @@ class FeasibleSampler(BaseSampler):
         space: SearchSpace,
         strategy: str = "tpe",
         seed: int | None = None,
-        n_startup_trials: int = 10,
+        n_startup_trials: int | None = None,
         revisit: bool = True,
+        costs: CostModel | None = None,
     ) -> None:
         if strategy not in SAMPLERS:
             raise SpaceError(f"--sampler {strategy}: unknown sampler; choose one of {', '.join(SAMPLERS)}")
         self.space = space
         self.strategy = strategy
         self.seed = seed
+        if n_startup_trials is None:
+            n_startup_trials = HVI_STARTUP if strategy == "hvi" else TPE_STARTUP
         self.n_startup_trials = int(n_startup_trials)
         self.revisit = bool(revisit)
+        self.costs = costs if costs is not None and costs.costs else None  # a study with --objectives
+        self._scale: Callable[[Sequence[float]], np.ndarray] | None = None
         self._names = space.param_names()
         self._other = RandomSampler(seed=seed)
         self._tpe_sampler: optuna.samplers.TPESampler | None = None
@@ -465,7 +493,7 @@ class FeasibleSampler(BaseSampler):
         """The list, how it was chosen, and the pruned trial it revisits (None on a first visit)."""
         candidates, again = self._candidates(study, trial, trials, refused)
         if again:  # promotion: the paused candidates that stood best when they were stopped go first
-            candidates = promoted(trials, candidates, again)
+            candidates = promoted(trials, candidates, again, self.costs)
         choice, chosen_by = self._rank(study, trial, trials, candidates, attempt)
         if again:
             return choice, f"{chosen_by}-revisit", again[choice]
@@ -494,6 +522,8 @@ class FeasibleSampler(BaseSampler):
         n_finished = sum(t.state != TrialState.RUNNING for t, _ in observed)
         if n_finished < self.n_startup_trials:
             return candidates[int(rng.integers(len(candidates)))], "random-startup"
+        if self.strategy == "hvi":
+            return self._pick(candidates, self._hvi_scores(observed, candidates), rng, attempt), "hvi"
         try:
             scores = self._tpe_scores(study, observed, candidates)
             chosen_by = "tpe"
@@ -531,6 +561,41 @@ class FeasibleSampler(BaseSampler):
         return candidates[int(order[index])]
 
     # -- surrogates ------------------------------------------------------------------------------
+
+    def _normalised(self, hierarchy: tuple[int, ...]) -> tuple[float, ...]:
+        """A list's costs in the normalised space of `_objectives` (log, 0..1 over the feasible set); () alone."""
+        if self.costs is None:
+            return ()
+        if self._scale is None:
+            self._scale = self.costs.scale(self.space.lists())
+        return tuple(float(v) for v in self._scale(self.costs.of_list(hierarchy)))
+
+    def _hvi_scores(
+        self, observed: list[tuple[FrozenTrial, tuple[int, ...]]], candidates: list[tuple[int, ...]]
+    ) -> np.ndarray:
+        """Expected hypervolume improvement of every candidate (the class docstring's hvi)."""
+        obs = observations(observed)
+        mean, sd = predict(obs, candidates)
+        points = [
+            (self._normalised(h), float(t.value))
+            for t, h in observed
+            if t.state == TrialState.COMPLETE and t.value is not None
+        ]
+        if points:
+            floor = min(a for _, a in points)
+        else:
+            floor = float(np.min(mean - 2 * sd))
+        running = [h for t, h in observed if t.state == TrialState.RUNNING]
+        if running:  # believed at their predicted accuracy: the next choice spreads away from them
+            believed, _ = predict(obs, running)
+            points += [(self._normalised(h), float(m)) for h, m in zip(running, believed)]
+        front = [p for p in points if not dominated(p[0], p[1], [q for q in points if q is not p])]
+        return np.asarray(
+            [
+                expected_improvement(front, self._normalised(h), float(m), float(s), floor)
+                for h, m, s in zip(candidates, mean, sd)
+            ]
+        )
 
     def _tpe(self) -> optuna.samplers.TPESampler:
         if self._tpe_sampler is None:
@@ -603,7 +668,7 @@ class FeasibleSampler(BaseSampler):
 
 
 def make_sampler(name: str, space: SearchSpace, seed: int | None = None, **options: Any) -> FeasibleSampler:
-    """The CLI's ``--sampler`` choice; extra options (``n_startup_trials``, ``revisit``) pass through."""
+    """The CLI's ``--sampler`` choice; extra options (``n_startup_trials``, ``revisit``, ``costs``) pass through."""
     if name not in SAMPLERS:
         raise SpaceError(f"--sampler {name}: unknown sampler; choose one of {', '.join(SAMPLERS)}")
     return FeasibleSampler(space, strategy=name, seed=seed, **options)

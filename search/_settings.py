@@ -58,6 +58,12 @@ class StudySettings:
     downsample: str
     recipe: Recipe
     limits: CostLimits = CostLimits()  # --max-params, --max-flops, --max-memory
+    objectives: tuple[str, ...] = ("accuracy",)  # --objectives: accuracy, then the costs the front trades it against
+
+    @property
+    def costs(self) -> tuple[str, ...]:
+        """The costs the search trades accuracy against (`--objectives` after accuracy); () for accuracy alone."""
+        return self.objectives[1:]
 
     @classmethod
     def create(
@@ -70,6 +76,7 @@ class StudySettings:
         widths: Sequence[int] | str | None = None,
         downsample: str | None = None,
         limits: CostLimits | None = None,
+        objectives: Sequence[str] = ("accuracy",),
     ) -> StudySettings:
         """Resolve the family's defaults once, prove a network can be built for this space, and restrict the space
         to the lists within `limits` (a SpaceError naming the limit to raise when none is)."""
@@ -87,7 +94,9 @@ class StudySettings:
             downsample=downsample,
         )
         assert probe.widths is not None and probe.downsample is not None
-        settings = cls(space, probe.family, probe.block, probe.widths, probe.downsample, recipe)
+        settings = cls(
+            space, probe.family, probe.block, probe.widths, probe.downsample, recipe, objectives=tuple(objectives)
+        )
         return settings.limited(limits or CostLimits())
 
     def limited(self, limits: CostLimits) -> StudySettings:
@@ -126,6 +135,7 @@ class StudySettings:
             "downsample": self.downsample,
             "recipe": self.recipe.to_dict(),
             **({"limits": self.limits.to_dict()} if self.limits else {}),  # absent without limits, as before them
+            **({"objectives": list(self.objectives)} if self.costs else {}),  # absent for accuracy alone, likewise
         }
 
     @classmethod
@@ -138,6 +148,7 @@ class StudySettings:
             tuple(data["widths"]),
             data["downsample"],
             Recipe.from_dict(data["recipe"]),
+            objectives=tuple(data.get("objectives") or ("accuracy",)),
         ).limited(CostLimits.from_dict(data.get("limits")))
 
     def to_json(self) -> str:

@@ -38,8 +38,10 @@ from lwl.models import (
 
 from . import _optuna as private
 from ._artifacts import ConfigArtifacts
-from ._errors import SpaceError, StorageError
+from ._dominance import DOMINATORS, DominancePruner
+from ._errors import SpaceError, StorageError, UsageError
 from ._objective import FINISHED, NOT_COUNTED, Display, Objective, OutOfMemory, fail_lost_workers, running_ahead
+from ._objectives import COST_NAMES, CostModel
 from ._pareto import pareto_study_name, publish_pareto
 from ._paused import Paused, PausedStore
 from ._ranking import confirm_study_name
@@ -61,7 +63,7 @@ from ._settings import StudySettings, check_same_settings
 from ._space import SearchSpace, paper_baselines
 from ._storage import GRACE_BEATS, mask_url, open_storage, study_exists
 
-PRUNERS = ("median", "hyperband", "sha", "wilcoxon", "none")
+PRUNERS = ("median", "dominance", "hyperband", "sha", "wilcoxon", "none")
 
 
 def median_warmup(settings: StudySettings) -> int:
@@ -80,11 +82,26 @@ def median_warmup(settings: StudySettings) -> int:
     return math.ceil(0.4 * steps)
 
 
-def make_pruner(name: str, settings: StudySettings, startup_trials: int = 5) -> BasePruner:
-    """Pruners judge `Progress.value`: output accuracy per epoch, or the newest unit's accuracy per unit."""
+def make_pruner(
+    name: str, settings: StudySettings, startup_trials: int = 5, min_dominators: int = DOMINATORS
+) -> BasePruner:
+    """Pruners judge `Progress.value`: output accuracy per epoch, or the newest unit's accuracy per unit. `dominance`
+    (a study with --objectives) compares a candidate only with those of no greater cost, from the median's warm-up."""
     steps = settings.recipe.epochs if settings.recipe.mode == "simultaneous" else settings.space.budget
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=median_warmup(settings))
+    if name == "dominance":
+        if not settings.costs:
+            raise UsageError(
+                "--pruner dominance judges accuracy at no greater cost: give the costs with --objectives, e.g. "
+                "--objectives accuracy,params, or choose another --pruner"
+            )
+        return DominancePruner(
+            CostModel.of(settings),
+            min_dominators,
+            n_startup_trials=startup_trials,
+            n_warmup_steps=median_warmup(settings),
+        )
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(steps, 1), reduction_factor=3)
     if name == "sha":
@@ -129,6 +146,7 @@ def prepare_study(
     """
     space = settings.space
     space.check_nonempty()
+    costs = CostModel.of(settings) if settings.costs else None
     storage = open_storage(storage_url, heartbeat_seconds=heartbeat_seconds)
     existed = study_exists(storage, study_name)
     refuse_foreign(storage, study_name)
@@ -136,7 +154,7 @@ def prepare_study(
         study = optuna.load_study(
             study_name=study_name,
             storage=storage,
-            sampler=FeasibleSampler(space, sampler, seed, revisit=revisit),
+            sampler=FeasibleSampler(space, sampler, seed, revisit=revisit, costs=costs),
             pruner=make_pruner(pruner, settings, pruner_startup),
         )
         if study.direction != optuna.study.StudyDirection.MAXIMIZE or len(study.directions) != 1:
@@ -145,7 +163,7 @@ def prepare_study(
             )
         check_same_settings(study_name, study.user_attrs.get(SETTINGS_ATTR), settings, device_type)
     else:
-        sampler_obj = FeasibleSampler(space, sampler, seed, revisit=revisit)
+        sampler_obj = FeasibleSampler(space, sampler, seed, revisit=revisit, costs=costs)
         pruner_obj = make_pruner(pruner, settings, pruner_startup)
         study = optuna.create_study(
             study_name=study_name,
@@ -159,7 +177,7 @@ def prepare_study(
     if stored is None:
         study.set_user_attr(SETTINGS_ATTR, settings.to_json())
         study.set_user_attr(FEASIBLE_ATTR, len(space))
-        study.set_user_attr(OBJECTIVE_ATTR, "validation accuracy of the output classifier")
+        study.set_user_attr(OBJECTIVE_ATTR, objective_text(settings, study_name))
         study.set_user_attr(
             INTERMEDIATE_ATTR,
             "output accuracy per epoch"
@@ -174,6 +192,15 @@ def prepare_study(
     study.set_user_attr(STORAGE_ATTR, mask_url(storage_url))
     name_metrics(study)  # optuna-dashboard shows "validation accuracy", not "Objective 0"
     return study
+
+
+def objective_text(settings: StudySettings, study_name: str) -> str:
+    """The study's objective in words, as optuna-dashboard shows it on the study's page."""
+    text = "validation accuracy of the output classifier"
+    if settings.costs:
+        against = ", ".join(COST_NAMES[c] for c in settings.costs)
+        text += f", traded against {against}: the front is the study {pareto_study_name(study_name)!r}"
+    return text
 
 
 def count_finished(study: optuna.Study) -> int:

@@ -136,6 +136,12 @@ CASES = [
         "epochs 1 (stored) vs 3 (now)",
     ),
     (
+        "study reused with other objectives",
+        search_main,
+        [*TINY, "--budget", "8", "--objectives", "accuracy,params", "--storage", "{db}", "--study-name", "s"],
+        "objectives None (stored) vs ['accuracy', 'params'] (now)",
+    ),
+    (
         "infeasible enqueue",
         search_main,
         ["--budget", "8", "--enqueue", "4,2,1,1", "--storage", "{db}", "--study-name", "s"],
@@ -295,6 +301,24 @@ CASES = [
     ("confirm not a number", search_main, search("--confirm", "three"), "--confirm three: give a number of lists"),
     ("confirm negative", search_main, search("--confirm", "-1"), "--confirm -1: give a number of lists"),
     ("confirm seeds zero", search_main, search("--confirm-seeds", "0"), "--confirm-seeds 0: out of range"),
+    (
+        "objectives unknown cost",
+        search_main,
+        search("--objectives", "accuracy,size"),
+        "--objectives accuracy,size: unknown objective 'size'",
+    ),
+    (
+        "objectives without accuracy",
+        search_main,
+        search("--objectives", "params"),
+        "--objectives params: the first objective is accuracy",
+    ),
+    (
+        "dominance pruner without costs",
+        search_main,
+        search("--pruner", "dominance"),
+        "--pruner dominance judges accuracy at no greater cost: give the costs with --objectives",
+    ),
     ("stages 0", search_main, search("--stages", "0"), "--stages 0: out of range"),
     ("shallow stages too many", search_main, search("--shallow-stages", "9"), "--shallow-stages 9 with --stages 4"),
     ("shallow stages negative", search_main, search("--shallow-stages", "-1"), "--shallow-stages -1: out of range"),

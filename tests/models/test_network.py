@@ -126,3 +126,24 @@ def test_the_heads_flatten_is_nn_flatten_with_the_gradient_in_the_inputs_layout(
     assert torch.equal(ours, theirs) and torch.equal(our_grad, their_grad)
     assert our_grad.is_contiguous(memory_format=torch.channels_last)
     assert not their_grad.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_narrow_strided_shortcut_is_the_strided_convolution_without_the_broken_kernel():
+    """1x1 stride-2 convolutions of fewer than 8 channels take the unstrided kernel on the subsampled input (oneDNN's
+    strided one corrupts the heap on AVX2 CPUs, models/_network.py): the values and gradients of the strided
+    convolution's formula, y[n, o, i, j] = sum_c w[o, c] x[n, c, 2i, 2j], and the parameter names of a Conv2d."""
+    from lwl.models._network import _shortcut
+
+    torch.manual_seed(0)
+    block = _shortcut(4, 8, 2).to(memory_format=torch.channels_last)
+    assert [n for n, _ in block.named_parameters()] == ["0.weight", "1.weight", "1.bias"]
+    conv = block[0]
+    x = torch.randn(16, 4, 12, 12).to(memory_format=torch.channels_last).requires_grad_()
+    y = conv(x)
+    y.square().sum().backward()
+    x_ref = x.detach().contiguous().requires_grad_()
+    w_ref = conv.weight.detach().contiguous().requires_grad_()
+    y_ref = torch.einsum("oc,nchw->nohw", w_ref[:, :, 0, 0], x_ref[:, :, ::2, ::2])
+    y_ref.square().sum().backward()
+    assert torch.allclose(y, y_ref, atol=1e-6)
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-5) and torch.allclose(conv.weight.grad, w_ref.grad, atol=1e-4)
