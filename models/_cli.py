@@ -17,7 +17,7 @@ from typing import Any
 
 from ._checkpoint import CheckpointError, RunDir
 from ._config import ConfigError, TrainingConfig, load_config
-from ._data import dataset_info, load_data
+from ._data import DATASETS, dataset_info, load_data
 from ._device import check_memory, check_units, resolve_device
 from ._errors import DataError
 from ._network import complexity
@@ -96,7 +96,9 @@ def inspect_main(argv: Sequence[str] | None = None) -> int:
     )
     add_schedule_args(parser)
     parser.add_argument(
-        "--dataset", default="digits", help="sets classes and input size (default digits, as every command)"
+        "--dataset",
+        default="digits",
+        help=f"sets classes and input size: one of {', '.join(DATASETS)} (default digits, as every command)",
     )
     parser.add_argument("--loss", default="predsim", help="which auxiliary heads are counted (default predsim)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
