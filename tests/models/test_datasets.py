@@ -289,7 +289,9 @@ def test_lwl_train_on_mnist_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     argv = ["--dataset", "mnist", "--data-root", str(root), "--hierarchy", "1,1", "--widths", "8,16"]
     argv += ["--epochs", "1", "--device", "cpu", "--val-fraction", "0.2", "--test", "--json", "--out", "run"]
     assert train_main(argv) == 0
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert "on mnist" in captured.err and "the paper did not train" not in captured.err  # the paper has no MNIST
     assert out["hierarchy"] == [1, 1] and len(out["unit_acc"]) == 2 and 0.0 <= out["test_output_acc"] <= 1.0
     config = (tmp_path / "run" / "config.yaml").read_text()
     assert "dataset: mnist" in config and f"data_root: {root}" in config
