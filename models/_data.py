@@ -241,6 +241,7 @@ _FILES: dict[str, _Files] = {
     "fmnist": _Files("Fashion-MNIST", "FashionMNIST", _TRAIN, _TEST, ("FashionMNIST/raw/",) * 2),
     "kmnist": _Files("Kuzushiji-MNIST", "KMNIST", _TRAIN, _TEST, ("KMNIST/raw/",) * 2),
     "svhn": _Files("SVHN", "SVHN", *_SPLITS, ("train_32x32.mat", "test_32x32.mat"), channels_first=True),
+    # STL-10: torchvision checks the MD5 of all five files, the 2.7 GB of unlabelled images too, at each opening.
     "stl10": _Files("STL-10", "STL10", *_SPLITS, ("stl10_binary/",) * 2, channels_first=True),
 }
 

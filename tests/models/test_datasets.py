@@ -302,7 +302,8 @@ def test_lwl_train_on_mnist_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_lwl_search_on_svhn_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import optuna
 
-    from lwl.search.commands import search_main
+    from lwl.models import load_config
+    from lwl.search.commands import export_main, search_main
 
     root = tmp_path / "data"
     write_svhn(root)
@@ -313,3 +314,8 @@ def test_lwl_search_on_svhn_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert search_main(argv) == 0
     study = optuna.load_study(study_name="svhn-resnet-b8-s4", storage=storage)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
+    # The exported config carries the full recipe of ('svhn', 'resnet') and where the files are.
+    assert export_main(["--storage", storage, "--study-name", study.study_name, "--best", "--out", "best.yaml"]) == 0
+    config = load_config(tmp_path / "best.yaml")
+    assert config.dataset == "svhn" and config.recipe.epochs == 100 and config.recipe.dropout == 0.3
+    assert config.data_root == str(root)
