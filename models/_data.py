@@ -228,6 +228,8 @@ class _Files:
     test: dict[str, Any]
     found: tuple[str, str]  # under the root, per split: what exists once the files are there (a folder ends in /)
     channels_first: bool = False  # images come as NCHW (SVHN, STL-10), else NHWC or NHW (grey)
+    # --download fetches damaged files again (an MD5 check); MNIST-like sets only fetch the missing ones.
+    refetches_damaged: bool = True
 
 
 _TRAIN, _TEST = {"train": True}, {"train": False}
@@ -237,9 +239,11 @@ _SPLITS = {"split": "train"}, {"split": "test"}
 _FILES: dict[str, _Files] = {
     "cifar10": _Files("CIFAR-10", "CIFAR10", _TRAIN, _TEST, ("cifar-10-batches-py/",) * 2),
     "cifar100": _Files("CIFAR-100", "CIFAR100", _TRAIN, _TEST, ("cifar-100-python/",) * 2),
-    "mnist": _Files("MNIST", "MNIST", _TRAIN, _TEST, ("MNIST/raw/",) * 2),
-    "fmnist": _Files("Fashion-MNIST", "FashionMNIST", _TRAIN, _TEST, ("FashionMNIST/raw/",) * 2),
-    "kmnist": _Files("Kuzushiji-MNIST", "KMNIST", _TRAIN, _TEST, ("KMNIST/raw/",) * 2),
+    "mnist": _Files("MNIST", "MNIST", _TRAIN, _TEST, ("MNIST/raw/",) * 2, refetches_damaged=False),
+    "fmnist": _Files(
+        "Fashion-MNIST", "FashionMNIST", _TRAIN, _TEST, ("FashionMNIST/raw/",) * 2, refetches_damaged=False
+    ),
+    "kmnist": _Files("Kuzushiji-MNIST", "KMNIST", _TRAIN, _TEST, ("KMNIST/raw/",) * 2, refetches_damaged=False),
     "svhn": _Files("SVHN", "SVHN", *_SPLITS, ("train_32x32.mat", "test_32x32.mat"), channels_first=True),
     # STL-10: torchvision checks the MD5 of all five files, the 2.7 GB of unlabelled images too, at each opening.
     "stl10": _Files("STL-10", "STL10", *_SPLITS, ("stl10_binary/",) * 2, channels_first=True),
@@ -268,6 +272,18 @@ def _arrays(ds: Any, files: _Files, info: DatasetInfo) -> tuple[np.ndarray, np.n
     return images, labels
 
 
+def _damaged(files: _Files, path: Path, found: str) -> DataError:
+    what = f"files under {path}/ are" if found.endswith("/") else f"file {path} is"
+    fix = "pass --download to fetch them again" if files.refetches_damaged else "delete them and pass --download"
+    return DataError(f"{files.title} {what} incomplete or corrupted: {fix}, or --data-root DIR where a good copy is")
+
+
+def _all_there(cls: Any, root: Path) -> bool:
+    """Every raw file of an MNIST-like set is present (torchvision's download then fetches nothing)."""
+    raw = root / cls.__name__ / "raw"
+    return all((raw / Path(name).stem).is_file() for name, _ in cls.resources)
+
+
 def _open_files(info: DatasetInfo, root: Path, train: bool, download: bool) -> tuple[np.ndarray, np.ndarray]:
     """The raw uint8 NHWC images and int64 labels of one split of a torchvision data set, with every way that
     reading (or fetching) it can fail made one line that names the fix."""
@@ -276,6 +292,15 @@ def _open_files(info: DatasetInfo, root: Path, train: bool, download: bool) -> t
     files = _FILES[info.name]
     cls = getattr(torchvision.datasets, files.cls)
     kwargs = files.train if train else files.test
+    found = files.found[0 if train else 1]
+    if download and not files.refetches_damaged:
+        try:  # a damaged file there would not be fetched again: say so, not "downloading failed"
+            return _arrays(cls(root=str(root), download=False, **kwargs), files, info)
+        except MemoryError:
+            raise
+        except Exception:
+            if _all_there(cls, root):
+                raise _damaged(files, root / found, found) from None
     if download:
         try:
             # torchvision announces the download on stdout; keep stdout clean for machine-readable output.
@@ -289,19 +314,13 @@ def _open_files(info: DatasetInfo, root: Path, train: bool, download: bool) -> t
                 f"downloading {files.title} into {root} failed ({reason}): check the network, "
                 f"or pass --data-root DIR where the files already are"
             ) from None
-    found = files.found[0 if train else 1]
     try:
         return _arrays(cls(root=str(root), download=False, **kwargs), files, info)
     except MemoryError:
         raise
     except Exception:  # torchvision's "not found or corrupted", or whatever a damaged file makes its reader raise
-        path = root / found
-        if path.exists():
-            what = f"files under {path}/ are" if found.endswith("/") else f"file {path} is"
-            raise DataError(
-                f"{files.title} {what} incomplete or corrupted: pass --download to fetch them again, "
-                f"or --data-root DIR where a good copy is"
-            ) from None
+        if (root / found).exists():
+            raise _damaged(files, root / found, found) from None
         raise DataError(
             f"{files.title} not found under {root} (looked for {found}): pass --download to fetch it, "
             f"or --data-root DIR where it is"

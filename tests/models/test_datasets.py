@@ -256,11 +256,24 @@ def test_damaged_files_are_one_line(name: str, tmp_path: Path, downloads: list[s
     damage(tmp_path)
     with pytest.raises(DataError) as info:
         load_data(name, data_root=tmp_path)
-    assert str(info.value) == (
-        f"{TITLES[name]} {where.format(root=tmp_path)} incomplete or corrupted: pass --download to fetch them "
-        f"again, or --data-root DIR where a good copy is"
-    )
+    # torchvision's MNIST-like sets fetch only missing files, never damaged ones: those must go first.
+    fix = "delete them and pass --download" if "MNIST" in TITLES[name] else "pass --download to fetch them again"
+    message = f"{TITLES[name]} {where.format(root=tmp_path)} incomplete or corrupted: {fix}, or --data-root DIR"
+    assert str(info.value) == message + " where a good copy is"
     assert downloads == []
+
+
+def test_download_over_damaged_mnist_files_says_to_delete_them(tmp_path: Path, downloads: list[str]) -> None:
+    """A damaged file is not fetched again, so --download cannot help; a missing one is, so it is tried."""
+    write_idx(tmp_path, "MNIST")
+    _truncate(tmp_path / "MNIST/raw/t10k-images-idx3-ubyte")
+    with pytest.raises(DataError, match=r"^MNIST files under .* are incomplete or corrupted: delete them and pass"):
+        load_data("mnist", data_root=tmp_path, download=True, with_test=True)
+    assert downloads == []
+    (tmp_path / "MNIST/raw/t10k-images-idx3-ubyte").unlink()
+    with pytest.raises(DataError, match=r"^downloading MNIST into .* failed \(.*network is unreachable"):
+        load_data("mnist", data_root=tmp_path, download=True)
+    assert downloads and all(url.endswith("-ubyte.gz") for url in downloads)
 
 
 @pytest.mark.parametrize("name", ["svhn", "stl10"])
