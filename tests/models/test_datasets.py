@@ -181,6 +181,19 @@ def test_the_entries_follow_the_reference_code() -> None:
         assert all(0 < m < 1 and 0 < s < 1 for m, s in zip(info.mean, info.std))
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_lwl_search_and_lwl_train_have_a_recipe_for_each(name: str) -> None:
+    from lwl.models import paper_recipe
+    from lwl.search import SEARCH_EPOCHS, parse_search_flags
+
+    full = {family: paper_recipe(name, family) for family in ("vgg", "resnet")}
+    assert {r.dataset for r in full.values()} == {name} and full["resnet"].lr == 3e-4
+    assert full["vgg"].epochs == full["resnet"].epochs == (200 if name == "fmnist" else 400 if name == "stl10" else 100)
+    settings, _ = parse_search_flags(["--dataset", name, "--budget", "8", "--device", "cpu"])
+    assert settings.recipe.dataset == name and settings.recipe.epochs == SEARCH_EPOCHS[name] < full["resnet"].epochs
+    assert (settings.recipe.lr, settings.recipe.dropout) == (full["resnet"].lr, full["resnet"].dropout)
+
+
 # ------------------------------------------------------------------------------------------------ errors
 @pytest.mark.parametrize("name", NAMES)
 def test_missing_files_are_one_line(name: str, tmp_path: Path, downloads: list[str], capsys) -> None:
