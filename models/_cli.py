@@ -17,11 +17,11 @@ from typing import Any
 
 from ._checkpoint import CheckpointError, RunDir
 from ._config import ConfigError, TrainingConfig, load_config
-from ._data import dataset_info, load_data
+from ._data import DATASETS, dataset_info, load_data
 from ._device import check_memory, check_units, resolve_device
 from ._errors import DataError
 from ._network import complexity
-from ._paper import paper_results
+from ._paper import PAPER_RESULTS, paper_results
 from ._recipe import Recipe
 from ._records import Progress, RunResult
 from ._schedule import Schedule
@@ -96,7 +96,9 @@ def inspect_main(argv: Sequence[str] | None = None) -> int:
     )
     add_schedule_args(parser)
     parser.add_argument(
-        "--dataset", default="digits", help="sets classes and input size (default digits, as every command)"
+        "--dataset",
+        default="digits",
+        help=f"sets classes and input size: one of {', '.join(DATASETS)} (default digits, as every command)",
     )
     parser.add_argument("--loss", default="predsim", help="which auxiliary heads are counted (default predsim)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -479,7 +481,7 @@ def run_summary(results: Sequence[RunResult], dirs: Sequence[RunDir]) -> str:
         ]
     if rows:
         lines.append("  (the paper's numbers are test accuracy after 400 epochs, Tables I-VI)")
-    elif config.dataset != "digits":
+    elif any(r.dataset == config.dataset for r in PAPER_RESULTS):  # the paper trained only on CIFAR
         lines.append("  the paper did not train this list (Tables I-VI)")
     prov = config.provenance
     if "search_accuracy" in prov:

@@ -56,7 +56,16 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 # More units than this is far beyond any network trained here, and counting its costs would take long.
 MAX_UNITS = 100_000
 # Training images per data set: a batch never holds more, whatever --batch-size says.
-_TRAIN_IMAGES = {"digits": 1797, "cifar10": 50_000, "cifar100": 50_000}
+_TRAIN_IMAGES = {
+    "digits": 1797,
+    "cifar10": 50_000,
+    "cifar100": 50_000,
+    "mnist": 60_000,
+    "fmnist": 60_000,
+    "kmnist": 60_000,
+    "svhn": 73_257,
+    "stl10": 5_000,
+}
 
 
 def memory_of(dev: torch.device) -> int | None:

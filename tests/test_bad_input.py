@@ -89,8 +89,8 @@ CASES = [
     (
         "unknown data set",
         search_main,
-        ["--budget", "8", "--dataset", "mnist", "--storage", "{new}"],
-        "argument --dataset: invalid choice: 'mnist'",
+        ["--budget", "8", "--dataset", "imagenet", "--storage", "{new}"],
+        "argument --dataset: invalid choice: 'imagenet'",
     ),
     (
         "unknown family",
@@ -128,6 +128,18 @@ CASES = [
         search_main,
         ["--budget", "8", "--dataset", "cifar10", "--data-root", "{tmp}", "--storage", "{new}"],
         "pass --download to fetch it",
+    ),
+    (
+        "data root missing (mnist)",
+        train_main,
+        ["--dataset", "mnist", "--data-root", "{tmp}/absent", *TRAIN],
+        "MNIST not found under {tmp}/absent (looked for MNIST/raw/): pass --download to fetch it, or --data-root",
+    ),
+    (
+        "data root missing (svhn)",
+        search_main,
+        ["--budget", "8", "--dataset", "svhn", "--data-root", "{tmp}/absent", "--storage", "{new}"],
+        "SVHN not found under {tmp}/absent (looked for train_32x32.mat): pass --download",
     ),
     (
         "study reused with other settings",

@@ -52,7 +52,7 @@ def test_inspect_defaults_to_digits_like_every_command():
         (["--hierarchy", ""], "empty hierarchy"),
         (["--hierarchy", "1,1,1,1,1,1,1"], "downsamplings"),
         (["--preset", "resnet9"], "unknown preset"),
-        (["--hierarchy", "1,2", "--dataset", "mnist"], "unknown data set"),
+        (["--hierarchy", "1,2", "--dataset", "imagenet"], "unknown data set"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):

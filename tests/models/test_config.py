@@ -107,7 +107,7 @@ def _with(path, value):
         ("data_root", " ", "field data_root: must be a folder path"),
         ("recipe.train_limit", 0, "field recipe.train_limit: must be at least 1"),
         ("recipe.seed", None, "field recipe.seed: must be given a value"),
-        ("recipe.dataset", "mnist", "field recipe.dataset: must be one of"),
+        ("recipe.dataset", "imagenet", "field recipe.dataset: must be one of"),
         ("recipe.lrr", 1, "unknown field recipe.lrr"),
         ("schedule.hierarchy", [1, 0, 2], "field schedule.hierarchy[1]: must be at least 1"),
         ("schedule.hierarchy", [], "field schedule.hierarchy: must be a non-empty list"),

@@ -120,10 +120,12 @@ def test_val_fraction_0_trains_on_every_training_image() -> None:
 
 def test_unknown_dataset() -> None:
     with pytest.raises(DataError) as info:
-        dataset_info("mnist")
-    assert str(info.value) == "unknown data set 'mnist': choose one of cifar10, cifar100, digits"
+        dataset_info("imagenet")
+    assert str(info.value) == (
+        "unknown data set 'imagenet': choose one of cifar10, cifar100, digits, fmnist, kmnist, mnist, stl10, svhn"
+    )
     with pytest.raises(DataError):
-        load_data("mnist")
+        load_data("imagenet")
 
 
 # ------------------------------------------------------------------------------------------------ CIFAR
