@@ -28,6 +28,7 @@ from ._schedule import Schedule
 from ._state import TrainerState
 from ._trainer import train
 from .cli import (
+    REFERENCE_DESTS,
     TRAINING_RANGES,
     Parser,
     add_data_args,
@@ -159,6 +160,7 @@ _CONFIG_CONFLICTS = (
     "lr",
     "dropout",
     "seed",
+    *REFERENCE_DESTS,
 )
 
 
