@@ -469,3 +469,25 @@ def test_median_warmup_follows_milestones_in_epochs():
     settings, _ = parse_search_flags([*FLAGS[:2], "--epochs", "10", "--lr-milestone-epochs", "3,7"])
     assert median_warmup(settings) == 4
     assert math.isclose(settings.recipe.lr_at(3 * 5, 50, 5), settings.recipe.lr * 0.25)
+
+
+def test_lwl_export_writes_the_studys_options_into_the_config_lwl_train_reads(tmp_path):
+    from lwl.models import load_config
+    from lwl.search import parse_search_flags
+    from lwl.search._export import trial_config
+
+    flags = ["--optimizer", "sgd", "--momentum", "0.9", "--dropout-kind", "channel", "--lr-milestone-epochs", "5,8"]
+    settings, _ = parse_search_flags([*FLAGS, *flags])
+    config = trial_config(settings, (1, 1, 2, 4), study_name="s", trial=0, accuracy=0.5)
+    path = tmp_path / "best.yaml"
+    path.write_text(config.to_yaml("best.yaml"))
+    read = load_config(path).recipe
+    assert (read.optimizer, read.momentum, read.dropout_kind, read.lr_milestone_epochs) == (
+        "sgd",
+        0.9,
+        "channel",
+        (5, 8),
+    )
+    assert read == dataclasses.replace(
+        settings.recipe, epochs=10, train_limit=None, val_fraction=0.0, precision=read.precision
+    )
