@@ -40,7 +40,19 @@ from ._network import (
 )
 from ._paper import PAPER_RESULTS, PaperResult, paper_results
 from ._prefix import PrefixSession, PrefixStore, data_fingerprint
-from ._recipe import MODES, PAPER_MILESTONES, PRECISIONS, Recipe, paper_recipe
+from ._recipe import (
+    ACTIVATIONS,
+    DROPOUT_KINDS,
+    MODES,
+    NORMALISATIONS,
+    OPTIMIZERS,
+    PAPER_MILESTONES,
+    PRECISIONS,
+    REFERENCE_FIELDS,
+    REFERENCE_NORMALISATION,
+    Recipe,
+    paper_recipe,
+)
 from ._records import Progress, RunResult
 from ._schedule import (
     BLOCKS,
@@ -67,6 +79,12 @@ __all__ = [
     "LOSSES",
     "MODES",
     "PAPER_MILESTONES",
+    "ACTIVATIONS",
+    "DROPOUT_KINDS",
+    "NORMALISATIONS",
+    "OPTIMIZERS",
+    "REFERENCE_FIELDS",
+    "REFERENCE_NORMALISATION",
     "PAPER_RESULTS",
     "PRECISIONS",
     "PRESETS",

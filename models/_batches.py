@@ -1,6 +1,7 @@
 """One epoch of batches: the epoch's random draws, made on the CPU, and batches gathered and augmented on the device.
 
-Each epoch is drawn up front on the CPU (`plan_epoch`: the order, the crop offsets, the flips), so the batch order
+Each epoch is drawn up front on the CPU (`plan_epoch`: the order, the crop offsets, the flips, Cutout's holes), so
+the batch order
 and the augmentation depend on the seed alone and never on the device; batches are then gathered and augmented on
 the device (`iter_batches`, `augment_batch`) with no Python per image and no host synchronisation.
 """
@@ -60,6 +61,23 @@ def augment_batch(
     return out.permute(0, 3, 1, 2)
 
 
+def cutout_mask(centers: torch.Tensor, length: int, height: int, width: int) -> torch.Tensor:
+    """Where Cutout zeroes a batch: (B, 1, H, W) bool, True inside any hole.
+
+    `centers` (B, holes, 2) int64 holds each hole's (row, col) centre in [0, H) x [0, W); a hole covers rows
+    [row - length // 2, row + length // 2) and the same columns, clipped to the image, as DeVries & Taylor's Cutout
+    in the reference (a square of side 2 * (length // 2) when it lies inside the image).
+    """
+    half = length // 2
+    dev = centers.device
+    rows = torch.arange(height, device=dev).view(1, 1, height)
+    cols = torch.arange(width, device=dev).view(1, 1, width)
+    r, c = centers[..., 0:1], centers[..., 1:2]  # (B, holes, 1)
+    in_rows = (rows >= r - half) & (rows < r + half)  # (B, holes, H)
+    in_cols = (cols >= c - half) & (cols < c + half)  # (B, holes, W)
+    return (in_rows.unsqueeze(-1) & in_cols.unsqueeze(-2)).any(dim=1, keepdim=True)
+
+
 @dataclass(frozen=True)
 class EpochPlan:
     """Everything random about one epoch, drawn on the CPU from one generator so it never depends on the
@@ -68,6 +86,7 @@ class EpochPlan:
     order: torch.Tensor  # permutation of range(n), int64
     crop_offsets: torch.Tensor | None  # (n, 2) int64 in [0, 2 * padding], or None without "crop"
     flips: torch.Tensor | None  # (n,) bool, or None without "flip"
+    holes: torch.Tensor | None = None  # (n, holes, 2) int64 Cutout centres (row, col), or None without Cutout
 
 
 def _check_augment(augment: tuple[str, ...] | list[str]) -> None:
@@ -76,10 +95,20 @@ def _check_augment(augment: tuple[str, ...] | list[str]) -> None:
         raise DataError(f"unknown augmentation {unknown[0]!r}: choose from {', '.join(AUGMENTATIONS)}")
 
 
-def plan_epoch(n: int, generator: torch.Generator, augment: tuple[str, ...], padding: int) -> EpochPlan:
-    """Draw, in this fixed order, the permutation, the crop offsets and the flips of one epoch of n examples.
+def plan_epoch(
+    n: int,
+    generator: torch.Generator,
+    augment: tuple[str, ...],
+    padding: int,
+    *,
+    cutout: tuple[int, int] | None = None,
+    size: tuple[int, int] | None = None,
+) -> EpochPlan:
+    """Draw, in this fixed order, the permutation, the crop offsets, the flips and (`cutout` = (side, holes), on
+    images of `size` (H, W)) Cutout's hole centres of one epoch of n examples.
 
-    The order matters: a run with the same seed and augmentation sees the same epochs on any device.
+    The order matters: a run with the same seed and augmentation sees the same epochs on any device; without
+    Cutout nothing more is drawn than before it existed.
     """
     _check_augment(augment)
     if generator.device.type != "cpu":
@@ -91,7 +120,15 @@ def plan_epoch(n: int, generator: torch.Generator, augment: tuple[str, ...], pad
     flips = None
     if "flip" in augment:
         flips = torch.randint(0, 2, (n,), generator=generator, dtype=torch.int64).bool()
-    return EpochPlan(order, crop, flips)
+    holes = None
+    if cutout is not None:
+        if size is None:
+            raise ValueError("plan_epoch needs the image size for Cutout")
+        k = cutout[1]
+        rows = torch.randint(0, size[0], (n, k), generator=generator, dtype=torch.int64)
+        cols = torch.randint(0, size[1], (n, k), generator=generator, dtype=torch.int64)
+        holes = torch.stack((rows, cols), dim=-1)
+    return EpochPlan(order, crop, flips, holes)
 
 
 def iter_batches(
@@ -102,8 +139,11 @@ def iter_batches(
     augment: tuple[str, ...],
     padding: int,
     device: str | torch.device,
+    *,
+    cutout: tuple[int, int] | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (x, y) batches in plan order, augmented on the device.
+    """Yield (x, y) batches in plan order, augmented on the device, then (`cutout` = (side, holes)) with the plan's
+    Cutout holes set to 0 (the data set's mean: the images are normalised), as the reference cuts out last.
 
     Drops the last partial batch when n >= batch_size (equal batch sizes keep per-batch statistics and
     step counts predictable); with fewer than batch_size examples, yields one batch of all n. The plan is
@@ -123,6 +163,9 @@ def iter_batches(
     order = plan.order.to(dev, non_blocking=True)
     crop = plan.crop_offsets.to(dev, non_blocking=True) if use_crop and plan.crop_offsets is not None else None
     flips = plan.flips.to(dev, non_blocking=True) if use_flip and plan.flips is not None else None
+    if cutout is not None and plan.holes is None:
+        raise ValueError("the plan was drawn without the Cutout holes the batches ask for")
+    holes = plan.holes.to(dev, non_blocking=True) if cutout is not None and plan.holes is not None else None
 
     if n >= batch_size:
         bounds = [(s, s + batch_size) for s in range(0, n - batch_size + 1, batch_size)]
@@ -138,7 +181,9 @@ def iter_batches(
                 None if flips is None else flips[start:stop],
                 padding,
             )
+        if holes is not None and cutout is not None:
+            xb = xb.masked_fill(cutout_mask(holes[start:stop], cutout[0], xb.shape[-2], xb.shape[-1]), 0.0)
         yield xb, yb
 
 
-__all__ = ["AUGMENTATIONS", "EpochPlan", "augment_batch", "iter_batches", "plan_epoch"]
+__all__ = ["AUGMENTATIONS", "EpochPlan", "augment_batch", "cutout_mask", "iter_batches", "plan_epoch"]

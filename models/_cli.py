@@ -22,12 +22,13 @@ from ._device import check_memory, check_units, resolve_device
 from ._errors import DataError
 from ._network import complexity
 from ._paper import PAPER_RESULTS, paper_results
-from ._recipe import Recipe
+from ._recipe import REFERENCE_FIELDS, Recipe
 from ._records import Progress, RunResult
 from ._schedule import Schedule
 from ._state import TrainerState
 from ._trainer import train
 from .cli import (
+    REFERENCE_DESTS,
     TRAINING_RANGES,
     Parser,
     add_data_args,
@@ -161,6 +162,7 @@ _CONFIG_CONFLICTS = (
     "lr",
     "dropout",
     "seed",
+    *REFERENCE_DESTS,
 )
 
 
@@ -248,7 +250,7 @@ def _train_flags(args: argparse.Namespace) -> int:
     for r in runs:
         print(
             f"training {schedule.family} {schedule.label()} on {args.dataset}: loss {r.loss}, mode {r.mode}, "
-            f"{_epochs(r.epochs)}, lr {r.lr:g}, dropout {r.dropout:g}, {_split(r)}",
+            f"{_epochs(r.epochs)}, lr {r.lr:g}, dropout {r.dropout:g}, {_split(r)}{_options(r)}",
             file=sys.stderr,
         )
 
@@ -369,6 +371,7 @@ def _train_one(rd: RunDir, state: TrainerState | None, data: Any, device: Any, t
     print(
         f"training {c.schedule.family} {c.schedule.label()} on {c.dataset} into {rd.path}: loss {r.loss}, mode "
         f"{r.mode}, {_epochs(r.epochs)}, lr {r.lr:g}, dropout {r.dropout:g}, batch {r.batch_size}, {_split(r)}"
+        + _options(r)
         + (f"; resuming after {what} {done}/{total}" if state is not None else ""),
         file=sys.stderr,
     )
@@ -436,6 +439,13 @@ def _split(recipe: Recipe) -> str:
     if recipe.val_fraction == 0:
         return "no validation split (every training image; test accuracy at the end)"
     return f"validation split {recipe.val_fraction:g} of the training images"
+
+
+def _options(recipe: Recipe) -> str:
+    """'; optimizer sgd, momentum 0.9' for the reference's options that differ from Section V ('' for none)."""
+    data = recipe.to_dict()
+    given = [f"{name} {data[name]}" for name in REFERENCE_FIELDS if name in data]
+    return f"; {', '.join(given)}" if given else ""
 
 
 def _check_measured(recipe: Recipe, test: bool) -> None:

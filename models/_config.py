@@ -23,12 +23,11 @@ from ._data import DATASETS, dataset_info
 from ._errors import ConfigError, DataError, RecipeError, ScheduleError
 from ._files import atomic_write
 from ._losses import LOSSES
-from ._recipe import MODES, Recipe, paper_recipe
+from ._recipe import ACTIVATIONS, DROPOUT_KINDS, MODES, NORMALISATIONS, OPTIMIZERS, Recipe, paper_recipe
 from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, Schedule
 from ._secrets import mask_secrets
 
 CONFIG_VERSION = 1
-OPTIMIZERS = ("adam",)  # Section V: "The learning solver is ADAM"; the trainer implements nothing else
 _HEADER = (
     "# lwl-search training config: a schedule with the paper's full training recipe (Ma et al. 2020, Section V).\n"
     "# Train it with: lwl-train --config {name}\n"
@@ -68,7 +67,7 @@ class TrainingConfig:
 
     @property
     def optimizer(self) -> str:
-        return "adam"
+        return self.recipe.optimizer
 
     def with_epochs(self, epochs: int | None) -> TrainingConfig:
         """The same config trained for `epochs` (None: unchanged); what `lwl-train --epochs` does."""
@@ -81,6 +80,7 @@ class TrainingConfig:
 
     def to_dict(self) -> dict[str, Any]:
         recipe = self.recipe.to_dict()
+        recipe.pop("optimizer", None)  # written second, always (adam by default, as before the reference's options)
         ordered = {"dataset": recipe.pop("dataset"), "optimizer": self.optimizer, **recipe}
         data_root = {} if self.data_root is None else {"data_root": self.data_root}
         return {
@@ -226,6 +226,12 @@ def _float(
     return value
 
 
+def _bool(source: str, path: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(source, path, f"must be true or false, got {reprlib.repr(value)}")
+    return value
+
+
 def _choice(source: str, path: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise _fail(source, path, f"must be one of {', '.join(choices)}, got {reprlib.repr(value)}")
@@ -283,12 +289,7 @@ def _schedule_from(source: str, data: Mapping[str, Any], dataset: str) -> Schedu
 
 def _recipe_from(source: str, data: Mapping[str, Any], dataset: str, family: str) -> Recipe:
     """Validate every given field; the ones left out take the paper's value for the data set and family."""
-    _unknown(source, data, set(Recipe.__dataclass_fields__) | {"optimizer"}, "recipe.")
-    if "optimizer" in data:
-        if str(data["optimizer"]).lower() not in OPTIMIZERS:
-            raise _fail(
-                source, "recipe.optimizer", f"only adam is supported (Section V), got {reprlib.repr(data['optimizer'])}"
-            )
+    _unknown(source, data, set(Recipe.__dataclass_fields__), "recipe.")
     v: dict[str, Any] = {}
     checks: dict[str, Callable[[str, Any], Any]] = {
         "loss": lambda p, x: _choice(source, p, x, LOSSES),
@@ -305,6 +306,17 @@ def _recipe_from(source: str, data: Mapping[str, Any], dataset: str, family: str
         "dim_in_decoder": lambda p, x: _int(source, p, x, 1),
         "val_fraction": lambda p, x: _float(source, p, x, 0.0, 0.5),  # 0: no validation split (train on all)
         "seed": lambda p, x: _int(source, p, x),
+        # The reference's options (absent from a config written before them: Section V's values).
+        "optimizer": lambda p, x: _choice(source, p, str(x).lower(), OPTIMIZERS),
+        "momentum": lambda p, x: _float(source, p, x, 0.0, 1.0, high_open=True),
+        "activation": lambda p, x: _choice(source, p, x, ACTIVATIONS),
+        "dropout_kind": lambda p, x: _choice(source, p, x, DROPOUT_KINDS),
+        "similarity_std": lambda p, x: _bool(source, p, x),
+        "label_smoothing": lambda p, x: _float(source, p, x, 0.0, 1.0, high_open=True),
+        "zero_init_output": lambda p, x: _bool(source, p, x),
+        "cutout": lambda p, x: _int(source, p, x, 0),
+        "cutout_holes": lambda p, x: _int(source, p, x, 1),
+        "normalisation": lambda p, x: _choice(source, p, x, NORMALISATIONS),
     }
     for name, check in checks.items():
         if name in data:
@@ -318,6 +330,8 @@ def _recipe_from(source: str, data: Mapping[str, Any], dataset: str, family: str
                 source, "recipe.lr_milestones", f"must be a list of fractions of the run, got {reprlib.repr(ms)}"
             )
         v["lr_milestones"] = tuple(_float(source, f"recipe.lr_milestones[{i}]", m, 0.0, 1.0) for i, m in enumerate(ms))
+    if data.get("lr_milestone_epochs") is not None:
+        v["lr_milestone_epochs"] = _int_list(source, "recipe.lr_milestone_epochs", data["lr_milestone_epochs"], 0)
     if data.get("augment") is not None:
         aug = data["augment"]
         if not isinstance(aug, (list, tuple)):

@@ -14,14 +14,15 @@ LOSSES = ("predsim", "pred", "sim", "global")
 BETA = 0.99
 
 
-def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
+def similarity_matrix(x: torch.Tensor, std: bool = True) -> torch.Tensor:
     """Cosine similarity between the rows of a batch, after reducing each channel to its spatial std.
 
     As the reference: the std reduction applies to feature maps with more than 3 channels and more than one
-    row; otherwise the features are flattened. Computed in float32 even under autocast.
+    row; otherwise (and always with `std` False, its --no-similarity-std) the features are flattened. Computed in
+    float32 even under autocast.
     """
     x = x.float()
-    if x.dim() == 4 and x.size(1) > 3 and x.size(2) > 1:
+    if std and x.dim() == 4 and x.size(1) > 3 and x.size(2) > 1:
         x = x.flatten(2).std(dim=2)
     else:
         x = x.flatten(1)
@@ -30,8 +31,8 @@ def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
     return (xn @ xn.t()).clamp(-1, 1)
 
 
-def sim_loss(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """MSE between the feature and the one-hot label similarity matrices."""
+def sim_loss(features: torch.Tensor, labels: torch.Tensor, num_classes: int, std: bool = True) -> torch.Tensor:
+    """MSE between the feature and the one-hot label similarity matrices (`std`: see `similarity_matrix`)."""
     with torch.autocast(features.device.type, enabled=False):
         target = similarity_matrix(F.one_hot(labels, num_classes).float())
-        return F.mse_loss(similarity_matrix(features), target)
+        return F.mse_loss(similarity_matrix(features, std), target)

@@ -26,6 +26,15 @@ from ._schedule import Schedule
 LEAKY_SLOPE = 0.01  # Section V: leaky-ReLU with negative slope 0.01 (Noekland & Eidnes)
 
 
+def activation_module(kind: str = "leaky_relu") -> nn.Module:
+    """The nonlinearity of every unit: leaky_relu (slope LEAKY_SLOPE, Section V) or relu (the reference's default)."""
+    if kind == "leaky_relu":
+        return nn.LeakyReLU(LEAKY_SLOPE)
+    if kind == "relu":
+        return nn.ReLU()
+    raise ValueError(f"unknown activation {kind!r}: choose leaky_relu or relu")
+
+
 @dataclass(frozen=True)
 class HeadSpec:
     """The auxiliary classifier every unit carries (paper Eq. 2).
@@ -110,11 +119,11 @@ def unit_plan(schedule: Schedule) -> list[UnitPlan]:
     return plans
 
 
-def _conv_bn_act(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+def _conv_bn_act(cin: int, cout: int, stride: int = 1, act: str = "leaky_relu") -> list[nn.Module]:
     return [
         nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
         nn.BatchNorm2d(cout),
-        nn.LeakyReLU(LEAKY_SLOPE),
+        activation_module(act),
     ]
 
 
@@ -127,15 +136,15 @@ def _pool(kind: str | None) -> list[nn.Module]:
 
 
 class BasicBlock(nn.Module):
-    """He et al.'s basic block as CIFAR ResNets use it, with the paper's leaky-ReLU."""
+    """He et al.'s basic block as CIFAR ResNets use it, with the paper's leaky-ReLU (or `act`)."""
 
-    def __init__(self, cin: int, planes: int, stride: int) -> None:
+    def __init__(self, cin: int, planes: int, stride: int, act: str = "leaky_relu") -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(cin, planes, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.act = nn.LeakyReLU(LEAKY_SLOPE)
+        self.act = activation_module(act)
         self.shortcut = _shortcut(cin, planes, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,7 +158,7 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, cin: int, planes: int, stride: int) -> None:
+    def __init__(self, cin: int, planes: int, stride: int, act: str = "leaky_relu") -> None:
         super().__init__()
         cout = planes * self.expansion
         self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
@@ -158,7 +167,7 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(cout)
-        self.act = nn.LeakyReLU(LEAKY_SLOPE)
+        self.act = activation_module(act)
         self.shortcut = _shortcut(cin, cout, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -226,11 +235,11 @@ def _decoder_size(channels: int, res: int, dim_in_decoder: int) -> tuple[int, in
 class PredHead(nn.Module):
     """Auxiliary classifier: [3x3 conv]* -> average pool -> linear (zero-initialised)."""
 
-    def __init__(self, channels: int, res: int, num_classes: int, spec: HeadSpec) -> None:
+    def __init__(self, channels: int, res: int, num_classes: int, spec: HeadSpec, act: str = "leaky_relu") -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for _ in range(spec.aux_convs):
-            layers += _conv_bn_act(channels, channels)
+            layers += _conv_bn_act(channels, channels, act=act)
         h, w = _decoder_size(channels, res, spec.dim_in_decoder)
         layers += [nn.AdaptiveAvgPool2d((h, w)), Flatten()]
         linear = nn.Linear(channels * h * w, num_classes)
@@ -245,23 +254,23 @@ class PredHead(nn.Module):
 class LocalUnit(nn.Module):
     """One locally trained unit: its body, its auxiliary heads, and nothing that depends on later units."""
 
-    def __init__(self, plan: UnitPlan, schedule: Schedule, spec: HeadSpec) -> None:
+    def __init__(self, plan: UnitPlan, schedule: Schedule, spec: HeadSpec, act: str = "leaky_relu") -> None:
         super().__init__()
         self.plan = plan
         layers: list[nn.Module] = []
         cin = plan.cin
         if plan.stem:
-            layers += _conv_bn_act(cin, plan.planes)
+            layers += _conv_bn_act(cin, plan.planes, act=act)
             cin = plan.planes
         layers += _pool(plan.pool)
         if schedule.family == "vgg":
-            layers += _conv_bn_act(cin, plan.cout, plan.stride)
+            layers += _conv_bn_act(cin, plan.cout, plan.stride, act)
         elif schedule.block == "basic":
-            layers.append(BasicBlock(cin, plan.planes, plan.stride))
+            layers.append(BasicBlock(cin, plan.planes, plan.stride, act))
         else:
-            layers.append(Bottleneck(cin, plan.planes, plan.stride))
+            layers.append(Bottleneck(cin, plan.planes, plan.stride, act))
         self.body = nn.Sequential(*layers)
-        self.pred = PredHead(plan.cout, plan.res_out, schedule.num_classes, spec)
+        self.pred = PredHead(plan.cout, plan.res_out, schedule.num_classes, spec, act)
         self.sim = nn.Conv2d(plan.cout, plan.cout, 3, padding=1, bias=False) if spec.sim else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -271,22 +280,32 @@ class LocalUnit(nn.Module):
 class LocalNet(nn.Module):
     """The units in order plus the output classifier (global average pool -> linear).
 
-    `forward` is plain inference through the backbone; training is the trainer's business.
+    `forward` is plain inference through the backbone; training is the trainer's business. `activation` is every
+    unit's nonlinearity; `zero_init_output` zeroes the output layer's weight after it is drawn (the reference's
+    initialisation: the bias keeps its draw).
     """
 
-    def __init__(self, schedule: Schedule, spec: HeadSpec, seed: int) -> None:
+    def __init__(
+        self,
+        schedule: Schedule,
+        spec: HeadSpec,
+        seed: int,
+        activation: str = "leaky_relu",
+        zero_init_output: bool = False,
+    ) -> None:
         super().__init__()
         self.schedule = schedule
         self.spec = spec
         units = []
         for plan in unit_plan(schedule):
             with seeded(derive_seed(seed, "unit", plan.position)):
-                units.append(LocalUnit(plan, schedule, spec))
+                units.append(LocalUnit(plan, schedule, spec, activation))
         self.units = nn.ModuleList(units)
         with seeded(derive_seed(seed, "output")):
-            self.classifier = nn.Sequential(
-                nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(schedule.out_widths[-1], schedule.num_classes)
-            )
+            linear = nn.Linear(schedule.out_widths[-1], schedule.num_classes)
+            if zero_init_output:
+                nn.init.zeros_(linear.weight)
+            self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for unit in self.units:
@@ -299,9 +318,16 @@ class LocalNet(nn.Module):
         yield from self.classifier.parameters()
 
 
-def build_network(schedule: Schedule, head: HeadSpec | None = None, seed: int = 0) -> LocalNet:
+def build_network(
+    schedule: Schedule,
+    head: HeadSpec | None = None,
+    seed: int = 0,
+    *,
+    activation: str = "leaky_relu",
+    zero_init_output: bool = False,
+) -> LocalNet:
     """The network a schedule makes, every unit initialised from its own (seed, position) stream."""
-    return LocalNet(schedule, head or HeadSpec(), seed)
+    return LocalNet(schedule, head or HeadSpec(), seed, activation, zero_init_output)
 
 
 # ----------------------------------------------------------------------------------------------- complexity

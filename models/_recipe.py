@@ -22,6 +22,16 @@ MODES = ("simultaneous", "sequential")
 PRECISIONS = ("auto", "fp32", "bf16")
 # Section V: the learning rate is multiplied by 0.25 at 50/75/89/94 % of the epochs.
 PAPER_MILESTONES = (0.5, 0.75, 0.89, 0.94)
+# The options of the reference code (Noekland & Eidnes, anokland/local-loss, train.py) beside Section V's choice.
+OPTIMIZERS = ("adam", "amsgrad", "sgd")  # its --optim; Section V: "The learning solver is ADAM"
+ACTIVATIONS = ("leaky_relu", "relu")  # its --nonlin leakyrelu | relu (slope 0.01); Section V: leaky-ReLU
+DROPOUT_KINDS = ("element", "channel")  # channel: whole feature maps, as its Dropout2d on convolutions
+NORMALISATIONS = ("dataset", "reference")  # reference: its CIFAR mean/std (REFERENCE_NORMALISATION)
+# The per-channel (mean, std) that local-loss normalises CIFAR with; ours (DATASETS) are the usual statistics.
+REFERENCE_NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "cifar10": ((0.424, 0.415, 0.384), (0.283, 0.278, 0.284)),
+    "cifar100": ((0.438, 0.418, 0.377), (0.300, 0.287, 0.294)),
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,19 @@ class Recipe:
     eval_batch_size: int = 1024  # batch size of evaluation and of the sequential mode's cached features
     precision: str = "auto"  # auto | fp32 | bf16 (autocast; weights, optimiser state and losses stay fp32)
     train_limit: int | None = None  # train on the first N training images only: quick checks and tests
+    # The reference's options (anokland/local-loss train.py); each default is Section V, i.e. what ran before them.
+    optimizer: str = "adam"  # adam | amsgrad | sgd (the reference's --optim)
+    momentum: float = 0.0  # SGD's momentum (--momentum); adam and amsgrad take none
+    activation: str = "leaky_relu"  # leaky_relu (slope 0.01, Section V) | relu (--nonlin; the reference's default)
+    dropout_kind: str = "element"  # element | channel: whole feature maps, the reference's Dropout2d on convs
+    similarity_std: bool = True  # sim loss on each channel's spatial std; False: flattened maps (--no-similarity-std)
+    label_smoothing: float = 0.0  # of every cross-entropy (not in the reference)
+    zero_init_output: bool = False  # zero the output classifier's weight at start (the reference's; bias as drawn)
+    cutout: int = 0  # side in pixels of Cutout's square holes (--cutout --length L); 0: no Cutout
+    cutout_holes: int = 1  # Cutout holes per image (--n_holes)
+    lr_milestone_epochs: tuple[int, ...] | None = None  # epochs (0-based) from which the lr decays, per epoch as
+    # the reference's --lr-decay-milestones counts them (200,300,350,375 of 400); None: lr_milestones, per batch
+    normalisation: str = "dataset"  # dataset (DATASETS) | reference: local-loss's CIFAR mean/std
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -69,6 +92,53 @@ class Recipe:
         object.__setattr__(self, "lr_milestones", tuple(float(m) for m in self.lr_milestones))
         if self.augment is not None:
             object.__setattr__(self, "augment", tuple(self.augment))
+        self._check_reference_options()
+
+    def _check_reference_options(self) -> None:
+        for name, choices in (
+            ("optimizer", OPTIMIZERS),
+            ("activation", ACTIVATIONS),
+            ("dropout_kind", DROPOUT_KINDS),
+            ("normalisation", NORMALISATIONS),
+        ):
+            if getattr(self, name) not in choices:
+                raise RecipeError(f"unknown {name} {getattr(self, name)!r}: choose one of {', '.join(choices)}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise RecipeError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.momentum != 0.0 and self.optimizer != "sgd":
+            raise RecipeError(
+                f"momentum applies to the sgd optimizer only (optimizer is {self.optimizer!r}): use optimizer sgd, "
+                "or leave momentum at 0"
+            )
+        if not (self.weight_decay >= 0.0 and math.isfinite(self.weight_decay)):
+            raise RecipeError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if not 0.0 <= self.beta <= 1.0:
+            raise RecipeError(f"beta must be in [0, 1], got {self.beta}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise RecipeError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not (self.lr_gamma > 0 and math.isfinite(self.lr_gamma)):
+            raise RecipeError(f"lr_gamma must be a positive finite number, got {self.lr_gamma}")
+        for name, low in (("dim_in_decoder", 1), ("cutout", 0), ("cutout_holes", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise RecipeError(f"{name} must be a whole number >= {low}, got {value!r}")
+        for name in ("similarity_std", "zero_init_output"):
+            if not isinstance(getattr(self, name), bool):
+                raise RecipeError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.lr_milestone_epochs is not None:
+            epochs = tuple(self.lr_milestone_epochs)
+            if not all(isinstance(e, numbers.Integral) and not isinstance(e, bool) and e >= 0 for e in epochs):
+                raise RecipeError(f"lr_milestone_epochs must be whole numbers >= 0, got {list(epochs)!r}")
+            if list(epochs) != sorted(epochs):
+                raise RecipeError(f"lr_milestone_epochs must be in increasing order, got {list(epochs)}")
+            if tuple(self.lr_milestones) != PAPER_MILESTONES:
+                raise RecipeError("give lr_milestones (fractions of the run) or lr_milestone_epochs, not both")
+            object.__setattr__(self, "lr_milestone_epochs", tuple(int(e) for e in epochs))
+        if self.normalisation == "reference" and self.dataset not in REFERENCE_NORMALISATION:
+            raise RecipeError(
+                f"normalisation 'reference' is the reference's CIFAR statistics: use it with "
+                f"{' or '.join(REFERENCE_NORMALISATION)}, not {self.dataset!r}"
+            )
 
     @property
     def head(self) -> HeadSpec:
@@ -88,17 +158,37 @@ class Recipe:
         unit trains on every batch from a detached input (simultaneous mode, a layer-wise loss)."""
         return self.mode == "simultaneous" and self.layerwise
 
-    def lr_at(self, step: int, total: int) -> float:
+    def lr_at(self, step: int, total: int, steps_per_epoch: int = 1) -> float:
         """The learning rate at optimiser step `step` of `total`: step decay at fractions of the run, per batch so
-        that short runs decay too."""
-        passed = sum(step >= math.floor(m * total) for m in self.lr_milestones)
+        that short runs decay too; with `lr_milestone_epochs`, per epoch of `steps_per_epoch` steps as the
+        reference counts them: epoch e (0-based) runs at lr * lr_gamma ** (milestones <= e)."""
+        if self.lr_milestone_epochs is not None:
+            epoch = step // max(steps_per_epoch, 1)
+            passed = sum(epoch >= m for m in self.lr_milestone_epochs)
+        else:
+            passed = sum(step >= math.floor(m * total) for m in self.lr_milestones)
         return self.lr * self.lr_gamma**passed
 
+    def first_decay_epoch(self) -> int | None:
+        """The first epoch (1-based) that runs at a decayed learning rate, or None when there is none."""
+        if self.lr_milestone_epochs is not None:
+            return min(self.lr_milestone_epochs) + 1 if self.lr_milestone_epochs else None
+        if not self.lr_milestones:
+            return None
+        return math.floor(min(self.lr_milestones) * self.epochs) + 1
+
     def to_dict(self) -> dict[str, Any]:
+        """Every field, but the reference's options only where they differ from their default: a recipe of
+        Section V writes (and compares, stored in a study, a checkpoint or a config) as it did before them."""
         data = asdict(self)
         data["lr_milestones"] = list(self.lr_milestones)
         if self.augment is not None:
             data["augment"] = list(self.augment)
+        for name in REFERENCE_FIELDS:
+            if data[name] == _DEFAULTS[name]:
+                del data[name]
+        if self.lr_milestone_epochs is not None:
+            data["lr_milestone_epochs"] = list(self.lr_milestone_epochs)
         return data
 
     @classmethod
@@ -108,6 +198,23 @@ class Recipe:
         if unknown:
             raise RecipeError(f"unknown recipe field(s) {unknown}: allowed are {sorted(known)}")
         return cls(**data)
+
+
+# The fields added for the reference's options: `to_dict` leaves them out at their defaults.
+REFERENCE_FIELDS = (
+    "optimizer",
+    "momentum",
+    "activation",
+    "dropout_kind",
+    "similarity_std",
+    "label_smoothing",
+    "zero_init_output",
+    "cutout",
+    "cutout_holes",
+    "lr_milestone_epochs",
+    "normalisation",
+)
+_DEFAULTS: dict[str, Any] = {name: Recipe.__dataclass_fields__[name].default for name in REFERENCE_FIELDS}
 
 
 # Section V / Tables I-VI per data set and family. Digits is ours: 1,300 training images need a faster rate and
@@ -149,4 +256,16 @@ def paper_recipe(dataset: str, family: str = "resnet", preset: str | None = None
     return Recipe(**values)
 
 
-__all__ = ["MODES", "PAPER_MILESTONES", "PRECISIONS", "Recipe", "paper_recipe"]
+__all__ = [
+    "ACTIVATIONS",
+    "DROPOUT_KINDS",
+    "MODES",
+    "NORMALISATIONS",
+    "OPTIMIZERS",
+    "PAPER_MILESTONES",
+    "PRECISIONS",
+    "REFERENCE_FIELDS",
+    "REFERENCE_NORMALISATION",
+    "Recipe",
+    "paper_recipe",
+]

@@ -1,6 +1,7 @@
 """One optimiser step at a time: the only definitions of a layer-wise, an output and a global step.
 
-A `Learner` is one network with what updates it: an Adam per unit and one for the output classifier, a dropout
+A `Learner` is one network with what updates it: an optimiser (Adam unless the recipe says otherwise) per unit and one
+for the output classifier, a dropout
 stream per unit, and the loss sums of the epoch in progress. A `DataStream` is the training data one run sees and
 the seeded stream that orders and augments it. The single run (`_trainer`) and the trie of candidates trained
 together (`_together`) both step through these two classes, which is what keeps the two bitwise equal: change
@@ -23,7 +24,7 @@ from ._device import autocast, memory_format, resolve_precision
 from ._errors import TrainingError
 from ._losses import sim_loss
 from ._network import build_network, derive_seed
-from ._recipe import Recipe
+from ._recipe import REFERENCE_NORMALISATION, Recipe
 from ._records import Progress
 from ._schedule import Schedule
 from ._state import STATE_FORMAT, TrainerState, progress_to_dict, to_cpu
@@ -35,11 +36,16 @@ class Diverged(TrainingError):
     reason = "diverged"
 
 
-def adam(params: Iterable[torch.nn.Parameter], recipe: Recipe, dev: torch.device) -> torch.optim.Optimizer:
-    """Section V: "The learning solver is ADAM" (fused on CUDA)."""
+def make_optimizer(params: Iterable[torch.nn.Parameter], recipe: Recipe, dev: torch.device) -> torch.optim.Optimizer:
+    """Section V: "The learning solver is ADAM"; or the reference's --optim amsgrad, or sgd with --momentum. Weight
+    decay is torch's coupled L2, as the reference's; fused on CUDA."""
     kwargs: dict[str, Any] = dict(lr=recipe.lr, weight_decay=recipe.weight_decay)
     if dev.type == "cuda":
         kwargs["fused"] = True
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, momentum=recipe.momentum, **kwargs)
+    if recipe.optimizer == "amsgrad":
+        kwargs["amsgrad"] = True
     return torch.optim.Adam(params, **kwargs)
 
 
@@ -65,8 +71,30 @@ def dropped(h: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tens
     return bits < min(round(p * 2**32), 2**32 - 1) - 2**31
 
 
+def renormalised(data: DataSplits, mean: Sequence[float], std: Sequence[float]) -> DataSplits:
+    """`data` (normalised with its data set's statistics) normalised with `mean`/`std` per channel instead:
+    (x * std_0 + mean_0 - mean) / std, which is the [0, 1] image normalised anew to within float32 rounding."""
+    info = data.info
+    if len(mean) != info.in_channels or len(std) != info.in_channels:
+        raise ValueError(f"{info.name} has {info.in_channels} channels, the statistics {len(mean)} and {len(std)}")
+
+    def renorm(x: torch.Tensor | None) -> torch.Tensor | None:
+        if x is None:
+            return None
+
+        def column(values: Sequence[float]) -> torch.Tensor:
+            return torch.tensor(values, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+
+        return (x * column(info.std) + column(info.mean) - column(mean)) / column(std)
+
+    train_x, val_x = renorm(data.train_x), renorm(data.val_x)
+    assert train_x is not None and val_x is not None
+    return replace(data, train_x=train_x, val_x=val_x, test_x=renorm(data.test_x))
+
+
 class DataStream:
-    """The training data one run sees (its first `train_limit` images) and the stream that orders and augments it.
+    """The training data one run sees (its first `train_limit` images, normalised as the recipe says) and the
+    stream that orders and augments it.
 
     The stream is seeded by the recipe's seed alone and draws on the CPU, so every candidate with the same seed
     sees the same batches, on any device."""
@@ -74,19 +102,34 @@ class DataStream:
     def __init__(self, data: DataSplits, recipe: Recipe, dev: torch.device) -> None:
         if recipe.train_limit is not None:
             data = replace(data, train_x=data.train_x[: recipe.train_limit], train_y=data.train_y[: recipe.train_limit])
+        if recipe.normalisation == "reference":
+            data = renormalised(data, *REFERENCE_NORMALISATION[data.info.name])
         self.data, self.recipe, self.dev = data, recipe, dev
         self.generator = torch.Generator().manual_seed(derive_seed(recipe.seed, "data"))
         self.augment = data.info.augment if recipe.augment is None else recipe.augment
+        # Cutout's (side, holes), or None: random per image, so (like augment) it keeps features from being cached.
+        self.cutout = (recipe.cutout, recipe.cutout_holes) if recipe.cutout > 0 else None
 
     def steps_per_epoch(self) -> int:
         n, b = self.data.train_x.shape[0], self.recipe.batch_size
         return n // b if n >= b else 1
 
-    def batches(self, x: torch.Tensor, augment: tuple[str, ...]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One epoch of (inputs, labels): `x` is the training images or features computed from them, in order."""
+    @property
+    def varies(self) -> bool:
+        """Whether an image differs from epoch to epoch (augmentation or Cutout): then features cannot be cached."""
+        return bool(self.augment) or self.cutout is not None
+
+    def batches(self, x: torch.Tensor, images: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of (inputs, labels): `x` is the training images, augmented (and cut out) as the recipe says,
+        or with `images` False features computed from them, served as they are; in order either way."""
+        augment = self.augment if images else ()
+        cutout = self.cutout if images else None
         padding = self.data.info.crop_padding
-        plan = plan_epoch(x.shape[0], self.generator, augment, padding)
-        return iter_batches(x, self.data.train_y, plan, self.recipe.batch_size, augment, padding, self.dev)
+        size = (self.data.info.input_size, self.data.info.input_size)
+        plan = plan_epoch(x.shape[0], self.generator, augment, padding, cutout=cutout, size=size)
+        return iter_batches(
+            x, self.data.train_y, plan, self.recipe.batch_size, augment, padding, self.dev, cutout=cutout
+        )
 
 
 class Learner:
@@ -96,11 +139,17 @@ class Learner:
         self.schedule, self.recipe, self.dev = schedule, recipe, dev
         self.precision = resolve_precision(recipe.precision, dev)  # fp32 or bf16 (autocast)
         self.memory_format = memory_format(dev)
-        net = build_network(schedule, recipe.head, recipe.seed)
+        net = build_network(
+            schedule,
+            recipe.head,
+            recipe.seed,
+            activation=recipe.activation,
+            zero_init_output=recipe.zero_init_output,
+        )
         self.net = net.to(dev, memory_format=self.memory_format)  # type: ignore[call-overload]
         self.n_units = len(self.net.units)
-        self.opts = [adam(u.parameters(), recipe, dev) for u in self.net.units]
-        self.opts.append(adam(self.net.classifier.parameters(), recipe, dev))  # opts[-1]: the output classifier
+        self.opts = [make_optimizer(u.parameters(), recipe, dev) for u in self.net.units]
+        self.opts.append(make_optimizer(self.net.classifier.parameters(), recipe, dev))  # opts[-1]: the output
         self.dropout_gens = [
             torch.Generator(device=dev).manual_seed(derive_seed(recipe.seed, "dropout", j)) for j in range(self.n_units)
         ]
@@ -113,22 +162,28 @@ class Learner:
         self.dropout_gens[j] = other.dropout_gens[j]
 
     def dropout(self, h: torch.Tensor, j: int) -> torch.Tensor:
-        """Dropout on what unit j passes on, drawn from unit j's own stream (see `dropped`)."""
+        """Dropout on what unit j passes on, drawn from unit j's own stream (see `dropped`): of single elements,
+        or with `dropout_kind` channel of whole feature maps (one draw per image and channel), as `Dropout2d`."""
         p = self.recipe.dropout
         if p == 0.0:
             return h
-        return h.mul(1.0 / (1.0 - p)).masked_fill_(dropped(h, p, self.dropout_gens[j]), 0.0)
+        where = h.new_empty(h.shape[:2] + (1,) * (h.dim() - 2)) if self.recipe.dropout_kind == "channel" else h
+        return h.mul(1.0 / (1.0 - p)).masked_fill_(dropped(where, p, self.dropout_gens[j]), 0.0)
 
     # --------------------------------------------------------------------------------------- the steps
+    def cross_entropy(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Every cross-entropy of training, with the recipe's label smoothing (0: plain)."""
+        return F.cross_entropy(logits, y, label_smoothing=self.recipe.label_smoothing)
+
     def unit_loss(self, j: int, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The local loss of unit j on its output h (the unit's input is already detached)."""
         unit, loss, beta = self.net.units[j], self.recipe.loss, self.recipe.beta
         if loss == "pred":
-            return F.cross_entropy(unit.pred(h), y)
-        sim = sim_loss(unit.sim(h), y, self.schedule.num_classes)
+            return self.cross_entropy(unit.pred(h), y)
+        sim = sim_loss(unit.sim(h), y, self.schedule.num_classes, self.recipe.similarity_std)
         if loss == "sim":  # the classifier still learns, as a probe, so per-unit accuracy exists
-            return sim + F.cross_entropy(unit.pred(h.detach()), y)
-        return (1 - beta) * F.cross_entropy(unit.pred(h), y) + beta * sim
+            return sim + self.cross_entropy(unit.pred(h.detach()), y)
+        return (1 - beta) * self.cross_entropy(unit.pred(h), y) + beta * sim
 
     def unit_step(self, j: int, h: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One update of unit j on its detached input h: (what it passes on, detached and dropped out; its loss)."""
@@ -144,7 +199,7 @@ class Learner:
         """One update of the output classifier on the last unit's detached output; its loss."""
         weight = 1 - self.recipe.beta if self.recipe.loss == "predsim" else 1.0
         with autocast(self.dev, self.precision):
-            loss = weight * F.cross_entropy(self.net.classifier(h), y)
+            loss = weight * self.cross_entropy(self.net.classifier(h), y)
         loss.backward()
         self.opts[-1].step()
         self.opts[-1].zero_grad(set_to_none=True)
@@ -166,11 +221,11 @@ class Learner:
         with autocast(self.dev, self.precision):
             for j, unit in enumerate(self.net.units):
                 h = unit.body(h)
-                probe = F.cross_entropy(unit.pred(h.detach()), y)
+                probe = self.cross_entropy(unit.pred(h.detach()), y)
                 self.loss_sums[j] += probe.detach()
                 total = total + probe
                 h = self.dropout(h, j)
-            out = F.cross_entropy(self.net.classifier(h), y)
+            out = self.cross_entropy(self.net.classifier(h), y)
             self.loss_sums[-1] += out.detach()
         (total + out).backward()
         for opt in self.opts:
@@ -274,4 +329,4 @@ class Learner:
         del self.net
 
 
-__all__ = ["DataStream", "Diverged", "Learner", "adam", "dropped", "set_lr"]
+__all__ = ["DataStream", "Diverged", "Learner", "dropped", "make_optimizer", "renormalised", "set_lr"]

@@ -106,8 +106,8 @@ class _Together:
                 learners[c].loss_sums.zero_()
                 learners[c].net.classifier.train()
             opts = [n.learner.opts[n.j] for n in live] + [learners[c].opts[-1] for c in sorted(active)]
-            for x, y in stream.batches(stream.data.train_x, stream.augment):
-                set_lr(opts, recipe.lr_at(step, total))
+            for x, y in stream.batches(stream.data.train_x):
+                set_lr(opts, recipe.lr_at(step, total, per_epoch))
                 x = layout(x, fmt)
                 outs: dict[tuple[str, ...], torch.Tensor] = {}
                 for n in live:

@@ -147,8 +147,8 @@ class _Run:
         for epoch in range(self.position["epoch"] + 1, epochs + 1):
             learner.net.train()
             learner.loss_sums.zero_()
-            for x, y in stream.batches(data.train_x, stream.augment):
-                set_lr(learner.opts, self.recipe.lr_at(step, total))
+            for x, y in stream.batches(data.train_x):
+                set_lr(learner.opts, self.recipe.lr_at(step, total, per_epoch))
                 x = layout(x, learner.memory_format)
                 if self.recipe.layerwise:
                     learner.layerwise_step(x, y, 0, n_units - 1, True)
@@ -177,7 +177,7 @@ class _Run:
         if self.prefix is not None and self.position["unit"] == 0 and self._reuse_prefix(on_progress):
             return True
         start = self.position["unit"]
-        cached = not stream.augment
+        cached = not stream.varies
         feats = data.train_x  # the prefix's output on the training set, when it may be cached
         for i in range(start):  # a resumed run: freeze the finished units and rebuild the cache exactly as it was
             learner.freeze(i)
@@ -193,8 +193,8 @@ class _Run:
             for epoch in range(self.position["epoch"] + 1, epochs + 1):
                 learner.net.units[j].train()
                 learner.net.classifier.train()
-                for x, y in stream.batches(feats, () if (cached and j > 0) else stream.augment):
-                    set_lr(opts, self.recipe.lr_at(step, epochs * per_epoch))
+                for x, y in stream.batches(feats, images=not (cached and j > 0)):
+                    set_lr(opts, self.recipe.lr_at(step, epochs * per_epoch, per_epoch))
                     x = layout(x, learner.memory_format)
                     if not cached:
                         x = learner.frozen_prefix(x, j)

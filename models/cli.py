@@ -23,7 +23,7 @@ import torch
 from ._data import DATASETS, dataset_info
 from ._errors import LwlError, OutputError, UsageError, interrupted
 from ._losses import LOSSES
-from ._recipe import MODES, PRECISIONS, Recipe, paper_recipe
+from ._recipe import ACTIVATIONS, DROPOUT_KINDS, MODES, NORMALISATIONS, OPTIMIZERS, PRECISIONS, Recipe, paper_recipe
 from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, PRESETS, Schedule, make_schedule
 
 # The longest message a command prints for an error: a value echoed back (a preset expanded through YAML aliases,
@@ -91,7 +91,7 @@ TRAINING_FLAGS: dict[str, dict[str, Any]] = {
     "--mode": dict(choices=MODES, help="simultaneous (default) or sequential (greedy)"),
     "--epochs": dict(type=int, help="epochs (per unit in sequential mode)"),
     "--batch-size": dict(type=int, help="images per optimiser step (default: the paper's 128, 64 on digits)"),
-    "--lr": dict(type=float, help="Adam learning rate"),
+    "--lr": dict(type=float, help="learning rate (of Adam, or of --optimizer)"),
     "--dropout": dict(type=float, help="dropout on what each unit passes on"),
     "--precision": dict(
         choices=PRECISIONS,
@@ -99,6 +99,101 @@ TRAINING_FLAGS: dict[str, dict[str, Any]] = {
         "elsewhere; fp32; bf16",
     ),
 }
+
+
+def epoch_list(text: str) -> tuple[int, ...]:
+    """'200,300,350,375' as (200, 300, 350, 375): the argparse type of --lr-milestone-epochs."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give epochs as whole numbers separated by commas, e.g. 200,300,350,375"
+        ) from None
+    return values
+
+
+# The options of the reference code (Noekland & Eidnes, anokland/local-loss, train.py) as recipe flags: each
+# defaults to None (= Section V, what the engine did before them); `reference_options` maps them to recipe fields.
+REFERENCE_FLAGS: dict[str, dict[str, Any]] = {
+    "--optimizer": dict(choices=OPTIMIZERS, help="adam (default, Section V), amsgrad or sgd; the reference's --optim"),
+    "--momentum": dict(
+        type=float, metavar="F", help="SGD's momentum, with --optimizer sgd (default 0; the reference's --momentum)"
+    ),
+    "--weight-decay": dict(
+        type=float,
+        metavar="F",
+        help="L2 weight decay, coupled as torch's (default 0, as the paper; the reference's --weight-decay)",
+    ),
+    "--beta": dict(
+        type=float, metavar="F", help="predsim = (1 - beta) * pred + beta * sim (default 0.99; the reference's --beta)"
+    ),
+    "--dim-in-decoder": dict(
+        type=int,
+        metavar="N",
+        help="pool each auxiliary classifier's input to at most N features (default 2048; the reference's "
+        "--dim-in-decoder, 4096 there)",
+    ),
+    "--activation": dict(
+        choices=ACTIVATIONS,
+        help="leaky_relu (default: slope 0.01, Section V) or relu (the reference's --nonlin, relu by default there)",
+    ),
+    "--dropout-kind": dict(
+        choices=DROPOUT_KINDS,
+        help="element (default): single activations; channel: whole feature maps, as the reference's Dropout2d "
+        "on convolutions (its --dropout)",
+    ),
+    "--no-similarity-std": dict(
+        action="store_true",
+        default=None,
+        help="similarity matching on the flattened feature maps, not each channel's spatial std (the reference's "
+        "--no-similarity-std; default: the std)",
+    ),
+    "--label-smoothing": dict(
+        type=float, metavar="F", help="of every cross-entropy (default 0; the reference has none)"
+    ),
+    "--zero-init-output": dict(
+        action="store_true",
+        default=None,
+        help="start the output classifier's weight at zero, as the reference does (default: PyTorch's init)",
+    ),
+    "--cutout": dict(
+        type=int,
+        metavar="L",
+        help="Cutout: zero square holes of side L pixels in each training image (default 0: none; the reference's "
+        "--cutout --length L, 16 there)",
+    ),
+    "--cutout-holes": dict(
+        type=int, metavar="N", help="Cutout's holes per image (default 1; the reference's --n_holes)"
+    ),
+    "--lr-milestone-epochs": dict(
+        type=epoch_list,
+        metavar="LIST",
+        help="decay the learning rate from these epochs on, per epoch as the reference's --lr-decay-milestones "
+        "(e.g. 200,300,350,375 of 400; default: at 50/75/89/94 %% of the run, per batch)",
+    ),
+    "--lr-gamma": dict(
+        type=float, metavar="F", help="the factor at each milestone (default 0.25; the reference's --lr-decay-fact)"
+    ),
+    "--normalisation": dict(
+        choices=NORMALISATIONS,
+        help="CIFAR's input statistics: dataset (default: the usual ones) or reference (local-loss's constants)",
+    ),
+}
+REFERENCE_DESTS = tuple(flag[2:].replace("-", "_") for flag in REFERENCE_FLAGS)
+
+
+def reference_options(values: argparse.Namespace | dict[str, Any]) -> dict[str, Any]:
+    """The recipe fields the reference flags set (None: not given, the paper's value)."""
+    items = vars(values) if isinstance(values, argparse.Namespace) else values
+    out = {key: items.get(key) for key in REFERENCE_DESTS}
+    out["similarity_std"] = False if out.pop("no_similarity_std") else None
+    out["zero_init_output"] = True if out["zero_init_output"] else None
+    epochs = out["lr_milestone_epochs"]
+    if isinstance(epochs, str):
+        out["lr_milestone_epochs"] = epoch_list(epochs)
+    elif isinstance(epochs, (list, tuple)):
+        out["lr_milestone_epochs"] = tuple(epochs)
+    return out
 
 
 @dataclass(frozen=True)
@@ -152,6 +247,15 @@ TRAINING_RANGES: dict[str, Range] = {
     "lr": Range(float, 0, low_open=True),
     "dropout": Range(float, 0, 1, high_open=True),
     "seed": SEED_RANGE,
+    # The reference's options (REFERENCE_FLAGS).
+    "momentum": Range(float, 0, 1, high_open=True),
+    "weight_decay": Range(float, 0),
+    "beta": Range(float, 0, 1),
+    "dim_in_decoder": Range(int, 1),
+    "label_smoothing": Range(float, 0, 1, high_open=True),
+    "cutout": Range(int, 0),
+    "cutout_holes": Range(int, 1),
+    "lr_gamma": Range(float, 0, low_open=True),
 }
 
 
@@ -240,6 +344,7 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
 def add_recipe_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("training (defaults: the paper's Section V for the data set)")
     add_flags(g, TRAINING_FLAGS)
+    add_flags(parser.add_argument_group("the reference code's options (Noekland & Eidnes)"), REFERENCE_FLAGS)
     g.add_argument("--seed", type=int, default=0, help="seeds initialisation, dropout, batch order (default 0)")
     g.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
 
@@ -274,6 +379,7 @@ def recipe_from_args(args: argparse.Namespace, family: str, **extra: Any) -> Rec
         dropout=args.dropout,
         precision=args.precision,
         seed=args.seed,
+        **reference_options(args),
         **extra,
     )
 
@@ -341,11 +447,14 @@ def run_command(prog: str, body: Callable[[], int | None]) -> int:
 __all__ = [
     "MAX_MESSAGE",
     "NETWORK_FLAGS",
+    "REFERENCE_DESTS",
+    "REFERENCE_FLAGS",
     "SEED_RANGE",
     "TRAINING_FLAGS",
     "TRAINING_RANGES",
     "Range",
     "check_ranges",
+    "epoch_list",
     "flag_name",
     "writable_file",
     "writable_folder",
@@ -359,6 +468,7 @@ __all__ = [
     "percent",
     "plural",
     "recipe_from_args",
+    "reference_options",
     "run_command",
     "schedule_from_args",
 ]

@@ -22,6 +22,7 @@ from lwl.models import (
 )
 from lwl.models.cli import (
     NETWORK_FLAGS,
+    REFERENCE_FLAGS,
     TRAINING_FLAGS,
     TRAINING_RANGES,
     Parser,
@@ -29,6 +30,7 @@ from lwl.models.cli import (
     add_flags,
     check_ranges,
     flag_name,
+    reference_options,
 )
 
 from ._confirm import AFFORD, LISTS, SEEDS, ConfirmPlan, auto_plan
@@ -147,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
             "AMX), fp32 elsewhere; a study keeps the precision it was made with",
         },
     )
+    # The reference code's options (Noekland & Eidnes): study settings too, the paper's Section V by default.
+    add_flags(p.add_argument_group("the reference code's options (study settings, default Section V)"), REFERENCE_FLAGS)
     g.add_argument("--seed", type=int, help="seeds training and the sampler (default 0)")
     g.add_argument("--train-limit", type=int, help="train on the first N training images only (quick checks)")
     g = p.add_argument_group("study")
@@ -413,6 +417,7 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         seed=args.seed,
         val_fraction=args.val_fraction,
         train_limit=args.train_limit,
+        **reference_options(args),
     )
     limits = CostLimits(max_params=args.max_params, max_flops=args.max_flops, max_memory=args.max_memory)
     return StudySettings.create(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lwl.models import Recipe, Schedule, complexity, dataset_info, make_schedule
+from lwl.models import REFERENCE_FIELDS, Recipe, Schedule, complexity, dataset_info, make_schedule
 
 from ._errors import SettingsError
 from ._limits import CostLimits
@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "paused_store_gb": 2.0,
     "batch": 1,
 }
+# The recipe fields of the reference's options at their defaults (what a study stored before them trained with).
+REFERENCE_DEFAULTS: dict[str, Any] = {name: Recipe.__dataclass_fields__[name].default for name in REFERENCE_FIELDS}
 # Epochs per candidate: the search's fidelity. The exported config carries the full recipe (400 on CIFAR). The
 # reference code's data sets: about CIFAR's share of the full recipe (15 of 400), at least 5 epochs (not measured).
 SEARCH_EPOCHS = {
@@ -195,7 +197,11 @@ def check_same_settings(
     stored = json.loads(stored_json)
     if isinstance(stored.get("recipe"), dict) and "precision" not in stored["recipe"]:
         stored["recipe"]["precision"] = "bf16" if device_type == "cuda" else "fp32"
-    diffs = differences(stored, settings.to_dict())
+    current = settings.to_dict()
+    for data in (stored, current):  # the reference's options are stored only where they differ from Section V
+        if isinstance(data.get("recipe"), dict):
+            data["recipe"] = {**REFERENCE_DEFAULTS, **data["recipe"]}
+    diffs = differences(stored, current)
     if diffs:
         raise SettingsError(
             f"study {study_name!r} was made with other settings: {'; '.join(diffs)}: "

@@ -76,8 +76,9 @@ def median_warmup(settings: StudySettings) -> int:
     (benchmarks/README.md). Sequential mode (a step is a unit, each with its own schedule): 40 % of the units.
     """
     recipe = settings.recipe
-    if recipe.mode == "simultaneous" and recipe.lr_milestones:
-        return min(math.floor(min(recipe.lr_milestones) * recipe.epochs) + 1, recipe.epochs)
+    first = recipe.first_decay_epoch()
+    if recipe.mode == "simultaneous" and first is not None:
+        return min(first, recipe.epochs)
     steps = recipe.epochs if recipe.mode == "simultaneous" else settings.space.budget
     return math.ceil(0.4 * steps)
 

@@ -342,6 +342,23 @@ CASES = [
     ("train epochs 0", train_main, [*TRAIN, "--epochs", "0"], "--epochs 0: out of range"),
     ("train batch size 0", train_main, [*TRAIN, "--batch-size", "0"], "--batch-size 0: out of range"),
     ("train dropout 1", train_main, [*TRAIN, "--dropout", "1"], "--dropout 1.0: out of range"),
+    # The reference code's options (recipe fields): out of range, or not for this recipe.
+    ("train momentum with adam", train_main, [*TRAIN, "--momentum", "0.9"], "momentum applies to the sgd optimizer"),
+    ("train momentum 1", train_main, [*TRAIN, "--optimizer", "sgd", "--momentum", "1"], "--momentum 1.0: out of range"),
+    ("train cutout negative", train_main, [*TRAIN, "--cutout", "-1"], "--cutout -1: out of range"),
+    ("train label smoothing 1", train_main, [*TRAIN, "--label-smoothing", "1"], "--label-smoothing 1.0: out of"),
+    ("train milestones text", train_main, [*TRAIN, "--lr-milestone-epochs", "3,x"], "give epochs as whole numbers"),
+    ("train milestones order", train_main, [*TRAIN, "--lr-milestone-epochs", "3,2"], "in increasing order"),
+    ("train digits reference norm", train_main, [*TRAIN, "--normalisation", "reference"], "the reference's CIFAR"),
+    (
+        "train --config --optimizer",
+        train_main,
+        ["--config", "{tmp}/good.yaml", "--optimizer", "sgd"],
+        "--optimizer cannot be",
+    ),
+    ("search unknown optimizer", search_main, search("--optimizer", "rmsprop"), "invalid choice: 'rmsprop'"),
+    ("search weight decay negative", search_main, search("--weight-decay", "-1"), "--weight-decay -1.0: out of"),
+    ("search momentum with adam", search_main, search("--momentum", "0.5"), "momentum applies to the sgd optimizer"),
     # 5. Usage errors of every command.
     ("search: unknown flag", search_main, search("--bogus"), "unrecognized arguments: --bogus"),
     ("export: no --out", export_main, EXPORT, "the following arguments are required: --out"),

@@ -96,7 +96,7 @@ def _with(path, value):
         ("recipe.epochs", 2.5, "field recipe.epochs: must be an integer"),
         ("recipe.batch_size", True, "field recipe.batch_size: must be an integer"),
         ("recipe.dropout", 1.0, "field recipe.dropout: must be below 1"),
-        ("recipe.optimizer", "sgd", "field recipe.optimizer: only adam is supported"),
+        ("recipe.optimizer", "rmsprop", "field recipe.optimizer: must be one of adam, amsgrad, sgd"),
         ("recipe.loss", "hinge", "field recipe.loss: must be one of"),
         ("recipe.mode", "greedy", "field recipe.mode: must be one of"),
         ("recipe.lr_milestones", [0.5, 1.5], "field recipe.lr_milestones[1]: must be at most 1"),

@@ -7,6 +7,25 @@ import torch
 from lwl.models import PrefixStore, Schedule, load_data, paper_recipe, train
 
 WIDTHS = (4, 8, 8, 16)
+# The reference code's options, in three groups that between them set every one (tests/models/test_reference_options.py
+# checks each on its own): the bitwise properties hold under each group as under Section V's recipe.
+REFERENCE_OPTIONS = {
+    "sgd-relu-dropout2d": dict(
+        optimizer="sgd", momentum=0.9, weight_decay=1e-4, activation="relu", dropout_kind="channel"
+    ),
+    "amsgrad-flat-sim-smoothing": dict(
+        optimizer="amsgrad",
+        similarity_std=False,
+        label_smoothing=0.1,
+        zero_init_output=True,
+        beta=0.9,
+        dim_in_decoder=256,
+    ),
+    "cutout-epoch-milestones": dict(cutout=6, cutout_holes=2, lr_milestone_epochs=(1,), lr_gamma=0.5),
+}
+CASES = [(a, p, {}) for a in (None, ("flip",)) for p in ("fp32", "bf16")]
+CASES += [(None, "fp32", o) for o in REFERENCE_OPTIONS.values()]
+CASE_IDS = ["cached-prefix-fp32", "cached-prefix-bf16", "augmented-fp32", "augmented-bf16", *REFERENCE_OPTIONS]
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +54,10 @@ def _assert_same(shared, alone):
     assert shared.output_acc == alone.output_acc and shared.unit_acc == alone.unit_acc
 
 
-@pytest.mark.parametrize("augment", [None, ("flip",)], ids=["cached-prefix", "augmented"])
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_a_candidate_through_the_store_equals_it_trained_alone(digits, tmp_path, augment, precision):
+@pytest.mark.parametrize(("augment", "precision", "options"), CASES, ids=CASE_IDS)
+def test_a_candidate_through_the_store_equals_it_trained_alone(digits, tmp_path, augment, precision, options):
     store = PrefixStore(tmp_path / "prefixes")
-    recipe = _recipe(augment=augment, precision=precision)
+    recipe = _recipe(augment=augment, precision=precision, **options)
     first = train(_schedule((1, 1, 2, 4)), recipe, digits, device="cpu", prefix_store=store)
     assert first.reused_units == 0
     assert store.size()[0] == 7  # every unit but the last, which also trained the output classifier

@@ -7,6 +7,25 @@ from lwl.models import RecipeError, Schedule, load_data, paper_recipe, train, tr
 
 WIDTHS = (4, 8, 8, 16)
 LISTS = ((1, 1, 2, 4), (1, 1, 3, 3), (2, 1, 2, 3))  # share four units, then one unit with the first two
+# The reference code's options, in three groups that between them set every one (tests/models/test_reference_options.py
+# checks each on its own): the bitwise properties hold under each group as under Section V's recipe.
+REFERENCE_OPTIONS = {
+    "sgd-relu-dropout2d": dict(
+        optimizer="sgd", momentum=0.9, weight_decay=1e-4, activation="relu", dropout_kind="channel"
+    ),
+    "amsgrad-flat-sim-smoothing": dict(
+        optimizer="amsgrad",
+        similarity_std=False,
+        label_smoothing=0.1,
+        zero_init_output=True,
+        beta=0.9,
+        dim_in_decoder=256,
+    ),
+    "cutout-epoch-milestones": dict(cutout=6, cutout_holes=2, lr_milestone_epochs=(1,), lr_gamma=0.5),
+}
+CASES = [(a, p, {}) for a in (None, ("crop", "flip")) for p in ("fp32", "bf16")]
+CASES += [(None, "fp32", o) for o in REFERENCE_OPTIONS.values()]
+CASE_IDS = ["plain-fp32", "plain-bf16", "augmented-fp32", "augmented-bf16", *REFERENCE_OPTIONS]
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +49,11 @@ def _assert_same(together, alone):
     assert _records(together.history) == _records(alone.history)
 
 
-@pytest.mark.parametrize("augment", [None, ("crop", "flip")], ids=["plain", "augmented"])
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_candidates_trained_together_equal_each_trained_alone(digits, augment, precision):
-    recipe = paper_recipe("digits", "resnet", epochs=2, train_limit=256, augment=augment, precision=precision)
+@pytest.mark.parametrize(("augment", "precision", "options"), CASES, ids=CASE_IDS)
+def test_candidates_trained_together_equal_each_trained_alone(digits, augment, precision, options):
+    recipe = paper_recipe(
+        "digits", "resnet", epochs=2, train_limit=256, augment=augment, precision=precision, **options
+    )
     outcome = train_together([_schedule(h) for h in LISTS], recipe, digits, device="cpu", keep_models=True)
     for h, result in zip(LISTS, outcome.results):
         _assert_same(result, train(_schedule(h), recipe, digits, device="cpu", keep_model=True))

@@ -11,6 +11,32 @@ import torch
 from lwl.models import ResumeError, RunDir, Schedule, TrainingConfig, load_data, paper_recipe, train
 
 SCHEDULE = Schedule((1, 2), widths=(4, 8), num_classes=10, in_channels=1, input_size=16)
+# The reference code's options, in three groups that between them set every one (tests/models/test_reference_options.py
+# checks each on its own): the bitwise properties hold under each group as under Section V's recipe.
+REFERENCE_OPTIONS = {
+    "sgd-relu-dropout2d": dict(
+        optimizer="sgd", momentum=0.9, weight_decay=1e-4, activation="relu", dropout_kind="channel"
+    ),
+    "amsgrad-flat-sim-smoothing": dict(
+        optimizer="amsgrad",
+        similarity_std=False,
+        label_smoothing=0.1,
+        zero_init_output=True,
+        beta=0.9,
+        dim_in_decoder=256,
+    ),
+    "cutout-epoch-milestones": dict(cutout=6, cutout_holes=2, lr_milestone_epochs=(1,), lr_gamma=0.5),
+}
+CASES = [
+    (m, a, p, {})
+    for m, a in (("simultaneous", ("crop", "flip")), ("sequential", None), ("sequential", ("flip",)))
+    for p in ("fp32", "bf16")
+]
+CASES += [(m, None, "fp32", o) for o in REFERENCE_OPTIONS.values() for m in ("simultaneous", "sequential")]
+CASE_IDS = [
+    f"{name}-{p}" for name in ("simultaneous", "sequential-cached", "sequential-augmented") for p in ("fp32", "bf16")
+]
+CASE_IDS += [f"{m}-{name}" for name in REFERENCE_OPTIONS for m in ("simultaneous", "sequential")]
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +55,10 @@ def _same_run(a, b):
     assert a.test_output_acc == b.test_output_acc and a.test_unit_acc == b.test_unit_acc
 
 
-@pytest.mark.parametrize(
-    ("mode", "augment"),
-    [("simultaneous", ("crop", "flip")), ("sequential", None), ("sequential", ("flip",))],
-    ids=["simultaneous", "sequential-cached", "sequential-augmented"],
-)
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_resuming_from_any_checkpoint_ends_bitwise_equal(digits, tmp_path, mode, augment, precision):
+@pytest.mark.parametrize(("mode", "augment", "precision", "options"), CASES, ids=CASE_IDS)
+def test_resuming_from_any_checkpoint_ends_bitwise_equal(digits, tmp_path, mode, augment, precision, options):
     recipe = paper_recipe(
-        "digits", "resnet", epochs=3, train_limit=192, mode=mode, augment=augment, precision=precision
+        "digits", "resnet", epochs=3, train_limit=192, mode=mode, augment=augment, precision=precision, **options
     )
     states = []
     full = train(SCHEDULE, recipe, digits, device="cpu", keep_model=True, test=True, checkpoint=states.append)

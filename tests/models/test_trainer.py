@@ -9,6 +9,24 @@ from lwl.models import Diverged, Recipe, Schedule, load_data, paper_recipe, trai
 from lwl.models._steps import Learner
 
 WIDTHS4 = (8, 16, 32, 64)
+# The reference code's options, in three groups that between them set every one (tests/models/test_reference_options.py
+# checks each on its own): the bitwise properties hold under each group as under Section V's recipe.
+REFERENCE_OPTIONS = {
+    "sgd-relu-dropout2d": dict(
+        optimizer="sgd", momentum=0.9, weight_decay=1e-4, activation="relu", dropout_kind="channel"
+    ),
+    "amsgrad-flat-sim-smoothing": dict(
+        optimizer="amsgrad",
+        similarity_std=False,
+        label_smoothing=0.1,
+        zero_init_output=True,
+        beta=0.9,
+        dim_in_decoder=256,
+    ),
+    "cutout-epoch-milestones": dict(cutout=6, cutout_holes=2, lr_milestone_epochs=(1,), lr_gamma=0.5),
+}
+PRECISIONS_AND_OPTIONS = [(p, {}) for p in ("fp32", "bf16")] + [("fp32", o) for o in REFERENCE_OPTIONS.values()]
+CASE_IDS = ["fp32", "bf16", *REFERENCE_OPTIONS]
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +76,11 @@ def test_a_units_loss_leaves_earlier_units_untouched(digits, loss):
 
 
 @pytest.mark.parametrize("mode", ["simultaneous", "sequential"])
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_shared_prefixes_train_to_identical_weights(digits, mode, precision):
+@pytest.mark.parametrize(("precision", "options"), PRECISIONS_AND_OPTIONS, ids=CASE_IDS)
+def test_shared_prefixes_train_to_identical_weights(digits, mode, precision, options):
     """[1,1,2,4] and [1,1,3,3] share their first four units: they must end bitwise equal."""
-    results = [
-        train(_schedule(h), _recipe(mode=mode, epochs=2, precision=precision), digits, device="cpu", keep_model=True)
-        for h in ((1, 1, 2, 4), (1, 1, 3, 3))
-    ]
+    recipe = _recipe(mode=mode, epochs=2, precision=precision, **options)
+    results = [train(_schedule(h), recipe, digits, device="cpu", keep_model=True) for h in ((1, 1, 2, 4), (1, 1, 3, 3))]
     a, b = (r.model for r in results)
     for j in range(4):
         sa, sb = a.units[j].state_dict(), b.units[j].state_dict()
@@ -93,11 +109,12 @@ def test_shared_prefixes_train_to_identical_weights(digits, mode, precision):
     assert not torch.equal(fifth_a, fifth_b)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_seeded_runs_are_reproducible_and_seeds_matter(digits, precision):
+@pytest.mark.parametrize(("precision", "options"), PRECISIONS_AND_OPTIONS, ids=CASE_IDS)
+def test_seeded_runs_are_reproducible_and_seeds_matter(digits, precision, options):
     s = _schedule((1, 1, 1))
     r1, r2, r3 = (
-        train(s, _recipe(seed=seed, precision=precision), digits, device="cpu", keep_model=True) for seed in (0, 0, 1)
+        train(s, _recipe(seed=seed, precision=precision, **options), digits, device="cpu", keep_model=True)
+        for seed in (0, 0, 1)
     )
     assert [p.unit_acc for p in r1.history] == [p.unit_acc for p in r2.history]
     for p1, p2 in zip(r1.model.parameters(), r2.model.parameters()):
