@@ -100,6 +100,11 @@ def header_html(
             f"seed {r.get('seed', '?')}",
         ),
         ("objective", user_attrs.get("objective", "validation accuracy")),
+        *(
+            [("searched for", "the front of accuracy against " + ", ".join(settings["objectives"][1:]))]
+            if settings.get("objectives")
+            else []
+        ),
         ("validation split", _validation(user_attrs.get(VALIDATION_ATTR), r.get("val_fraction"))),
         ("intermediate values", user_attrs.get("intermediate_value", "-")),
         ("trials", ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"),

@@ -142,8 +142,10 @@ def test_a_unit_gives_the_references_loss_and_gradients(
     )
     assert torch.allclose(ours, ref, rtol=1e-5, atol=1e-7), (ours.item(), ref.item())
     for a, b in zip(_grads(ours, params), _grads(ref, params)):
-        assert b.abs().max() > 0
-        assert torch.allclose(a, b, rtol=1e-4, atol=1e-7), (a - b).abs().max()
+        scale = float(b.abs().max())
+        assert scale > 0
+        # float32 rounding of sums over 12,288 terms in another order (oneDNN kernels differ by CPU): 1e-4 of the scale
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * scale), ((a - b).abs().max(), scale)
 
 
 def test_the_similarity_without_std_differs_from_the_one_with_it(digits):

@@ -590,3 +590,27 @@ def test_losing_the_database_mid_trial_is_one_line_without_the_heartbeat_thread_
         worker.kill()
         proxy.cut()
         _drop(storage, name)
+
+
+def test_a_multi_objective_study_with_workers_and_batches_on_every_server(server, tmp_path):
+    """--objectives with the hvi sampler and the dominance pruner, 2 workers each training 2 candidates together:
+    the count is exact, no list is trained twice, every trial carries its costs, and the front is published."""
+    url, name = server
+    cmd = [*LWL_SEARCH, *TINY, "--objectives", "accuracy,params,memory", "--trials", "8", "--workers", "2"]
+    cmd += ["--pruner", "dominance", "--batch", "2", "--epochs", "3", "--confirm", "off"]
+    cmd += ["--storage", url, "--study-name", name]
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    from lwl.search import open_storage, pareto_front
+
+    storage = open_storage(url, heartbeat=False)
+    study = optuna.load_study(study_name=name, storage=storage)
+    states = Counter(t.state for t in study.trials)
+    assert states[TrialState.COMPLETE] + states[TrialState.PRUNED] == 8, states
+    first = [tuple(t.user_attrs["hierarchy"]) for t in study.trials if t.user_attrs.get("revisit_of") is None]
+    assert len(first) == len(set(first)), "a list was trained twice"
+    assert all(t.user_attrs.get("memory") for t in study.trials if t.state == TrialState.COMPLETE)
+    derived = optuna.load_study(study_name=f"{name}-pareto", storage=storage)
+    assert len(derived.directions) == 3
+    assert {t.user_attrs["source_trial"] for t in derived.best_trials} == {t.number for t in pareto_front(study)}
+    assert "front (accuracy against params, memory)" in out.stdout
