@@ -17,7 +17,15 @@ from ._artifacts import dashboard_command
 from ._confirm import AFFORD, ConfirmPlan
 from ._objectives import CostModel
 from ._pareto import pareto_front, pareto_study_name
-from ._ranking import confirm_study, confirm_study_name, confirmation_runs, confirmed, top_trials, verdict
+from ._ranking import (
+    Confirmed,
+    confirm_study,
+    confirm_study_name,
+    confirmation_runs,
+    confirmed,
+    top_trials,
+    verdict,
+)
 from ._record import VALIDATION_ATTR, TrialRecord, read_settings, read_trial
 
 
@@ -168,25 +176,32 @@ def cost_text(name: str, value: float) -> str:
     return f"{value / 1e6:.3g}M"
 
 
-def front_lines(study: optuna.Study) -> list[str]:
-    """A study with --objectives: the lists of its front (cheapest first) with accuracy and every cost."""
+def front_lines(study: optuna.Study, ranked: list[Confirmed]) -> list[str]:
+    """A study with --objectives: the lists of its front (cheapest first) with accuracy and every cost; a confirmed
+    list by its mean over seeds (`ranked`: `confirmed(study)`)."""
     settings = read_settings(study.study_name, study.user_attrs)
     if not settings.costs:
         return []
     costs = CostModel.of(settings)
-    front = pareto_front(study)
+    means = {c.trial.number: c for c in ranked}
+    front = pareto_front(study, {n: c.estimate.mean for n, c in means.items()})
     lines = [
         "",
-        f"front (accuracy against {', '.join(settings.costs)}): {plural(len(front), 'list')}, cheapest first; "
-        f"every trial is in study {pareto_study_name(study.study_name)!r}",
+        f"front (accuracy against {', '.join(settings.costs)}): {plural(len(front), 'list')}, cheapest first"
+        + ("; confirmed lists by their mean over seeds" if means else "")
+        + f"; every trial is in study {pareto_study_name(study.study_name)!r}",
     ]
     if front:
-        lines.append(f"  {'hierarchy':<14} {'val acc':>8}  " + "  ".join(f"{c:>10}" for c in settings.costs))
+        lines.append(
+            f"  {'hierarchy':<14} {'val acc':>14} {'seeds':>5}  " + "  ".join(f"{c:>10}" for c in settings.costs)
+        )
     for t in front:
         values = costs.of_trial(t) or ()
         record = read_trial(t)
+        c = means.get(t.number)
+        acc = c.estimate.text() if c is not None else _pct(t.value).strip() + " %"
         lines.append(
-            f"  {record.schedule or '?':<14} {_pct(t.value):>8}  "
+            f"  {record.schedule or '?':<14} {acc:>14} {c.estimate.n if c else 1:>5}  "
             + "  ".join(f"{cost_text(n, v):>10}" for n, v in zip(settings.costs, values))
         )
     return lines
@@ -256,7 +271,7 @@ def summary_text(
         judged = verdict(list(evidence.values()))
         if judged is not None:
             lines.append(f"  {judged.text()}")
-    front = front_lines(study)
+    front = front_lines(study, ranked)
     lines += front
     lines += [
         "",

@@ -99,8 +99,8 @@ def select_trials(study: optuna.Study, selection: Selection | str, settings: Stu
     done = complete_trials(study)
     if not done:
         raise ExportError(f"study {study.study_name!r} has no complete trial yet: run lwl-search until one finishes")
-    if chosen.kind == "pareto":
-        return pareto_front(study)
+    if chosen.kind == "pareto":  # confirmed lists by their mean over seeds, as the summary's front
+        return pareto_front(study, {c.trial.number: c.estimate.mean for c in confirmed(study)})
     return top_trials(study, 1 if chosen.kind == "best" or chosen.n is None else chosen.n)
 
 

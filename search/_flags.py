@@ -360,9 +360,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if getattr(args, key) is not None:
             setattr(args, key, parse_amount(getattr(args, key), origin(key), memory=key == "max_memory"))
     args.objectives = parse_objectives(args.objectives or ACCURACY, origin("objectives"))
-    if len(args.objectives) > 1:  # the front is the goal: the sampler and pruner that aim at it, unless chosen
-        args.sampler = args.sampler or "hvi"
-        args.pruner = args.pruner or "dominance"
+    if len(args.objectives) > 1:
+        # The front is the goal: the sampler and pruner that aim at it, unless chosen on the command line or by a
+        # preset that names the objectives itself (a single-objective preset's tpe and median give way).
+        on_command_line = getattr(first, "objectives", None) is not None
+        for key, aimed in (("sampler", "hvi"), ("pruner", "dominance")):
+            if getattr(first, key, None) is None and (on_command_line or getattr(args, key) is None):
+                setattr(args, key, aimed)
     elif args.pruner == "dominance":
         raise UsageError(
             f"{origin('pruner')} dominance judges accuracy at no greater cost: give the costs with --objectives, "

@@ -10,7 +10,7 @@ study.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -109,13 +109,16 @@ def pareto_indices(points: Sequence[tuple[Cost, float]]) -> list[int]:
     return sorted(front, key=lambda i: (vectors[i][0], -vectors[i][1]))
 
 
-def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+def pareto_front(study: optuna.Study, accuracy: Mapping[int, float] | None = None) -> list[FrozenTrial]:
     """The search study's complete trials that no other beats on accuracy and every cost of its front (its
-    --objectives' costs; parameters when it searched accuracy alone); cheapest first."""
+    --objectives' costs; parameters when it searched accuracy alone); cheapest first. `accuracy` (trial number ->
+    accuracy) replaces the search's value where given: a confirmed list's mean over seeds."""
     costs = _costs(study)
+    given = accuracy or {}
     done = [
         (t, c)
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if t.value is not None and (c := costs.of_trial(t)) is not None
     ]
-    return [done[i][0] for i in pareto_indices([(c, float(t.value or 0.0)) for t, c in done])]
+    points = [(c, float(given.get(t.number, t.value or 0.0))) for t, c in done]
+    return [done[i][0] for i in pareto_indices(points)]

@@ -1,7 +1,8 @@
 """An Optuna sampler that proposes only feasible, not-yet-evaluated hierarchy lists.
 
-Over 400 lines (about 580), one class: the claim protocol that keeps workers from taking the same list and the two
-surrogates that rank the remaining lists share its invariants, which this docstring states once.
+Over 400 lines (about 670), one class: the claim protocol that keeps workers from taking the same list and the
+surrogates that rank the remaining lists (tpe; hvi, whose Gaussian process lives in `_surrogate`) share its
+invariants, which this docstring states once.
 
 Why not an off-the-shelf sampler (design notes §4): soft constraints waste nearly every trial when
 few points are feasible, and ranges that shrink per trial cause duplicates and hide the parameters

@@ -1,7 +1,7 @@
 """Running a study: create or load it, the pruners, and the loop that runs trials until `--trials` (one by one or in
 `--batch` groups); one trial's own life is in `_objective`.
 
-Over 400 lines (about 530): the stop rule that keeps `--trials` exact under any timing (waiting for other workers'
+Over 400 lines (about 630): the stop rule that keeps `--trials` exact under any timing (waiting for other workers'
 running trials, failing lost ones) is shared by both loops; the `--batch` loop is the next thing to move out.
 
 The Optuna storage is the single source of truth: the count of finished trials, the lists already evaluated and the

@@ -2,27 +2,12 @@
 
 import pytest
 import torch
+from cases import REFERENCE_OPTIONS
 
 from lwl.models import RecipeError, Schedule, load_data, paper_recipe, train, train_together
 
 WIDTHS = (4, 8, 8, 16)
 LISTS = ((1, 1, 2, 4), (1, 1, 3, 3), (2, 1, 2, 3))  # share four units, then one unit with the first two
-# The reference code's options, in three groups that between them set every one (tests/models/test_reference_options.py
-# checks each on its own): the bitwise properties hold under each group as under Section V's recipe.
-REFERENCE_OPTIONS = {
-    "sgd-relu-dropout2d": dict(
-        optimizer="sgd", momentum=0.9, weight_decay=1e-4, activation="relu", dropout_kind="channel"
-    ),
-    "amsgrad-flat-sim-smoothing": dict(
-        optimizer="amsgrad",
-        similarity_std=False,
-        label_smoothing=0.1,
-        zero_init_output=True,
-        beta=0.9,
-        dim_in_decoder=256,
-    ),
-    "cutout-epoch-milestones": dict(cutout=6, cutout_holes=2, lr_milestone_epochs=(1,), lr_gamma=0.5),
-}
 CASES = [(a, p, {}) for a in (None, ("crop", "flip")) for p in ("fp32", "bf16")]
 CASES += [(None, "fp32", o) for o in REFERENCE_OPTIONS.values()]
 CASE_IDS = ["plain-fp32", "plain-bf16", "augmented-fp32", "augmented-bf16", *REFERENCE_OPTIONS]

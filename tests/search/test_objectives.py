@@ -235,3 +235,17 @@ def test_a_multi_objective_study_from_the_command_to_its_storage(tmp_path, capsy
     assert "front (accuracy against params)" in out and "--pareto --out configs/" in out
     for t in front:
         assert t.user_attrs["schedule"] in out
+
+
+def test_costs_bring_the_front_s_sampler_and_pruner_unless_the_command_line_chooses():
+    from lwl.search._flags import parse_args
+
+    def chosen(*argv):
+        args = parse_args(list(argv))
+        return args.sampler, args.pruner
+
+    # the digits-quick preset names tpe and median for accuracy alone: --objectives on the command line overrides them
+    assert chosen("--preset", "digits-quick", "--objectives", "accuracy,params") == ("hvi", "dominance")
+    assert chosen("--preset", "digits-quick") == ("tpe", "median")
+    assert chosen("--budget", "8", "--objectives", "accuracy,memory", "--sampler", "random") == ("random", "dominance")
+    assert chosen("--budget", "8", "--objectives", "accuracy,memory", "--pruner", "median") == ("hvi", "median")
