@@ -27,6 +27,7 @@ FIGURE_IDS: dict[str, str] = {
     "lwl-pareto-params": "Accuracy vs parameters",
     "lwl-pareto-memory": "Accuracy vs peak memory",
     "lwl-pareto-time": "Accuracy vs training time",
+    "lwl-pareto-flops": "Accuracy vs FLOPs (a study searched against FLOPs)",
     "lwl-importance": "Importance of d1..dn",
     "lwl-curves": "Intermediate values per trial",
     "lwl-unit-acc": "Final accuracy of every unit",

@@ -299,7 +299,14 @@ def render_html(data: ReportData, figures: dict[str, go.Figure], *, generated: s
             data.study_name, data.storage_url, data.settings, data.counts, data.user_attrs, data.verdict
         ),
         flops_note=_flops_note(data),
-        pareto_html=_figs_html(figures, "lwl-pareto-params", "lwl-pareto-memory", "lwl-pareto-time"),
+        pareto_html=_figs_html(
+            figures,
+            *(
+                f
+                for f in ("lwl-pareto-params", "lwl-pareto-memory", "lwl-pareto-time", "lwl-pareto-flops")
+                if f in figures
+            ),
+        ),
         importance_html=_importance_html(data, figures),
         curves_html=_figs_html(figures, "lwl-curves", "lwl-unit-acc"),
         hierarchy_html=_figs_html(figures, "lwl-hierarchy", "lwl-ranked"),

@@ -55,6 +55,9 @@ def build_figures(data: ReportData) -> dict[str, go.Figure]:
         ),
         "lwl-pareto-time": pareto_figure(data.rows, time_axis, "Validation accuracy vs training time"),
     }
+    if "flops" in (s.get("objectives") or []):  # searched against FLOPs (--objectives): its front too
+        flops_axis = CostAxis("forward FLOPs per image (multiply + add = 2)", lambda r: r.flops, fmt_params)
+        figs["lwl-pareto-flops"] = pareto_figure(data.rows, flops_axis, "Validation accuracy vs FLOPs")
     if data.importances is not None:
         figs["lwl-importance"] = importance_figure(
             data.importances,
