@@ -25,7 +25,7 @@ from lwl.models import Complexity, complexity
 
 from ._errors import UsageError
 from ._limits import memory_estimate
-from ._record import read_trial
+from ._record import TrialRecord, read_trial
 from ._settings import StudySettings
 
 ACCURACY = "accuracy"
@@ -108,15 +108,7 @@ class CostModel:
             if name == "time":
                 value = self._time(trial, record.wall_time, record.elapsed)
             elif name == "memory":
-                value = (
-                    float(record.memory)
-                    if record.memory is not None
-                    else (
-                        float(memory_estimate(record.activations, record.params_aux, self.settings.recipe.batch_size))
-                        if record.activations is not None and record.params_aux is not None
-                        else None
-                    )
-                )
+                value = self._memory(record)
             else:
                 raw = record.params if name == "params" else record.flops
                 value = None if raw is None else float(raw)
@@ -124,6 +116,14 @@ class CostModel:
                 return None
             out.append(value)
         return tuple(out)
+
+    def _memory(self, record: TrialRecord) -> float | None:
+        """The recorded estimate; for a trial recorded before `memory` was, the same rule from its counts."""
+        if record.memory is not None:
+            return float(record.memory)
+        if record.activations is None or record.params_aux is None:
+            return None
+        return float(memory_estimate(record.activations, record.params_aux, self.settings.recipe.batch_size))
 
     def _time(self, trial: FrozenTrial, wall_time: float | None, elapsed: float | None) -> float | None:
         if trial.state == TrialState.COMPLETE and wall_time is not None:

@@ -91,7 +91,7 @@ _TAKEN_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, Tri
 _SETTLED_STATES = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
 _MAX_CLAIM_RETRIES = 20
 TPE_STARTUP = 10  # finished trials before TPE models them (Optuna's own default)
-HVI_STARTUP = 5  # finished trials before the hvi surrogate is fitted: benchmarks/README.md, "Multi-objective search"
+HVI_STARTUP = 5  # finished trials before the hvi surrogate is fitted (half of TPE's; not tuned)
 _CONTEST_WAIT_S = 5.0
 
 
@@ -207,14 +207,14 @@ def promoted(
             return 0.0, 0
         step = max(values)
         peers = [t for t in trials if step in t.intermediate_values]
-        if costs is not None and costs.costs:
-            limit = costs.of_trial(mine)
-
-            def cheaper(t: FrozenTrial) -> bool:
-                cost = costs.of_trial(t) if limit is not None else None
-                return cost is not None and limit is not None and all(a <= b for a, b in zip(cost, limit))
-
-            peers = [t for t in peers if t is mine or cheaper(t)]
+        limit = costs.of_trial(mine) if costs is not None and costs.costs else None
+        if costs is not None and limit is not None:
+            costs_of = {t.number: costs.of_trial(t) for t in peers}
+            peers = [
+                t
+                for t in peers
+                if t is mine or ((c := costs_of[t.number]) is not None and all(a <= b for a, b in zip(c, limit)))
+            ]
         return sum(t.intermediate_values[step] <= values[step] for t in peers) / len(peers), step
 
     scores = {h: standing(h) for h in candidates}

@@ -249,3 +249,31 @@ def test_costs_bring_the_front_s_sampler_and_pruner_unless_the_command_line_choo
     assert chosen("--preset", "digits-quick") == ("tpe", "median")
     assert chosen("--budget", "8", "--objectives", "accuracy,memory", "--sampler", "random") == ("random", "dominance")
     assert chosen("--budget", "8", "--objectives", "accuracy,memory", "--pruner", "median") == ("hvi", "median")
+
+
+def test_promotion_judges_a_paused_list_against_peers_of_no_greater_cost():
+    """Of two paused lists, the dear one stood higher among everyone at step 3 but below a cheaper complete list; the
+    cheap one has no cheaper peer: accuracy alone promotes the dear one, a study with costs the cheap one."""
+    from lwl.search._sampler import promoted
+
+    settings = _settings()
+    costs = CostModel.of(settings)
+    by_params = sorted(settings.space.lists(), key=lambda h: costs.of_list(h)[0])
+    cheap, dear, middle = by_params[0], by_params[-1], by_params[15]
+    study = optuna.create_study(direction="maximize")
+    _finished(study, settings, middle, [0.5, 0.6, 0.8, 0.9])  # a complete peer, dearer than cheap, cheaper than dear
+    for h, value in ((cheap, 0.7), (dear, 0.75)):
+        attrs = {"params": int(costs.of_list(h)[0]), "hierarchy": list(h)}
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.PRUNED,
+                params=hierarchy_params(h),
+                distributions={f"d{i}": optuna.distributions.IntDistribution(1, 5) for i in range(1, 5)},
+                intermediate_values={1: 0.4, 2: 0.5, 3: value},
+                user_attrs=attrs,
+            )
+        )
+    trials = study.get_trials()
+    pruned = {cheap: 1, dear: 2}
+    assert promoted(trials, [cheap, dear], pruned) == [dear]
+    assert promoted(trials, [cheap, dear], pruned, costs) == [cheap]
