@@ -277,3 +277,20 @@ def test_promotion_judges_a_paused_list_against_peers_of_no_greater_cost():
     pruned = {cheap: 1, dear: 2}
     assert promoted(trials, [cheap, dear], pruned) == [dear]
     assert promoted(trials, [cheap, dear], pruned, costs) == [cheap]
+
+
+def test_a_study_with_costs_confirms_its_front_first(tmp_path):
+    """Top 2 by accuracy would be the middle list and a dearer, less accurate one it dominates; a study with costs
+    confirms the front instead: the middle list and the cheap one."""
+    from lwl.search import ConfirmPlan, prepare_study
+    from lwl.search._confirm import planned
+
+    settings = _settings()
+    costs = CostModel.of(settings)
+    by_params = sorted(settings.space.lists(), key=lambda h: costs.of_list(h)[0])
+    cheap, middle, dear = by_params[0], by_params[10], by_params[-1]
+    study = prepare_study(settings, f"sqlite:///{tmp_path / 's.db'}", "s", sampler="hvi", pruner="dominance", seed=0)
+    for h, acc in ((cheap, 0.90), (middle, 0.95), (dear, 0.93)):
+        _finished(study, settings, h, [0.5, 0.6, 0.7, acc])
+    chosen = [tuple(t.user_attrs["hierarchy"]) for t, _ in planned(study, ConfirmPlan(2, 1), 0)]
+    assert chosen == [middle, cheap]
