@@ -38,7 +38,15 @@ import optuna
 from tabular_replay import replay_study
 from tabular_table import by_list, check_complete, finite_or_none, ground_truth, load_table
 
-from lwl.search import CostModel, StudySettings, TPEFallbackWarning, hypervolume, normaliser, parse_objectives
+from lwl.search import (
+    CostModel,
+    StudySettings,
+    TPEFallbackWarning,
+    hypervolume,
+    normaliser,
+    pareto_indices,
+    parse_objectives,
+)
 
 # The replay's hyper-parameters, in one place.
 REPLAYS = 20
@@ -88,16 +96,8 @@ def share_at(spent: Sequence[float], share: Sequence[float], budget: float) -> f
 
 
 def observed_front(done: Sequence[tuple[tuple[float, ...], float, tuple[int, ...]]]) -> list[tuple[int, ...]]:
-    """The lists of (normalised cost, observed accuracy, list) triples that no other beats."""
-    return [
-        h
-        for c, a, h in done
-        if not any(
-            all(x <= y for x, y in zip(c2, c)) and a2 >= a and (a2 > a or any(x < y for x, y in zip(c2, c)))
-            for c2, a2, h2 in done
-            if h2 != h
-        )
-    ]
+    """The lists of (normalised cost, accuracy, list) triples that no other beats (`lwl.search.pareto_indices`)."""
+    return [done[i][2] for i in pareto_indices([(c, a) for c, a, _ in done])]
 
 
 def confirmed_front(
@@ -222,22 +222,16 @@ def run(
         "replays": replays,
         "trial_cap": cap,
         "floor": floor,
-        "true_front": sorted([list(h) for h in truth if not _beaten(h, truth, scaled)], key=lambda h: scaled[tuple(h)]),
+        "true_front": sorted(
+            [list(h) for h in observed_front([(scaled[h], a, h) for h, a in truth.items()])],
+            key=lambda h: scaled[tuple(h)],
+        ),
         "true_hypervolume": best_volume,
         "sweep_unit_epochs": sweep,
         "rows": rows,
         "confirm_grid": grid_rows,
         "seconds": timing,
     }
-
-
-def _beaten(h: tuple[int, ...], truth: dict[tuple[int, ...], float], scaled: dict[tuple[int, ...], Any]) -> bool:
-    c, a = scaled[h], truth[h]
-    return any(
-        all(x <= y for x, y in zip(scaled[o], c)) and truth[o] >= a and (truth[o] > a or scaled[o] != c)
-        for o in truth
-        if o != h
-    )
 
 
 def render(result: dict[str, Any]) -> str:
