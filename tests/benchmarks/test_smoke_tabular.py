@@ -153,3 +153,22 @@ def test_analysis_reports_spread_signal_and_thesis(scripts, table_path, tmp_path
     assert len(d["ranking"]) == 2 and d["early"]["epochs"] == 2
     assert len(d["early"]["output_vs_final"]) == 2 and len(d["early"]["unit_vs_final"]) == 3
     assert d["thesis"]["shallow_stages"] == 1
+
+
+def test_pareto_replay_on_the_committed_table(tmp_path):
+    """benchmarks/pareto_replay.py on the committed 35-list table, one replay: shares are fractions of the true
+    hypervolume, and every method that trains every list to the end returns the same front at the trial cap."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(BENCH))
+        import pareto_replay
+
+    out = tmp_path / "pareto.json"
+    table = BENCH / "results" / "tabular_digits_b8_s4_none_w4-32.json"
+    argv = [str(table), "--replays", "2", "--methods", "dominance,random", "--dominators", "2", "--caps", "10"]
+    assert pareto_replay.main([*argv, "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    rows = {r["method"]: r for r in result["rows"]}
+    assert set(rows) == {"dominance k=2", "random"}
+    assert all(0 < v <= 1 for r in rows.values() for v in r["share_at"].values())
+    assert rows["dominance k=2"]["final_share"] == pytest.approx(rows["random"]["final_share"])
+    assert len(result["confirm_grid"]) == 2 * 3 and result["true_front"]
