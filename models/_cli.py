@@ -52,6 +52,11 @@ def describe(schedule: Schedule, recipe: Recipe | None = None) -> dict[str, Any]
         "family": schedule.family,
         "block": schedule.block,
         "widths": list(schedule.widths or ()),
+        "unit_widths": [list(w) for w in schedule.unit_widths()],
+        "fc_units": list(schedule.fc_units),
+        "fc_input": schedule.fc_input if schedule.fc_units else None,
+        "conv_bias": schedule.conv_bias,
+        "local_unit": schedule.local_unit,
         "downsample": schedule.downsample,
         "num_classes": schedule.num_classes,
         "input": [schedule.in_channels, schedule.input_size, schedule.input_size],
@@ -66,20 +71,41 @@ def describe(schedule: Schedule, recipe: Recipe | None = None) -> dict[str, Any]
     }
 
 
+def _units_text(d: dict[str, Any]) -> str:
+    """How the locally trained units come about: '7 (6 conv, 1 FC)', '17 (the stem and 2 per block's convs)'."""
+    blocks, fc = sum(d["hierarchy"]), len(d["fc_units"])
+    if d["local_unit"] == "conv":
+        per = 3 if d["block"] == "bottleneck" else 2
+        what = f"one per convolution: the stem, {per} per block"
+    else:
+        what = f"{blocks} {'conv' if d['family'] == 'vgg' else 'residual block'}{'s' if blocks != 1 else ''}"
+    return f"{d['units']}   ({what}{f', {fc} FC' if fc else ''})"
+
+
 def _inspect_text(d: dict[str, Any], dataset: str) -> str:
     c, s, _ = d["input"]
+    fc = f" + FC {','.join(map(str, d['fc_units']))}" if d["fc_units"] else ""
+    options = "".join(
+        [", conv bias" if d["conv_bias"] else "", ", a local loss per conv" if d["local_unit"] == "conv" else ""]
+    )
     lines = [
         f"{d['family']} {d['block'] + ' ' if d['family'] == 'resnet' else ''}"
-        f"[{','.join(map(str, d['hierarchy']))}] on {dataset} ({c}x{s}x{s}, {d['num_classes']} classes), "
-        f"downsampling: {d['downsample']}",
+        f"[{','.join(map(str, d['hierarchy']))}]{fc} on {dataset} ({c}x{s}x{s}, {d['num_classes']} classes), "
+        f"downsampling: {d['downsample']}{options}",
         "",
-        f"  {'stage':>5}  {'units':>5}  {'resolution':>10}  {'width':>5}",
+        f"  {'stage':>5}  {'units':>5}  {'resolution':>10}  widths",
     ]
-    for i, st in enumerate(d["stages"], 1):
-        lines.append(f"  {i:>5}  {st['units']:>5}  {st['resolution']:>5}x{st['resolution']:<4}  {st['width']:>5}")
+    for i, (st, widths) in enumerate(zip(d["stages"], d["unit_widths"]), 1):
+        shown = ",".join(map(str, widths)) if len(set(widths)) > 1 else str(widths[0])
+        if d["block"] == "bottleneck" and d["family"] == "resnet":
+            shown += f" (out {st['width']})"
+        lines.append(f"  {i:>5}  {st['units']:>5}  {st['resolution']:>5}x{st['resolution']:<4}  {shown}")
+    if d["fc_units"]:
+        fc_in = f"flat {d['fc_input']:,}"
+        lines.append(f"  {'FC':>5}  {len(d['fc_units']):>5}  {fc_in:>10}  {','.join(map(str, d['fc_units']))}")
     lines += [
         "",
-        f"  units (locally trained)      {d['units']}",
+        f"  units (locally trained)      {_units_text(d)}",
         f"  conv layers                  {d['conv_layers']}",
         f"  parameters                   {d['params']:,}",
         f"  parameters with aux heads    {d['params_aux']:,}",
@@ -155,6 +181,9 @@ _CONFIG_CONFLICTS = (
     "block",
     "widths",
     "downsample",
+    "fc_units",
+    "conv_bias",
+    "local_unit",
     "dataset",
     "loss",
     "mode",

@@ -24,7 +24,7 @@ from ._errors import ConfigError, DataError, RecipeError, ScheduleError
 from ._files import atomic_write
 from ._losses import LOSSES
 from ._recipe import ACTIVATIONS, DROPOUT_KINDS, MODES, NORMALISATIONS, OPTIMIZERS, Recipe, paper_recipe
-from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, Schedule
+from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, LOCAL_UNITS, Schedule
 from ._secrets import mask_secrets
 
 CONFIG_VERSION = 1
@@ -270,6 +270,21 @@ def _schedule_from(source: str, data: Mapping[str, Any], dataset: str) -> Schedu
         values["widths"] = widths
     if data.get("downsample") is not None:
         values["downsample"] = _choice(source, "schedule.downsample", data["downsample"], DOWNSAMPLES)
+    if data.get("lead_widths") is not None:
+        lead = data["lead_widths"]
+        if not isinstance(lead, (list, tuple)) or len(lead) != len(hierarchy):
+            example = "e.g. [[128], [256], [], []]"
+            raise _fail(source, "schedule.lead_widths", f"needs one list per stage ({len(hierarchy)}), {example}")
+        values["lead_widths"] = tuple(
+            _int_list(source, f"schedule.lead_widths[{i}]", t, 1) if t else () for i, t in enumerate(lead)
+        )
+    if data.get("fc_units") is not None:
+        fc = data["fc_units"]
+        values["fc_units"] = _int_list(source, "schedule.fc_units", fc, 1) if fc else ()
+    if data.get("conv_bias") is not None:
+        values["conv_bias"] = _bool(source, "schedule.conv_bias", data["conv_bias"])
+    if data.get("local_unit") is not None:
+        values["local_unit"] = _choice(source, "schedule.local_unit", data["local_unit"], LOCAL_UNITS)
     info = dataset_info(dataset)
     for name, expected, what in (
         ("num_classes", info.num_classes, "classes"),
@@ -284,7 +299,7 @@ def _schedule_from(source: str, data: Mapping[str, Any], dataset: str) -> Schedu
     try:
         return Schedule(**values)
     except ScheduleError as exc:
-        raise ConfigError(f"{source}: field schedule.hierarchy: {exc}") from None
+        raise ConfigError(f"{source}: field schedule.{exc.field}: {exc}") from None
 
 
 def _recipe_from(source: str, data: Mapping[str, Any], dataset: str, family: str) -> Recipe:

@@ -187,6 +187,8 @@ def layout(x: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
     contiguous, so `.contiguous()` keeps them; the CPU convolution then takes another path that was seen to
     make runs irreproducible. Checking strides is metadata only: no copy otherwise and no host sync.
     """
+    if x.dim() != 4:  # an FC unit's flat features: one layout only
+        return x.contiguous()
     x = x.contiguous(memory_format=fmt)
     if x.stride() != torch.empty(x.shape, device="meta", memory_format=fmt).stride():
         x = x.clone(memory_format=fmt)

@@ -12,7 +12,12 @@ class LwlError(Exception):
 
 
 class ScheduleError(LwlError, ValueError):
-    """A hierarchy list, a network family, its widths or a network preset that cannot be built."""
+    """A hierarchy list, a network family, its widths or a network preset that cannot be built; `field` names the
+    schedule field at fault (the hierarchy unless another is named)."""
+
+    def __init__(self, message: str, field: str = "hierarchy") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class RecipeError(LwlError, ValueError):

@@ -71,57 +71,116 @@ class UnitPlan:
     """Where a unit sits and what it maps: enough to build it and to count it."""
 
     position: int  # 0-based index in training order
-    stage: int
+    stage: int  # FC units: len(hierarchy), one past the last stage
     index: int  # index within its stage
     stem: bool  # the resnet stem is trained with the first unit
-    pool: str | None  # "maxpool"/"avgpool" applied before the unit (first unit of a later stage)
+    pool: str | None  # "maxpool"/"avgpool" applied before the unit (first unit of a later stage, first FC unit)
     stride: int
-    cin: int
+    cin: int  # channels in (FC units: input features, flattened for the first)
     cout: int  # channels the unit emits
-    planes: int  # the stage width (bottleneck inner width)
+    planes: int  # the unit's width (bottleneck inner width)
     res_in: int
-    res_out: int
+    res_out: int  # FC units: 1
+    # conv (a vgg conv) | block (a residual block) | fc (a hidden fully connected unit) | stem (the resnet stem as
+    # a unit of its own) | part (one convolution of a residual block, with --local-unit conv)
+    kind: str = "conv"
+    bias: bool = False  # its conv (vgg) carries a bias
+    # Parts only: which convolution of its block (0-based) and how many the block has; the channels of the block's
+    # input carried beside the features into parts after the first (0: none); whether the block's last part adds
+    # a 1x1 conv shortcut (else the identity).
+    part: int = 0
+    parts: int = 1
+    skip: int = 0
+    shortcut: bool = False
+
+    @property
+    def carries(self) -> bool:
+        """Whether it passes the block's input on beside its features (a part before its block's last)."""
+        return self.kind == "part" and self.part < self.parts - 1
 
 
 def unit_plan(schedule: Schedule) -> list[UnitPlan]:
-    """The units of a schedule in training order; unit j depends on units < j only."""
+    """The units of a schedule in training order (convolutional, then FC); unit j depends on units < j only."""
     assert schedule.widths is not None
     plans: list[UnitPlan] = []
     resolutions = schedule.resolutions
     cin = schedule.in_channels
     res = schedule.input_size
     position = 0
+    kind = "conv" if schedule.family == "vgg" else "block"
+    per_conv = schedule.local_unit == "conv"
+    if per_conv:  # the stem is a unit of its own
+        width = schedule.unit_width(0, 0)
+        plans.append(UnitPlan(0, 0, 0, False, None, 1, cin, width, width, res, res, "stem"))
+        cin, position = width, 1
     for stage, depth in enumerate(schedule.hierarchy):
-        width = schedule.widths[stage]
-        cout = width * schedule.expansion
         for index in range(depth):
+            width = schedule.unit_width(stage, index)
+            cout = width * schedule.expansion
             downsampling = stage > 0 and index == 0
             pool = schedule.downsample if downsampling and schedule.downsample != "conv" else None
             stride = 2 if downsampling and schedule.downsample == "conv" else 1
             res_out = resolutions[stage]
+            if per_conv:
+                plans += _block_parts(schedule, position, stage, index, pool, stride, cin, width, res, res_out)
+                position = plans[-1].position + 1
+                cin, res = cout, res_out
+                continue
+            stem = schedule.family == "resnet" and position == 0
             plans.append(
                 UnitPlan(
-                    position,
-                    stage,
-                    index,
-                    schedule.family == "resnet" and position == 0,
-                    pool,
-                    stride,
-                    cin,
-                    cout,
-                    width,
-                    res,
-                    res_out,
+                    position, stage, index, stem, pool, stride, cin, cout, width, res, res_out, kind,
+                    schedule.conv_bias,
                 )
-            )
+            )  # fmt: skip
             cin, res = cout, res_out
             position += 1
+    pool = schedule.downsample if schedule.downsample != "conv" else "avgpool"
+    for index, width in enumerate(schedule.fc_units):
+        first = index == 0
+        fc_in = schedule.fc_input if first else cin
+        plans.append(
+            UnitPlan(
+                position, schedule.stages, index, False, pool if first else None, 1, fc_in, width, width,
+                res if first else 1, 1, "fc",
+            )
+        )  # fmt: skip
+        cin = width
+        position += 1
     return plans
 
 
-def _conv_bn_act(cin: int, cout: int, stride: int = 1, act: str = "leaky_relu") -> list[nn.Module]:
+def _block_parts(
+    schedule: Schedule, position: int, stage: int, index: int, pool: str | None, stride: int, cin: int, planes: int,
+    res_in: int, res_out: int,
+) -> list[UnitPlan]:  # fmt: skip
+    """The convolutions of one residual block as units (`local_unit` conv), as the reference trains them: basic
+    3x3 (strided) then 3x3; bottleneck 1x1, 3x3 (strided), 1x1 to 4x planes. A pooling before the block belongs to
+    its first part; the block's (pooled) input rides beside the features to the last part, whose loss trains the
+    shortcut, as in the reference (the shortcut's optimiser steps after the block's last conv's backward)."""
+    bottleneck = schedule.block == "bottleneck"
+    cout = planes * schedule.expansion
+    shortcut = stride != 1 or cin != cout
+    res_first = res_out if pool or not bottleneck else res_in  # a pooled block works at res_out from the start
+    if bottleneck:
+        shapes = [(cin, planes, 1, res_first), (planes, planes, stride, res_out), (planes, cout, 1, res_out)]
+        ins = [res_in, res_first, res_out]
+    else:
+        shapes = [(cin, planes, stride, res_out), (planes, planes, 1, res_out)]
+        ins = [res_in, res_out]
+    n = len(shapes)
     return [
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        UnitPlan(
+            position + p, stage, index, False, pool if p == 0 else None, s, c_in, c_out, planes, r_in, r_out, "part",
+            part=p, parts=n, skip=0 if p == 0 else cin, shortcut=shortcut and p == n - 1,
+        )
+        for p, ((c_in, c_out, s, r_out), r_in) in enumerate(zip(shapes, ins))
+    ]  # fmt: skip
+
+
+def _conv_bn_act(cin: int, cout: int, stride: int = 1, act: str = "leaky_relu", bias: bool = False) -> list[nn.Module]:
+    return [
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=bias),
         nn.BatchNorm2d(cout),
         activation_module(act),
     ]
@@ -175,6 +234,53 @@ class Bottleneck(nn.Module):
         out = self.act(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return self.act(out + self.shortcut(x))
+
+
+class ConvPart(nn.Module):
+    """One convolution of a residual block as a unit of its own (see `_block_parts`): conv -> BN [-> + shortcut of
+    the block's input] -> activation. A part after its block's first reads its input as the features of the part
+    before (the first `cin` channels) and the block's input beside them (the rest)."""
+
+    def __init__(self, plan: UnitPlan, act: str) -> None:
+        super().__init__()
+        k = 3 if plan.parts == 2 or plan.part == 1 else 1
+        self.cin, self.stride = plan.cin, plan.stride
+        self.first, self.last = plan.part == 0, plan.part == plan.parts - 1
+        self.pool = nn.Sequential(*_pool(plan.pool))
+        self.conv = nn.Conv2d(plan.cin, plan.cout, k, stride=plan.stride, padding=k // 2, bias=False)
+        self.bn = nn.BatchNorm2d(plan.cout)
+        self.act = activation_module(act)
+        # The reference's strided 1x1 shortcut conv reads every stride-th pixel: here it reads the input the parts
+        # before subsampled so (`skip`), unstrided; the same sums, the same parameters.
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(plan.skip, plan.cout, 1, bias=False), nn.BatchNorm2d(plan.cout))
+            if plan.shortcut
+            else nn.Identity()
+        )
+
+    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the features it convolves, the block's input beside them) of its input."""
+        if self.first:
+            x = self.pool(x)
+            return x, x
+        return x[:, : self.cin], x[:, self.cin :]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, skip = self.split(x)
+        out = self.bn(self.conv(h))
+        if self.last:
+            out = out + self.shortcut(skip)
+        return self.act(out)
+
+    def carry(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """What it passes on: its features h, and (before its block's last part) the block's input beside them,
+        subsampled as it strides."""
+        if self.last:
+            return h
+        skip = self.split(x)[1]
+        if self.stride > 1:
+            skip = skip[:, :, :: self.stride, :: self.stride]
+        return torch.cat([h, skip], 1)
 
 
 def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:
@@ -251,8 +357,20 @@ class PredHead(nn.Module):
         return self.net(x)
 
 
+def _zero_linear(cin: int, cout: int) -> nn.Linear:
+    linear = nn.Linear(cin, cout)
+    nn.init.zeros_(linear.weight)
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
 class LocalUnit(nn.Module):
-    """One locally trained unit: its body, its auxiliary heads, and nothing that depends on later units."""
+    """One locally trained unit: its body, its auxiliary heads, and nothing that depends on later units.
+
+    An FC unit (the reference's LocalLossBlockLinear) is linear (with bias) -> BatchNorm1d -> activation, its first
+    one after a pooling and a flattening; its heads are a zero-initialised linear classifier and, for similarity
+    matching, a bias-free linear map of its features (the similarity of flat features has no std to take).
+    """
 
     def __init__(self, plan: UnitPlan, schedule: Schedule, spec: HeadSpec, act: str = "leaky_relu") -> None:
         super().__init__()
@@ -262,9 +380,21 @@ class LocalUnit(nn.Module):
         if plan.stem:
             layers += _conv_bn_act(cin, plan.planes, act=act)
             cin = plan.planes
-        layers += _pool(plan.pool)
-        if schedule.family == "vgg":
-            layers += _conv_bn_act(cin, plan.cout, plan.stride, act)
+        if plan.kind != "part":  # a part pools inside itself, where its block's input is taken for the shortcut
+            layers += _pool(plan.pool)
+        self.sim: nn.Module | None
+        if plan.kind == "fc":
+            if plan.index == 0:
+                layers.append(Flatten())
+            layers += [nn.Linear(cin, plan.cout), nn.BatchNorm1d(plan.cout), activation_module(act)]
+            self.body = nn.Sequential(*layers)
+            self.pred: nn.Module = _zero_linear(plan.cout, schedule.num_classes)
+            self.sim = nn.Linear(plan.cout, plan.cout, bias=False) if spec.sim else None
+            return
+        if plan.kind == "part":
+            layers.append(ConvPart(plan, act))
+        elif plan.kind in ("conv", "stem"):
+            layers += _conv_bn_act(cin, plan.cout, plan.stride, act, plan.bias)
         elif schedule.block == "basic":
             layers.append(BasicBlock(cin, plan.planes, plan.stride, act))
         else:
@@ -274,7 +404,14 @@ class LocalUnit(nn.Module):
         self.sim = nn.Conv2d(plan.cout, plan.cout, 3, padding=1, bias=False) if spec.sim else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return self.carry(x, self.body(x))
+
+    def carry(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """What the unit passes on, given its input x and its features h (dropped out in training): h, except for a
+        block's convolution before the last (`ConvPart.carry`)."""
+        if self.plan.kind != "part":
+            return h
+        return cast(ConvPart, self.body[-1]).carry(x, h)
 
 
 class LocalNet(nn.Module):
@@ -302,10 +439,12 @@ class LocalNet(nn.Module):
                 units.append(LocalUnit(plan, schedule, spec, activation))
         self.units = nn.ModuleList(units)
         with seeded(derive_seed(seed, "output")):
-            linear = nn.Linear(schedule.out_widths[-1], schedule.num_classes)
+            linear = nn.Linear(schedule.final_width, schedule.num_classes)
             if zero_init_output:
                 nn.init.zeros_(linear.weight)
-            self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), linear)
+            # After FC units the output layer reads their features; else the global average of the last stage's.
+            pooling = [] if schedule.fc_units else [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+            self.classifier = nn.Sequential(*pooling, linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for unit in self.units:
@@ -348,16 +487,16 @@ class Complexity:
     params_aux: int  # params + every unit's auxiliary heads
     flops: int  # forward, backbone + output classifier
     flops_aux: int  # forward including the auxiliary heads' convs and linears
-    activations: int  # elements of every conv output in the backbone (stem and shortcuts included)
+    activations: int  # elements of every conv (and FC unit) output in the backbone (stem and shortcuts included)
     conv_layers: int  # weight layers as the paper counts them (stem + block convs, no shortcuts)
     unit_params: tuple[int, ...]  # body + heads, per unit: what each unit's optimizer holds
     unit_activations: tuple[int, ...]  # conv output elements per unit (body only)
     stages: tuple[StageInfo, ...]
 
 
-def _conv_cost(cin: int, cout: int, k: int, res_out: int) -> tuple[int, int, int]:
-    """(params, flops, output elements) of a bias-free conv followed by BatchNorm."""
-    params = k * k * cin * cout + 2 * cout
+def _conv_cost(cin: int, cout: int, k: int, res_out: int, bias: bool = False) -> tuple[int, int, int]:
+    """(params, flops, output elements) of a conv (bias-free unless `bias`) followed by BatchNorm."""
+    params = k * k * cin * cout + (cout if bias else 0) + 2 * cout
     flops = 2 * k * k * cin * cout * res_out * res_out
     return params, flops, cout * res_out * res_out
 
@@ -370,6 +509,15 @@ def complexity(schedule: Schedule, head: HeadSpec | None = None) -> Complexity:
     unit_params: list[int] = []
     unit_acts: list[int] = []
     for plan in unit_plan(schedule):
+        if plan.kind == "fc":  # linear with bias + BatchNorm1d; heads: linear classifier, bias-free linear map
+            u_params, u_flops = plan.cin * plan.cout + plan.cout + 2 * plan.cout, 2 * plan.cin * plan.cout
+            h_params = plan.cout * schedule.num_classes + schedule.num_classes + (plan.cout**2 if spec.sim else 0)
+            h_flops = 2 * plan.cout * schedule.num_classes + (2 * plan.cout**2 if spec.sim else 0)
+            params, flops, acts = params + u_params, flops + u_flops, acts + plan.cout
+            head_params, head_flops = head_params + h_params, head_flops + h_flops
+            unit_params.append(u_params + h_params)
+            unit_acts.append(plan.cout)
+            continue
         costs: list[tuple[int, int, int]] = []
         res_block_in = plan.res_in if plan.pool is None else plan.res_out
         cin = plan.cin
@@ -377,8 +525,14 @@ def complexity(schedule: Schedule, head: HeadSpec | None = None) -> Complexity:
             costs.append(_conv_cost(cin, plan.planes, 3, plan.res_in))
             cin = plan.planes
             convs += 1
-        if schedule.family == "vgg":
-            costs.append(_conv_cost(cin, plan.cout, 3, plan.res_out))
+        if plan.kind in ("conv", "stem"):
+            costs.append(_conv_cost(cin, plan.cout, 3, plan.res_out, plan.bias))
+            convs += 1
+        elif plan.kind == "part":
+            k = 3 if plan.parts == 2 or plan.part == 1 else 1
+            costs.append(_conv_cost(cin, plan.cout, k, plan.res_out))
+            if plan.shortcut:
+                costs.append(_conv_cost(plan.skip, plan.cout, 1, plan.res_out))
             convs += 1
         elif schedule.block == "basic":
             costs += [
@@ -393,7 +547,7 @@ def complexity(schedule: Schedule, head: HeadSpec | None = None) -> Complexity:
                 _conv_cost(plan.planes, plan.cout, 1, plan.res_out),
             ]
             convs += 3
-        if schedule.family == "resnet" and (plan.stride != 1 or cin != plan.cout):
+        if plan.kind == "block" and (plan.stride != 1 or cin != plan.cout):
             costs.append(_conv_cost(cin, plan.cout, 1, plan.res_out))
         u_params = sum(c[0] for c in costs)
         u_flops = sum(c[1] for c in costs)
@@ -414,7 +568,7 @@ def complexity(schedule: Schedule, head: HeadSpec | None = None) -> Complexity:
         head_params, head_flops = head_params + h_params, head_flops + h_flops
         unit_params.append(u_params + h_params)
         unit_acts.append(u_acts)
-    last = schedule.out_widths[-1]
+    last = schedule.final_width
     params += last * schedule.num_classes + schedule.num_classes
     flops += 2 * last * schedule.num_classes
     stages = tuple(StageInfo(d, r, w) for d, r, w in zip(schedule.hierarchy, schedule.resolutions, schedule.out_widths))

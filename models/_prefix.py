@@ -35,7 +35,7 @@ from ._network import unit_plan
 from ._recipe import Recipe
 from ._schedule import Schedule
 
-PREFIX_FORMAT = 3  # 3: units trained with `_steps.dropped` masks and a resolved precision
+PREFIX_FORMAT = 4  # 3: units trained with `_steps.dropped` masks and a resolved precision; 4: plans name kind, bias
 DEFAULT_MAX_BYTES = 2 * 1024**3
 
 

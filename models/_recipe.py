@@ -243,7 +243,8 @@ _PAPER = {
 
 
 def paper_recipe(dataset: str, family: str = "resnet", preset: str | None = None, **overrides: Any) -> Recipe:
-    """The paper's recipe for a data set and family (a preset's own table values when given), then overrides."""
+    """The paper's recipe for a data set and family, then a network preset's (its table's lr and dropout, the
+    reference code's options for it and, on CIFAR, the reference's normalisation), then overrides."""
     key = (dataset, family)
     if key not in _PAPER:
         raise RecipeError(f"no recipe for data set {dataset!r} and family {family!r}")
@@ -252,6 +253,9 @@ def paper_recipe(dataset: str, family: str = "resnet", preset: str | None = None
         p = get_preset(preset)
         if dataset in p.dropout:
             values.update(lr=p.lr, dropout=p.dropout[dataset])
+        values.update(p.options)
+        if dataset in REFERENCE_NORMALISATION:
+            values["normalisation"] = "reference"
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Recipe(**values)
 

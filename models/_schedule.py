@@ -15,6 +15,9 @@ from ._errors import ScheduleError
 FAMILIES = ("vgg", "resnet")
 BLOCKS = ("basic", "bottleneck")
 DOWNSAMPLES = ("maxpool", "avgpool", "conv")
+# What one local loss trains in the resnet family: a residual block (the paper's unit count) or each convolution,
+# as the reference code (its stem its own unit, a block's shortcut trained by the block's last conv's loss).
+LOCAL_UNITS = ("block", "conv")
 
 # VGG's widths per stage (Simonyan & Zisserman); stages beyond the fifth stay at 512.
 _VGG_WIDTHS = (64, 128, 256, 512, 512)
@@ -28,16 +31,31 @@ class Schedule:
     one 3x3 conv (+BN, activation, dropout) for `vgg` and one residual block for `resnet`, as the paper counts.
     Defaults left as None are filled from the family (widths doubling from 64 for resnet, VGG's for vgg;
     max-pool for vgg, the strided first block for resnet).
+
+    Hidden FC units (`fc_units`, the reference's `--num-layers`/`--num-hidden`) come after the last stage and are
+    not in the hierarchy list: the list counts convolutional units per stage, as the paper's Tables do for VGG8,
+    VGG11, VGG16 and VGG19 (Table I writes VGG8b's FC unit as a fifth entry, [2,2,1,1,1]; Table II leaves it out).
+    The search varies the list only; FC units and widths are fixed for a study.
     """
 
     hierarchy: tuple[int, ...]
     family: str = "resnet"
     block: str = "basic"
-    widths: tuple[int, ...] | None = None
+    widths: tuple[int, ...] | None = None  # channels of each stage's units (leaving the stage); None: the family's
     num_classes: int = 10
     in_channels: int = 3
     input_size: int = 32
     downsample: str | None = None
+    # Per stage, the widths of its first units when a stage widens inside itself (VGG8b: ((128,), (256,), (), ()),
+    # i.e. 128,256 | 256,512 | 512 | 512); a stage's other units, and always its last, take its width in `widths`.
+    # None: every unit of a stage has the stage's width.
+    lead_widths: tuple[tuple[int, ...], ...] | None = None
+    # Widths of the locally trained hidden FC units after the last stage (the reference's VGGs: (1024,)). Before the
+    # first, the last stage's output is downsampled once more (max- or average-pooled as `downsample` says; average
+    # for strided convs) and flattened, as the reference's trailing 'M'; the output layer then reads the last FC unit.
+    fc_units: tuple[int, ...] = ()
+    conv_bias: bool = False  # a bias in every VGG conv (the reference's; BatchNorm cancels it but it counts)
+    local_unit: str = "block"  # resnet: block | conv (see LOCAL_UNITS); the hierarchy counts blocks either way
 
     def __post_init__(self) -> None:
         hierarchy = _as_int_tuple(self.hierarchy, "hierarchy")
@@ -68,8 +86,42 @@ class Schedule:
         else:
             widths = _as_int_tuple(self.widths, "widths")
         if len(widths) != n or any(w <= 0 for w in widths):
-            raise ScheduleError(f"widths {list(widths)} do not fit {n} stages: give {n} positive widths, one per stage")
+            raise ScheduleError(
+                f"widths {list(widths)} do not fit {n} stages: give {n} positive widths, one per stage", "widths"
+            )
         object.__setattr__(self, "widths", widths)
+        if self.lead_widths is not None:
+            try:
+                lead = tuple(_as_int_tuple(stage, "lead widths") for stage in self.lead_widths)
+            except TypeError:
+                lead = ((-1,),)
+            if len(lead) != n or any(w <= 0 for stage in lead for w in stage):
+                raise ScheduleError(
+                    f"widths within stages {[list(t) for t in lead]} do not fit {n} stages: give positive widths, "
+                    "e.g. --widths 128:256,256:512,512,512",
+                    "lead_widths",
+                )
+            object.__setattr__(self, "lead_widths", lead if any(lead) else None)
+        fc_units = _as_int_tuple(self.fc_units, "fc_units")
+        if any(w <= 0 for w in fc_units):
+            raise ScheduleError(
+                f"FC units {list(fc_units)} must have positive widths, e.g. --fc-units 1024", "fc_units"
+            )
+        object.__setattr__(self, "fc_units", fc_units)
+        if not isinstance(self.conv_bias, bool):
+            raise ScheduleError(f"conv_bias must be true or false, got {self.conv_bias!r}", "conv_bias")
+        if self.conv_bias and self.family != "vgg":
+            raise ScheduleError(
+                "conv bias applies to the vgg family only (the reference's ResNets have none)", "conv_bias"
+            )
+        if self.local_unit not in LOCAL_UNITS:
+            raise ScheduleError(
+                f"unknown local unit {self.local_unit!r}: choose one of {', '.join(LOCAL_UNITS)}", "local_unit"
+            )
+        if self.local_unit != "block" and self.family != "resnet":
+            raise ScheduleError(
+                "--local-unit applies to the resnet family only (a vgg unit is one conv already)", "local_unit"
+            )
         for name in ("num_classes", "in_channels", "input_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (2 if name == "num_classes" else 1):
@@ -81,6 +133,12 @@ class Schedule:
                 f"hierarchy {list(hierarchy)} needs {n - 1} downsamplings but a {self.input_size}x{self.input_size} "
                 f"input allows at most {allowed - 1}: use at most {allowed} stages or a larger input"
             )
+        if fc_units and sizes[-1] // 2 < 1:
+            raise ScheduleError(
+                f"FC units need one more downsampling after the last stage, but its feature maps are "
+                f"{sizes[-1]}x{sizes[-1]}: use fewer stages, a larger input or no --fc-units",
+                "fc_units",
+            )
 
     @property
     def stages(self) -> int:
@@ -88,7 +146,11 @@ class Schedule:
 
     @property
     def units(self) -> int:
-        return sum(self.hierarchy)
+        """Locally trained units: the hierarchy's, each block's convolutions (2 basic, 3 bottleneck) and the stem
+        with `local_unit` conv, and the FC units."""
+        if self.local_unit == "conv":
+            return 1 + sum(self.hierarchy) * (3 if self.block == "bottleneck" else 2) + len(self.fc_units)
+        return sum(self.hierarchy) + len(self.fc_units)
 
     @property
     def expansion(self) -> int:
@@ -108,18 +170,63 @@ class Schedule:
         assert self.widths is not None
         return tuple(w * self.expansion for w in self.widths)
 
+    @property
+    def fc_input(self) -> int:
+        """Features the first FC unit reads: the last stage's channels at half its resolution, flattened."""
+        side = self.resolutions[-1] // 2
+        return self.out_widths[-1] * side * side
+
+    @property
+    def final_width(self) -> int:
+        """What the output layer reads: the last FC unit's width, else the last stage's channels."""
+        return self.fc_units[-1] if self.fc_units else self.out_widths[-1]
+
+    def unit_width(self, stage: int, index: int) -> int:
+        """The width (bottleneck: inner width) of unit `index` of `stage`: a lead width, or the stage's."""
+        assert self.widths is not None
+        lead = self.lead_widths[stage] if self.lead_widths else ()
+        last = index == self.hierarchy[stage] - 1
+        return lead[index] if index < len(lead) and not last else self.widths[stage]
+
+    def unit_widths(self) -> tuple[tuple[int, ...], ...]:
+        """Per stage, the width of each of its units (FC units not included)."""
+        return tuple(tuple(self.unit_width(s, i) for i in range(d)) for s, d in enumerate(self.hierarchy))
+
+    def widths_text(self) -> str:
+        """The widths as --widths takes them: 64,128,256,512, or 128:256,256:512,512,512 where stages widen."""
+        return format_widths(self.widths or (), self.lead_widths)
+
     def unit_positions(self) -> list[tuple[int, int]]:
-        """(stage, index within stage) of every unit, in training order."""
+        """(stage, index within stage) of every unit, in training order (FC units not included)."""
         return [(s, i) for s, d in enumerate(self.hierarchy) for i in range(d)]
 
     def label(self) -> str:
         return "[" + ",".join(map(str, self.hierarchy)) + "]"
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON takes them; those added later (lead widths, FC units, conv bias) only where set, so a
+        schedule without them reads as it did before them."""
         data = asdict(self)
         data["hierarchy"] = list(self.hierarchy)
         data["widths"] = list(self.widths or ())
+        for name in EXTRA_FIELDS:
+            data.pop(name)
+        data.update(self.extras())
         return data
+
+    def extras(self) -> dict[str, Any]:
+        """The fields added after the first schedules (lead widths, FC units, conv bias, local unit) that differ
+        from their defaults, as JSON takes them: {} for one width per stage, no FC unit, no bias, block units."""
+        out: dict[str, Any] = {}
+        if self.lead_widths:
+            out["lead_widths"] = [list(t) for t in self.lead_widths]
+        if self.fc_units:
+            out["fc_units"] = list(self.fc_units)
+        if self.conv_bias:
+            out["conv_bias"] = True
+        if self.local_unit != "block":
+            out["local_unit"] = self.local_unit
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Schedule:
@@ -128,6 +235,33 @@ class Schedule:
         if unknown:
             raise ScheduleError(f"unknown schedule field(s) {unknown}: allowed are {sorted(known)}")
         return cls(**data)
+
+
+# Schedule fields stored only where they differ from their defaults (`Schedule.extras`).
+EXTRA_FIELDS = ("lead_widths", "fc_units", "conv_bias", "local_unit")
+
+
+def parse_widths(text: str) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...] | None]:
+    """'64,128,256,512' or '128:256,256:512,512,512' (a stage that widens inside itself: its units' widths joined
+    by ':') as (stage widths, lead widths or None); see `Schedule.lead_widths`."""
+    cleaned = text.strip().strip("[]()").replace(" ", "")
+    stages = [part for part in cleaned.split(",") if part != ""]
+    try:
+        per_stage = [tuple(int(w) for w in part.split(":")) for part in stages]
+    except ValueError:
+        raise ScheduleError(
+            f"widths {text!r} are not integers separated by commas (and ':' within a stage), e.g. 64,128,256,512 "
+            "or 128:256,256:512,512,512"
+        ) from None
+    widths = tuple(t[-1] for t in per_stage)
+    lead = tuple(t[:-1] for t in per_stage)
+    return widths, (lead if any(lead) else None)
+
+
+def format_widths(widths: Sequence[int], lead: Sequence[Sequence[int]] | None) -> str:
+    """The inverse of `parse_widths`."""
+    lead = lead or [()] * len(widths)
+    return ",".join(":".join(map(str, (*stage, w))) for stage, w in zip(lead, widths))
 
 
 def _as_int_tuple(values: Any, name: str) -> tuple[int, ...]:
@@ -161,7 +295,8 @@ def _max_downsamplings(size: int) -> int:
 
 @dataclass(frozen=True)
 class Preset:
-    """A base network of the paper, with its published hierarchy and per-data-set learning rate and dropout."""
+    """A base network of the paper as the reference code builds it, with its published hierarchy, per-data-set
+    learning rate and dropout, and the reference's training options for it."""
 
     name: str
     family: str
@@ -171,23 +306,38 @@ class Preset:
     lr: float
     dropout: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    lead_widths: tuple[tuple[int, ...], ...] | None = None  # see Schedule.lead_widths
+    fc_units: tuple[int, ...] = ()  # see Schedule.fc_units
+    conv_bias: bool = False
+    # The reference's options for it (recipe fields), below the command line's: its Dropout2d on convolutions and
+    # its zero-initialised output layer (train.py 723, 1014, 1241). Its CIFAR normalisation: `paper_recipe`.
+    options: dict[str, object] = field(default_factory=lambda: dict(REFERENCE_PRESET_OPTIONS))
 
 
-# Tables I-VI of Ma et al. (2020): LR and DR columns. VGG8b's per-conv widths 128,256 | 256,512 | 512 | 512
-# (Noekland & Eidnes) are approximated by each stage's last width, since a schedule has one width per stage.
-# One row per network, as the paper's tables print them.
+REFERENCE_PRESET_OPTIONS: dict[str, object] = {"dropout_kind": "channel", "zero_init_output": True}
+
+# Tables I-VI of Ma et al. (2020): LR and DR columns; the networks as anokland/local-loss's train.py defines them
+# (its `cfg` table, line 1271, with --num-layers 1 --num-hidden 1024 by default: one hidden FC-1024 unit after a
+# trailing max-pool; convs with a bias, line 675). One row per network, as the paper's tables print them.
+_VGG5 = (64, 128, 256, 512, 512)
+
+
+def _vgg(name: str, hierarchy: tuple[int, ...], widths: tuple[int, ...], lr: float, dropout: dict[str, float],
+         note: str, lead: tuple[tuple[int, ...], ...] | None = None) -> Preset:  # fmt: skip
+    """A VGG of the reference: its convs with a bias, one hidden FC-1024 unit."""
+    return Preset(name, "vgg", "basic", hierarchy, widths, lr, dropout, note, lead, (1024,), True)
+
+
 # fmt: off
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        Preset("vgg8b", "vgg", "basic", (2, 2, 1, 1), (256, 512, 512, 512), 5e-4,
-               {"cifar10": 0.2, "cifar100": 0.05}, "Table I/II; stage widths approximate 128-256/256-512"),
-        Preset("vgg11", "vgg", "basic", (1, 1, 2, 2, 2), (64, 128, 256, 512, 512), 5e-4,
-               {"cifar10": 0.2, "cifar100": 0.2}, "Table I/II"),
-        Preset("vgg16", "vgg", "basic", (2, 2, 3, 3, 3), (64, 128, 256, 512, 512), 3e-4,
-               {"cifar10": 0.25, "cifar100": 0.1}, "Table I/II"),
-        Preset("vgg19", "vgg", "basic", (2, 2, 4, 4, 4), (64, 128, 256, 512, 512), 3e-4,
-               {"cifar10": 0.25, "cifar100": 0.15}, "Table I/II"),
+        _vgg("vgg8", (1, 1, 1, 1, 1), _VGG5, 5e-4, {"cifar10": 0.2, "cifar100": 0.2}, "Table I/II; its vgg8"),
+        _vgg("vgg8b", (2, 2, 1, 1), (256, 512, 512, 512), 5e-4, {"cifar10": 0.2, "cifar100": 0.05},
+             "Table I/II; its vgg8b, 128,256 | 256,512 | 512 | 512", ((128,), (256,), (), ())),
+        _vgg("vgg11", (1, 1, 2, 2, 2), _VGG5, 5e-4, {"cifar10": 0.2, "cifar100": 0.2}, "Table I/II; its vgg11"),
+        _vgg("vgg16", (2, 2, 3, 3, 3), _VGG5, 3e-4, {"cifar10": 0.25, "cifar100": 0.1}, "Table I/II; its vgg16"),
+        _vgg("vgg19", (2, 2, 4, 4, 4), _VGG5, 3e-4, {"cifar10": 0.25, "cifar100": 0.15}, "Table I/II; its vgg19"),
         Preset("resnet18", "resnet", "basic", (2, 2, 2, 2), (64, 128, 256, 512), 3e-4,
                {"cifar10": 0.3, "cifar100": 0.1}, "Table III-VI"),
         Preset("resnet34", "resnet", "basic", (3, 4, 6, 3), (64, 128, 256, 512), 3e-4,
@@ -217,8 +367,18 @@ def make_schedule(
     in_channels: int = 3,
     input_size: int = 32,
     downsample: str | None = None,
+    fc_units: Sequence[int] | str | None = None,
+    conv_bias: bool | None = None,
+    local_unit: str | None = None,
 ) -> Schedule:
-    """Build a schedule from a preset and/or explicit fields; explicit fields win over the preset's."""
+    """Build a schedule from a preset and/or explicit fields; explicit fields win over the preset's.
+
+    `widths` may be a string as --widths takes it ('128:256,256:512,512,512': see `parse_widths`). A preset's
+    widths apply when the hierarchy has its number of stages; its FC units and conv bias always (for its family).
+    """
+    lead: tuple[tuple[int, ...], ...] | None = None
+    if isinstance(widths, str):
+        widths, lead = parse_widths(widths)
     if preset is not None:
         p = get_preset(preset)
         family = family or p.family
@@ -226,10 +386,15 @@ def make_schedule(
         if hierarchy is None:
             hierarchy = p.hierarchy
         if widths is None and (len(_as_int_tuple(hierarchy, "hierarchy")) == len(p.widths)):
-            widths = p.widths
+            widths, lead = p.widths, p.lead_widths
+        if family == p.family:
+            fc_units = p.fc_units if fc_units is None else fc_units
+            conv_bias = p.conv_bias if conv_bias is None else conv_bias
     if hierarchy is None:
         raise ScheduleError("no hierarchy given: pass --hierarchy 1,1,2,4 or --preset NAME")
     family = family or "resnet"
+    if isinstance(fc_units, str):
+        fc_units = () if fc_units.strip().lower() in ("", "0", "none") else parse_int_list(fc_units, "fc_units")
     return Schedule(
         hierarchy=_as_int_tuple(hierarchy, "hierarchy"),
         family=family,
@@ -239,4 +404,8 @@ def make_schedule(
         in_channels=in_channels,
         input_size=input_size,
         downsample=downsample,
+        lead_widths=lead,
+        fc_units=tuple(fc_units or ()),
+        conv_bias=bool(conv_bias),
+        local_unit=local_unit or "block",
     )

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ._batches import iter_batches, plan_epoch
 from ._data import DataSplits
-from ._device import autocast, memory_format, resolve_precision
+from ._device import autocast, layout, memory_format, resolve_precision
 from ._errors import TrainingError
 from ._losses import sim_loss
 from ._network import build_network, derive_seed
@@ -187,13 +187,14 @@ class Learner:
 
     def unit_step(self, j: int, h: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One update of unit j on its detached input h: (what it passes on, detached and dropped out; its loss)."""
+        unit = self.net.units[j]
         with autocast(self.dev, self.precision):
-            out = self.net.units[j].body(h)
+            out = unit.body(h)
             loss = self.unit_loss(j, out, y)
         loss.backward()
         self.opts[j].step()
         self.opts[j].zero_grad(set_to_none=True)
-        return self.dropout(out.detach(), j), loss.detach()
+        return unit.carry(h, self.dropout(out.detach(), j)), loss.detach()
 
     def output_step(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One update of the output classifier on the last unit's detached output; its loss."""
@@ -220,11 +221,11 @@ class Learner:
         total: torch.Tensor | float = 0.0
         with autocast(self.dev, self.precision):
             for j, unit in enumerate(self.net.units):
-                h = unit.body(h)
-                probe = self.cross_entropy(unit.pred(h.detach()), y)
+                f = unit.body(h)
+                probe = self.cross_entropy(unit.pred(f.detach()), y)
                 self.loss_sums[j] += probe.detach()
                 total = total + probe
-                h = self.dropout(h, j)
+                h = unit.carry(h, self.dropout(f, j))
             out = self.cross_entropy(self.net.classifier(h), y)
             self.loss_sums[-1] += out.detach()
         (total + out).backward()
@@ -280,7 +281,7 @@ class Learner:
         """A batch through the frozen units 0..j-1."""
         with autocast(self.dev, self.precision):
             for unit in self.net.units[:j]:
-                x = unit.body(x)
+                x = unit(x)
         return x.float() if self.precision == "bf16" else x
 
     @torch.no_grad()
@@ -288,9 +289,9 @@ class Learner:
         """Advance the cached training-set features through the newly frozen unit j."""
         chunks = []
         for start in range(0, feats.shape[0], self.recipe.eval_batch_size):
-            xb = feats[start : start + self.recipe.eval_batch_size].contiguous(memory_format=self.memory_format)
+            xb = layout(feats[start : start + self.recipe.eval_batch_size], self.memory_format)
             with autocast(self.dev, self.precision):
-                chunks.append(self.net.units[j].body(xb).float())
+                chunks.append(self.net.units[j](xb).float())
         return torch.cat(chunks)
 
     @torch.no_grad()
@@ -310,9 +311,11 @@ class Learner:
             yb = y[start : start + self.recipe.eval_batch_size]
             with autocast(self.dev, self.precision):
                 for j in range(upto):
-                    h = self.net.units[j].body(h)
+                    unit = self.net.units[j]
+                    f = unit.body(h)
                     if only is None or j == only:
-                        correct[j] += (self.net.units[j].pred(h).argmax(1) == yb).sum()
+                        correct[j] += (unit.pred(f).argmax(1) == yb).sum()
+                    h = unit.carry(h, f)
                 if output:
                     correct[-1] += (self.net.classifier(h).argmax(1) == yb).sum()
         acc = (correct / max(x.shape[0], 1)).tolist()

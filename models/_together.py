@@ -165,8 +165,10 @@ class _Together:
             with autocast(self.dev, self.learners[0].precision):
                 for n in live:
                     unit = n.learner.net.units[n.j]
-                    h = hs[n.key] = unit.body(xb if n.parent is None else hs[n.parent])
+                    x_in = xb if n.parent is None else hs[n.parent]
+                    h = unit.body(x_in)
                     n.correct += (unit.pred(h).argmax(1) == yb).sum()
+                    hs[n.key] = unit.carry(x_in, h)
                 for c in active:
                     h = hs[self.paths[c][-1].key]
                     classifier_correct[c] += (self.learners[c].net.classifier(h).argmax(1) == yb).sum()

@@ -24,7 +24,7 @@ from ._data import DATASETS, dataset_info
 from ._errors import LwlError, OutputError, UsageError, interrupted
 from ._losses import LOSSES
 from ._recipe import ACTIVATIONS, DROPOUT_KINDS, MODES, NORMALISATIONS, OPTIMIZERS, PRECISIONS, Recipe, paper_recipe
-from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, PRESETS, Schedule, make_schedule
+from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, LOCAL_UNITS, PRESETS, Schedule, make_schedule
 
 # The longest message a command prints for an error: a value echoed back (a preset expanded through YAML aliases,
 # a pasted file) must not flood the terminal.
@@ -81,7 +81,23 @@ class Parser(argparse.ArgumentParser):
 NETWORK_FLAGS: dict[str, dict[str, Any]] = {
     "--family": dict(choices=FAMILIES, help="vgg: a unit is one conv; resnet: one residual block"),
     "--block": dict(choices=BLOCKS, help="residual block of the resnet family (default basic)"),
-    "--widths": dict(help="channels per stage, e.g. 64,128,256,512 (default: the family's)"),
+    "--widths": dict(
+        help="channels per stage, e.g. 64,128,256,512; a stage that widens inside itself joins its units' widths "
+        "with ':', e.g. 128:256,256:512,512,512 (the reference's vgg8b; default: the family's)"
+    ),
+    "--fc-units": dict(
+        metavar="LIST",
+        help="widths of locally trained hidden FC units after the last stage, e.g. 1024 (the reference's "
+        "--num-layers/--num-hidden); none: no FC unit (default: the preset's, else none)",
+    ),
+    "--conv-bias": dict(
+        choices=("on", "off"), help="a bias in every vgg conv (default: on for the paper's VGG presets, else off)"
+    ),
+    "--local-unit": dict(
+        choices=LOCAL_UNITS,
+        help="resnet: what one local loss trains, a residual block (default) or each convolution as the "
+        "reference code (the stem its own unit); the hierarchy counts blocks either way",
+    ),
     "--downsample": dict(
         choices=DOWNSAMPLES, help="between stages (default: maxpool for vgg, strided first block for resnet)"
     ),
@@ -363,7 +379,18 @@ def schedule_from_args(
         in_channels=info.in_channels,
         input_size=info.input_size,
         downsample=args.downsample,
+        **network_options(args),
     )
+
+
+def network_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The `make_schedule` fields of --fc-units, --conv-bias and --local-unit (None: not given)."""
+    bias = getattr(args, "conv_bias", None)
+    return {
+        "fc_units": getattr(args, "fc_units", None),
+        "conv_bias": None if bias is None else bias == "on",
+        "local_unit": getattr(args, "local_unit", None),
+    }
 
 
 def recipe_from_args(args: argparse.Namespace, family: str, **extra: Any) -> Recipe:
@@ -468,6 +495,7 @@ __all__ = [
     "percent",
     "plural",
     "recipe_from_args",
+    "network_options",
     "reference_options",
     "run_command",
     "schedule_from_args",

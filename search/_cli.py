@@ -83,9 +83,8 @@ def _search(
         print(
             f"lwl-search: study {study_name!r} in {shown_url}\n"
             f"  space: {settings.space.describe()}: {plural(len(settings.space), 'feasible list')}\n"
-            f"  candidates: {settings.family} {settings.block if settings.family == 'resnet' else ''} widths "
-            f"{','.join(map(str, settings.widths))}, {r.loss}, {r.mode}, {plural(r.epochs, 'epoch')}, lr {r.lr:g}, "
-            f"dropout {r.dropout:g}, batch {r.batch_size}, on {device} in {r.precision}\n"
+            f"  candidates: {settings.network_text()}, {r.loss}, {r.mode}, {plural(r.epochs, 'epoch')}, lr {r.lr:g}, "
+            f"dropout {r.dropout:g}, batch {r.batch_size}, on {device} in {r.precision}{settings.options_text()}\n"
             + (
                 f"  objectives: accuracy against {', '.join(settings.costs)} (the front: study "
                 f"{pareto_study_name(study_name)!r})\n"

@@ -14,9 +14,9 @@ import yaml
 from lwl.models import (
     DATASETS,
     PRESETS,
+    format_widths,
     get_preset,
     paper_recipe,
-    parse_int_list,
     resolve_device,
     resolve_precision,
 )
@@ -30,6 +30,7 @@ from lwl.models.cli import (
     add_flags,
     check_ranges,
     flag_name,
+    network_options,
     reference_options,
 )
 
@@ -315,6 +316,12 @@ def _preset_value(path: Path, key: str, value: Any, action: argparse.Action | No
         if isinstance(value, str) or _whole_numbers(value):
             return value if isinstance(value, str) else ",".join(map(str, value))
         raise PresetError(f"{where}: give a list of whole numbers, one per stage, e.g. [16, 32, 64, 128]")
+    if key == "fc_units":
+        if isinstance(value, str) or _whole_numbers(value) or value == []:
+            return value if isinstance(value, str) else ",".join(map(str, value)) or "none"
+        raise PresetError(f"{where}: give a list of whole numbers, e.g. [1024], or none")
+    if key == "conv_bias" and isinstance(value, bool):  # YAML reads on/off as true/false
+        return "on" if value else "off"
     if key == "objectives" and isinstance(value, list) and all(isinstance(v, str) for v in value):
         return ",".join(value)
     if key == "enqueue":
@@ -399,12 +406,16 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         raise UsageError("--budget is required (or a --preset that sets it), e.g. --budget 16")
     space = SearchSpace(args.budget, args.stages, args.shallow_stages, args.constraint)
     family, block, widths = args.family or "resnet", args.block, args.widths
+    network = network_options(args)
     if args.network:
         net = get_preset(args.network)
         family = args.family or net.family
         block = block or net.block
         if widths is None and len(net.widths) == space.stages:
-            widths = ",".join(map(str, net.widths))
+            widths = format_widths(net.widths, net.lead_widths)
+        if family == net.family:
+            network["fc_units"] = net.fc_units if network["fc_units"] is None else network["fc_units"]
+            network["conv_bias"] = net.conv_bias if network["conv_bias"] is None else network["conv_bias"]
     recipe = paper_recipe(
         args.dataset,
         family,
@@ -429,10 +440,11 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         recipe,
         family=family,
         block=block,
-        widths=parse_int_list(widths, "widths") if widths else None,
+        widths=widths or None,
         downsample=args.downsample,
         limits=limits,
         objectives=args.objectives,
+        **network,
     )
 
 

@@ -71,6 +71,12 @@ class StudySettings:
     recipe: Recipe
     limits: CostLimits = CostLimits()  # --max-params, --max-flops, --max-memory
     objectives: tuple[str, ...] = ("accuracy",)  # --objectives: accuracy, then the costs the front trades it against
+    # The network's fields beyond one width per stage (Schedule.lead_widths, fc_units, conv_bias, local_unit): the
+    # reference's VGGs (--preset vgg8b) or --widths 128:256,..., --fc-units, --conv-bias, --local-unit.
+    lead_widths: tuple[tuple[int, ...], ...] | None = None
+    fc_units: tuple[int, ...] = ()
+    conv_bias: bool = False
+    local_unit: str = "block"
 
     @property
     def costs(self) -> tuple[str, ...]:
@@ -89,6 +95,9 @@ class StudySettings:
         downsample: str | None = None,
         limits: CostLimits | None = None,
         objectives: Sequence[str] = ("accuracy",),
+        fc_units: Sequence[int] | str | None = None,
+        conv_bias: bool | None = None,
+        local_unit: str | None = None,
     ) -> StudySettings:
         """Resolve the family's defaults once, prove a network can be built for this space, and restrict the space
         to the lists within `limits` (a SpaceError naming the limit to raise when none is)."""
@@ -104,10 +113,23 @@ class StudySettings:
             in_channels=info.in_channels,
             input_size=info.input_size,
             downsample=downsample,
+            fc_units=fc_units,
+            conv_bias=conv_bias,
+            local_unit=local_unit,
         )
         assert probe.widths is not None and probe.downsample is not None
         settings = cls(
-            space, probe.family, probe.block, probe.widths, probe.downsample, recipe, objectives=tuple(objectives)
+            space,
+            probe.family,
+            probe.block,
+            probe.widths,
+            probe.downsample,
+            recipe,
+            objectives=tuple(objectives),
+            lead_widths=probe.lead_widths,
+            fc_units=probe.fc_units,
+            conv_bias=probe.conv_bias,
+            local_unit=probe.local_unit,
         )
         return settings.limited(limits or CostLimits())
 
@@ -133,6 +155,10 @@ class StudySettings:
             in_channels=info.in_channels,
             input_size=info.input_size,
             downsample=self.downsample,
+            lead_widths=self.lead_widths,
+            fc_units=self.fc_units,
+            conv_bias=self.conv_bias,
+            local_unit=self.local_unit,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,6 +174,7 @@ class StudySettings:
             "recipe": self.recipe.to_dict(),
             **({"limits": self.limits.to_dict()} if self.limits else {}),  # absent without limits, as before them
             **({"objectives": list(self.objectives)} if self.costs else {}),  # absent for accuracy alone, likewise
+            **self.schedule((1,) * self.space.stages).extras(),  # lead widths, FC units, bias, local unit: where set
         }
 
     @classmethod
@@ -161,10 +188,39 @@ class StudySettings:
             data["downsample"],
             Recipe.from_dict(data["recipe"]),
             objectives=tuple(data.get("objectives") or ("accuracy",)),
+            lead_widths=None if data.get("lead_widths") is None else tuple(map(tuple, data["lead_widths"])),
+            fc_units=tuple(data.get("fc_units") or ()),
+            conv_bias=bool(data.get("conv_bias", False)),
+            local_unit=data.get("local_unit", "block"),
         ).limited(CostLimits.from_dict(data.get("limits")))
+
+    def network_text(self) -> str:
+        """'resnet basic widths 16,32,64,128', with the network's other fields where set: 'vgg widths
+        128:256,256:512,512,512 + FC 1024, conv bias', 'resnet basic ..., a local loss per conv'."""
+        probe = self.schedule((1,) * self.space.stages)
+        text = f"{self.family}{' ' + self.block if self.family == 'resnet' else ''} widths {probe.widths_text()}"
+        if self.fc_units:
+            text += f" + FC {','.join(map(str, self.fc_units))}"
+        return (
+            text
+            + (", conv bias" if self.conv_bias else "")
+            + (", a local loss per conv" if self.local_unit == "conv" else "")
+        )
+
+    def options_text(self) -> str:
+        """The reference code's options that differ from Section V, as '; optimizer sgd, momentum 0.9'; '' if none."""
+        stored = self.recipe.to_dict()
+        given = [f"{name} {_shown(stored[name])}" for name in REFERENCE_FIELDS if name in stored]
+        return f"; {', '.join(given)}" if given else ""
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

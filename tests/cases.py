@@ -16,3 +16,33 @@ REFERENCE_OPTIONS = {
     ),
     "cutout-epoch-milestones": dict(cutout=6, cutout_holes=2, lr_milestone_epochs=(1,), lr_gamma=0.5),
 }
+
+# Networks of the kinds the reference code builds beside Section V's (tests/models/test_reference_networks.py checks
+# each against the reference's formulas) as Schedule fields: the bitwise properties hold for each as for the default.
+# Narrow widths as every test's; the lead widths sit in the first stage, which every list in the tests shares.
+NETWORKS = {
+    "vgg-widening-fc-bias": dict(family="vgg", lead_widths=((2,), (), (), ()), fc_units=(12,), conv_bias=True),
+    "resnet-per-conv": dict(local_unit="conv"),
+    "bottleneck-per-conv-maxpool": dict(block="bottleneck", local_unit="conv", downsample="maxpool"),
+}
+
+
+def network(name, stages):
+    """NETWORKS[name] for a schedule of `stages` stages (its lead widths cut or padded to fit)."""
+    fields = dict(NETWORKS[name])
+    if "lead_widths" in fields:
+        fields["lead_widths"] = (tuple(fields["lead_widths"]) + ((),) * stages)[:stages]
+    return fields
+
+
+def prefixes(schedule):
+    """The unit plans of every prefix of `schedule`: two schedules share unit j when their j-th prefixes are equal."""
+    from lwl.models import unit_plan
+
+    plans = [repr(p) for p in unit_plan(schedule)]
+    return [tuple(plans[: k + 1]) for k in range(len(plans))]
+
+
+def shared_units(a, b):
+    """How many units schedules a and b share from the first (the same plan for each of them and all before)."""
+    return len(set(prefixes(a)) & set(prefixes(b)))

@@ -3,14 +3,16 @@ bitwise, in weights and in every record its caller sees."""
 
 import pytest
 import torch
-from cases import REFERENCE_OPTIONS
+from cases import NETWORKS, REFERENCE_OPTIONS, network, shared_units
 
 from lwl.models import PrefixStore, Schedule, load_data, paper_recipe, train
 
 WIDTHS = (4, 8, 8, 16)
-CASES = [(a, p, {}) for a in (None, ("flip",)) for p in ("fp32", "bf16")]
-CASES += [(None, "fp32", o) for o in REFERENCE_OPTIONS.values()]
+CASES = [(a, p, {}, None) for a in (None, ("flip",)) for p in ("fp32", "bf16")]
+CASES += [(None, "fp32", o, None) for o in REFERENCE_OPTIONS.values()]
+CASES += [(None, "fp32", {}, n) for n in NETWORKS]
 CASE_IDS = ["cached-prefix-fp32", "cached-prefix-bf16", "augmented-fp32", "augmented-bf16", *REFERENCE_OPTIONS]
+CASE_IDS += list(NETWORKS)
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +20,9 @@ def digits():
     return load_data("digits")
 
 
-def _schedule(hierarchy):
-    return Schedule(tuple(hierarchy), widths=WIDTHS, num_classes=10, in_channels=1, input_size=16)
+def _schedule(hierarchy, net=None):
+    extra = network(net, len(hierarchy)) if net else {}
+    return Schedule(tuple(hierarchy), widths=WIDTHS, num_classes=10, in_channels=1, input_size=16, **extra)
 
 
 def _recipe(**kw):
@@ -39,16 +42,17 @@ def _assert_same(shared, alone):
     assert shared.output_acc == alone.output_acc and shared.unit_acc == alone.unit_acc
 
 
-@pytest.mark.parametrize(("augment", "precision", "options"), CASES, ids=CASE_IDS)
-def test_a_candidate_through_the_store_equals_it_trained_alone(digits, tmp_path, augment, precision, options):
+@pytest.mark.parametrize(("augment", "precision", "options", "net"), CASES, ids=CASE_IDS)
+def test_a_candidate_through_the_store_equals_it_trained_alone(digits, tmp_path, augment, precision, options, net):
     store = PrefixStore(tmp_path / "prefixes")
     recipe = _recipe(augment=augment, precision=precision, **options)
-    first = train(_schedule((1, 1, 2, 4)), recipe, digits, device="cpu", prefix_store=store)
+    a, b = _schedule((1, 1, 2, 4), net), _schedule((1, 1, 3, 3), net)
+    first = train(a, recipe, digits, device="cpu", prefix_store=store)
     assert first.reused_units == 0
-    assert store.size()[0] == 7  # every unit but the last, which also trained the output classifier
+    assert store.size()[0] == a.units - 1  # every unit but the last, which also trained the output classifier
     seen = []
     shared = train(
-        _schedule((1, 1, 3, 3)),
+        b,
         recipe,
         digits,
         device="cpu",
@@ -56,8 +60,11 @@ def test_a_candidate_through_the_store_equals_it_trained_alone(digits, tmp_path,
         prefix_store=store,
         on_progress=seen.append,
     )
-    assert shared.reused_units == 4 and shared.reused_seconds > 0
-    alone = train(_schedule((1, 1, 3, 3)), recipe, digits, device="cpu", keep_model=True)
+    # Four units are the same in both; with --local-unit conv, the stem and the four blocks' convolutions.
+    expected = {"resnet-per-conv": 1 + 4 * 2, "bottleneck-per-conv-maxpool": 1 + 4 * 3}.get(net, 4)
+    assert shared.reused_units == shared_units(a, b) == expected
+    assert shared.reused_seconds > 0
+    alone = train(b, recipe, digits, device="cpu", keep_model=True)
     _assert_same(shared, alone)
     # The caller (a pruner) was told about the reused units too, in order, with the same values.
     assert [(p.step, p.unit_acc, p.train_loss) for p in seen] == [

@@ -49,6 +49,7 @@ def test_schedule_is_frozen_hashable_and_round_trips():
 
 def test_presets_reproduce_the_papers_hierarchies():
     expected = {
+        "vgg8": (1, 1, 1, 1, 1),
         "vgg8b": (2, 2, 1, 1),
         "vgg11": (1, 1, 2, 2, 2),
         "vgg16": (2, 2, 3, 3, 3),

@@ -7,21 +7,22 @@ import sys
 
 import pytest
 import torch
-from cases import REFERENCE_OPTIONS
+from cases import NETWORKS, REFERENCE_OPTIONS, network
 
 from lwl.models import ResumeError, RunDir, Schedule, TrainingConfig, load_data, paper_recipe, train
 
 SCHEDULE = Schedule((1, 2), widths=(4, 8), num_classes=10, in_channels=1, input_size=16)
 CASES = [
-    (m, a, p, {})
+    (m, a, p, {}, None)
     for m, a in (("simultaneous", ("crop", "flip")), ("sequential", None), ("sequential", ("flip",)))
     for p in ("fp32", "bf16")
 ]
-CASES += [(m, None, "fp32", o) for o in REFERENCE_OPTIONS.values() for m in ("simultaneous", "sequential")]
+CASES += [(m, None, "fp32", o, None) for o in REFERENCE_OPTIONS.values() for m in ("simultaneous", "sequential")]
+CASES += [(m, None, "fp32", {}, n) for n in NETWORKS for m in ("simultaneous", "sequential")]
 CASE_IDS = [
     f"{name}-{p}" for name in ("simultaneous", "sequential-cached", "sequential-augmented") for p in ("fp32", "bf16")
 ]
-CASE_IDS += [f"{m}-{name}" for name in REFERENCE_OPTIONS for m in ("simultaneous", "sequential")]
+CASE_IDS += [f"{m}-{name}" for name in [*REFERENCE_OPTIONS, *NETWORKS] for m in ("simultaneous", "sequential")]
 
 
 @pytest.fixture(scope="module")
@@ -40,22 +41,25 @@ def _same_run(a, b):
     assert a.test_output_acc == b.test_output_acc and a.test_unit_acc == b.test_unit_acc
 
 
-@pytest.mark.parametrize(("mode", "augment", "precision", "options"), CASES, ids=CASE_IDS)
-def test_resuming_from_any_checkpoint_ends_bitwise_equal(digits, tmp_path, mode, augment, precision, options):
+@pytest.mark.parametrize(("mode", "augment", "precision", "options", "net"), CASES, ids=CASE_IDS)
+def test_resuming_from_any_checkpoint_ends_bitwise_equal(digits, tmp_path, mode, augment, precision, options, net):
+    schedule = SCHEDULE  # the other networks with one unit (block) per stage: their units are many already
+    if net is not None:
+        schedule = Schedule((1, 1), widths=(4, 8), num_classes=10, in_channels=1, input_size=16, **network(net, 2))
     recipe = paper_recipe(
         "digits", "resnet", epochs=3, train_limit=192, mode=mode, augment=augment, precision=precision, **options
     )
     states = []
-    full = train(SCHEDULE, recipe, digits, device="cpu", keep_model=True, test=True, checkpoint=states.append)
+    full = train(schedule, recipe, digits, device="cpu", keep_model=True, test=True, checkpoint=states.append)
     # One state per epoch; in sequential mode per epoch of every unit (the unit's last one once it is evaluated).
-    assert len(states) == (3 if mode == "simultaneous" else 3 * SCHEDULE.units)
+    assert len(states) == (3 if mode == "simultaneous" else 3 * schedule.units)
     assert states[-1]["complete"] and not any(s["complete"] for s in states[:-1])
     for k in range(len(states) - 1):
         state = states[k]
         if k == 1:  # through a file, read back as torch.load(weights_only=True) reads it
             torch.save(state, tmp_path / "state.pt")
             state = torch.load(tmp_path / "state.pt", weights_only=True)
-        resumed = train(SCHEDULE, recipe, digits, device="cpu", keep_model=True, test=True, resume=state)
+        resumed = train(schedule, recipe, digits, device="cpu", keep_model=True, test=True, resume=state)
         _same_run(full, resumed)
     if mode == "sequential" and augment:
         # Frozen units stay frozen: unit 0's BN statistics after unit 0 finished are its final ones.

@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from cases import REFERENCE_OPTIONS
+from cases import NETWORKS, REFERENCE_OPTIONS, network, shared_units
 
 from lwl.models import Diverged, Recipe, Schedule, load_data, paper_recipe, train
 
@@ -10,8 +10,10 @@ from lwl.models import Diverged, Recipe, Schedule, load_data, paper_recipe, trai
 from lwl.models._steps import Learner
 
 WIDTHS4 = (8, 16, 32, 64)
-PRECISIONS_AND_OPTIONS = [(p, {}) for p in ("fp32", "bf16")] + [("fp32", o) for o in REFERENCE_OPTIONS.values()]
-CASE_IDS = ["fp32", "bf16", *REFERENCE_OPTIONS]
+PRECISIONS_AND_OPTIONS = [(p, {}, None) for p in ("fp32", "bf16")]
+PRECISIONS_AND_OPTIONS += [("fp32", o, None) for o in REFERENCE_OPTIONS.values()]
+PRECISIONS_AND_OPTIONS += [("fp32", {}, n) for n in NETWORKS]
+CASE_IDS = ["fp32", "bf16", *REFERENCE_OPTIONS, *NETWORKS]
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +21,8 @@ def digits():
     return load_data("digits", with_test=True)
 
 
-def _schedule(hierarchy, widths=WIDTHS4, **kw):
+def _schedule(hierarchy, widths=WIDTHS4, net=None, **kw):
+    kw = {**(network(net, len(hierarchy)) if net else {}), **kw}
     return Schedule(
         tuple(hierarchy), widths=widths[: len(hierarchy)], num_classes=10, in_channels=1, input_size=16, **kw
     )
@@ -61,42 +64,45 @@ def test_a_units_loss_leaves_earlier_units_untouched(digits, loss):
 
 
 @pytest.mark.parametrize("mode", ["simultaneous", "sequential"])
-@pytest.mark.parametrize(("precision", "options"), PRECISIONS_AND_OPTIONS, ids=CASE_IDS)
-def test_shared_prefixes_train_to_identical_weights(digits, mode, precision, options):
-    """[1,1,2,4] and [1,1,3,3] share their first four units: they must end bitwise equal."""
+@pytest.mark.parametrize(("precision", "options", "net"), PRECISIONS_AND_OPTIONS, ids=CASE_IDS)
+def test_shared_prefixes_train_to_identical_weights(digits, mode, precision, options, net):
+    """[1,1,2,4] and [1,1,3,3] share their first four units (blocks): they must end bitwise equal."""
     recipe = _recipe(mode=mode, epochs=2, precision=precision, **options)
-    results = [train(_schedule(h), recipe, digits, device="cpu", keep_model=True) for h in ((1, 1, 2, 4), (1, 1, 3, 3))]
+    schedules = [_schedule(h, net=net) for h in ((1, 1, 2, 4), (1, 1, 3, 3))]
+    results = [train(s, recipe, digits, device="cpu", keep_model=True) for s in schedules]
     a, b = (r.model for r in results)
-    for j in range(4):
+    k = shared_units(*schedules)  # 4; with --local-unit conv the stem and the four blocks' convolutions
+    assert k == 4 or net is not None
+    for j in range(k):
         sa, sb = a.units[j].state_dict(), b.units[j].state_dict()
         for key in sa:
             assert torch.equal(sa[key], sb[key]), (j, key)
     # Every record agrees on the shared units: their accuracies and train losses (in sequential mode a unit's are
     # None until it is trained, in both runs alike).
     ha, hb = results[0].history, results[1].history
-    assert len(ha) == len(hb) == (2 if mode == "simultaneous" else 8)
+    assert len(ha) == len(hb) == (2 if mode == "simultaneous" else schedules[0].units)
     for pa, pb in zip(ha, hb):
-        assert pa.unit_acc[:4] == pb.unit_acc[:4] and pa.train_loss[:4] == pb.train_loss[:4]
+        assert pa.unit_acc[:k] == pb.unit_acc[:k] and pa.train_loss[:k] == pb.train_loss[:k]
     if mode == "sequential":
-        # One record per unit: the first four trained only shared units, so they agree whole; unit j's numbers are
+        # One record per unit: the first k trained only shared units, so they agree whole; unit j's numbers are
         # set from record j + 1 on, and the frozen units keep them.
-        assert [(p.step, p.unit_acc, p.output_acc, p.train_loss, p.unit_epochs) for p in ha[:4]] == [
-            (p.step, p.unit_acc, p.output_acc, p.train_loss, p.unit_epochs) for p in hb[:4]
+        assert [(p.step, p.unit_acc, p.output_acc, p.train_loss, p.unit_epochs) for p in ha[:k]] == [
+            (p.step, p.unit_acc, p.output_acc, p.train_loss, p.unit_epochs) for p in hb[:k]
         ]
-        for k, p in enumerate(ha):
-            assert [a is not None for a in p.unit_acc[:4]] == [j <= k for j in range(4)]
-            assert [v is not None for v in p.train_loss[:4]] == [j <= k for j in range(4)]
-        assert {p.unit_acc[:4] for p in ha[3:]} == {ha[3].unit_acc[:4]}
+        for i, p in enumerate(ha):
+            assert [a is not None for a in p.unit_acc[:k]] == [j <= i for j in range(k)]
+            assert [v is not None for v in p.train_loss[:k]] == [j <= i for j in range(k)]
+        assert {p.unit_acc[:k] for p in ha[k - 1 :]} == {ha[k - 1].unit_acc[:k]}
     else:
-        assert all(a is not None for p in ha for a in p.unit_acc[:4] + p.train_loss[:4])
-    # The fifth unit differs (a new stage in one, the same stage in the other).
-    fifth_a, fifth_b = (m.units[4].body[0].conv1.weight.flatten()[:10] for m in (a, b))
-    assert not torch.equal(fifth_a, fifth_b)
+        assert all(a is not None for p in ha for a in p.unit_acc[:k] + p.train_loss[:k])
+    # The next unit differs (a new stage in one, the same stage in the other).
+    next_a, next_b = (next(m.units[k].body.parameters()).flatten()[:10] for m in (a, b))
+    assert not torch.equal(next_a, next_b)
 
 
-@pytest.mark.parametrize(("precision", "options"), PRECISIONS_AND_OPTIONS, ids=CASE_IDS)
-def test_seeded_runs_are_reproducible_and_seeds_matter(digits, precision, options):
-    s = _schedule((1, 1, 1))
+@pytest.mark.parametrize(("precision", "options", "net"), PRECISIONS_AND_OPTIONS, ids=CASE_IDS)
+def test_seeded_runs_are_reproducible_and_seeds_matter(digits, precision, options, net):
+    s = _schedule((1, 1, 1), net=net)
     r1, r2, r3 = (
         train(s, _recipe(seed=seed, precision=precision, **options), digits, device="cpu", keep_model=True)
         for seed in (0, 0, 1)
