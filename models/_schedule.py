@@ -309,6 +309,7 @@ class Preset:
     lead_widths: tuple[tuple[int, ...], ...] | None = None  # see Schedule.lead_widths
     fc_units: tuple[int, ...] = ()  # see Schedule.fc_units
     conv_bias: bool = False
+    local_unit: str = "block"  # the reference's ResNets: a local loss per convolution (see LOCAL_UNITS)
     # The reference's options for it (recipe fields), below the command line's: its Dropout2d on convolutions and
     # its zero-initialised output layer (train.py 723, 1014, 1241). Its CIFAR normalisation: `paper_recipe`.
     options: dict[str, object] = field(default_factory=lambda: dict(REFERENCE_PRESET_OPTIONS))
@@ -339,11 +340,11 @@ PRESETS: dict[str, Preset] = {
         _vgg("vgg16", (2, 2, 3, 3, 3), _VGG5, 3e-4, {"cifar10": 0.25, "cifar100": 0.1}, "Table I/II; its vgg16"),
         _vgg("vgg19", (2, 2, 4, 4, 4), _VGG5, 3e-4, {"cifar10": 0.25, "cifar100": 0.15}, "Table I/II; its vgg19"),
         Preset("resnet18", "resnet", "basic", (2, 2, 2, 2), (64, 128, 256, 512), 3e-4,
-               {"cifar10": 0.3, "cifar100": 0.1}, "Table III-VI"),
+               {"cifar10": 0.3, "cifar100": 0.1}, "Table III-VI", local_unit="conv"),
         Preset("resnet34", "resnet", "basic", (3, 4, 6, 3), (64, 128, 256, 512), 3e-4,
-               {"cifar10": 0.3, "cifar100": 0.1}, "He et al.; recipe of Table V/VI"),
+               {"cifar10": 0.3, "cifar100": 0.1}, "He et al.; recipe of Table V/VI", local_unit="conv"),
         Preset("resnet50", "resnet", "bottleneck", (3, 4, 6, 3), (64, 128, 256, 512), 3e-4,
-               {"cifar10": 0.3, "cifar100": 0.1}, "Table III-VI"),
+               {"cifar10": 0.3, "cifar100": 0.1}, "Table III-VI", local_unit="conv"),
     )
 }
 # fmt: on
@@ -374,7 +375,8 @@ def make_schedule(
     """Build a schedule from a preset and/or explicit fields; explicit fields win over the preset's.
 
     `widths` may be a string as --widths takes it ('128:256,256:512,512,512': see `parse_widths`). A preset's
-    widths apply when the hierarchy has its number of stages; its FC units and conv bias always (for its family).
+    widths apply when the hierarchy has its number of stages; its FC units, conv bias and local unit always (for its
+    family).
     """
     lead: tuple[tuple[int, ...], ...] | None = None
     if isinstance(widths, str):
@@ -390,6 +392,7 @@ def make_schedule(
         if family == p.family:
             fc_units = p.fc_units if fc_units is None else fc_units
             conv_bias = p.conv_bias if conv_bias is None else conv_bias
+            local_unit = p.local_unit if local_unit is None else local_unit
     if hierarchy is None:
         raise ScheduleError("no hierarchy given: pass --hierarchy 1,1,2,4 or --preset NAME")
     family = family or "resnet"

@@ -416,6 +416,7 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         if family == net.family:
             network["fc_units"] = net.fc_units if network["fc_units"] is None else network["fc_units"]
             network["conv_bias"] = net.conv_bias if network["conv_bias"] is None else network["conv_bias"]
+            network["local_unit"] = net.local_unit if network["local_unit"] is None else network["local_unit"]
     recipe = paper_recipe(
         args.dataset,
         family,

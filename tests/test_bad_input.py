@@ -62,6 +62,11 @@ FILES: dict[str, str | bytes] = {
     "deep-config.yaml": "schedule: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n",
     "seed-config.yaml": "schedule:\n  hierarchy: [1, 1, 2, 4]\n  family: resnet\n"
     "recipe:\n  dataset: digits\n  seed: -1\n",
+    "fc-bad-config.yaml": "schedule:\n  hierarchy: [1, 1, 2]\n  family: vgg\n  fc_units: [0]\n"
+    "recipe:\n  dataset: digits\n",
+    "lead-bad-config.yaml": "schedule:\n  hierarchy: [1, 1, 2]\n  family: vgg\n  lead_widths: [[8]]\n"
+    "recipe:\n  dataset: digits\n",
+    "fc-list.yaml": "budget: 8\nfc_units: {a: 1}\n",
     "afile": "not a folder",
 }
 TINY_SEARCH = ["--budget", "8", "--device", "cpu", "--storage", "{new}"]
@@ -244,6 +249,37 @@ CASES = [
         ["--hierarchy", "200000,1,1,1", "--device", "cpu"],
         "a network of 200,003 units: at most 100,000",
     ),
+    ("train: widths not numbers", train_main, [*TRAIN, "--widths", "8:x,8,16,16"], "integers separated by commas"),
+    ("train: a zero lead width", train_main, [*TRAIN, "--widths", "0:8,8,16,16"], "give positive widths"),
+    ("train: FC units not numbers", train_main, [*TRAIN, "--fc-units", "big"], "fc_units 'big' is not a comma"),
+    ("train: a negative FC unit", train_main, [*TRAIN, "--fc-units", "-4"], "must have positive widths"),
+    (
+        "train: FC units after a 1x1 map",
+        train_main,
+        ["--hierarchy", "1,1,1,1,1", "--fc-units", "32", "--epochs", "1", "--device", "cpu"],
+        "FC units need one more downsampling after the last stage",
+    ),
+    ("train: conv bias for resnet", train_main, [*TRAIN, "--conv-bias", "on"], "conv bias applies to the vgg"),
+    (
+        "train: local unit for vgg",
+        train_main,
+        [*TRAIN, "--family", "vgg", "--local-unit", "conv"],
+        "--local-unit applies to the resnet family only",
+    ),
+    (
+        "train: config FC unit of 0",
+        train_main,
+        ["--config", "{tmp}/fc-bad-config.yaml", "--out", "{tmp}/run"],
+        "field schedule.fc_units[0]: must be at least 1, got 0",
+    ),
+    (
+        "train: config lead widths short",
+        train_main,
+        ["--config", "{tmp}/lead-bad-config.yaml", "--out", "{tmp}/run"],
+        "field schedule.lead_widths: needs one list per stage (3)",
+    ),
+    ("search: a bad FC unit", search_main, search("--fc-units", "-5"), "must have positive widths"),
+    ("preset: FC units a mapping", search_main, preset("fc-list.yaml"), "fc_units {'a': 1}: give a list of whole"),
     ("inspect: too many units", inspect_main, ["--hierarchy", "1000000000,1,1,1"], "at most 100,000 can be"),
     ("train: deeply nested config", train_main, ["--config", "{tmp}/deep-config.yaml"], "nested too deeply"),
     ("train: config seed", train_main, ["--config", "{tmp}/seed-config.yaml", "--out", "{tmp}/run"], "seed must be"),

@@ -147,8 +147,7 @@ def _ref_count(name, classes, local):
 
 @pytest.mark.parametrize(("name", "classes"), sorted(REFERENCE_COUNTS), ids=lambda v: str(v))
 def test_paper_presets_have_the_references_parameter_counts(name, classes):
-    kw = {"local_unit": "conv"} if name.startswith("resnet") else {}
-    schedule = make_schedule(preset=name, num_classes=classes, **kw)
+    schedule = make_schedule(preset=name, num_classes=classes)  # the ResNet presets: a local loss per conv
     cost = complexity(schedule)
     net = build_network(schedule)
     backbone, local = REFERENCE_COUNTS[name, classes]
@@ -157,7 +156,8 @@ def test_paper_presets_have_the_references_parameter_counts(name, classes):
     assert sum(p.numel() for p in net.backbone_parameters()) == backbone
     assert sum(p.numel() for p in net.parameters()) == local
     if name.startswith("resnet"):  # a local loss per block: the same backbone, fewer heads
-        blockwise = complexity(make_schedule(preset=name, num_classes=classes))
+        assert schedule.local_unit == "conv"
+        blockwise = complexity(make_schedule(preset=name, num_classes=classes, local_unit="block"))
         assert blockwise.params == backbone and blockwise.params_aux < local
 
 
@@ -392,16 +392,18 @@ def test_lwl_inspect_shows_per_unit_widths_and_fc_units(capsys):
     assert "+ FC 1024 on cifar10" in out and "conv bias" in out
     assert "      1      2     32x32    128,256" in out and "     FC      1  flat 2,048  1024" in out
     assert "7   (6 convs, 1 FC)" in out and "18,490,192" in out
-    assert inspect_main(["--preset", "resnet18", "--local-unit", "conv", "--dataset", "cifar10"]) == 0
+    assert inspect_main(["--preset", "resnet18", "--dataset", "cifar10"]) == 0
     assert "17   (one per convolution: the stem, 2 per block)" in capsys.readouterr().out
 
 
 def test_lwl_inspect_json_lists_every_unit_kind(capsys):
     from lwl.models.commands import inspect_main
 
-    assert inspect_main(["--preset", "resnet18", "--local-unit", "conv", "--dataset", "cifar100", "--json"]) == 0
+    assert inspect_main(["--preset", "resnet18", "--dataset", "cifar100", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["units"] == 17 and d["local_unit"] == "conv" and d["params_aux"] == REFERENCE_COUNTS["resnet18", 100][1]
+    assert inspect_main(["--preset", "resnet18", "--local-unit", "block", "--dataset", "cifar100", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["units"] == 8
     assert inspect_main(["--preset", "vgg8b", "--dataset", "cifar100", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["unit_widths"] == [[128, 256], [256, 512], [512], [512]] and d["fc_units"] == [1024]
@@ -412,3 +414,63 @@ def test_every_preset_builds_and_runs_a_batch():
     for name in PRESETS:
         schedule = make_schedule(preset=name, num_classes=10)
         assert build_network(schedule).eval()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+SEARCH = ["--budget", "8", "--epochs", "2", "--precision", "fp32", "--device", "cpu"]
+NETWORK_FLAGS = {  # flags -> the schedule fields they set
+    "vgg": (
+        ["--family", "vgg", "--widths", "4:8,16,16,32", "--fc-units", "24", "--conv-bias", "on"],
+        dict(family="vgg", widths=(8, 16, 16, 32), lead_widths=((4,), (), (), ()), fc_units=(24,), conv_bias=True),
+    ),
+    "resnet-per-conv": (
+        ["--local-unit", "conv", "--block", "bottleneck", "--widths", "4,8,8,16"],
+        dict(local_unit="conv", block="bottleneck"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NETWORK_FLAGS))
+def test_the_network_flags_reach_lwl_train_lwl_search_and_the_exported_config(tmp_path, case):
+    from lwl.models import load_config
+    from lwl.models.cli import Parser, add_data_args, add_recipe_args, add_schedule_args, schedule_from_args
+    from lwl.search import SettingsError, parse_search_flags
+    from lwl.search._export import trial_config
+    from lwl.search._settings import StudySettings, check_same_settings
+
+    flags, fields = NETWORK_FLAGS[case]
+    parser = Parser(prog="lwl-train")
+    add_schedule_args(parser)
+    add_data_args(parser)
+    add_recipe_args(parser)
+    trained = schedule_from_args(parser.parse_args(["--hierarchy", "1,1,2,4", *flags]), "digits")
+    for name, value in fields.items():
+        assert getattr(trained, name) == value, name
+    settings = parse_search_flags([*SEARCH, *flags])[0]
+    if case == "vgg":
+        assert settings.network_text() == "vgg widths 4:8,16,16,32 + FC 24, conv bias"
+    assert settings.schedule((1, 1, 2, 4)) == trained
+    # A study setting: stored, read back equal, and a run with other network fields refused, naming them.
+    assert StudySettings.from_dict(json.loads(settings.to_json())) == settings
+    plain = parse_search_flags(SEARCH)[0]
+    assert not set(json.loads(plain.to_json())) & {"lead_widths", "fc_units", "conv_bias", "local_unit"}
+    with pytest.raises(SettingsError, match=list(trained.extras())[0]):
+        check_same_settings("s", plain.to_json(), settings)
+    check_same_settings("s", settings.to_json(), settings)
+    # The exported config carries them; lwl-train --config builds the same network.
+    path = tmp_path / "best.yaml"
+    path.write_text(trial_config(settings, (1, 1, 2, 4), study_name="s", trial=0, accuracy=0.5).to_yaml("best.yaml"))
+    assert load_config(path).schedule == trained
+
+
+def test_a_paper_preset_in_lwl_search_searches_the_references_network():
+    from lwl.search import parse_search_flags
+
+    settings = parse_search_flags(["--preset", "cifar100-resnet-b16", "--device", "cpu", "--precision", "fp32"])[0]
+    assert settings.local_unit == "conv" and settings.recipe.dropout_kind == "channel"
+    assert settings.recipe.zero_init_output and settings.recipe.normalisation == "reference"
+    block = parse_search_flags(["--preset", "cifar100-resnet-b16", "--local-unit", "block", "--device", "cpu"])[0]
+    assert block.local_unit == "block"
+    vgg = parse_search_flags(["--preset", "cifar10-vgg-b10", "--device", "cpu", "--precision", "fp32"])[0]
+    assert vgg.fc_units == (1024,) and vgg.conv_bias and vgg.widths == (64, 128, 256, 512, 512)
+    s = vgg.schedule((1, 1, 2, 2, 2))  # the reference's vgg11, exactly
+    assert complexity(s).params_aux == REFERENCE_COUNTS["vgg11", 10][1]
