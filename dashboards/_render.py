@@ -18,7 +18,7 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.offline
 
-from lwl.search import VALIDATION_ATTR, dashboard_command, mask_url
+from lwl.search import VALIDATION_ATTR, StudySettings, dashboard_command, mask_url
 
 from ._load import ReportData
 from ._rows import TrialRow
@@ -150,41 +150,11 @@ def table_html(rows: Sequence[TrialRow], confirmed: Mapping[int, tuple[str, int]
 
 def global_command(data: ReportData, k: int = 5) -> str:
     """The lwl-search command that trains this study's best lists (and its paper lists) end to end, same settings."""
-    s, r = data.settings, data.settings["recipe"]
     lists = list(dict.fromkeys([t.hierarchy for t in data.top[:k]] + [t.hierarchy for t in data.complete if t.paper]))
-    flags: list[Any] = [
-        "lwl-search",
-        "--dataset",
-        r.get("dataset"),
-        "--budget",
-        s.get("budget"),
-        "--stages",
-        s.get("stages"),
-        "--shallow-stages",
-        s.get("shallow_stages"),
-        "--constraint",
-        s.get("constraint"),
-        "--family",
-        s.get("family"),
-        *(["--block", s.get("block")] if s.get("family") == "resnet" else []),
-        "--widths",
-        ",".join(map(str, s.get("widths", []))),
-        "--downsample",
-        s.get("downsample"),
-        "--epochs",
-        r.get("epochs"),
-        "--batch-size",
-        r.get("batch_size"),
-        "--lr",
-        r.get("lr"),
-        "--dropout",
-        r.get("dropout"),
-        "--seed",
-        r.get("seed"),
-        *(["--train-limit", r["train_limit"]] if r.get("train_limit") else []),
-        "--loss",
-        "global",
-    ]
+    # The study's own settings (network, reference options, precision, split included), then the global loss: the
+    # settings the report's sibling search looks for.
+    flags: list[Any] = ["lwl-search", *StudySettings.from_dict(data.settings).to_flags()]
+    flags[flags.index("--loss") + 1] = "global"
     for h in lists:
         flags += ["--enqueue", ",".join(map(str, h))]
     flags += [

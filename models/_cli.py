@@ -278,7 +278,7 @@ def _train_flags(args: argparse.Namespace) -> int:
     results = []
     for r in runs:
         print(
-            f"training {schedule.family} {schedule.label()} on {args.dataset}: loss {r.loss}, mode {r.mode}, "
+            f"training {schedule.summary()} on {args.dataset}: loss {r.loss}, mode {r.mode}, "
             f"{_epochs(r.epochs)}, lr {r.lr:g}, dropout {r.dropout:g}, {_split(r)}{_options(r)}",
             file=sys.stderr,
         )
@@ -398,7 +398,7 @@ def _train_one(rd: RunDir, state: TrainerState | None, data: Any, device: Any, t
     what = "epoch" if r.mode == "simultaneous" else "unit"
     total = r.epochs if r.mode == "simultaneous" else c.schedule.units
     print(
-        f"training {c.schedule.family} {c.schedule.label()} on {c.dataset} into {rd.path}: loss {r.loss}, mode "
+        f"training {c.schedule.summary()} on {c.dataset} into {rd.path}: loss {r.loss}, mode "
         f"{r.mode}, {_epochs(r.epochs)}, lr {r.lr:g}, dropout {r.dropout:g}, batch {r.batch_size}, {_split(r)}"
         + _options(r)
         + (f"; resuming after {what} {done}/{total}" if state is not None else ""),
@@ -495,7 +495,7 @@ def run_summary(results: Sequence[RunResult], dirs: Sequence[RunDir]) -> str:
     config = dirs[0].config
     s = config.schedule
     rows = paper_results(config.dataset, s)
-    lines = ["", f"{s.family} {s.block + ' ' if s.family == 'resnet' else ''}{s.label()} on {config.dataset}"]
+    lines = ["", f"{s.summary()} on {config.dataset}"]
     for result, rd in zip(results, dirs):
         r = result.recipe
         test = result.test_output_acc is not None

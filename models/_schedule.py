@@ -203,6 +203,21 @@ class Schedule:
     def label(self) -> str:
         return "[" + ",".join(map(str, self.hierarchy)) + "]"
 
+    def extras_text(self) -> str:
+        """What is set beyond one width per stage, as commands print it: ' + FC 1024, conv bias', ', a local loss
+        per conv'; '' for none."""
+        fc = f" + FC {','.join(map(str, self.fc_units))}" if self.fc_units else ""
+        return (
+            fc
+            + (", conv bias" if self.conv_bias else "")
+            + (", a local loss per conv" if self.local_unit == "conv" else "")
+        )
+
+    def summary(self) -> str:
+        """'resnet basic [1,1,2,4]', 'vgg [2,2,1,1] + FC 1024, conv bias': the network in one phrase."""
+        block = f" {self.block}" if self.family == "resnet" else ""
+        return f"{self.family}{block} {self.label()}{self.extras_text()}"
+
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON takes them; those added later (lead widths, FC units, conv bias) only where set, so a
         schedule without them reads as it did before them."""

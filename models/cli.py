@@ -96,7 +96,8 @@ NETWORK_FLAGS: dict[str, dict[str, Any]] = {
     "--local-unit": dict(
         choices=LOCAL_UNITS,
         help="resnet: what one local loss trains, a residual block (default) or each convolution as the "
-        "reference code (the stem its own unit); the hierarchy counts blocks either way",
+        "reference code (the stem its own unit; the default of the paper's ResNet presets); the hierarchy counts "
+        "blocks either way",
     ),
     "--downsample": dict(
         choices=DOWNSAMPLES, help="between stages (default: maxpool for vgg, strided first block for resnet)"
@@ -343,7 +344,10 @@ def add_flags(
 def add_schedule_args(parser: argparse.ArgumentParser, *, hierarchy: bool = True) -> None:
     g = parser.add_argument_group("network")
     g.add_argument(
-        "--preset", dest="network_preset", metavar="NAME", help=f"a base network of the paper: {', '.join(PRESETS)}"
+        "--preset",
+        dest="network_preset",
+        metavar="NAME",
+        help=f"a base network of the paper as the reference code builds it, with its options: {', '.join(PRESETS)}",
     )
     if hierarchy:
         g.add_argument("--hierarchy", help="units per stage between downsamplings, e.g. 1,1,2,4")

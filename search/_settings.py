@@ -198,20 +198,46 @@ class StudySettings:
         """'resnet basic widths 16,32,64,128', with the network's other fields where set: 'vgg widths
         128:256,256:512,512,512 + FC 1024, conv bias', 'resnet basic ..., a local loss per conv'."""
         probe = self.schedule((1,) * self.space.stages)
-        text = f"{self.family}{' ' + self.block if self.family == 'resnet' else ''} widths {probe.widths_text()}"
-        if self.fc_units:
-            text += f" + FC {','.join(map(str, self.fc_units))}"
-        return (
-            text
-            + (", conv bias" if self.conv_bias else "")
-            + (", a local loss per conv" if self.local_unit == "conv" else "")
-        )
+        block = f" {self.block}" if self.family == "resnet" else ""
+        return f"{self.family}{block} widths {probe.widths_text()}{probe.extras_text()}"
 
     def options_text(self) -> str:
         """The reference code's options that differ from Section V, as '; optimizer sgd, momentum 0.9'; '' if none."""
         stored = self.recipe.to_dict()
         given = [f"{name} {_shown(stored[name])}" for name in REFERENCE_FIELDS if name in stored]
         return f"; {', '.join(given)}" if given else ""
+
+    def to_flags(self) -> list[str]:
+        """The lwl-search flags that make these settings (on any device: the precision is given), for a command a
+        report prints; the reference's options and the network's other fields only where set."""
+        r = self.recipe
+        probe = self.schedule((1,) * self.space.stages)
+        flags = ["--dataset", r.dataset, "--budget", str(self.space.budget), "--stages", str(self.space.stages)]
+        flags += ["--shallow-stages", str(self.space.k), "--constraint", self.space.constraint]
+        flags += ["--family", self.family, *(["--block", self.block] if self.family == "resnet" else [])]
+        flags += ["--widths", probe.widths_text(), "--downsample", self.downsample]
+        flags += ["--fc-units", ",".join(map(str, self.fc_units))] if self.fc_units else []
+        flags += ["--conv-bias", "on"] if self.conv_bias else []
+        flags += ["--local-unit", self.local_unit] if self.local_unit != "block" else []
+        for name, value in (("loss", r.loss), ("mode", r.mode), ("epochs", r.epochs), ("batch-size", r.batch_size)):
+            flags += [f"--{name}", str(value)]
+        flags += ["--lr", f"{r.lr:g}", "--dropout", f"{r.dropout:g}", "--seed", str(r.seed)]
+        flags += ["--val-fraction", f"{r.val_fraction:g}", "--precision", r.precision]
+        flags += ["--train-limit", str(r.train_limit)] if r.train_limit is not None else []
+        stored = r.to_dict()
+        for name in REFERENCE_FIELDS:
+            if name not in stored:
+                continue
+            if name == "similarity_std":
+                flags.append("--no-similarity-std")
+            elif name == "zero_init_output":
+                flags.append("--zero-init-output")
+            else:
+                flags += [f"--{name.replace('_', '-')}", _shown(stored[name])]
+        for name, value in self.limits.to_dict().items():
+            flags += [f"--{name.replace('_', '-')}", str(value)]
+        flags += ["--objectives", ",".join(self.objectives)] if self.costs else []
+        return flags
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -190,4 +190,10 @@ def test_the_papers_tables_are_all_there():
     assert {r.layerwise for r in r50} == {85.6} and {r.table for r in r50} == {"III", "V"}
     assert paper_results("cifar10", make_schedule(hierarchy="3,4,6,3")) == []  # basic blocks: not ResNet50
     assert paper_results("cifar10", make_schedule(preset="vgg11"))[0].global_ == 91.6
+    # Table I writes VGG8b's FC unit as a fifth entry; Table II does not: both find the preset's network.
+    assert [(r.table, r.hierarchy) for r in paper_results("cifar10", make_schedule(preset="vgg8b"))] == [
+        ("I", (2, 2, 1, 1, 1))
+    ]
+    assert paper_results("cifar100", make_schedule(preset="vgg8b", num_classes=100))[0].layerwise == 73.93
+    assert paper_results("cifar10", make_schedule(family="vgg", hierarchy="2,2,1,1,1")) == []
     assert paper_results("digits", make_schedule(hierarchy="1,1,2,4")) == []
