@@ -92,11 +92,7 @@ class UnitPlan:
     parts: int = 1
     skip: int = 0
     shortcut: bool = False
-
-    @property
-    def carries(self) -> bool:
-        """Whether it passes the block's input on beside its features (a part before its block's last)."""
-        return self.kind == "part" and self.part < self.parts - 1
+    kernel: int = 3  # its conv's kernel size (parts: 1 for a bottleneck's 1x1 convs)
 
 
 def unit_plan(schedule: Schedule) -> list[UnitPlan]:
@@ -162,19 +158,19 @@ def _block_parts(
     cout = planes * schedule.expansion
     shortcut = stride != 1 or cin != cout
     res_first = res_out if pool or not bottleneck else res_in  # a pooled block works at res_out from the start
-    if bottleneck:
-        shapes = [(cin, planes, 1, res_first), (planes, planes, stride, res_out), (planes, cout, 1, res_out)]
+    if bottleneck:  # (cin, cout, kernel, stride, res_out) of each conv
+        shapes = [(cin, planes, 1, 1, res_first), (planes, planes, 3, stride, res_out), (planes, cout, 1, 1, res_out)]
         ins = [res_in, res_first, res_out]
     else:
-        shapes = [(cin, planes, stride, res_out), (planes, planes, 1, res_out)]
+        shapes = [(cin, planes, 3, stride, res_out), (planes, planes, 3, 1, res_out)]
         ins = [res_in, res_out]
     n = len(shapes)
     return [
         UnitPlan(
             position + p, stage, index, False, pool if p == 0 else None, s, c_in, c_out, planes, r_in, r_out, "part",
-            part=p, parts=n, skip=0 if p == 0 else cin, shortcut=shortcut and p == n - 1,
+            part=p, parts=n, skip=0 if p == 0 else cin, shortcut=shortcut and p == n - 1, kernel=k,
         )
-        for p, ((c_in, c_out, s, r_out), r_in) in enumerate(zip(shapes, ins))
+        for p, ((c_in, c_out, k, s, r_out), r_in) in enumerate(zip(shapes, ins))
     ]  # fmt: skip
 
 
@@ -243,7 +239,7 @@ class ConvPart(nn.Module):
 
     def __init__(self, plan: UnitPlan, act: str) -> None:
         super().__init__()
-        k = 3 if plan.parts == 2 or plan.part == 1 else 1
+        k = plan.kernel
         self.cin, self.stride = plan.cin, plan.stride
         self.first, self.last = plan.part == 0, plan.part == plan.parts - 1
         self.pool = nn.Sequential(*_pool(plan.pool))
@@ -529,8 +525,7 @@ def complexity(schedule: Schedule, head: HeadSpec | None = None) -> Complexity:
             costs.append(_conv_cost(cin, plan.cout, 3, plan.res_out, plan.bias))
             convs += 1
         elif plan.kind == "part":
-            k = 3 if plan.parts == 2 or plan.part == 1 else 1
-            costs.append(_conv_cost(cin, plan.cout, k, plan.res_out))
+            costs.append(_conv_cost(cin, plan.cout, plan.kernel, plan.res_out))
             if plan.shortcut:
                 costs.append(_conv_cost(plan.skip, plan.cout, 1, plan.res_out))
             convs += 1

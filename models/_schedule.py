@@ -127,8 +127,8 @@ class Schedule:
             if not isinstance(value, int) or value < (2 if name == "num_classes" else 1):
                 raise ScheduleError(f"{name} must be a positive integer (classes >= 2), got {value!r}")
         sizes = self.resolutions
-        if sizes[-1] < 1 or any(s < 1 for s in sizes):
-            allowed = 1 + _max_downsamplings(self.input_size)
+        allowed = 1 + _max_downsamplings(self.input_size)  # halvings to 1x1 (floored), for any downsampling
+        if n > allowed or any(s < 1 for s in sizes):
             raise ScheduleError(
                 f"hierarchy {list(hierarchy)} needs {n - 1} downsamplings but a {self.input_size}x{self.input_size} "
                 f"input allows at most {allowed - 1}: use at most {allowed} stages or a larger input"
@@ -158,10 +158,11 @@ class Schedule:
 
     @property
     def resolutions(self) -> tuple[int, ...]:
-        """Feature-map side per stage: halved (floor) by every downsampling between stages."""
+        """Feature-map side per stage: halved by every downsampling between stages, as the layer does it: a 2x2
+        pooling floors (7 -> 3), a strided 3x3 convolution with padding 1 rounds up (7 -> 4)."""
         sizes = [self.input_size]
         for _ in range(len(self.hierarchy) - 1):
-            sizes.append(sizes[-1] // 2)
+            sizes.append((sizes[-1] + 1) // 2 if self.downsample == "conv" else sizes[-1] // 2)
         return tuple(sizes)
 
     @property

@@ -3,7 +3,7 @@ import torch
 import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
-from lwl.models import HeadSpec, Schedule, build_network, complexity
+from lwl.models import HeadSpec, Schedule, build_network, complexity, unit_plan
 
 
 def _cifar_resnet(builder, num_classes):
@@ -39,10 +39,17 @@ SCHEDULES = [
     Schedule((1, 1, 2), family="vgg", downsample="conv", widths=(8, 16, 16), input_size=16),
     Schedule((1, 2), family="resnet", downsample="avgpool", widths=(8, 16), input_size=8),
     Schedule((2, 1), family="resnet", block="bottleneck", downsample="maxpool", widths=(4, 8), input_size=8),
+    # The reference's kinds: lead widths, FC units and conv bias; a local loss per convolution.
+    Schedule((2, 1), family="vgg", widths=(8, 16), lead_widths=((4,), ()), fc_units=(12, 6), conv_bias=True),
+    Schedule((1, 2), widths=(8, 16), input_size=15, local_unit="conv", fc_units=(10,)),
+    Schedule((2, 1), block="bottleneck", widths=(4, 8), input_size=16, local_unit="conv"),
+    Schedule((1, 2), downsample="maxpool", widths=(4, 8), input_size=16, local_unit="conv"),
 ]
 
 
-@pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: f"{s.family}-{s.block}-{s.downsample}-{s.label()}")
+@pytest.mark.parametrize(
+    "schedule", SCHEDULES, ids=lambda s: f"{s.family}-{s.block}-{s.downsample}-{s.local_unit}-{s.label()}"
+)
 @pytest.mark.parametrize("head", [HeadSpec(), HeadSpec(sim=False, aux_convs=1, dim_in_decoder=64)])
 def test_analytic_complexity_matches_the_modules(schedule, head):
     cost = complexity(schedule, head)
@@ -58,19 +65,20 @@ def test_analytic_complexity_matches_the_modules(schedule, head):
     with FlopCounterMode(display=False) as counter:
         h = x
         for unit in net.units:
-            h = unit(h)
-            unit.pred(h)
+            f = unit.body(h)
+            unit.pred(f)
             if unit.sim is not None:
-                unit.sim(h)
+                unit.sim(f)
+            h = unit.carry(h, f)
         net.classifier(h)
     assert cost.flops_aux == counter.get_total_flops()
-    # Activations: every conv output in the backbone.
+    # Activations: every conv (and FC unit) output in the backbone.
     acts = []
     hooks = [
         m.register_forward_hook(lambda m, i, o: acts.append(o.numel()))
         for u in net.units
         for m in u.body.modules()
-        if isinstance(m, torch.nn.Conv2d)
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
     ]
     net(x)
     for hook in hooks:
@@ -147,3 +155,21 @@ def test_a_narrow_strided_shortcut_is_the_strided_convolution_without_the_broken
     y_ref.square().sum().backward()
     assert torch.allclose(y, y_ref, atol=1e-6)
     assert torch.allclose(x.grad, x_ref.grad, atol=1e-5) and torch.allclose(conv.weight.grad, w_ref.grad, atol=1e-4)
+
+
+@pytest.mark.parametrize("downsample", ["conv", "maxpool", "avgpool"])
+@pytest.mark.parametrize("family", ["vgg", "resnet"])
+@pytest.mark.parametrize("size", [28, 15])
+def test_every_units_planned_resolution_is_the_one_it_computes(downsample, family, size):
+    """Odd sizes (MNIST's 28 reaches 7): a strided conv rounds up (7 -> 4), a pooling floors (7 -> 3); the plan (and
+    so every head, FC input and cost figure) follows the layer."""
+    stages = 4 if size == 28 else 3  # to 3x3 or 4x4 (28) and 3x3 or 4x4 (15) before the FC unit's pooling
+    schedule = Schedule((1,) * stages, family=family, widths=(4, 4, 8, 8)[:stages], input_size=size, in_channels=1,
+                        downsample=downsample, fc_units=(6,))  # fmt: skip
+    net = build_network(schedule).eval()
+    h = torch.zeros(2, 1, size, size)
+    for unit, plan in zip(net.units, unit_plan(schedule)):
+        h = unit(h)
+        assert h.shape[1:] == ((plan.cout,) if plan.kind == "fc" else (plan.cout, plan.res_out, plan.res_out))
+    expected = {"conv": (size, (size + 1) // 2), "maxpool": (size, size // 2), "avgpool": (size, size // 2)}
+    assert schedule.resolutions[:2] == expected[downsample]
