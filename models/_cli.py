@@ -119,7 +119,9 @@ def inspect_main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(
         prog="lwl-inspect",
         description="Print the network a schedule makes: stages, units, conv layers, parameters, FLOPs, memory.",
-        epilog="examples:\n  lwl-inspect --hierarchy 1,1,2,4\n  lwl-inspect --preset resnet50 --dataset cifar10 --json",
+        epilog="examples:\n  lwl-inspect --hierarchy 1,1,2,4\n"
+        "  lwl-inspect --preset resnet50 --dataset cifar10 --json\n"
+        "  lwl-inspect --preset vgg8b --dataset cifar10 --widths 64:128,256:512,512,512 --fc-units 512",
     )
     add_schedule_args(parser)
     parser.add_argument(

@@ -91,10 +91,12 @@ class Schedule:
             )
         object.__setattr__(self, "widths", widths)
         if self.lead_widths is not None:
-            try:
-                lead = tuple(_as_int_tuple(stage, "lead widths") for stage in self.lead_widths)
-            except TypeError:
-                lead = ((-1,),)
+            if not isinstance(self.lead_widths, (list, tuple)):
+                raise ScheduleError(
+                    f"lead widths must be one list per stage, got {self.lead_widths!r}: e.g. [[128], [256], [], []]",
+                    "lead_widths",
+                )
+            lead = tuple(_as_int_tuple(stage, "lead widths") for stage in self.lead_widths)
             if len(lead) != n or any(w <= 0 for stage in lead for w in stage):
                 raise ScheduleError(
                     f"widths within stages {[list(t) for t in lead]} do not fit {n} stages: give positive widths, "
