@@ -18,6 +18,7 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.offline
 
+from lwl.models import REFERENCE_FIELDS, format_widths
 from lwl.search import VALIDATION_ATTR, StudySettings, dashboard_command, mask_url
 
 from ._load import ReportData
@@ -83,10 +84,18 @@ def header_html(
     family = settings.get("family", "?")
     if family == "resnet":
         family += f" ({settings.get('block', '?')} blocks)"
+    extras = [
+        f"FC units {', '.join(map(str, settings['fc_units']))}" if settings.get("fc_units") else "",
+        "conv bias" if settings.get("conv_bias") else "",
+        "a local loss per convolution" if settings.get("local_unit") == "conv" else "",
+    ]
+    network = ", ".join(e for e in extras if e)
+    options = ", ".join(f"{name} {r[name]}" for name in REFERENCE_FIELDS if name in r)
     items = [
         ("space", space),
         ("family", f"{family}, downsampling by {settings.get('downsample', '?')}"),
-        ("widths", ", ".join(map(str, settings.get("widths", [])))),
+        ("widths", format_widths(settings.get("widths", []), settings.get("lead_widths")).replace(",", ", ")),
+        *([("network", network)] if network else []),
         (
             "dataset",
             r.get("dataset", "?") + (f" (first {r['train_limit']} training images)" if r.get("train_limit") else ""),
@@ -99,6 +108,7 @@ def header_html(
             f"batch {r.get('batch_size', '?')}, lr {r.get('lr', '?')}, dropout {r.get('dropout', '?')}, "
             f"seed {r.get('seed', '?')}",
         ),
+        *([("reference options", options)] if options else []),
         ("objective", user_attrs.get("objective", "validation accuracy")),
         *(
             [("searched for", "the front of accuracy against " + ", ".join(settings["objectives"][1:]))]

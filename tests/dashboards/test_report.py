@@ -379,6 +379,18 @@ def test_importance_needs_two_complete_trials_of_different_lists(tmp_path):
         assert "lwl-importance" not in figures(page) and 'id="lwl-importance-placeholder"' in page and why in page
 
 
+def test_header_names_the_whole_network_and_the_reference_options():
+    from lwl.search import parse_search_flags
+
+    flags = ["--budget", "8", "--family", "vgg", "--widths", "4:8,16,16,32", "--fc-units", "24", "--conv-bias", "on"]
+    settings = parse_search_flags([*flags, "--optimizer", "sgd", "--momentum", "0.9", "--device", "cpu"])[0]
+    header = header_html("s", "sqlite:///s.db", settings.to_dict(), {"complete": 1})
+    assert "4:8, 16, 16, 32" in header and "FC units 24, conv bias" in header
+    assert "reference options" in header and "optimizer sgd, momentum 0.9" in header
+    plain = header_html("s", "sqlite:///s.db", parse_search_flags(["--budget", "8"])[0].to_dict(), {"complete": 1})
+    assert "reference options" not in plain and "<dt>network</dt>" not in plain
+
+
 def test_header_never_shows_a_password():
     url = "postgresql+psycopg://u:secret@127.0.0.1/x"
     header = header_html("s", url, {"recipe": {}}, {"complete": 1})
