@@ -474,3 +474,17 @@ def test_a_paper_preset_in_lwl_search_searches_the_references_network():
     assert vgg.fc_units == (1024,) and vgg.conv_bias and vgg.widths == (64, 128, 256, 512, 512)
     s = vgg.schedule((1, 1, 2, 2, 2))  # the reference's vgg11, exactly
     assert complexity(s).params_aux == REFERENCE_COUNTS["vgg11", 10][1]
+
+
+def test_a_study_preset_sets_the_network_fields(tmp_path):
+    """YAML keys are the flag names: fc_units as a list (or none), conv_bias as YAML's on/off, local_unit."""
+    from lwl.search import parse_search_flags
+
+    (tmp_path / "vgg.yaml").write_text(
+        "budget: 8\nfamily: vgg\nwidths: 4:8,16,16,32\nfc_units: [24, 12]\nconv_bias: on\n"
+    )
+    settings = parse_search_flags(["--preset", str(tmp_path / "vgg.yaml"), "--device", "cpu"])[0]
+    assert (settings.fc_units, settings.conv_bias, settings.lead_widths) == ((24, 12), True, ((4,), (), (), ()))
+    (tmp_path / "res.yaml").write_text("budget: 8\nnetwork: resnet18\nfc_units: []\nlocal_unit: block\n")
+    settings = parse_search_flags(["--preset", str(tmp_path / "res.yaml"), "--device", "cpu"])[0]
+    assert (settings.fc_units, settings.local_unit, settings.recipe.dropout_kind) == ((), "block", "channel")
