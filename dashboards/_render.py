@@ -88,6 +88,7 @@ def header_html(
         f"FC units {', '.join(map(str, settings['fc_units']))}" if settings.get("fc_units") else "",
         "conv bias" if settings.get("conv_bias") else "",
         "a local loss per convolution" if settings.get("local_unit") == "conv" else "",
+        "a 7x7 stride-2 first conv" if settings.get("first_conv") == "7x7s2" else "",
     ]
     network = ", ".join(e for e in extras if e)
     options = ", ".join(f"{name} {r[name]}" for name in REFERENCE_FIELDS if name in r)

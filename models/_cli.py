@@ -57,6 +57,7 @@ def describe(schedule: Schedule, recipe: Recipe | None = None) -> dict[str, Any]
         "fc_input": schedule.fc_input if schedule.fc_units else None,
         "conv_bias": schedule.conv_bias,
         "local_unit": schedule.local_unit,
+        "first_conv": schedule.first_conv,
         "downsample": schedule.downsample,
         "num_classes": schedule.num_classes,
         "input": [schedule.in_channels, schedule.input_size, schedule.input_size],
@@ -86,7 +87,11 @@ def _inspect_text(d: dict[str, Any], dataset: str) -> str:
     c, s, _ = d["input"]
     fc = f" + FC {','.join(map(str, d['fc_units']))}" if d["fc_units"] else ""
     options = "".join(
-        [", conv bias" if d["conv_bias"] else "", ", a local loss per conv" if d["local_unit"] == "conv" else ""]
+        [
+            ", conv bias" if d["conv_bias"] else "",
+            ", a local loss per conv" if d["local_unit"] == "conv" else "",
+            ", a 7x7 stride-2 first conv" if d["first_conv"] == "7x7s2" else "",
+        ]
     )
     lines = [
         f"{d['family']} {d['block'] + ' ' if d['family'] == 'resnet' else ''}"
@@ -186,6 +191,7 @@ _CONFIG_CONFLICTS = (
     "fc_units",
     "conv_bias",
     "local_unit",
+    "first_conv",
     "dataset",
     "loss",
     "mode",

@@ -24,7 +24,7 @@ from ._errors import ConfigError, DataError, RecipeError, ScheduleError
 from ._files import atomic_write
 from ._losses import LOSSES
 from ._recipe import ACTIVATIONS, DROPOUT_KINDS, MODES, NORMALISATIONS, OPTIMIZERS, Recipe, paper_recipe
-from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, LOCAL_UNITS, Schedule
+from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, FIRST_CONVS, LOCAL_UNITS, Schedule
 from ._secrets import mask_secrets
 
 CONFIG_VERSION = 1
@@ -285,6 +285,8 @@ def _schedule_from(source: str, data: Mapping[str, Any], dataset: str) -> Schedu
         values["conv_bias"] = _bool(source, "schedule.conv_bias", data["conv_bias"])
     if data.get("local_unit") is not None:
         values["local_unit"] = _choice(source, "schedule.local_unit", data["local_unit"], LOCAL_UNITS)
+    if data.get("first_conv") is not None:
+        values["first_conv"] = _choice(source, "schedule.first_conv", data["first_conv"], FIRST_CONVS)
     info = dataset_info(dataset)
     for name, expected, what in (
         ("num_classes", info.num_classes, "classes"),

@@ -92,7 +92,7 @@ class UnitPlan:
     parts: int = 1
     skip: int = 0
     shortcut: bool = False
-    kernel: int = 3  # its conv's kernel size (parts: 1 for a bottleneck's 1x1 convs)
+    kernel: int = 3  # its conv's kernel size (1 for a bottleneck's 1x1 parts, 7 for a vgg's 7x7s2 first conv)
 
 
 def unit_plan(schedule: Schedule) -> list[UnitPlan]:
@@ -123,10 +123,13 @@ def unit_plan(schedule: Schedule) -> list[UnitPlan]:
                 cin, res = cout, res_out
                 continue
             stem = schedule.family == "resnet" and position == 0
+            kernel = 3
+            if position == 0 and schedule.first_conv == "7x7s2":
+                kernel, stride = 7, 2
             plans.append(
                 UnitPlan(
                     position, stage, index, stem, pool, stride, cin, cout, width, res, res_out, kind,
-                    schedule.conv_bias,
+                    schedule.conv_bias, kernel=kernel,
                 )
             )  # fmt: skip
             cin, res = cout, res_out
@@ -174,9 +177,11 @@ def _block_parts(
     ]  # fmt: skip
 
 
-def _conv_bn_act(cin: int, cout: int, stride: int = 1, act: str = "leaky_relu", bias: bool = False) -> list[nn.Module]:
+def _conv_bn_act(
+    cin: int, cout: int, stride: int = 1, act: str = "leaky_relu", bias: bool = False, kernel: int = 3
+) -> list[nn.Module]:
     return [
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=bias),
+        nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=bias),
         nn.BatchNorm2d(cout),
         activation_module(act),
     ]
@@ -390,7 +395,7 @@ class LocalUnit(nn.Module):
         if plan.kind == "part":
             layers.append(ConvPart(plan, act))
         elif plan.kind in ("conv", "stem"):
-            layers += _conv_bn_act(cin, plan.cout, plan.stride, act, plan.bias)
+            layers += _conv_bn_act(cin, plan.cout, plan.stride, act, plan.bias, plan.kernel)
         elif schedule.block == "basic":
             layers.append(BasicBlock(cin, plan.planes, plan.stride, act))
         else:
@@ -522,7 +527,7 @@ def complexity(schedule: Schedule, head: HeadSpec | None = None) -> Complexity:
             cin = plan.planes
             convs += 1
         if plan.kind in ("conv", "stem"):
-            costs.append(_conv_cost(cin, plan.cout, 3, plan.res_out, plan.bias))
+            costs.append(_conv_cost(cin, plan.cout, plan.kernel, plan.res_out, plan.bias))
             convs += 1
         elif plan.kind == "part":
             costs.append(_conv_cost(cin, plan.cout, plan.kernel, plan.res_out))

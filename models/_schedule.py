@@ -18,6 +18,8 @@ DOWNSAMPLES = ("maxpool", "avgpool", "conv")
 # What one local loss trains in the resnet family: a residual block (the paper's unit count) or each convolution,
 # as the reference code (its stem its own unit, a block's shortcut trained by the block's last conv's loss).
 LOCAL_UNITS = ("block", "conv")
+# The first conv of a vgg: 3x3 (stride 1), or 7x7 with stride 2 as the reference's VGGs take inputs over 64 pixels.
+FIRST_CONVS = ("3x3", "7x7s2")
 
 # VGG's widths per stage (Simonyan & Zisserman); stages beyond the fifth stay at 512.
 _VGG_WIDTHS = (64, 128, 256, 512, 512)
@@ -56,6 +58,7 @@ class Schedule:
     fc_units: tuple[int, ...] = ()
     conv_bias: bool = False  # a bias in every VGG conv (the reference's; BatchNorm cancels it but it counts)
     local_unit: str = "block"  # resnet: block | conv (see LOCAL_UNITS); the hierarchy counts blocks either way
+    first_conv: str = "3x3"  # vgg: 3x3 | 7x7s2 (see FIRST_CONVS): the reference's for inputs over 64 pixels
 
     def __post_init__(self) -> None:
         hierarchy = _as_int_tuple(self.hierarchy, "hierarchy")
@@ -124,12 +127,18 @@ class Schedule:
             raise ScheduleError(
                 "--local-unit applies to the resnet family only (a vgg unit is one conv already)", "local_unit"
             )
+        if self.first_conv not in FIRST_CONVS:
+            raise ScheduleError(
+                f"unknown first conv {self.first_conv!r}: choose one of {', '.join(FIRST_CONVS)}", "first_conv"
+            )
+        if self.first_conv != "3x3" and self.family != "vgg":
+            raise ScheduleError("--first-conv applies to the vgg family only (a resnet's stem is 3x3)", "first_conv")
         for name in ("num_classes", "in_channels", "input_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (2 if name == "num_classes" else 1):
                 raise ScheduleError(f"{name} must be a positive integer (classes >= 2), got {value!r}")
         sizes = self.resolutions
-        allowed = 1 + _max_downsamplings(self.input_size)  # halvings to 1x1 (floored), for any downsampling
+        allowed = 1 + _max_downsamplings(sizes[0])  # halvings to 1x1 (floored), for any downsampling
         if n > allowed or any(s < 1 for s in sizes):
             raise ScheduleError(
                 f"hierarchy {list(hierarchy)} needs {n - 1} downsamplings but a {self.input_size}x{self.input_size} "
@@ -161,8 +170,9 @@ class Schedule:
     @property
     def resolutions(self) -> tuple[int, ...]:
         """Feature-map side per stage: halved by every downsampling between stages, as the layer does it: a 2x2
-        pooling floors (7 -> 3), a strided 3x3 convolution with padding 1 rounds up (7 -> 4)."""
-        sizes = [self.input_size]
+        pooling floors (7 -> 3), a strided 3x3 convolution with padding 1 rounds up (7 -> 4), as does a 7x7 stride-2
+        first conv (`first_conv`) before the first stage."""
+        sizes = [(self.input_size + 1) // 2 if self.first_conv == "7x7s2" else self.input_size]
         for _ in range(len(self.hierarchy) - 1):
             sizes.append((sizes[-1] + 1) // 2 if self.downsample == "conv" else sizes[-1] // 2)
         return tuple(sizes)
@@ -214,6 +224,7 @@ class Schedule:
             fc
             + (", conv bias" if self.conv_bias else "")
             + (", a local loss per conv" if self.local_unit == "conv" else "")
+            + (", a 7x7 stride-2 first conv" if self.first_conv == "7x7s2" else "")
         )
 
     def summary(self) -> str:
@@ -244,6 +255,8 @@ class Schedule:
             out["conv_bias"] = True
         if self.local_unit != "block":
             out["local_unit"] = self.local_unit
+        if self.first_conv != "3x3":
+            out["first_conv"] = self.first_conv
         return out
 
     @classmethod
@@ -256,7 +269,7 @@ class Schedule:
 
 
 # Schedule fields stored only where they differ from their defaults (`Schedule.extras`).
-EXTRA_FIELDS = ("lead_widths", "fc_units", "conv_bias", "local_unit")
+EXTRA_FIELDS = ("lead_widths", "fc_units", "conv_bias", "local_unit", "first_conv")
 
 
 def parse_widths(text: str) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...] | None]:
@@ -328,6 +341,14 @@ class Preset:
     fc_units: tuple[int, ...] = ()  # see Schedule.fc_units
     conv_bias: bool = False
     local_unit: str = "block"  # the reference's ResNets: a local loss per convolution (see LOCAL_UNITS)
+
+    def network_fields(self, input_size: int) -> dict[str, Any]:
+        """Its Schedule fields beyond hierarchy and widths, at an input of `input_size` pixels a side: its FC units,
+        conv bias and local unit, and for a VGG over 64 pixels (STL-10) the reference's 7x7 stride-2 first conv
+        (its VGGn, train.py line 1372)."""
+        first = "7x7s2" if self.family == "vgg" and input_size > 64 else "3x3"
+        return dict(fc_units=self.fc_units, conv_bias=self.conv_bias, local_unit=self.local_unit, first_conv=first)
+
     # The reference's options for it (recipe fields), below the command line's: its Dropout2d on convolutions and
     # its zero-initialised output layer (train.py 723, 1014, 1241). Its CIFAR normalisation: `paper_recipe`.
     options: dict[str, object] = field(default_factory=lambda: dict(REFERENCE_PRESET_OPTIONS))
@@ -389,12 +410,13 @@ def make_schedule(
     fc_units: Sequence[int] | str | None = None,
     conv_bias: bool | None = None,
     local_unit: str | None = None,
+    first_conv: str | None = None,
 ) -> Schedule:
     """Build a schedule from a preset and/or explicit fields; explicit fields win over the preset's.
 
     `widths` may be a string as --widths takes it ('128:256,256:512,512,512': see `parse_widths`). A preset's
     widths apply when the hierarchy has its number of stages; its FC units, conv bias and local unit always (for its
-    family).
+    family), and a VGG preset's first conv is the reference's 7x7 stride-2 one for inputs over 64 pixels (STL-10).
     """
     lead: tuple[tuple[int, ...], ...] | None = None
     if isinstance(widths, str):
@@ -408,9 +430,11 @@ def make_schedule(
         if widths is None and (len(_as_int_tuple(hierarchy, "hierarchy")) == len(p.widths)):
             widths, lead = p.widths, p.lead_widths
         if family == p.family:
-            fc_units = p.fc_units if fc_units is None else fc_units
-            conv_bias = p.conv_bias if conv_bias is None else conv_bias
-            local_unit = p.local_unit if local_unit is None else local_unit
+            own = p.network_fields(input_size)
+            fc_units = own["fc_units"] if fc_units is None else fc_units
+            conv_bias = own["conv_bias"] if conv_bias is None else conv_bias
+            local_unit = own["local_unit"] if local_unit is None else local_unit
+            first_conv = own["first_conv"] if first_conv is None else first_conv
     if hierarchy is None:
         raise ScheduleError("no hierarchy given: pass --hierarchy 1,1,2,4 or --preset NAME")
     family = family or "resnet"
@@ -429,4 +453,5 @@ def make_schedule(
         fc_units=tuple(fc_units or ()),
         conv_bias=bool(conv_bias),
         local_unit=local_unit or "block",
+        first_conv=first_conv or "3x3",
     )

@@ -24,7 +24,7 @@ from ._data import DATASETS, dataset_info
 from ._errors import LwlError, OutputError, UsageError, interrupted
 from ._losses import LOSSES
 from ._recipe import ACTIVATIONS, DROPOUT_KINDS, MODES, NORMALISATIONS, OPTIMIZERS, PRECISIONS, Recipe, paper_recipe
-from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, LOCAL_UNITS, PRESETS, Schedule, make_schedule
+from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, FIRST_CONVS, LOCAL_UNITS, PRESETS, Schedule, make_schedule
 
 # The longest message a command prints for an error: a value echoed back (a preset expanded through YAML aliases,
 # a pasted file) must not flood the terminal.
@@ -98,6 +98,11 @@ NETWORK_FLAGS: dict[str, dict[str, Any]] = {
         help="resnet: what one local loss trains, a residual block (default) or each convolution as the "
         "reference code (the stem its own unit; the default of the paper's ResNet presets); the hierarchy counts "
         "blocks either way",
+    ),
+    "--first-conv": dict(
+        choices=FIRST_CONVS,
+        help="vgg: the first conv, 3x3 or 7x7 with stride 2 (the reference's for inputs over 64 pixels; default: "
+        "7x7s2 for the paper's VGG presets on STL-10, else 3x3)",
     ),
     "--downsample": dict(
         choices=DOWNSAMPLES, help="between stages (default: maxpool for vgg, strided first block for resnet)"
@@ -388,12 +393,13 @@ def schedule_from_args(
 
 
 def network_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The `make_schedule` fields of --fc-units, --conv-bias and --local-unit (None: not given)."""
+    """The `make_schedule` fields of --fc-units, --conv-bias, --local-unit and --first-conv (None: not given)."""
     bias = getattr(args, "conv_bias", None)
     return {
         "fc_units": getattr(args, "fc_units", None),
         "conv_bias": None if bias is None else bias == "on",
         "local_unit": getattr(args, "local_unit", None),
+        "first_conv": getattr(args, "first_conv", None),
     }
 
 

@@ -14,6 +14,7 @@ import yaml
 from lwl.models import (
     DATASETS,
     PRESETS,
+    dataset_info,
     format_widths,
     get_preset,
     paper_recipe,
@@ -414,9 +415,8 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         if widths is None and len(net.widths) == space.stages:
             widths = format_widths(net.widths, net.lead_widths)
         if family == net.family:
-            network["fc_units"] = net.fc_units if network["fc_units"] is None else network["fc_units"]
-            network["conv_bias"] = net.conv_bias if network["conv_bias"] is None else network["conv_bias"]
-            network["local_unit"] = net.local_unit if network["local_unit"] is None else network["local_unit"]
+            own = net.network_fields(dataset_info(args.dataset).input_size)
+            network = {k: own[k] if v is None else v for k, v in network.items()}
     recipe = paper_recipe(
         args.dataset,
         family,

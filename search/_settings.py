@@ -71,12 +71,13 @@ class StudySettings:
     recipe: Recipe
     limits: CostLimits = CostLimits()  # --max-params, --max-flops, --max-memory
     objectives: tuple[str, ...] = ("accuracy",)  # --objectives: accuracy, then the costs the front trades it against
-    # The network's fields beyond one width per stage (Schedule.lead_widths, fc_units, conv_bias, local_unit): the
-    # reference's VGGs (--preset vgg8b) or --widths 128:256,..., --fc-units, --conv-bias, --local-unit.
+    # The network's fields beyond one width per stage (Schedule.lead_widths, fc_units, conv_bias, local_unit,
+    # first_conv): the reference's networks (--preset vgg8b) or --widths 128:256,..., --fc-units, --conv-bias, ...
     lead_widths: tuple[tuple[int, ...], ...] | None = None
     fc_units: tuple[int, ...] = ()
     conv_bias: bool = False
     local_unit: str = "block"
+    first_conv: str = "3x3"
 
     @property
     def costs(self) -> tuple[str, ...]:
@@ -98,6 +99,7 @@ class StudySettings:
         fc_units: Sequence[int] | str | None = None,
         conv_bias: bool | None = None,
         local_unit: str | None = None,
+        first_conv: str | None = None,
     ) -> StudySettings:
         """Resolve the family's defaults once, prove a network can be built for this space, and restrict the space
         to the lists within `limits` (a SpaceError naming the limit to raise when none is)."""
@@ -116,6 +118,7 @@ class StudySettings:
             fc_units=fc_units,
             conv_bias=conv_bias,
             local_unit=local_unit,
+            first_conv=first_conv,
         )
         assert probe.widths is not None and probe.downsample is not None
         settings = cls(
@@ -130,6 +133,7 @@ class StudySettings:
             fc_units=probe.fc_units,
             conv_bias=probe.conv_bias,
             local_unit=probe.local_unit,
+            first_conv=probe.first_conv,
         )
         return settings.limited(limits or CostLimits())
 
@@ -159,6 +163,7 @@ class StudySettings:
             fc_units=self.fc_units,
             conv_bias=self.conv_bias,
             local_unit=self.local_unit,
+            first_conv=self.first_conv,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,6 +197,7 @@ class StudySettings:
             fc_units=tuple(data.get("fc_units") or ()),
             conv_bias=bool(data.get("conv_bias", False)),
             local_unit=data.get("local_unit", "block"),
+            first_conv=data.get("first_conv", "3x3"),
         ).limited(CostLimits.from_dict(data.get("limits")))
 
     def network_text(self) -> str:
@@ -219,6 +225,7 @@ class StudySettings:
         flags += ["--fc-units", ",".join(map(str, self.fc_units))] if self.fc_units else []
         flags += ["--conv-bias", "on"] if self.conv_bias else []
         flags += ["--local-unit", self.local_unit] if self.local_unit != "block" else []
+        flags += ["--first-conv", self.first_conv] if self.first_conv != "3x3" else []
         for name, value in (("loss", r.loss), ("mode", r.mode), ("epochs", r.epochs), ("batch-size", r.batch_size)):
             flags += [f"--{name}", str(value)]
         flags += ["--lr", f"{r.lr:g}", "--dropout", f"{r.dropout:g}", "--seed", str(r.seed)]

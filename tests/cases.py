@@ -24,6 +24,7 @@ NETWORKS = {
     "vgg-widening-fc-bias": dict(family="vgg", lead_widths=((2,), (), (), ()), fc_units=(12,), conv_bias=True),
     "resnet-per-conv": dict(local_unit="conv"),
     "bottleneck-per-conv-maxpool": dict(block="bottleneck", local_unit="conv", downsample="maxpool"),
+    "vgg-7x7s2-first-conv": dict(family="vgg", first_conv="7x7s2"),
 }
 
 

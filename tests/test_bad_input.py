@@ -279,6 +279,7 @@ CASES = [
         "field schedule.lead_widths: needs one list per stage (3)",
     ),
     ("search: a bad FC unit", search_main, search("--fc-units", "-5"), "must have positive widths"),
+    ("train: a 7x7 first conv for resnet", train_main, [*TRAIN, "--first-conv", "7x7s2"], "applies to the vgg family"),
     ("preset: FC units a mapping", search_main, preset("fc-list.yaml"), "fc_units {'a': 1}: give a list of whole"),
     ("inspect: too many units", inspect_main, ["--hierarchy", "1000000000,1,1,1"], "at most 100,000 can be"),
     ("train: deeply nested config", train_main, ["--config", "{tmp}/deep-config.yaml"], "nested too deeply"),

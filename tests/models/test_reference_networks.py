@@ -51,6 +51,14 @@ REFERENCE_COUNTS = {
     ("resnet34", 100): (21_328_292, 50_761_352),
     ("resnet50", 100): (23_705_252, 237_492_680),
 }
+# The same for STL-10's 96x96 RGB input, where its VGGs start with a 7x7 stride-2 conv (line 1372), 10 classes.
+REFERENCE_COUNTS_96 = {
+    "vgg8": (4_459_018, 11_089_990),
+    "vgg8b": (11_540_234, 21_107_792),
+    "vgg11": (9_771_274, 21_767_012),
+    "vgg16": (15_268_426, 32_836_310),
+    "vgg19": (20_580_682, 43_513_332),
+}
 # Its `cfg` table (line 1271): conv widths, 'M' a 2x2 max-pool.
 REFERENCE_CFG = {
     "vgg8": [64, "M", 128, "M", 256, "M", 512, "M", 512, "M"],
@@ -93,16 +101,20 @@ def _ref_linear_block(n_in, n_out, classes, *, local):
     return n_in * n_out + n_out + 2 * n_out + ((n_out * classes + classes + n_out * n_out) if local else 0)
 
 
-def _ref_vgg_count(name, classes, local):
-    """VGGn (lines 1284-1395) at input 32 with --num-layers 1 --num-hidden 1024: the cfg's convs (3x3, a bias, their
-    heads at the map size reached so far), then Net (lines 1219-1269): one FC-1024 block on the flattened last map
-    (the cfg ends with 'M') and the output Linear(1024, classes)."""
-    n, cin, dim = 0, 3, 32
-    for item in REFERENCE_CFG[name]:
+def _ref_vgg_count(name, classes, local, size=32):
+    """VGGn (lines 1284-1395) with --num-layers 1 --num-hidden 1024: the cfg's convs (3x3, a bias, their heads at the
+    map size reached so far; over 64 pixels the first is 7x7 with stride 2 and its map half the input, lines
+    1370-1376), then Net (lines 1219-1269): one FC-1024 block on the flattened last map (the cfg ends with 'M') and the
+    output Linear(1024, classes)."""
+    n, cin, dim = 0, 3, size
+    for i, item in enumerate(REFERENCE_CFG[name]):
         if item == "M":
             dim //= 2
             continue
-        n += _ref_conv_block(cin, item, 3, dim, classes, bias=True, local=local)
+        k = 3
+        if i == 0 and size > 64:
+            k, dim = 7, size // 2
+        n += _ref_conv_block(cin, item, k, dim, classes, bias=True, local=local)
         cin = item
     return n + _ref_linear_block(cin * dim * dim, 1024, classes, local=local) + 1024 * classes + classes
 
@@ -159,6 +171,19 @@ def test_paper_presets_have_the_references_parameter_counts(name, classes):
         assert schedule.local_unit == "conv"
         blockwise = complexity(make_schedule(preset=name, num_classes=classes, local_unit="block"))
         assert blockwise.params == backbone and blockwise.params_aux < local
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_COUNTS_96))
+def test_on_stl10_the_vgg_presets_start_with_the_references_7x7_stride_2_conv(name):
+    schedule = make_schedule(preset=name, num_classes=10, input_size=96)
+    assert schedule.first_conv == "7x7s2" and schedule.resolutions[0] == 48
+    cost = complexity(schedule)
+    backbone, local = REFERENCE_COUNTS_96[name]
+    assert (_ref_vgg_count(name, 10, False, 96), _ref_vgg_count(name, 10, True, 96)) == (backbone, local)
+    assert (cost.params, cost.params_aux) == (backbone, local)
+    assert sum(p.numel() for p in build_network(schedule).parameters()) == local
+    assert make_schedule(preset=name, input_size=96, first_conv="3x3").resolutions[0] == 96  # the flag wins
+    assert make_schedule(family="vgg", hierarchy="1,1", input_size=96).first_conv == "3x3"  # no preset: 3x3
 
 
 def test_vgg8b_is_the_references_network_unit_by_unit():
@@ -422,6 +447,7 @@ NETWORK_FLAGS = {  # flags -> the schedule fields they set
         ["--family", "vgg", "--widths", "4:8,16,16,32", "--fc-units", "24", "--conv-bias", "on"],
         dict(family="vgg", widths=(8, 16, 16, 32), lead_widths=((4,), (), (), ()), fc_units=(24,), conv_bias=True),
     ),
+    "vgg-7x7s2": (["--family", "vgg", "--first-conv", "7x7s2", "--widths", "4,8,8,16"], dict(first_conv="7x7s2")),
     "resnet-per-conv": (
         ["--local-unit", "conv", "--block", "bottleneck", "--widths", "4,8,8,16"],
         dict(local_unit="conv", block="bottleneck"),

@@ -251,19 +251,22 @@ def test_the_derived_pareto_study_holds_the_true_front(tmp_path):
         ["--budget", "8"],
         ["--budget", "10", "--stages", "3", "--family", "vgg", "--widths", "4:8,16,32", "--fc-units", "24,12"],
         ["--preset", "cifar100-resnet-b16", "--max-params", "30M", "--objectives", "accuracy,params,memory"],
+        ["--preset", "vgg8b", "--dataset", "stl10", "--budget", "8"],
         [
             *("--budget", "9", "--block", "bottleneck", "--local-unit", "conv", "--optimizer", "sgd", "--momentum"),
             *("0.9", "--no-similarity-std", "--zero-init-output", "--lr-milestone-epochs", "2,3", "--cutout", "4"),
             *("--train-limit", "100", "--val-fraction", "0.3", "--shallow-stages", "1", "--constraint", "none"),
         ],
     ],
-    ids=["default", "vgg-fc", "paper-preset-costs", "reference-options"],
+    ids=["default", "vgg-fc", "paper-preset-costs", "vgg8b-on-stl10", "reference-options"],
 )
 def test_a_studys_flags_make_its_settings_again(flags):
     """`StudySettings.to_flags` (the command a report prints): the flags parse back to the same settings."""
     from lwl.search import StudySettings, parse_search_flags
 
     settings = parse_search_flags([*flags, "--device", "cpu"])[0]
+    if "stl10" in flags:
+        assert settings.first_conv == "7x7s2" and settings.fc_units == (1024,)
     flags_again = settings.to_flags()
     assert parse_search_flags(flags_again)[0] == settings
     assert StudySettings.from_dict(json.loads(settings.to_json())).to_flags() == flags_again
