@@ -339,6 +339,14 @@ def _decoder_size(channels: int, res: int, dim_in_decoder: int) -> tuple[int, in
     return h, w
 
 
+def _zero_linear(cin: int, cout: int) -> nn.Linear:
+    """A linear classifier that starts at zero, weight and bias (every auxiliary head's)."""
+    linear = nn.Linear(cin, cout)
+    nn.init.zeros_(linear.weight)
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
 class PredHead(nn.Module):
     """Auxiliary classifier: [3x3 conv]* -> average pool -> linear (zero-initialised)."""
 
@@ -349,20 +357,10 @@ class PredHead(nn.Module):
             layers += _conv_bn_act(channels, channels, act=act)
         h, w = _decoder_size(channels, res, spec.dim_in_decoder)
         layers += [nn.AdaptiveAvgPool2d((h, w)), Flatten()]
-        linear = nn.Linear(channels * h * w, num_classes)
-        nn.init.zeros_(linear.weight)
-        nn.init.zeros_(linear.bias)
-        self.net = nn.Sequential(*layers, linear)
+        self.net = nn.Sequential(*layers, _zero_linear(channels * h * w, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-
-def _zero_linear(cin: int, cout: int) -> nn.Linear:
-    linear = nn.Linear(cin, cout)
-    nn.init.zeros_(linear.weight)
-    nn.init.zeros_(linear.bias)
-    return linear
 
 
 class LocalUnit(nn.Module):

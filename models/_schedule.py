@@ -209,10 +209,6 @@ class Schedule:
         """The widths as --widths takes them: 64,128,256,512, or 128:256,256:512,512,512 where stages widen."""
         return format_widths(self.widths or (), self.lead_widths)
 
-    def unit_positions(self) -> list[tuple[int, int]]:
-        """(stage, index within stage) of every unit, in training order (FC units not included)."""
-        return [(s, i) for s, d in enumerate(self.hierarchy) for i in range(d)]
-
     def label(self) -> str:
         return "[" + ",".join(map(str, self.hierarchy)) + "]"
 

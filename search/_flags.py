@@ -321,7 +321,8 @@ def _preset_value(path: Path, key: str, value: Any, action: argparse.Action | No
         if isinstance(value, str) or _whole_numbers(value) or value == []:
             return value if isinstance(value, str) else ",".join(map(str, value)) or "none"
         raise PresetError(f"{where}: give a list of whole numbers, e.g. [1024], or none")
-    if key == "conv_bias" and isinstance(value, bool):  # YAML reads on/off as true/false
+    # YAML reads on/off as true/false: for an on/off flag (--conv-bias) that is what was meant.
+    if isinstance(value, bool) and action is not None and action.choices == ("on", "off"):
         return "on" if value else "off"
     if key == "objectives" and isinstance(value, list) and all(isinstance(v, str) for v in value):
         return ",".join(value)
