@@ -32,7 +32,7 @@ from typing import Any
 import optuna
 import torch
 
-from lwl.models import complexity, load_data, paper_recipe, parse_int_list, train
+from lwl.models import complexity, load_data, paper_recipe, parse_int_list, train, train_together
 from lwl.search import CONSTRAINTS, SearchSpace, StudySettings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -152,6 +152,15 @@ def write_table(path: Path, table: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (bf16 runs differ in their last bits from one CPU to another)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
+    except OSError:
+        return platform.processor() or "unknown"
+
+
 def _round(a: float | None) -> float | None:
     return None if a is None else round(a, DIGITS)
 
@@ -161,11 +170,16 @@ def run_one(
 ) -> dict[str, Any]:
     """Train one list with one seed; every progress record is kept (the pruners' intermediate values)."""
     recipe = replace(settings.recipe, seed=seed)
-    schedule = settings.schedule(hierarchy)
     with_test = data.test_x is not None and data.test_x.shape[0] > 0
-    result = train(schedule, recipe, data, device=device, test=with_test)
-    cost = complexity(schedule, recipe.head)
-    extra = {"test_output_acc": _round(result.test_output_acc)} if with_test else {}
+    result = train(settings.schedule(hierarchy), recipe, data, device=device, test=with_test)
+    return _record(hierarchy, index, seed, result, result.test_output_acc if with_test else None)
+
+
+def _record(hierarchy: tuple[int, ...], index: int, seed: int, result: Any, test_acc: float | None) -> dict[str, Any]:
+    """One run as the table stores it: final accuracies, costs and every progress record."""
+    schedule = result.schedule
+    cost = complexity(schedule, result.recipe.head)
+    extra = {"test_output_acc": _round(test_acc)} if test_acc is not None else {}
     return {
         **extra,
         "hierarchy": list(hierarchy),
@@ -192,6 +206,33 @@ def run_one(
     }
 
 
+@torch.no_grad()
+def _test_accuracy(model: torch.nn.Module, data: Any, precision: str) -> float:
+    """The output classifier's accuracy on the test split, in the precision the run trained in."""
+    model.eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        predicted = model(data.test_x).argmax(1)
+    return float((predicted == data.test_y).float().mean())
+
+
+def run_seed_together(
+    settings: StudySettings, todo: list[tuple[int, tuple[int, ...]]], seed: int, data: Any, device: str
+) -> list[dict[str, Any]]:
+    """Train every (index, list) of one seed in one pass, sharing the units their lists have in common
+    (`train_together`: each run's weights and records are those of training it alone)."""
+    recipe = replace(settings.recipe, seed=seed)
+    schedules = [settings.schedule(h) for _, h in todo]
+    outcome = train_together(schedules, recipe, data, device=device, keep_models=True)
+    with_test = data.test_x is not None and data.test_x.shape[0] > 0
+    out = []
+    for (index, hierarchy), result in zip(todo, outcome.results):
+        if isinstance(result, BaseException):
+            raise result
+        test = _test_accuracy(result.model, data, result.recipe.precision) if with_test else None
+        out.append(_record(hierarchy, index, seed, result, test))
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget", type=int, help=f"units per list (default {DEFAULTS['budget']})")
@@ -214,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=int, default=None, help="train on the first N images only (smoke runs)")
     p.add_argument("--threads", type=int, help=f"torch CPU threads (default {DEFAULTS['threads']})")
     p.add_argument("--device", help=f"training device (default {DEFAULTS['device']})")
+    p.add_argument(
+        "--together",
+        action="store_true",
+        help="train all lists of a seed in one pass, sharing common units (faster; the same runs)",
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -255,6 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "optuna": optuna.__version__,
                 "python": platform.python_version(),
                 "device": args.device,
+                "cpu": _cpu_name(),
                 "threads": args.threads,
                 "settings": _settings_key(settings),
                 "seed_rule": "seed S seeds training (Recipe.seed) and the validation split (split_seed), as lwl-search",
@@ -269,21 +316,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{space.describe()}: {len(space)} lists; {len(lists) * len(seeds)} runs asked, {len(todo)} to train -> {path}",
         flush=True,
     )
-    data, data_seed = None, None
     t0 = time.perf_counter()
-    for n, (seed, index, hierarchy) in enumerate(todo, start=1):
-        if seed != data_seed:  # runs go seed by seed: one split in memory at a time
-            data = load_data("digits", val_fraction=args.val_fraction, split_seed=seed, with_test=args.with_test)
-            data_seed = seed
-        run = run_one(settings, hierarchy, index, seed, data, args.device)
-        table["runs"].append(run)
+    n = 0
+    for seed in dict.fromkeys(s for s, _, _ in todo):
+        # runs go seed by seed: one split in memory at a time, and a partial table holds whole seeds
+        data = load_data("digits", val_fraction=args.val_fraction, split_seed=seed, with_test=args.with_test)
         table["header"]["val_images"] = int(data.val_y.shape[0])
-        write_table(path, table)
-        print(
-            f"[{n}/{len(todo)}] seed {seed} {list(hierarchy)}: output acc {run['output_acc']:.4f}, "
-            f"{run['wall_time']:.1f} s (total {time.perf_counter() - t0:.0f} s)",
-            flush=True,
-        )
+        of_seed = [(i, h) for s, i, h in todo if s == seed]
+        if args.together:
+            start = time.perf_counter()
+            table["runs"] += run_seed_together(settings, of_seed, seed, data, args.device)
+            write_table(path, table)
+            n += len(of_seed)
+            print(
+                f"[{n}/{len(todo)}] seed {seed}: {len(of_seed)} lists together, {time.perf_counter() - start:.0f} s "
+                f"(total {time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
+            continue
+        for index, hierarchy in of_seed:
+            run = run_one(settings, hierarchy, index, seed, data, args.device)
+            table["runs"].append(run)
+            write_table(path, table)
+            n += 1
+            print(
+                f"[{n}/{len(todo)}] seed {seed} {list(hierarchy)}: output acc {run['output_acc']:.4f}, "
+                f"{run['wall_time']:.1f} s (total {time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
     return 0
 
 

@@ -23,12 +23,15 @@ from lwl.search import (
     StorageError,
     StudyError,
     TrialRecord,
+    answer_lines,
     confirmed,
+    interval_text,
     load_existing_study,
     mask_url,
     open_storage,
     read_settings,
     read_trial,
+    study_answer,
     top_trials,
     verdict,
 )
@@ -89,6 +92,9 @@ class ReportData:
     # search trial -> (mean over seeds with its 95 % interval, seeds) for the lists confirmation trained again
     confirmed: dict[int, tuple[str, int]] = field(default_factory=dict)
     verdict: str = ""  # the paired test of the winner against the runner-up, in words ("" without confirmation)
+    answer: tuple[str, ...] = ()  # the answer in words: the named list, its 95 % set, the seed sd, expected regret
+    # search trial -> (the model's mean with its 95 % interval, probability of being the best list)
+    model: dict[int, tuple[str, float]] = field(default_factory=dict)
     thesis: Thesis | None = None  # did accelerated downsampling help here (the thesis section)
 
     @property
@@ -274,8 +280,15 @@ def load_report_data(storage: BaseStorage, study: optuna.Study, storage_url: str
         )
     by_number = {r.number: r for r in rows}
     evidence = confirmed(study)
-    top = [by_number[t.number] for t in top_trials(study, TOP_K, evidence)]
-    judged = verdict(evidence)
+    judged = study_answer(study)
+    top = [by_number[t.number] for t in top_trials(study, TOP_K, judged)]
+    model = {}
+    if judged is not None:
+        for row in top:
+            b = judged.belief(tuple(row.hierarchy))
+            if b is not None:
+                model[row.number] = (interval_text(b.mean, b.sd), b.p_best)
+    paired = verdict(evidence)
     names = [f"d{i}" for i in range(1, stages + 1)]
     importances, spread, note = _importances(study, names)
     groups, source = _global_groups(storage, study.study_name, settings, rows, records)
@@ -300,7 +313,9 @@ def load_report_data(storage: BaseStorage, study: optuna.Study, storage_url: str
         reasons,
         importance_spread=spread,
         confirmed={c.trial.number: (c.estimate.text(), c.estimate.n) for c in evidence},
-        verdict=judged.text() if judged is not None else "",
+        verdict=paired.text() if paired is not None else "",
+        answer=tuple(line.strip() for line in answer_lines(study, judged)) if judged is not None else (),
+        model=model,
         thesis=thesis(rows, study_settings.space.k),
     )
 

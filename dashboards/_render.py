@@ -63,6 +63,7 @@ def header_html(
     counts: dict[str, int],
     user_attrs: dict[str, Any] | None = None,
     verdict: str = "",
+    answer: Sequence[str] = (),
 ) -> str:
     """The study's name, settings, trial counts by state, the confirmation's verdict and its storage URL, the
     password always masked."""
@@ -119,6 +120,7 @@ def header_html(
         ("validation split", _validation(user_attrs.get(VALIDATION_ATTR), r.get("val_fraction"))),
         ("intermediate values", user_attrs.get("intermediate_value", "-")),
         ("trials", ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"),
+        *([("answer", " · ".join(answer))] if answer else []),
         ("confirmation", verdict or "none: lwl-search --confirm K trains the top K lists with more seeds"),
         ("storage", mask_url(storage_url)),
     ]
@@ -134,10 +136,16 @@ def _units_curve(r: TrialRow) -> str:
     return f"{100 * units[0]:.1f} → {100 * units[-1]:.1f}" if units else "-"
 
 
-def table_html(rows: Sequence[TrialRow], confirmed: Mapping[int, tuple[str, int]] | None = None) -> str:
-    """The top lists; `confirmed` (trial -> (mean ± interval, seeds)) adds the confirmation's columns."""
-    confirmed = confirmed or {}
-    extra = "<th>mean over seeds (95 % interval)</th><th>seeds</th>" if confirmed else ""
+def table_html(
+    rows: Sequence[TrialRow],
+    confirmed: Mapping[int, tuple[str, int]] | None = None,
+    model: Mapping[int, tuple[str, float]] | None = None,
+) -> str:
+    """The top lists; `confirmed` (trial -> (mean ± interval, seeds)) adds the confirmation's columns, `model`
+    (trial -> (the answer's mean ± interval, P(best))) the answer's."""
+    confirmed, model = confirmed or {}, model or {}
+    extra = "<th>model (95 % interval)</th><th>P(best)</th>" if model else ""
+    extra += "<th>mean over seeds (95 % interval)</th><th>seeds</th>" if confirmed else ""
     head = (
         f"<tr><th>rank</th><th>trial</th><th>hierarchy</th><th>val. accuracy</th>{extra}<th>params</th>"
         "<th>wall time</th><th>units: first → last (%)</th><th>paper</th><th>state</th></tr>"
@@ -146,9 +154,12 @@ def table_html(rows: Sequence[TrialRow], confirmed: Mapping[int, tuple[str, int]
     for rank, r in enumerate(rows, 1):
         state = r.state + (f" (enqueued: {r.enqueued})" if r.enqueued else "")
         cells = ""
+        if model:
+            text, chance = model.get(r.number, ("-", 0.0))
+            cells += f"<td class='num'>{_e(text)}</td><td class='num'>{100 * chance:.0f} %</td>"
         if confirmed:
             mean, seeds = confirmed.get(r.number, ("-", 1))
-            cells = f"<td class='num'>{_e(mean)}</td><td class='num'>{seeds}</td>"
+            cells += f"<td class='num'>{_e(mean)}</td><td class='num'>{seeds}</td>"
         body.append(
             f"<tr><td class='num'>{rank}</td><td class='num'>{r.number}</td><td><code>{_e(r.label)}</code></td>"
             f"<td class='num'>{'-' if r.value is None else f'{100 * r.value:.2f} %'}</td>{cells}"
@@ -277,7 +288,7 @@ def render_html(data: ReportData, figures: dict[str, go.Figure], *, generated: s
         study_name=data.study_name,
         plotlyjs_html=plotly.offline.get_plotlyjs(),
         header_html=header_html(
-            data.study_name, data.storage_url, data.settings, data.counts, data.user_attrs, data.verdict
+            data.study_name, data.storage_url, data.settings, data.counts, data.user_attrs, data.verdict, data.answer
         ),
         flops_note=_flops_note(data),
         pareto_html=_figs_html(
@@ -294,7 +305,7 @@ def render_html(data: ReportData, figures: dict[str, go.Figure], *, generated: s
         history_html=_figs_html(figures, "lwl-history"),
         thesis_html=_thesis_html(data, figures),
         top_count=len(data.top),
-        top_table_html=table_html(data.top, data.confirmed),
+        top_table_html=table_html(data.top, data.confirmed, data.model),
         failed_html=_failed_html(data),
         global_html=_global_html(data, figures),
         generated=generated or _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),

@@ -1,7 +1,9 @@
 """The study: feasible hierarchy lists, the sampler, the objective, storage and the `lwl-search` command."""
 
+from ._answer import Answer, Belief, Evidence, Round, answer, extrapolate, race_round, round_sizes
 from ._artifacts import ConfigArtifacts, dashboard_command, default_artifact_dir
 from ._confirm import ConfirmOutcome, ConfirmPlan, auto_plan, confirm_seeds, run_confirmation
+from ._display import answer_lines, interval_text
 from ._dominance import DOMINATORS, DominancePruner
 from ._errors import ExportError, PresetError, SettingsError, SpaceError, StorageError, UsageError
 from ._export import Selection, export_configs, trial_config
@@ -11,7 +13,16 @@ from ._objectives import COSTS, CostModel, front_costs, hypervolume, normaliser,
 from ._optuna import OptunaVersionError
 from ._pareto import pareto_front, pareto_indices, pareto_study_name
 from ._paused import Paused, PausedStore
-from ._ranking import Confirmed, Verdict, confirm_study, confirm_study_name, confirmed, top_trials, verdict
+from ._ranking import (
+    Confirmed,
+    Verdict,
+    confirm_study,
+    confirm_study_name,
+    confirmed,
+    study_answer,
+    top_trials,
+    verdict,
+)
 from ._record import (
     ARTIFACT_DIR_ATTR,
     DERIVED_ATTR,
@@ -65,6 +76,17 @@ from ._study import (
 )
 
 __all__ = [
+    "study_answer",
+    "answer_lines",
+    "interval_text",
+    "Answer",
+    "Belief",
+    "Evidence",
+    "Round",
+    "answer",
+    "extrapolate",
+    "race_round",
+    "round_sizes",
     "COSTS",
     "DOMINATORS",
     "CostModel",

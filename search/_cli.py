@@ -176,7 +176,7 @@ def _confirm(
                 flush=True,
             )
 
-    todo = len(missing(study, plan))
+    todo = missing(study, plan)
     if not todo:
         return True
     deadline = None if args.timeout is None else started + args.timeout
@@ -188,9 +188,15 @@ def _confirm(
             )
         return True
     if not args.quiet:
+        what = (
+            f"the front's first {plural(plan.lists, 'list')} with {plural(plan.seeds, 'more seed')} each: "
+            f"{plural(todo, 'run')}"
+            if settings.costs
+            else f"by racing: up to {plural(todo, 'run')}, the {plan.lists} most probable best lists first, then "
+            "the ones still in contention"
+        )
         print(
-            f"lwl-search: confirming the top {plural(plan.lists, 'list')} with {plural(plan.seeds, 'more seed')} "
-            f"each: {plural(todo, 'run')} into study {confirm_study_name(study.study_name)!r}",
+            f"lwl-search: confirming {what} into study {confirm_study_name(study.study_name)!r}",
             file=sys.stderr,
         )
     try:

@@ -1,5 +1,11 @@
-"""Confirmation: after the search, its top lists are trained again with further seeds, so that the answer rests on
-a mean over seeds instead of one seed's luck (`_ranking` reads what this writes).
+"""Confirmation: after the search, its leading lists are trained again with further seeds, so that the answer rests
+on more than one seed's luck (`_ranking` reads what this writes).
+
+Seeds are spent by racing (`lwl.search.race_round`): round r trains the lists still in contention with the seed
+study seed + r + 1, as the answer computed from the rounds before it says: the K most probable best lists first,
+then at most half as many each round, only lists still in the answer's 95 % set, until one list is left, no two
+are, or the plan's K x S runs are spent. A study with --objectives confirms its front's lists, the most accurate
+first, each with S more seeds (its answer is the front, not one list).
 
 The runs are trials of the derived study NAME-confirm in the same storage: optuna-dashboard shows them (curves,
 accuracies, each run's `seed` and the search trial it `confirms`), while the search study, its sampler's record of
@@ -24,9 +30,10 @@ from optuna.trial import FrozenTrial, TrialState
 from lwl.models import DataSplits, Progress, Schedule, TrainingError
 
 from . import _optuna as private
+from ._answer import Round, race_round, round_sizes
 from ._objective import Duplicate, Objective, OutOfMemory
 from ._pareto import pareto_front
-from ._ranking import confirm_study, confirm_study_name, search_ranked, study_seed
+from ._ranking import confirm_study, confirm_study_name, search_ranked, study_answer, study_seed
 from ._record import (
     DERIVED_ATTR,
     METRIC_NAME,
@@ -50,8 +57,8 @@ ABOUT_ATTR = "about"  # on the confirm study: what its trials are, in words (opt
 class ConfirmPlan:
     """How many of the search's top lists to train again, and with how many further seeds each."""
 
-    lists: int  # K; 0 = no confirmation
-    seeds: int  # S
+    lists: int  # K: lists in racing's first round; 0 = no confirmation
+    seeds: int  # S: the runs are at most K x S
     chosen_by_default: bool = False  # resolved from --confirm auto (the summary says so)
 
     @property
@@ -61,7 +68,7 @@ class ConfirmPlan:
     def describe(self) -> str:
         if not self.runs:
             return "off"
-        return f"top {self.lists} × {self.seeds} more seed{'s' if self.seeds != 1 else ''}"
+        return f"racing over at most {self.runs} runs, {self.lists} lists first"
 
 
 def auto_plan(trials: int, seeds: int | None = None) -> ConfirmPlan:
@@ -113,22 +120,64 @@ def _held(derived: optuna.Study) -> set[tuple[int, int]]:
 
 
 def planned(study: optuna.Study, plan: ConfirmPlan, base_seed: int) -> list[tuple[FrozenTrial, int]]:
-    """Every (search trial, seed) the plan asks for, by seed, then by the search's rank. A study with --objectives
-    confirms its front first (the most accurate of it first): its answer is the front, not one list."""
+    """A study with --objectives: every (search trial, seed) its fixed plan asks for, by seed, then the front's
+    lists first (the most accurate first), then the search's rank."""
     ranked = search_ranked(study)
-    if read_settings(study.study_name, study.user_attrs).costs:
-        front = {t.number for t in pareto_front(study)}
-        ranked = [t for t in ranked if t.number in front] + [t for t in ranked if t.number not in front]
+    front = {t.number for t in pareto_front(study)}
+    ranked = [t for t in ranked if t.number in front] + [t for t in ranked if t.number not in front]
     top = ranked[: plan.lists]
     return [(t, seed) for seed in confirm_seeds(base_seed, plan.seeds) for t in top] if plan.runs else []
 
 
-def missing(study: optuna.Study, plan: ConfirmPlan) -> list[tuple[FrozenTrial, int]]:
-    """The plan's runs that NAME-confirm holds neither complete nor claimed."""
+def races(study: optuna.Study) -> bool:
+    """Whether the study's confirmation races (one objective) rather than follows a fixed plan (a front)."""
+    return not read_settings(study.study_name, study.user_attrs).costs
+
+
+def _search_trials(study: optuna.Study) -> dict[tuple[int, ...], FrozenTrial]:
+    """Each list's first complete search trial: the one its confirmation runs confirm."""
+    stages = read_settings(study.study_name, study.user_attrs).space.stages
+    out: dict[tuple[int, ...], FrozenTrial] = {}
+    for t in sorted(search_ranked(study), key=lambda t: t.number):
+        out.setdefault(hierarchy_of(t, stages), t)
+    return out
+
+
+def racing_round(study: optuna.Study, plan: ConfirmPlan, index: int, base_seed: int) -> tuple[Round, int]:
+    """Round `index` of racing and its seed, decided from the runs of the rounds before it only."""
+    earlier = confirm_seeds(base_seed, index)
+    seed = confirm_seeds(base_seed, index + 1)[-1]
+    judged = study_answer(study, set(earlier))
+    if judged is None:
+        return Round((), "no complete trial"), seed
+    return race_round(judged, index, plan.lists, plan.runs), seed
+
+
+def racing_state(study: optuna.Study, plan: ConfirmPlan) -> tuple[int, str]:
+    """(runs racing may still train, why it stopped): 0 and the reason once every round it decides on is held."""
+    if not plan.runs:
+        return 0, "off"
+    base = study_seed(study) or 0
+    derived = confirm_study(study)
+    held = _held(derived) if derived is not None else set()
+    trials = _search_trials(study)
+    for index in range(len(round_sizes(plan.lists, plan.runs)) + 1):
+        step, seed = racing_round(study, plan, index, base)
+        if not step.lists:
+            return 0, step.reason
+        if any((trials[h].number, seed) not in held for h in step.lists if h in trials):
+            return max(plan.runs - len(held), len(step.lists)), ""
+    return 0, "the runs are spent"
+
+
+def missing(study: optuna.Study, plan: ConfirmPlan) -> int:
+    """How many runs the plan may still train (racing: at most; 0 when confirmation is finished)."""
+    if races(study):
+        return racing_state(study, plan)[0]
     wanted = planned(study, plan, study_seed(study) or 0)
     derived = confirm_study(study)
     held = _held(derived) if derived is not None else set()
-    return [(t, s) for t, s in wanted if (t.number, s) not in held]
+    return sum((t.number, s) not in held for t, s in wanted)
 
 
 @dataclass
@@ -136,6 +185,7 @@ class ConfirmOutcome:
     ran: int = 0  # runs this call completed
     failed: int = 0
     stopped: str = ""  # why it stopped before the end ("--timeout reached"), else ""
+    reason: str = ""  # racing: why it ended (decided, the runs spent, ...)
 
 
 def run_confirmation(
@@ -157,11 +207,9 @@ def run_confirmation(
     Exact: every run's weights and accuracies are those of training it alone (`train_together`).
     """
     base = settings.recipe.seed
-    wanted = planned(study, plan, base)
     outcome = ConfirmOutcome()
-    if not wanted:
+    if not plan.runs:
         return outcome
-    derived = open_confirm_study(study)
     size = together if settings.recipe.trains_together else 1
     loaded: dict[int, DataSplits] = {}
 
@@ -170,17 +218,54 @@ def run_confirmation(
             loaded[seed] = data_for(seed)
         return loaded[seed]
 
+    def train_seed(derived: optuna.Study, runs: list[FrozenTrial], seed: int) -> bool:
+        step = len(runs) if size is None else max(1, size)
+        for i in range(0, len(runs), step):
+            if deadline is not None and time.monotonic() >= deadline:
+                outcome.stopped = "--timeout reached"
+                return False
+            _run_group(settings, derived, runs[i : i + step], seed, data_of, device, on_run, outcome)
+        return True
+
     with warnings.catch_warnings():  # tell() warns that heartbeats belong to optimize(); `private.heartbeat` sends them
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-        for seed in dict.fromkeys(s for _, s in wanted):
-            runs = [t for t, s in wanted if s == seed]
-            step = len(runs) if size is None else max(1, size)
-            for i in range(0, len(runs), step):
-                if deadline is not None and time.monotonic() >= deadline:
-                    outcome.stopped = "--timeout reached"
+        if settings.costs:  # a front: its fixed plan
+            wanted = planned(study, plan, base)
+            if not wanted:
+                return outcome
+            derived = open_confirm_study(study)
+            for seed in dict.fromkeys(s for _, s in wanted):
+                if not train_seed(derived, [t for t, s in wanted if s == seed], seed):
                     return outcome
-                _run_group(settings, derived, runs[i : i + step], seed, data_of, device, on_run, outcome)
+            return outcome
+        derived = open_confirm_study(study)
+        trials = _search_trials(study)
+        for index in range(len(round_sizes(plan.lists, plan.runs)) + 1):
+            if not _wait_for_earlier_rounds(derived, set(confirm_seeds(base, index)), deadline):
+                outcome.stopped = "--timeout reached"
+                return outcome
+            step, seed = racing_round(study, plan, index, base)
+            if not step.lists:
+                outcome.reason = step.reason
+                return outcome
+            if not train_seed(derived, [trials[h] for h in step.lists if h in trials], seed):
+                return outcome
     return outcome
+
+
+def _wait_for_earlier_rounds(derived: optuna.Study, seeds: set[int], deadline: float | None) -> bool:
+    """Wait until no run of `seeds` is running (another worker's round): a round is decided on whole rounds.
+    False when the deadline passed first."""
+    while True:
+        private.fail_stale_trials(derived)  # a killed worker's run (heartbeat storages) stops counting
+        running = [
+            t for t in derived.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if read_trial(t).seed in seeds
+        ]
+        if not running:
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(1.0)
 
 
 def _run_group(
@@ -267,5 +352,8 @@ __all__ = [
     "missing",
     "open_confirm_study",
     "planned",
+    "racing_round",
+    "racing_state",
+    "races",
     "run_confirmation",
 ]

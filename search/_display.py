@@ -13,8 +13,9 @@ from optuna.trial import FrozenTrial, TrialState
 from lwl.models import Progress
 from lwl.models.cli import percent, plural
 
+from ._answer import Answer
 from ._artifacts import dashboard_command
-from ._confirm import AFFORD, ConfirmPlan
+from ._confirm import AFFORD, ConfirmPlan, races, racing_state
 from ._objectives import CostModel
 from ._pareto import pareto_front, pareto_study_name
 from ._ranking import (
@@ -23,10 +24,13 @@ from ._ranking import (
     confirm_study_name,
     confirmation_runs,
     confirmed,
+    study_answer,
     top_trials,
-    verdict,
 )
 from ._record import VALIDATION_ATTR, TrialRecord, read_settings, read_trial
+from ._stats import LEVEL, spearman
+
+CAPACITY_RHO = 0.8  # a ranking whose Spearman with parameter count reaches this is said to follow capacity
 
 
 def _pct(v: float | None) -> str:
@@ -147,10 +151,46 @@ def confirmation_lines(study: optuna.Study, plan: ConfirmPlan | None, trials_tar
     if plan is not None and plan.chosen_by_default:
         why = f" (on by default: {plan.runs} runs, at most {100 * AFFORD:.0f} % of --trials {trials_target})"
     what = plan.describe() if plan is not None else "earlier runs"
-    lines = [f"confirmation: {what}{why}; {plural(done, 'run')} in study {name!r}, ranked by the mean over seeds"]
+    lines = [f"confirmation: {what}{why}; {plural(done, 'run')} in study {name!r}"]
+    if plan is not None and plan.runs and races(study):
+        left, reason = racing_state(study, plan)
+        if reason:
+            lines.append(f"  racing ended: {reason}")
     derived = confirm_study(study)
     records = [read_trial(t) for t in derived.get_trials(deepcopy=False)] if derived is not None else []
     lines += together_lines(records, "  trained together by seed")
+    return lines
+
+
+def interval_text(mean: float, sd: float) -> str:
+    """'97.4 ± 0.8 %': a mean with its normal 95 % interval, the interval's ends kept within 0..100 %."""
+    low, high = max(0.0, mean - 1.96 * sd), min(1.0, mean + 1.96 * sd)
+    return f"{100 * mean:.1f} ± {100 * max(mean - low, high - mean):.1f} %"
+
+
+def answer_lines(study: optuna.Study, judged: Answer) -> list[str]:
+    """The answer in words: the named list, the set, the seed sd, the expected regret, and whether parameter count
+    alone explains the ranking."""
+    named = "[" + ",".join(map(str, judged.named)) + "]" if judged.named else "none"
+    lines = [
+        f"  answer: {named}; {judged.set_text()}",
+        f"  seed sd: {judged.seed_sd_text()}; expected regret of {named}: {100 * judged.expected_regret:.2f} points "
+        f"({judged.expected_regret / judged.seed_sd if judged.seed_sd > 0 else 0:.2f} seed sd)",
+    ]
+    complete = [b for b in judged.beliefs if b.status == "complete"]
+    params = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        r = read_trial(t)
+        if r.params is not None and r.hierarchy:
+            params[tuple(r.hierarchy)] = r.params
+    pairs = [(params[b.hierarchy], b.mean) for b in complete if b.hierarchy in params]
+    if len(pairs) >= 5:
+        rho = spearman([p for p, _ in pairs], [m for _, m in pairs])
+        if rho >= CAPACITY_RHO:
+            lines.append(
+                f"  capacity: the ranking follows parameter count (Spearman {rho:.2f} over {len(pairs)} lists): the "
+                "largest network would have been named without training; the schedule adds little beyond size here"
+            )
     return lines
 
 
@@ -251,26 +291,34 @@ def summary_text(
     lines += together_lines(records, "training together (--batch)")
     lines += confirmation_lines(study, plan, trials_target)
     ranked = confirmed(study)
-    top = top_trials(study, k, ranked)
+    judged = study_answer(study)
+    top = top_trials(study, k, judged)
     evidence = {c.trial.number: c for c in ranked}
     if top:
         lines += [
             "",
-            f"  {'rank':>4}  {'hierarchy':<14} {'val acc':>14} {'seeds':>5}  {'units: first -> last':<20} "
-            f"{'params':>9} {'time':>7}  paper",
+            f"  {'rank':>4}  {'hierarchy':<14} {'model':>14} {'measured':>14} {'seeds':>5} {'P(best)':>7}  "
+            f"{'units: first -> last':<20} {'params':>9} {'time':>7}  paper",
         ]
         for rank, (t, r) in enumerate(((t, read_trial(t)) for t in top), 1):
             accs = [a for a in r.unit_acc if a is not None]
             curve = f"{_pct(accs[0]).strip()} -> {_pct(accs[-1]).strip()}" if accs else "-"
             c = evidence.get(t.number)
             acc = c.estimate.text() if c is not None else _pct(r.value).strip() + " %"
+            b = judged.belief(r.hierarchy) if judged is not None else None
+            model = interval_text(b.mean, b.sd) if b is not None else "-"
+            chance = f"{100 * b.p_best:6.0f}%" if b is not None else "-"
             lines.append(
-                f"  {rank:>4}  {r.schedule or '?':<14} {acc:>14} {c.estimate.n if c else 1:>5}  {curve:<20} "
-                f"{(r.params or 0) / 1e6:8.2f}M {r.wall_time or 0:6.1f}s  {r.paper or ''}"
+                f"  {rank:>4}  {r.schedule or '?':<14} {model:>14} {acc:>14} {c.estimate.n if c else 1:>5} "
+                f"{chance:>7}  "
+                f"{curve:<20} {(r.params or 0) / 1e6:8.2f}M {r.wall_time or 0:6.1f}s  {r.paper or ''}"
             )
-        judged = verdict(list(evidence.values()))
+        lines.append(
+            f"  model: each list's true accuracy (its mean over seeds) as a Gaussian process over lists reads every "
+            f"run, ± {LEVEL:.0%} interval; measured: the mean of its runs, ± the t interval (one seed: no interval)"
+        )
         if judged is not None:
-            lines.append(f"  {judged.text()}")
+            lines += answer_lines(study, judged)
     front = front_lines(study, ranked)
     lines += front
     lines += [

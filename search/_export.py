@@ -21,9 +21,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import RecipeError, TrainingConfig, complexity, paper_recipe
 
+from ._answer import Answer
 from ._errors import ExportError
 from ._pareto import pareto_front
-from ._ranking import Confirmed, complete_trials, confirmed, top_trials
+from ._ranking import Confirmed, complete_trials, confirmed, study_answer, top_trials
 from ._record import DATA_ROOT_ATTR, STORAGE_ATTR, hierarchy_of, read_settings
 from ._settings import StudySettings
 from ._space import paper_name
@@ -112,6 +113,7 @@ def export_configs(
     selection = Selection.parse(selection)
     storage = storage_url if storage_url is not None else str(study.user_attrs.get(STORAGE_ATTR, ""))
     evidence = {c.trial.number: c for c in confirmed(study)}
+    judged = study_answer(study)
     return [
         trial_config(
             settings,
@@ -123,6 +125,7 @@ def export_configs(
             storage_url=storage,
             data_root=study.user_attrs.get(DATA_ROOT_ATTR),
             confirmation=evidence.get(t.number),
+            judged=judged,
         )
         for t in select_trials(study, selection, settings)
     ]
@@ -139,11 +142,13 @@ def trial_config(
     storage_url: str = "",
     data_root: str | None = None,
     confirmation: Confirmed | None = None,
+    judged: Answer | None = None,
 ) -> TrainingConfig:
     """A trial's schedule with the study's recipe at the paper's full length on the whole training set (no
     validation split), the search's `data_root`, and where it came from (storage URL masked). Takes the trial's
     facts, not the trial, so a running trial can be exported as it completes (an artifact can only be attached to a
-    running trial). A `confirmation` adds the mean over seeds, its interval and the seeds."""
+    running trial). A `confirmation` adds the mean over seeds, its interval and the seeds; `judged` (the study's
+    answer) the model's view of the list and the answer's set."""
     search = settings.recipe
     try:
         full = paper_recipe(search.dataset, settings.family).epochs
@@ -171,6 +176,22 @@ def trial_config(
             "accuracies": [round(confirmation.values[s], 6) for s in confirmation.seeds],
             "mean": round(e.mean, 6),
             "interval_95": [round(e.low, 6), round(e.high, 6)],
+        }
+    belief = judged.belief(tuple(hierarchy)) if judged is not None else None
+    if judged is not None and belief is not None:
+        provenance["answer"] = {
+            "model_mean": round(belief.mean, 6),
+            "model_interval_95": [
+                round(max(0.0, belief.mean - 1.96 * belief.sd), 6),
+                round(min(1.0, belief.mean + 1.96 * belief.sd), 6),
+            ],
+            "p_best": round(belief.p_best, 4),
+            "named": judged.named == tuple(hierarchy),
+            "best_set": [list(h) for h in judged.best_set],
+            "level": judged.level,
+            "seed_sd": round(judged.seed_sd, 6),
+            "seed_df": judged.seed_df,
+            "expected_regret_of_named": round(judged.expected_regret, 6),
         }
     return TrainingConfig(schedule, recipe, provenance, data_root or None)
 

@@ -12,6 +12,7 @@ import optuna
 from lwl.models.cli import Parser, plural, run_command, writable_file, writable_folder
 
 from ._export import Selection, export_configs, write_configs
+from ._ranking import study_answer
 from ._storage import check_study_name, default_storage, load_existing_study, mask_url, open_storage
 
 
@@ -70,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{100 * acc:.2f} %  -> {plural(config.recipe.epochs, 'epoch')}"
                 if acc is not None
                 else str(path)
+            )
+        judged = study_answer(study) if selection.kind == "best" else None
+        if judged is not None:
+            print(
+                f"answer: {judged.set_text()}; seed sd {judged.seed_sd_text()}; expected regret of the named list "
+                f"{100 * judged.expected_regret:.2f} points"
             )
         print("\nnext:")
         for path in paths:

@@ -188,13 +188,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--confirm",
         metavar="K|auto|off",
-        help="after the search, train its top K lists again with --confirm-seeds more seeds each and rank them by "
-        "the mean over seeds, with a 95 %% interval and a paired t-test of the winner against the runner-up; the "
-        f"runs go to the study NAME-confirm in the same storage. auto (default): K = --trials x {AFFORD:g} / S, at "
-        f"most {LISTS}, so that confirmation costs at most {100 * AFFORD:.0f} %% of the search; off when that is "
-        "below 2; off or 0: none",
+        help="after the search, spend up to K x S runs (S: --confirm-seeds) on more seeds by racing: the K most "
+        "probable best lists get one more seed each, then at most half as many each round, only those still in "
+        "the answer's 95 %% set, until one is left or the runs are spent (a study with --objectives: its front's "
+        "first K lists with S more seeds each); the runs go to the study NAME-confirm in the same storage. auto "
+        f"(default): K = --trials x {AFFORD:g} / S, at most {LISTS}, so that confirmation costs at most "
+        f"{100 * AFFORD:.0f} %% of the search; off when that is below 2; off or 0: none",
     )
-    g.add_argument("--confirm-seeds", type=int, metavar="S", help=f"more seeds per confirmed list (default {SEEDS})")
+    g.add_argument(
+        "--confirm-seeds",
+        type=int,
+        metavar="S",
+        help=f"confirmation runs per first-round list: K x S runs at most (default {SEEDS})",
+    )
     g.add_argument(
         "--storage", help="SQLAlchemy URL, journal file (.log) or redis:// URL (default sqlite:///studies/STUDY.db)"
     )

@@ -172,3 +172,22 @@ def test_pareto_replay_on_the_committed_table(tmp_path):
     assert all(0 < v <= 1 for r in rows.values() for v in r["share_at"].values())
     assert rows["dominance k=2"]["final_share"] == pytest.approx(rows["random"]["final_share"])
     assert len(result["confirm_grid"]) == 2 * 3 and result["true_front"]
+
+
+def test_a_table_trained_together_holds_the_same_runs(scripts, table_path, tmp_path):
+    """--together trains a seed's lists in one pass through their shared units: the same accuracies and curves as
+    one run at a time (wall times aside), the test accuracy included."""
+    tabular_table = scripts[0]
+    path = tmp_path / "together.json"
+    assert tabular_table.main([*TINY, "--with-test", "--together", "--out", str(path)]) == 0
+    alone_path = tmp_path / "alone.json"
+    assert tabular_table.main([*TINY, "--with-test", "--out", str(alone_path)]) == 0
+
+    def strip(run):
+        run = {k: v for k, v in run.items() if k != "wall_time"}
+        run["history"] = [{k: v for k, v in p.items() if k != "elapsed"} for p in run["history"]]
+        return run
+
+    together = [strip(r) for r in json.loads(path.read_text())["runs"]]
+    alone = [strip(r) for r in json.loads(alone_path.read_text())["runs"]]
+    assert together == alone and all("test_output_acc" in r for r in together)

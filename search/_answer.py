@@ -1,0 +1,365 @@
+"""The search's answer, with a confidence the benchmark verifies: shrunk estimates, a set, racing over seeds.
+
+One run of a list is one draw of a noisy quantity: its accuracy over the seed of its initialisation and of its
+validation split (digits: a seed sd of ~1.4 points, about the binomial sd of the validation set, and twice the gap
+between good lists). Ranking lists by the raw value of one run crowns the luckiest draw, so the answer is read from a
+model of every list's *true* accuracy (its mean over infinitely many seeds) instead:
+
+- **Evidence.** Each list the search touched: the final accuracies of its full runs by seed (the search's run and
+  its confirmation runs), or, for a list only ever stopped early, its value at the step it stopped plus the mean
+  later gain of the complete runs (the variance of those gains is added to its noise).
+- **Seed sd.** Measured, not assumed: the noise level of highest marginal likelihood of every run, which reads the
+  spread of repeated runs of one list (a confirmation gives those) and the scatter of single runs about the
+  model, never below the binomial sd of the validation set (the split changes with the seed; single runs alone
+  cannot tell noise from true differences); the answer says how many repeated-run degrees of freedom stand
+  behind it.
+- **Shrinkage.** A Gaussian process over lists (unit counts d1..dn; a constant mean and a squared-exponential
+  kernel, its length scale and amplitude chosen by the marginal likelihood over a small grid) gives every list's
+  posterior mean and the posterior covariance of all of them. A lucky single run is pulled towards its
+  neighbours; a list with many seeds keeps its mean.
+- **The set.** Joint posterior draws give each list's probability of being the best; the set is the smallest group
+  of lists, most probable first, whose probabilities sum to `LEVEL`. Lists the search never completed are in it
+  when the model cannot rule them out. The *named* list is the complete list with the highest posterior mean, and
+  its expected regret is the mean over the draws of (the best list's accuracy - its accuracy).
+- **Racing** (`race_round`): confirmation spends its seeds in rounds. Round 1 trains the K most probable complete
+  lists with one more seed; every later round keeps at most half as many (at least 2), only lists still in the
+  set, and stops when the set holds one complete list (decided), when fewer than two complete lists remain in it
+  (the rest is the model's doubt about lists never completed), or when the runs are spent.
+
+Whether the printed set holds the best list as often as it says is measured on the tabular benchmark with seeds the
+search never read (benchmarks/answer_replay.py; benchmarks/README.md, "The answer").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ._stats import LEVEL  # the probability the printed set holds the best list, as every interval printed
+
+DRAWS = 4000  # joint posterior draws for P(best) and the expected regret (fixed seed: the answer is deterministic)
+UNTRIED = 50  # lists never trained that enter the set's draws: the ones with the highest upper bound
+LENGTH_SCALES = (0.75, 1.5, 3.0, 6.0)  # in units of one stage's count
+AMPLITUDES = (0.25, 1.0, 4.0)  # prior variance of the true accuracies, in multiples of their observed spread
+NOISE_SHARES = (0.05, 0.2, 0.5, 1.0, 2.0)  # seed variance, in multiples of the observed spread (no repeated runs)
+
+Hierarchy = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the study knows of one list."""
+
+    hierarchy: Hierarchy
+    runs: Mapping[int, float] = field(default_factory=dict)  # seed -> final accuracy of a full run
+    partial: tuple[float, float] | None = None  # stopped early, never complete: (extrapolated final, extra variance)
+
+
+@dataclass(frozen=True)
+class Belief:
+    """The model's view of one list's true accuracy (its mean over seeds)."""
+
+    hierarchy: Hierarchy
+    runs: int  # full runs (seeds) behind it; 0 for a list stopped early or never trained
+    raw: float | None  # the mean of its full runs, as measured
+    mean: float  # posterior mean
+    sd: float  # posterior sd
+    p_best: float  # posterior probability that it is the best list
+    status: str  # "complete", "stopped early" or "not trained"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The study's answer: lists by posterior mean, the named list, the set, the seed sd and the expected regret."""
+
+    beliefs: tuple[Belief, ...]  # best posterior mean first
+    named: Hierarchy | None  # the complete list with the highest posterior mean
+    best_set: tuple[Hierarchy, ...]  # the best list is among these with probability >= level
+    level: float
+    seed_sd: float  # per-run sd of a list's accuracy over seeds, as the model estimates it
+    seed_df: int  # degrees of freedom of repeated runs behind it (0: from the spread of single runs alone)
+    expected_regret: float  # E[best list's true accuracy - the named list's]
+
+    def belief(self, hierarchy: Hierarchy) -> Belief | None:
+        return next((b for b in self.beliefs if b.hierarchy == hierarchy), None)
+
+    @property
+    def decided(self) -> bool:
+        return len(self.best_set) == 1
+
+    def seed_sd_text(self) -> str:
+        how = (
+            f"from {self.seed_df} degrees of freedom of repeated runs and the spread of the lists' means"
+            if self.seed_df
+            else "from the spread of single runs alone: no list has two seeds yet"
+        )
+        return f"{100 * self.seed_sd:.2f} points per run ({how})"
+
+    def set_text(self, most: int = 8) -> str:
+        """The set in words; past `most` lists, the trained ones first and a count of the rest."""
+
+        def one(h: Hierarchy) -> str:
+            b = self.belief(h)
+            tail = "" if b is None or b.status == "complete" else f" ({b.status})"
+            return "[" + ",".join(map(str, h)) + "]" + tail
+
+        chance = f"with probability >= {self.level:.0%}"
+        if len(self.best_set) <= most:
+            return f"the best list is among {', '.join(one(h) for h in self.best_set)} {chance}"
+        trained = [h for h in self.best_set if (b := self.belief(h)) is not None and b.status == "complete"]
+        more = " and more" if len(trained) > most else ""
+        other = len(self.best_set) - len(trained)
+        return (
+            f"the best list is among {len(self.best_set)} lists {chance}: {len(trained)} trained ("
+            + ", ".join(one(h) for h in trained[:most])
+            + f"{more}) and {other} the search did not complete (it has not ruled them out)"
+        )
+
+
+def within_squares(evidence: Sequence[Evidence]) -> tuple[float, int]:
+    """The sum of squares of repeated runs about their list's mean, and its degrees of freedom."""
+    squares, df = 0.0, 0
+    for e in evidence:
+        values = list(e.runs.values())
+        if len(values) >= 2:
+            mean = math.fsum(values) / len(values)
+            squares += math.fsum((v - mean) ** 2 for v in values)
+            df += len(values) - 1
+    return squares, df
+
+
+def extrapolate(
+    stopped: Mapping[Hierarchy, tuple[int, float]], curves: Sequence[Mapping[int, float]]
+) -> dict[Hierarchy, tuple[float, float]]:
+    """(final accuracy, extra variance) of lists stopped at (step, value): the value plus the mean gain from that
+    step to the end of the complete runs' curves (`curves`: step -> value, the last step the final value); a list
+    stopped at a step no complete curve passed through is left out."""
+    gains: dict[int, list[float]] = {}
+    for curve in curves:
+        if curve:
+            final = curve[max(curve)]
+            for step, value in curve.items():
+                gains.setdefault(step, []).append(final - value)
+    out = {}
+    for h, (step, value) in stopped.items():
+        seen = gains.get(step)
+        if seen:
+            out[h] = (value + float(np.mean(seen)), float(np.var(seen)))
+    return out
+
+
+def _kernel(a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
+    sq = ((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2)
+    return np.exp(-0.5 * sq / (scale * scale))
+
+
+@dataclass(frozen=True)
+class _Fit:
+    centre: float
+    amplitude: float  # prior variance of the true accuracies
+    scale: float
+    noise: float  # per-run seed variance
+
+
+def _fit(
+    x: np.ndarray, y: np.ndarray, counts: np.ndarray, extra: np.ndarray, within: tuple[float, int], floor: float
+) -> _Fit:
+    """The hyper-parameters of highest marginal likelihood of every run: the lists' means under the process, and
+    the spread of repeated runs about their list's mean (`within`: its sum of squares and degrees of freedom); the
+    seed variance is never below `floor`."""
+    centre = float(y.mean())
+    spread = max(float(y.var()), 1e-8)
+    squares, df = within
+    noises = {share * spread for share in NOISE_SHARES}
+    if df:
+        noises |= {f * max(squares / df, 1e-8) for f in (0.5, 0.7, 1.0, 1.4, 2.0)}
+    if floor > 0:
+        noises = {n for n in noises if n >= floor} | {f * floor for f in (1.0, 1.5, 2.0, 3.0)}
+    best: tuple[float, _Fit] | None = None
+    for scale in LENGTH_SCALES:
+        k = _kernel(x, x, scale)
+        for amp in AMPLITUDES:
+            for nv in sorted(noises):
+                cov = amp * spread * k + np.diag(nv / counts + extra) + 1e-12 * np.eye(len(y))
+                try:
+                    chol = np.linalg.cholesky(cov)
+                except np.linalg.LinAlgError:
+                    continue
+                r = np.linalg.solve(chol, y - centre)
+                evidence = -0.5 * float(r @ r) - float(np.log(np.diag(chol)).sum())
+                evidence += -0.5 * squares / nv - 0.5 * df * math.log(nv)
+                if best is None or evidence > best[0]:
+                    best = (evidence, _Fit(centre, amp * spread, scale, nv))
+    return best[1] if best is not None else _Fit(centre, spread, LENGTH_SCALES[-1], spread)
+
+
+def _draws(mean: np.ndarray, cov: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """n joint draws (n x lists) of a Gaussian whose covariance may be singular."""
+    values, vectors = np.linalg.eigh((cov + cov.T) / 2)
+    root = vectors * np.sqrt(np.clip(values, 0.0, None))
+    z = np.random.default_rng(seed).standard_normal((n, len(mean)))
+    return mean + z @ root.T
+
+
+def answer(
+    evidence: Sequence[Evidence],
+    untried: Sequence[Hierarchy] = (),
+    *,
+    validation_images: int | None = None,
+    level: float = LEVEL,
+    draws: int = DRAWS,
+    seed: int = 0,
+) -> Answer:
+    """The answer from what is known of each list (`evidence`) and the feasible lists never trained (`untried`).
+
+    `validation_images`: the size of the validation split the accuracies are measured on. A run's accuracy varies
+    over seeds at least by the binomial sd of that many images (the split is drawn anew with each seed), which
+    bounds the seed sd from below: without repeated runs, single runs alone cannot tell seed noise from true
+    differences between lists, and a model left free would believe them all."""
+    with threadpool_limits(limits=1, user_api="blas"):  # see _surrogate: numpy's BLAS threads stall training
+        return _answer(evidence, untried, validation_images, level, draws, seed)
+
+
+def binomial_variance(accuracy: float, images: int | None) -> float:
+    """The variance of an accuracy measured on `images` images: p (1 - p) / n (0 when unknown)."""
+    if not images or images <= 0:
+        return 0.0
+    p = min(max(accuracy, 0.0), 1.0)
+    return p * (1 - p) / images
+
+
+def _answer(
+    evidence: Sequence[Evidence],
+    untried: Sequence[Hierarchy],
+    images: int | None,
+    level: float,
+    draws: int,
+    seed: int,
+) -> Answer:
+    known = [e for e in evidence if e.runs or e.partial is not None]
+    if not known:
+        return Answer((), None, (), level, math.nan, 0, math.nan)
+    x = np.asarray([e.hierarchy for e in known], dtype=float)
+    counts = np.asarray([max(len(e.runs), 1) for e in known], dtype=float)
+    y = np.asarray([np.mean(list(e.runs.values())) if e.runs else e.partial[0] for e in known])  # type: ignore[index]
+    extra = np.asarray([0.0 if e.runs else e.partial[1] + 0.0 for e in known])  # type: ignore[index]
+    squares, df = within_squares(known)
+    floor = binomial_variance(float(y.mean()), images)
+    if len(known) == 1:
+        fit = _Fit(float(y[0]), 0.0, 1.0, max(squares / df if df else 0.0, floor))
+    else:
+        fit = _fit(x, y, counts, extra, (squares, df), floor)
+    # the untried lists worth drawing: the highest posterior upper bounds
+    seen = {e.hierarchy for e in known}
+    pool = [h for h in dict.fromkeys(untried) if h not in seen]
+    noise = np.diag(fit.noise / counts + extra) + 1e-12 * np.eye(len(known))
+    k_xx = fit.amplitude * _kernel(x, x, fit.scale) + noise
+    try:
+        chol = np.linalg.cholesky(k_xx)
+    except np.linalg.LinAlgError:
+        chol = np.linalg.cholesky(k_xx + 1e-9 * np.eye(len(known)))
+
+    def posterior(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cross = fit.amplitude * _kernel(q, x, fit.scale)
+        v = np.linalg.solve(chol, cross.T)
+        mu = fit.centre + v.T @ np.linalg.solve(chol, y - fit.centre)
+        return mu, fit.amplitude * _kernel(q, q, fit.scale) - v.T @ v
+
+    if pool:
+        q = np.asarray(pool, dtype=float)
+        mu_u, cov_u = posterior(q)
+        upper = mu_u + 2 * np.sqrt(np.clip(np.diag(cov_u), 0.0, None))
+        keep = np.argsort(-upper, kind="stable")[:UNTRIED]
+        pool = [pool[i] for i in sorted(keep)]
+    lists = [e.hierarchy for e in known] + pool
+    mu, cov = posterior(np.asarray(lists, dtype=float))
+    sample = _draws(mu, cov, draws, seed)
+    winners = np.bincount(np.argmax(sample, axis=1), minlength=len(lists)) / draws
+    sd_post = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    status = ["complete" if e.runs else "stopped early" for e in known] + ["not trained"] * len(pool)
+    raws = [float(np.mean(list(e.runs.values()))) if e.runs else None for e in known] + [None] * len(pool)
+    runs = [len(e.runs) for e in known] + [0] * len(pool)
+    beliefs = [
+        Belief(h, runs[i], raws[i], float(mu[i]), float(sd_post[i]), float(winners[i]), status[i])
+        for i, h in enumerate(lists)
+    ]
+    order = sorted(range(len(lists)), key=lambda i: (-mu[i], -runs[i], lists[i]))
+    complete = [i for i in order if status[i] == "complete"]
+    named_i = complete[0] if complete else None
+    best_set, mass = [], 0.0
+    for i in sorted(range(len(lists)), key=lambda i: (-winners[i], -mu[i], lists[i])):
+        if mass >= level - 1e-12:
+            break
+        best_set.append(lists[i])
+        mass += float(winners[i])
+    regret = float(np.mean(sample.max(axis=1) - sample[:, named_i])) if named_i is not None else math.nan
+    return Answer(
+        tuple(beliefs[i] for i in order),
+        lists[named_i] if named_i is not None else None,
+        tuple(best_set),
+        level,
+        math.sqrt(fit.noise),
+        df,
+        regret,
+    )
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round of racing: the lists to train with one more seed, or why racing stops."""
+
+    lists: tuple[Hierarchy, ...]  # empty: stop
+    reason: str = ""  # why it stops ("" while it goes on)
+
+
+def round_sizes(first: int, runs: int) -> list[int]:
+    """The most lists each round may train: `first`, then half as many (at least 2) each round, while `runs` last
+    (a round of fewer than 2 lists compares nothing and is not run)."""
+    sizes, n, left = [], first, runs
+    while min(n, left) >= 2:
+        sizes.append(min(n, left))
+        left -= sizes[-1]
+        n = max(2, math.ceil(n / 2))
+    return sizes
+
+
+def race_round(current: Answer, index: int, first: int, runs: int) -> Round:
+    """Round `index` (0-based) of racing with at most `first` lists in the first round and `runs` runs in all,
+    decided from `current`, the answer on every run of the rounds before it."""
+    sizes = round_sizes(first, runs)
+    if index >= len(sizes):
+        return Round((), f"the {runs} confirmation runs are spent")
+    complete = [b for b in current.beliefs if b.status == "complete"]
+    by_chance = sorted(complete, key=lambda b: (-b.p_best, -b.mean, b.hierarchy))
+    if index == 0:
+        chosen = by_chance[: sizes[0]]
+        return Round(tuple(b.hierarchy for b in chosen)) if len(chosen) >= 2 else Round((), "fewer than 2 lists")
+    in_set = [b for b in by_chance if b.hierarchy in current.best_set]
+    if current.decided and in_set:
+        return Round((), f"decided: {in_set[0].hierarchy} is the best list with probability >= {current.level:.0%}")
+    if len(in_set) < 2:
+        return Round(
+            (),
+            "no two trained lists are left in the set (what remains is doubt about lists the search did not "
+            "complete; a longer search, not more seeds, would settle it)",
+        )
+    return Round(tuple(b.hierarchy for b in in_set[: sizes[index]]))
+
+
+__all__ = [
+    "DRAWS",
+    "Answer",
+    "Belief",
+    "Evidence",
+    "Round",
+    "answer",
+    "binomial_variance",
+    "extrapolate",
+    "within_squares",
+    "race_round",
+    "round_sizes",
+]
