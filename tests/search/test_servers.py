@@ -362,6 +362,7 @@ def test_a_password_in_any_form_of_url_reaches_no_output_and_no_file(tmp_path, f
                 cwd=tmp_path,
                 capture_output=True,
                 text=True,
+                timeout=300,
             )
         )
         runs.append(
@@ -380,6 +381,7 @@ def test_a_password_in_any_form_of_url_reaches_no_output_and_no_file(tmp_path, f
                 cwd=tmp_path,
                 capture_output=True,
                 text=True,
+                timeout=300,
             )
         )
         for run in runs:
