@@ -38,6 +38,7 @@ from .cli import (
     percent,
     plural,
     recipe_from_args,
+    refuse_empty,
     run_command,
     schedule_from_args,
     writable_folder,
@@ -139,6 +140,7 @@ def inspect_main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         args = parser.parse_args(argv)
+        refuse_empty(args)
         schedule = schedule_from_args(args, args.dataset)
         check_units(schedule.units)
         info = dataset_info(args.dataset)
@@ -256,6 +258,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         args = parser.parse_args(argv)
         check_ranges(args, TRAINING_RANGES)
+        refuse_empty(args)
         if args.config is None and args.out is None:
             if args.resume:
                 raise CheckpointError("--resume needs the run folder: pass --out DIR (or --config FILE)")

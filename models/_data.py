@@ -7,6 +7,7 @@ no per-image Python: batches are gathered from these tensors on the device (`_ba
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import os
 import sys
@@ -171,7 +172,16 @@ def _stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[n
     """
     rng = np.random.default_rng(seed)
     held: list[np.ndarray] = []
-    for c in np.unique(labels):
+    classes, counts = np.unique(labels, return_counts=True)
+    if fraction > 0 and counts.size and np.floor(fraction * counts.min() + 0.5) < 1:
+        # A validation split without an image of some class (or without any) cannot rank lists: refused before
+        # anything trains, with the smallest fraction that holds out an image of every class.
+        smallest = math.ceil(0.5 / int(counts.min()) * 10**4) / 10**4
+        raise DataError(
+            f"validation fraction {fraction:g} (--val-fraction) holds out no image of class {classes[counts.argmin()]} "
+            f"({int(counts.min())} training images of it): use --val-fraction {smallest:g} or more"
+        )
+    for c in classes:
         idx = np.flatnonzero(labels == c)
         k = int(np.floor(fraction * idx.size + 0.5))
         held.append(rng.permutation(idx)[:k])

@@ -297,6 +297,34 @@ def check_ranges(
             items[key] = rng.check(name(key), items[key])
 
 
+# The list-valued flags of every command, each with an example of a value: an empty value ('--widths ""') is refused
+# rather than read as the default (leave the flag out for that).
+LIST_FLAGS: dict[str, str] = {
+    "hierarchy": "1,1,2,4",
+    "widths": "16,32,64,128",
+    "fc_units": "1024, or none",
+    "objectives": "accuracy,params",
+    "enqueue": "1,1,2,4",
+    "lr_milestone_epochs": "200,300,350,375",
+}
+
+
+def refuse_empty(
+    values: argparse.Namespace | dict[str, Any], name: Callable[[str], str] = flag_name, keys: Sequence[str] = ()
+) -> None:
+    """Refuse an empty or blank value of a list-valued flag (`LIST_FLAGS`, or `keys` of them): a UsageError naming
+    the flag and an example. A repeatable flag (--enqueue) is checked value by value; None (not given) passes."""
+    items = vars(values) if isinstance(values, argparse.Namespace) else values
+    for key in keys or LIST_FLAGS:
+        value = items.get(key)
+        for one in value if isinstance(value, list) else [value]:
+            if isinstance(one, str) and not one.replace(",", " ").strip():
+                raise UsageError(
+                    f"{name(key)} {one!r}: empty: give a list, e.g. {LIST_FLAGS[key]}, or leave the flag out for "
+                    "its default"
+                )
+
+
 def writable_folder(path: str | os.PathLike[str], flag: str) -> Path:
     """Refuse, before anything is written, a folder path that cannot be made or written: a file there or above it,
     or an existing place that refuses a file (probed with a temporary file, removed at once). Makes nothing."""
@@ -491,6 +519,8 @@ __all__ = [
     "TRAINING_RANGES",
     "Range",
     "check_ranges",
+    "LIST_FLAGS",
+    "refuse_empty",
     "epoch_list",
     "flag_name",
     "writable_file",

@@ -234,10 +234,10 @@ def test_svhn_with_download_fetches_the_test_file_too(tmp_path: Path, monkeypatc
     write_svhn(tmp_path)
     (tmp_path / "test_32x32.mat").unlink()
     with pytest.raises(DataError, match="^downloading SVHN into .* failed"):
-        load_data("svhn", data_root=tmp_path, download=True, with_test=True)
+        load_data("svhn", data_root=tmp_path, val_fraction=0.2, download=True, with_test=True)
     assert asked == ["train_32x32.mat", "test_32x32.mat"]
     with pytest.raises(DataError, match=r"^SVHN not found under .* \(looked for test_32x32.mat\)"):
-        load_data("svhn", data_root=tmp_path, with_test=True)
+        load_data("svhn", data_root=tmp_path, val_fraction=0.2, with_test=True)
     assert load_data("svhn", data_root=tmp_path, download=True, val_fraction=0.2).train_x.shape[0] == N_TRAIN - 10
 
 
@@ -281,11 +281,11 @@ def test_download_over_damaged_mnist_files_says_to_delete_them(tmp_path: Path, d
     write_idx(tmp_path, "MNIST")
     _truncate(tmp_path / "MNIST/raw/t10k-images-idx3-ubyte")
     with pytest.raises(DataError, match=r"^MNIST files under .* are incomplete or corrupted: delete them and pass"):
-        load_data("mnist", data_root=tmp_path, download=True, with_test=True)
+        load_data("mnist", data_root=tmp_path, val_fraction=0.2, download=True, with_test=True)
     assert downloads == []
     (tmp_path / "MNIST/raw/t10k-images-idx3-ubyte").unlink()
     with pytest.raises(DataError, match=r"^downloading MNIST into .* failed \(.*network is unreachable"):
-        load_data("mnist", data_root=tmp_path, download=True)
+        load_data("mnist", data_root=tmp_path, val_fraction=0.2, download=True)
     assert downloads and all(url.endswith("-ubyte.gz") for url in downloads)
 
 

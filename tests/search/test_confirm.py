@@ -3,6 +3,7 @@ seeds with an interval and a paired test, in the summary, the export and the rep
 against published values."""
 
 import math
+import re
 from dataclasses import replace
 
 import optuna
@@ -188,3 +189,28 @@ def test_batch_1_confirms_one_run_at_a_time(tmp_path):
     assert search_main([*args, "--quiet", "--batch", "1"]) == 0
     runs = confirm_study(optuna.load_study(study_name="s", storage=url)).trials
     assert len(runs) == 2 and all("batch" not in t.user_attrs for t in runs)
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["pipe", "terminal"])
+def test_confirmation_shows_every_epoch_of_a_group_and_every_finished_run(tmp_path, capsys, monkeypatch, terminal):
+    """No silence while a seed's lists train together: a line per epoch of the group (a pipe) or a bar (a
+    terminal), and a line per finished run naming its list, seed and accuracy, as the search prints trials."""
+    import sys
+
+    if terminal:
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    args = [*TINY, "--trials", "3", "--storage", url, "--study-name", "s", "--confirm", "2", "--confirm-seeds", "1"]
+    assert search_main(args) == 0
+    err = capsys.readouterr().err
+    lines = [x.strip("\x1b[A ") for x in re.split(r"[\r\n]", err)]  # a bar redraws itself after carriage returns
+    runs = [read_trial(t) for t in confirm_study(optuna.load_study(study_name="s", storage=url)).trials]
+    for r in runs:
+        line = next(x for x in lines if x.startswith(f"confirm {r.label} ") and f"seed {r.seed} " in x)
+        assert f"acc {r.value * 100:5.1f} %" in line, line
+    if terminal:
+        assert "confirm: " in err and "/2 [" in err and "\r" in err, err  # tqdm's bar over the 2 runs, redrawn
+    else:
+        epochs = [x for x in lines if ": epoch " in x and x.startswith("confirm [")]
+        assert [x.split(": epoch ")[1].split()[0] for x in epochs] == ["1/2", "2/2"], err
+        assert all("(2 runs together)" in x for x in epochs), err
