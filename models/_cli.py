@@ -157,9 +157,15 @@ def _fmt_acc(value: float | None) -> str:
 
 
 def progress_line(p: Progress, mode: str) -> str:
+    """One epoch's (or unit's) line: validation accuracies, or without a validation split (a full run, judged on
+    the test set at the end) the mean training loss of every unit, which is all an epoch then tells."""
     what = "epoch" if mode == "simultaneous" else "unit"
+    head = f"{what} {p.step:>3}/{p.total_steps}"
+    if p.output_acc is None and all(a is None for a in p.unit_acc):
+        losses = " ".join("  -  " if v is None else f"{v:5.3f}" for v in p.train_loss)
+        return f"{head}  train loss [{losses}]  {p.elapsed:6.1f}s"
     units = " ".join(_fmt_acc(a) for a in p.unit_acc)
-    return f"{what} {p.step:>3}/{p.total_steps}  output {_fmt_acc(p.output_acc)}  units [{units}]  {p.elapsed:6.1f}s"
+    return f"{head}  output {_fmt_acc(p.output_acc)}  units [{units}]  {p.elapsed:6.1f}s"
 
 
 def summary(result: RunResult) -> dict[str, Any]:

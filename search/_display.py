@@ -218,7 +218,10 @@ def confirmation_lines(study: optuna.Study, plan: ConfirmPlan | None, trials_tar
     if plan is not None and plan.chosen_by_default:
         why = f" (on by default: {plan.runs} runs, at most {100 * AFFORD:.0f} % of --trials {trials_target})"
     what = plan.describe() if plan is not None else "earlier runs"
-    lines = [f"confirmation: {what}{why}; {plural(done, 'run')} in study {name!r}, ranked by the mean over seeds"]
+    lines = [
+        f"confirmation: {what}{why}; {plural(done, 'run')} in study {name!r}, ranked by the mean over seeds "
+        "± its 95 % interval"
+    ]
     derived = confirm_study(study)
     records = [read_trial(t) for t in derived.get_trials(deepcopy=False)] if derived is not None else []
     lines += together_lines(records, "  trained together by seed")

@@ -83,6 +83,17 @@ def test_the_paired_test_and_the_interval_by_hand():
     assert paired_t_test([2.0, 3.0], [1.0, 2.0]).p_value == 0.0  # always ahead by the same margin
 
 
+def test_an_accuracys_interval_is_cut_at_100_and_0_percent():
+    """98.0 % over 3 seeds with sd 1.4 % has a t interval reaching 101.4 %: cut to 100 %, shown side by side."""
+    e = estimate([0.97, 0.974, 0.996])
+    assert e.high == 1.0 and e.mean + (4.303 * e.sd / math.sqrt(3)) > 1.0 and e.low < e.mean
+    assert e.text() == f"98.0 -{100 * (e.mean - e.low):.1f}/+2.0 %"
+    low = estimate([0.0, 0.01, 0.05])
+    assert low.low == 0.0 and low.text().startswith("2.0 -2.0/+")
+    assert estimate([0.5, 0.52, 0.54]).text() == "52.0 ± 5.0 %"  # within bounds: symmetric as before
+    assert estimate([0.97, 0.974, 0.996], bounds=None).high > 1.0
+
+
 def test_auto_confirms_as_many_lists_as_half_the_trials_afford():
     assert (auto_plan(12).lists, auto_plan(12).seeds) == (3, 2)
     assert (auto_plan(20).lists, auto_plan(32).lists, auto_plan(60).lists) == (5, 8, 8)
