@@ -354,6 +354,10 @@ def _dashboard_graph_objects(storage: str, name: str) -> dict[str, dict]:
 def test_dashboard_figures_are_saved_and_replaced_not_duplicated(storage, rich_report, tmp_path):
     saved = _dashboard_graph_objects(storage, "rich")
     assert set(saved) == EVERY_FIGURE
+    # optuna-dashboard draws each in a half-width box 450 px high: every one takes its box's size
+    assert all(
+        g["layout"].get("autosize") is True and not {"width", "height"} & set(g["layout"]) for g in saved.values()
+    )
     page_figs = figures(rich_report)
     assert saved["lwl-pareto-params"]["data"][1]["text"] == page_figs["lwl-pareto-params"]["data"][1]["text"]
     before = sorted(k for k in _system_attrs(storage, "rich") if k.startswith("dashboard:plot_data:"))
@@ -581,3 +585,23 @@ def test_a_study_searched_against_flops_gets_that_front_and_says_what_it_searche
     page = out.read_text()
     assert "lwl-pareto-flops" in figures(page)
     assert "the front of accuracy against flops" in page
+    assert "not a Pareto axis" not in page and "FLOPs are an objective of this study" in page
+
+
+def test_the_report_does_not_announce_its_100_resampled_studies(storage, tmp_path, capfd):
+    """The importance's bootstrap makes 100 in-memory studies; Optuna's 'A new study created in memory' for each
+    reached stderr. The report prints its own lines only, and leaves the caller's Optuna verbosity as it was."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        out = tmp_path / "quiet.html"
+        assert main(["--storage", storage, "--study-name", "rich", "--out", str(out), "--no-dashboard"]) == 0
+        err = capfd.readouterr().err
+        assert "A new study created" not in err, err[:500]
+        optuna.logging.set_verbosity(optuna.logging.INFO)
+        write_report(storage, "rich", tmp_path / "lib.html", dashboard=False)  # the library call alone
+        assert "A new study created" not in capfd.readouterr().err
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
