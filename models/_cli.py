@@ -220,8 +220,9 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         "  lwl-train --hierarchy 1,1,2,2 --test                           # digits: embedded, no download\n"
         "  lwl-train --config configs/best.yaml                           # after the two lines below\n"
         "  lwl-train --config configs/best.yaml --resume                  # after a crash or kill\n"
-        "where configs/best.yaml comes from: lwl-search --preset digits-quick, then lwl-export --study-name "
-        "digits-resnet-b12-s4 --best --out configs/best.yaml",
+        "where configs/best.yaml comes from:\n"
+        "  lwl-search --preset digits-quick\n"
+        "  lwl-export --study-name digits-resnet-b12-s4 --best --out configs/best.yaml",
     )
     add_schedule_args(parser)
     add_data_args(parser)

@@ -57,9 +57,24 @@ class _Formatter(argparse.HelpFormatter):
         for line in text.splitlines():
             words = line.lstrip()
             lead = indent + line[: len(line) - len(words)]
+            if words and lead != indent:  # an indented line is an example: a command is never broken
+                out.extend(_example_lines(lead, words, width))
+                continue
             wrap: dict[str, Any] = dict(initial_indent=lead, subsequent_indent=lead + "    ", break_on_hyphens=False)
             out.append(textwrap.fill(words, width, break_long_words=False, **wrap) if words else "")
         return "\n".join(out)
+
+
+def _example_lines(lead: str, example: str, width: int) -> list[str]:
+    """An epilog's example as it fits `width`: as written; else its comment ('  # ...') on a line of its own above
+    the command; the command itself whole on one line, however long (it must stay copyable)."""
+    if len(lead) + len(example) <= width:
+        return [lead + example]
+    command, _, comment = example.partition("  #")
+    command, comment = command.rstrip(), comment.strip()
+    if comment and len(lead) + len(command) + len(comment) + 4 <= width:  # the comment's alignment given up
+        return [f"{lead}{command}  # {comment}"]
+    return [*([f"{lead}# {comment}"] if comment else []), lead + command]
 
 
 class Parser(argparse.ArgumentParser):
