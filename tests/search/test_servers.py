@@ -16,6 +16,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+# Whole searches on database servers, several workers each, waited for up to 10 minutes: a longer limit than the
+# suite's default (pyproject.toml).
+pytestmark = pytest.mark.timeout(1200)
+
 SERVERS = {
     "postgresql": ("127.0.0.1", 5432, "postgresql://postgres:s3cret-pw@127.0.0.1:5432/test"),
     "mariadb": ("127.0.0.1", 3306, "mysql+pymysql://root@127.0.0.1:3306/test"),
