@@ -302,7 +302,8 @@ class _NarrowStridedConv(nn.Conv2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return conv1x1(x, self.weight, self.bias, self.stride, self.groups)
+        sh, sw = self.stride[0], self.stride[-1]
+        return conv1x1(x, self.weight, self.bias, (sh, sw), self.groups)
 
 
 def conv1x1(
