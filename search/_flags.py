@@ -410,9 +410,10 @@ def confirm_plan(args: argparse.Namespace) -> ConfirmPlan:
         if k < 0:
             raise UsageError(f"--confirm {args.confirm}: give a number of lists K >= 0, auto or off, e.g. --confirm 3")
         plan = ConfirmPlan(k, args.confirm_seeds or SEEDS)
-    if plan.seeds > MAX_SEEDS:
+    if plan.seeds > MAX_SEEDS and text not in ("off", "0"):  # no confirmation asked for: its seeds do not matter
         size = (
-            f"a plan of {plan.lists:,} lists x {plan.seeds:,} seeds is {plan.runs:,} training runs"
+            f"a plan of {plan.lists:,} list{'s' if plan.lists != 1 else ''} x {plan.seeds:,} seeds is "
+            f"{plan.runs:,} training runs"
             if plan.lists
             else f"{plan.seeds:,} training runs for each confirmed list"
         )
