@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+import optuna
+
 from lwl.models.cli import Parser, run_command, writable_file
 from lwl.search import StorageError, check_study_name, dashboard_command, default_storage
 
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         args = build_parser().parse_args(argv)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # as every command: Optuna's warnings, not its news
         if args.storage is None and args.study_name is None:
             raise StorageError("give --storage URL or --study-name NAME (or both)")
         if args.study_name is not None:

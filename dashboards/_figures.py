@@ -58,6 +58,7 @@ def _layout(fig: go.Figure, title: str, *, height: int = 430, **kwargs: Any) -> 
     fig.update_layout(
         title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)),
         height=height,
+        autosize=True,  # the width of the page (the report's figures are drawn responsive)
         template="plotly_white",
         font=FONT,
         margin=dict(l=70, r=30, t=70, b=60),

@@ -135,13 +135,18 @@ def _bootstrap(trials: Sequence[FrozenTrial], names: list[str], seed: int = 0) -
     IMPORTANCE_INTERVAL over IMPORTANCE_RESAMPLES resamples (seeded, so a report is reproducible)."""
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {n: [] for n in names}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ExperimentalWarning, PED-ANOVA's "importances will be equal"
-        for _ in range(IMPORTANCE_RESAMPLES):
-            resample = optuna.create_study(direction="maximize")
-            resample.add_trials([trials[i] for i in rng.integers(0, len(trials), len(trials))])
-            for name, value in _ped_anova(resample, names).items():
-                samples[name].append(value)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory" for each resample
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ExperimentalWarning, PED-ANOVA's "importances will be equal"
+            for _ in range(IMPORTANCE_RESAMPLES):
+                resample = optuna.create_study(direction="maximize")
+                resample.add_trials([trials[i] for i in rng.integers(0, len(trials), len(trials))])
+                for name, value in _ped_anova(resample, names).items():
+                    samples[name].append(value)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     lo, hi = IMPORTANCE_INTERVAL
     return {n: (float(np.percentile(v, lo)), float(np.percentile(v, hi))) for n, v in samples.items() if v}
 

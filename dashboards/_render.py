@@ -220,6 +220,13 @@ def _flops_note(data: ReportData) -> str:
             f"here the complete lists span {flops[0]:,} to {flops[-1]:,} FLOPs per image "
             f"({len(flops)} distinct values for {len(data.complete)} lists)"
         )
+    if "flops" in (data.settings.get("objectives") or []):  # searched against FLOPs: their front is drawn below
+        return f"FLOPs are an objective of this study (--objectives): {span}; their front is drawn below."
+    if len(flops) > 1:
+        return (
+            f"FLOPs are not an objective of this study (--objectives accuracy,flops makes them one): {span}. "
+            "The other fronts are drawn below."
+        )
     return (
         "FLOPs are not a Pareto axis: with widths doubling at every downsampling every unit costs the same FLOPs "
         "wherever it sits, so all lists of one budget have equal FLOPs (design notes §1; e.g. [2,2,2,2] and "

@@ -93,10 +93,20 @@ def build_figures(data: ReportData) -> dict[str, go.Figure]:
 
 
 def save_dashboard_figures(study: optuna.Study, figures: dict[str, go.Figure]) -> list[str]:
-    """Save the figures as the study's plotly graph objects for optuna-dashboard, under their stable ids."""
+    """Save the figures as the study's plotly graph objects for optuna-dashboard, under their stable ids.
+
+    optuna-dashboard draws each in a half-width box 450 px high (`Plotly.react` with the figure's layout): a copy
+    sized to its box (autosize, no fixed width or height) fits there instead of being cut off at the box's edges."""
     from optuna_dashboard import save_plotly_graph_object
 
-    return [save_plotly_graph_object(study, fig, graph_object_id=fid) for fid, fig in figures.items()]
+    return [save_plotly_graph_object(study, _fitted(fig), graph_object_id=fid) for fid, fig in figures.items()]
+
+
+def _fitted(fig: go.Figure) -> go.Figure:
+    """A copy of `fig` that takes the size of the box it is drawn in."""
+    out = go.Figure(fig)
+    out.update_layout(autosize=True, width=None, height=None)
+    return out
 
 
 @dataclass

@@ -128,6 +128,14 @@ def _verdict(corr: Correlation, partial: Correlation | None, k: int) -> str:
     return f"{first}; {second}"
 
 
+def tick_format(values: Sequence[float | None]) -> str:
+    """A percentage tick format with as many decimals as the accuracies' span needs for distinct ticks: plotly puts
+    about five ticks on an axis, so a span of 2 points at '.0%' labels them '97%, 98%, 98%, 98%, 99%'."""
+    known = [v for v in values if v is not None and math.isfinite(v)]
+    span = max(known) - min(known) if known else 1.0
+    return ".0%" if span >= 0.1 else ".1%" if span >= 0.01 else ".2%"
+
+
 def shallow_figure(rows: Sequence[TrialRow], t: Thesis) -> go.Figure:
     """Shallow-unit count against accuracy, one point per complete list, coloured by parameters."""
     done = _distinct(rows)
@@ -158,7 +166,7 @@ def shallow_figure(rows: Sequence[TrialRow], t: Thesis) -> go.Figure:
         margin=dict(l=70, r=30, t=70, b=60),
     )
     fig.update_xaxes(title_text=f"units in the first {k} stages (d1 + ... + d{k})", dtick=1)
-    fig.update_yaxes(title_text="validation accuracy", tickformat=".0%")
+    fig.update_yaxes(title_text="validation accuracy", tickformat=tick_format([r.value for r in done]))
     return fig
 
 
@@ -198,8 +206,9 @@ def depth_figure(t: Thesis) -> go.Figure:
         legend=dict(orientation="h", y=-0.2),
     )
     fig.update_xaxes(title_text="unit (depth)", dtick=1, range=[0.5, units + 0.5])
-    fig.update_yaxes(title_text="accuracy", tickformat=".0%")
+    accs = [a for r in t.curves.values() for a in r.unit_acc]
+    fig.update_yaxes(title_text="accuracy", tickformat=tick_format(accs))
     return fig
 
 
-__all__ = ["MIN_TRIALS", "Correlation", "Thesis", "depth_figure", "shallow_figure", "thesis"]
+__all__ = ["MIN_TRIALS", "Correlation", "Thesis", "depth_figure", "shallow_figure", "thesis", "tick_format"]

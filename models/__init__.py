@@ -10,7 +10,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ._checkpoint import CheckpointError, RunDir, load_checkpoint, save_checkpoint
 from ._config import TrainingConfig, load_config
-from ._data import DATASETS, DatasetInfo, DataSplits, dataset_info, load_data, splits_from_images
+from ._data import DATASETS, DatasetInfo, DataSplits, dataset_info, import_torchvision, load_data, splits_from_images
 from ._device import check_memory, cpu_flags, native_bf16, resolve_device, resolve_precision
 from ._errors import (
     ConfigError,
@@ -35,6 +35,7 @@ from ._network import (
     UnitPlan,
     build_network,
     complexity,
+    conv1x1,
     derive_seed,
     unit_plan,
 )
@@ -128,12 +129,14 @@ __all__ = [
     "UnitPlan",
     "UsageError",
     "build_network",
+    "conv1x1",
     "check_resumable",
     "check_memory",
     "complexity",
     "cpu_flags",
     "data_fingerprint",
     "dataset_info",
+    "import_torchvision",
     "derive_seed",
     "get_preset",
     "has_secret",

@@ -38,6 +38,7 @@ from .cli import (
     percent,
     plural,
     recipe_from_args,
+    refuse_empty,
     run_command,
     schedule_from_args,
     writable_folder,
@@ -139,6 +140,7 @@ def inspect_main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         args = parser.parse_args(argv)
+        refuse_empty(args)
         schedule = schedule_from_args(args, args.dataset)
         check_units(schedule.units)
         info = dataset_info(args.dataset)
@@ -155,9 +157,15 @@ def _fmt_acc(value: float | None) -> str:
 
 
 def progress_line(p: Progress, mode: str) -> str:
+    """One epoch's (or unit's) line: validation accuracies, or without a validation split (a full run, judged on
+    the test set at the end) the mean training loss of every unit, which is all an epoch then tells."""
     what = "epoch" if mode == "simultaneous" else "unit"
+    head = f"{what} {p.step:>3}/{p.total_steps}"
+    if p.output_acc is None and all(a is None for a in p.unit_acc):
+        losses = " ".join("  -  " if v is None else f"{v:5.3f}" for v in p.train_loss)
+        return f"{head}  train loss [{losses}]  {p.elapsed:6.1f}s"
     units = " ".join(_fmt_acc(a) for a in p.unit_acc)
-    return f"{what} {p.step:>3}/{p.total_steps}  output {_fmt_acc(p.output_acc)}  units [{units}]  {p.elapsed:6.1f}s"
+    return f"{head}  output {_fmt_acc(p.output_acc)}  units [{units}]  {p.elapsed:6.1f}s"
 
 
 def summary(result: RunResult) -> dict[str, Any]:
@@ -212,8 +220,9 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         "  lwl-train --hierarchy 1,1,2,2 --test                           # digits: embedded, no download\n"
         "  lwl-train --config configs/best.yaml                           # after the two lines below\n"
         "  lwl-train --config configs/best.yaml --resume                  # after a crash or kill\n"
-        "where configs/best.yaml comes from: lwl-search --preset digits-quick, then lwl-export --study-name "
-        "digits-resnet-b12-s4 --best --out configs/best.yaml",
+        "where configs/best.yaml comes from:\n"
+        "  lwl-search --preset digits-quick\n"
+        "  lwl-export --study-name digits-resnet-b12-s4 --best --out configs/best.yaml",
     )
     add_schedule_args(parser)
     add_data_args(parser)
@@ -256,6 +265,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         args = parser.parse_args(argv)
         check_ranges(args, TRAINING_RANGES)
+        refuse_empty(args)
         if args.config is None and args.out is None:
             if args.resume:
                 raise CheckpointError("--resume needs the run folder: pass --out DIR (or --config FILE)")

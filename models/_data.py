@@ -7,6 +7,7 @@ no per-image Python: batches are gathered from these tensors on the device (`_ba
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import os
 import sys
@@ -29,6 +30,7 @@ __all__ = [
     "check_compatible",
     "dataset_info",
     "default_data_root",
+    "import_torchvision",
     "load_data",
     "splits_from_images",
 ]
@@ -170,7 +172,16 @@ def _stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[n
     """
     rng = np.random.default_rng(seed)
     held: list[np.ndarray] = []
-    for c in np.unique(labels):
+    classes, counts = np.unique(labels, return_counts=True)
+    if fraction > 0 and counts.size and np.floor(fraction * counts.min() + 0.5) < 1:
+        # A validation split without an image of some class (or without any) cannot rank lists: refused before
+        # anything trains, with the smallest fraction that holds out an image of every class.
+        smallest = math.ceil(0.5 / int(counts.min()) * 10**4) / 10**4
+        raise DataError(
+            f"validation fraction {fraction:g} (--val-fraction) holds out no image of class {classes[counts.argmin()]} "
+            f"({int(counts.min())} training images of it): use --val-fraction {smallest:g} or more"
+        )
+    for c in classes:
         idx = np.flatnonzero(labels == c)
         k = int(np.floor(fraction * idx.size + 0.5))
         held.append(rng.permutation(idx)[:k])
@@ -284,13 +295,63 @@ def _all_there(cls: Any, root: Path) -> bool:
     return all((raw / Path(name).stem).is_file() for name, _ in cls.resources)
 
 
+# The torch/torchvision pair pyproject.toml admits and the tests run on; a torchvision is built for one torch minor
+# release (torchvision 0.N+15 for torch 2.N), and another torch's makes its first import fail.
+TESTED_PAIR = ("2.14.1", "0.29.1")
+_MINOR_OFFSET = 15
+
+
+def _release(version: str) -> tuple[int, int] | None:
+    """(major, minor) of '2.14.1+cpu', or None for a version of another form."""
+    parts = version.split("+")[0].split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _installed_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def import_torchvision(module: str = "torchvision.datasets") -> Any:
+    """`import MODULE` (a torchvision module), or a DataError of one line naming both versions and the fix when
+    torchvision is missing, fails to import (a torchvision built for another torch: "operator torchvision::nms does
+    not exist"), or was built for another torch release than the one installed."""
+    import importlib
+
+    torch_version = torch.__version__
+    fix = (
+        f"install a matching pair, e.g. python3 -m pip install torch=={TESTED_PAIR[0]} torchvision=={TESTED_PAIR[1]} "
+        "(add --index-url https://download.pytorch.org/whl/cpu for the CPU build)"
+    )
+    try:
+        loaded = importlib.import_module(module)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        vision = _installed_version("torchvision")
+        why = (" ".join(str(exc).split()) or type(exc).__name__)[:120]
+        raise DataError(f"torchvision {vision} cannot be imported with torch {torch_version} ({why}): {fix}") from None
+    vision = str(getattr(sys.modules.get("torchvision"), "__version__", _installed_version("torchvision")))
+    ours, theirs = _release(torch_version), _release(vision)
+    if ours is not None and theirs is not None and (theirs[0], theirs[1] - _MINOR_OFFSET) != (ours[0] - 2, ours[1]):
+        raise DataError(f"torchvision {vision} is not built for torch {torch_version}: {fix}")
+    return loaded
+
+
 def _open_files(info: DatasetInfo, root: Path, train: bool, download: bool) -> tuple[np.ndarray, np.ndarray]:
     """The raw uint8 NHWC images and int64 labels of one split of a torchvision data set, with every way that
     reading (or fetching) it can fail made one line that names the fix."""
-    import torchvision.datasets
+    datasets = import_torchvision("torchvision.datasets")
 
     files = _FILES[info.name]
-    cls = getattr(torchvision.datasets, files.cls)
+    cls = getattr(datasets, files.cls)
     kwargs = files.train if train else files.test
     found = files.found[0 if train else 1]
     if download and not files.refetches_damaged:

@@ -110,7 +110,8 @@ class Schedule:
         fc_units = _as_int_tuple(self.fc_units, "fc_units")
         if any(w <= 0 for w in fc_units):
             raise ScheduleError(
-                f"FC units {list(fc_units)} must have positive widths, e.g. --fc-units 1024", "fc_units"
+                f"FC units {list(fc_units)} must have positive widths, e.g. --fc-units 1024 (none: no FC unit)",
+                "fc_units",
             )
         object.__setattr__(self, "fc_units", fc_units)
         if not isinstance(self.conv_bias, bool):
@@ -435,7 +436,7 @@ def make_schedule(
         raise ScheduleError("no hierarchy given: pass --hierarchy 1,1,2,4 or --preset NAME")
     family = family or "resnet"
     if isinstance(fc_units, str):
-        fc_units = () if fc_units.strip().lower() in ("", "0", "none") else parse_int_list(fc_units, "fc_units")
+        fc_units = () if fc_units.strip().lower() == "none" else parse_int_list(fc_units, "fc_units")
     return Schedule(
         hierarchy=_as_int_tuple(hierarchy, "hierarchy"),
         family=family,

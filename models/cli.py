@@ -57,9 +57,24 @@ class _Formatter(argparse.HelpFormatter):
         for line in text.splitlines():
             words = line.lstrip()
             lead = indent + line[: len(line) - len(words)]
+            if words and lead != indent:  # an indented line is an example: a command is never broken
+                out.extend(_example_lines(lead, words, width))
+                continue
             wrap: dict[str, Any] = dict(initial_indent=lead, subsequent_indent=lead + "    ", break_on_hyphens=False)
             out.append(textwrap.fill(words, width, break_long_words=False, **wrap) if words else "")
         return "\n".join(out)
+
+
+def _example_lines(lead: str, example: str, width: int) -> list[str]:
+    """An epilog's example as it fits `width`: as written; else its comment ('  # ...') on a line of its own above
+    the command; the command itself whole on one line, however long (it must stay copyable)."""
+    if len(lead) + len(example) <= width:
+        return [lead + example]
+    command, _, comment = example.partition("  #")
+    command, comment = command.rstrip(), comment.strip()
+    if comment and len(lead) + len(command) + len(comment) + 4 <= width:  # the comment's alignment given up
+        return [f"{lead}{command}  # {comment}"]
+    return [*([f"{lead}# {comment}"] if comment else []), lead + command]
 
 
 class Parser(argparse.ArgumentParser):
@@ -297,6 +312,34 @@ def check_ranges(
             items[key] = rng.check(name(key), items[key])
 
 
+# The list-valued flags of every command, each with an example of a value: an empty value ('--widths ""') is refused
+# rather than read as the default (leave the flag out for that).
+LIST_FLAGS: dict[str, str] = {
+    "hierarchy": "1,1,2,4",
+    "widths": "16,32,64,128",
+    "fc_units": "1024, or none",
+    "objectives": "accuracy,params",
+    "enqueue": "1,1,2,4",
+    "lr_milestone_epochs": "200,300,350,375",
+}
+
+
+def refuse_empty(
+    values: argparse.Namespace | dict[str, Any], name: Callable[[str], str] = flag_name, keys: Sequence[str] = ()
+) -> None:
+    """Refuse an empty or blank value of a list-valued flag (`LIST_FLAGS`, or `keys` of them): a UsageError naming
+    the flag and an example. A repeatable flag (--enqueue) is checked value by value; None (not given) passes."""
+    items = vars(values) if isinstance(values, argparse.Namespace) else values
+    for key in keys or LIST_FLAGS:
+        value = items.get(key)
+        for one in value if isinstance(value, list) else [value]:
+            if isinstance(one, str) and not one.replace(",", " ").strip():
+                raise UsageError(
+                    f"{name(key)} {one!r}: empty: give a list, e.g. {LIST_FLAGS[key]}, or leave the flag out for "
+                    "its default"
+                )
+
+
 def writable_folder(path: str | os.PathLike[str], flag: str) -> Path:
     """Refuse, before anything is written, a folder path that cannot be made or written: a file there or above it,
     or an existing place that refuses a file (probed with a temporary file, removed at once). Makes nothing."""
@@ -491,6 +534,8 @@ __all__ = [
     "TRAINING_RANGES",
     "Range",
     "check_ranges",
+    "LIST_FLAGS",
+    "refuse_empty",
     "epoch_list",
     "flag_name",
     "writable_file",

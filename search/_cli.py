@@ -15,13 +15,14 @@ from lwl.models.cli import plural, run_command, writable_folder
 
 from ._artifacts import ConfigArtifacts, default_artifact_dir
 from ._confirm import ConfirmPlan, missing, run_confirmation
-from ._display import BarDisplay, LineDisplay, summary_text
+from ._display import BarDisplay, ConfirmDisplay, LineDisplay, summary_text
 from ._errors import UsageError
 from ._flags import confirm_plan, default_study_name, parse_args, settings_from_args
+from ._objectives import check_costs_vary
 from ._pareto import pareto_study_name
 from ._paused import PausedStore
 from ._ranking import confirm_study_name
-from ._record import ARTIFACT_DIR_ATTR, DATA_ROOT_ATTR, VALIDATION_ATTR, read_trial
+from ._record import ARTIFACT_DIR_ATTR, DATA_ROOT_ATTR, VALIDATION_ATTR
 from ._sampler import validate_enqueued
 from ._settings import StudySettings
 from ._storage import (
@@ -166,16 +167,6 @@ def _confirm(
             r.dataset, data_root=args.data_root, val_fraction=r.val_fraction, split_seed=seed, device=device
         )
 
-    def on_run(trial: Any) -> None:
-        if not args.quiet:
-            rec = read_trial(trial)
-            acc = f"{100 * trial.value:5.1f} %" if trial.value is not None else f"failed ({rec.fail_reason})"
-            print(
-                f"confirm {rec.label:<14} seed {rec.seed}  acc {acc}  {rec.wall_time or rec.elapsed or 0:6.1f}s",
-                file=sys.stderr,
-                flush=True,
-            )
-
     todo = missing(study, plan)
     if not todo:
         return True
@@ -199,6 +190,10 @@ def _confirm(
             f"lwl-search: confirming {what} into study {confirm_study_name(study.study_name)!r}",
             file=sys.stderr,
         )
+    display = None
+    if not args.quiet:
+        step = "epoch" if settings.recipe.mode == "simultaneous" else "unit"
+        display = ConfirmDisplay(todo, bar=sys.stderr.isatty(), step=step)
     try:
         outcome = run_confirmation(
             settings,
@@ -207,12 +202,16 @@ def _confirm(
             data_for,
             device=str(device),
             deadline=deadline,
-            on_run=on_run,
+            on_run=None if display is None else display.trial_finished,
             together=None if args.batch_auto else args.batch,
+            display=display,
         )
     except KeyboardInterrupt:
         print("\nlwl-search: interrupted; the running confirmation run is recorded as failed", file=sys.stderr)
         return False
+    finally:
+        if display is not None:
+            display.close()
     if outcome.stopped and not args.quiet:
         print(
             f"lwl-search: confirmation stopped ({outcome.stopped}): the same command trains the rest", file=sys.stderr
@@ -235,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "predsim): sequential mode shares prefixes through --prefix-store instead"
             )
         settings.space.check_searchable()
+        check_costs_vary(settings)
         enqueue = [parse_int_list(e, "--enqueue") for e in (args.enqueue or [])]
         for h in enqueue:
             validate_enqueued(settings.space, h)

@@ -31,7 +31,7 @@ from lwl.models import DataSplits, Progress, Schedule, TrainingError
 
 from . import _optuna as private
 from ._answer import Round, race_round, round_sizes
-from ._objective import Duplicate, Objective, OutOfMemory
+from ._objective import Display, Duplicate, Objective, OutOfMemory
 from ._pareto import pareto_front
 from ._ranking import confirm_study, confirm_study_name, search_ranked, study_answer, study_seed
 from ._record import (
@@ -50,6 +50,9 @@ from ._study import train_group
 SEEDS = 2  # --confirm auto: every confirmed list is trained with 2 more seeds (3 in all) ...
 AFFORD = 0.5  # ... and as many of the top lists as make the runs at most half of --trials ...
 LISTS = 8  # ... at most 8 of them, and at least 2, else none (benchmarks/README.md, "Confirmation")
+# More seeds than this per list is no plan: beyond 30 seeds a t interval is within 2 % of the normal's, and a plan of
+# millions of runs used to end in a MemoryError after the search had trained (`--confirm-seeds 1000000`).
+MAX_SEEDS = 100
 ABOUT_ATTR = "about"  # on the confirm study: what its trials are, in words (optuna-dashboard shows it)
 
 
@@ -198,9 +201,11 @@ def run_confirmation(
     deadline: float | None = None,
     on_run: Callable[[FrozenTrial], None] | None = None,
     together: int | None = None,
+    display: Display | None = None,
 ) -> ConfirmOutcome:
     """Train every run of `plan` that NAME-confirm does not hold yet; `data_for(seed)` gives the data split by
-    that seed. Stops starting runs after `deadline` (time.monotonic()); `on_run` hears every finished run.
+    that seed. Stops starting runs after `deadline` (time.monotonic()); `on_run` hears every finished run, `display`
+    every run's start and every progress record (each epoch of a group) as the search's display does.
 
     Runs of one seed share their prefixes when the recipe trains together (simultaneous mode, a layer-wise loss):
     `together` None trains all of a seed's missing runs in one pass (`--batch auto`), K in groups of K, 1 alone.
@@ -224,7 +229,7 @@ def run_confirmation(
             if deadline is not None and time.monotonic() >= deadline:
                 outcome.stopped = "--timeout reached"
                 return False
-            _run_group(settings, derived, runs[i : i + step], seed, data_of, device, on_run, outcome)
+            _run_group(settings, derived, runs[i : i + step], seed, data_of, device, on_run, outcome, display)
         return True
 
     with warnings.catch_warnings():  # tell() warns that heartbeats belong to optimize(); `private.heartbeat` sends them
@@ -277,6 +282,7 @@ def _run_group(
     device: str,
     on_run: Callable[[FrozenTrial], None] | None,
     outcome: ConfirmOutcome,
+    display: Display | None = None,
 ) -> None:
     """Claim and train the runs of `sources` with `seed` that nobody holds: alone, or together in one pass."""
     private.fail_stale_trials(derived)  # a killed worker's run (heartbeat storages): trained again below
@@ -285,7 +291,7 @@ def _run_group(
     if not sources:
         return
     seeded = replace(settings, recipe=replace(settings.recipe, seed=seed))
-    objective = Objective(seeded, data_for(seed), device)
+    objective = Objective(seeded, data_for(seed), device, display)
     low, high = settings.space.param_range()
     names = settings.space.param_names()
     claims = []
@@ -301,6 +307,9 @@ def _run_group(
             derived.tell(trial, state=TrialState.FAIL)
             continue
         claims.append((trial, hierarchy, schedule))
+    for trial, hierarchy, schedule in claims:
+        total = settings.recipe.epochs if settings.recipe.mode == "simultaneous" else schedule.units
+        objective.display.trial_started(trial.number, hierarchy, total)
 
     def finished(_: optuna.Study, frozen: FrozenTrial) -> bool:
         if frozen.state == TrialState.COMPLETE:

@@ -119,6 +119,77 @@ class BarDisplay(LineDisplay):
         self.outer.close()
 
 
+class ConfirmDisplay:
+    """Confirmation's progress, so that its runs (minutes when a seed's lists train together) are not silence: a
+    line per finished run (list, seed, accuracy, time), as the search prints trials, and while a group trains a line
+    per finished epoch (pipes, logs) or a bar over the runs with one over the group's epochs (a terminal)."""
+
+    def __init__(self, runs: int, *, bar: bool, step: str = "epoch", out: Any = None) -> None:
+        self.out = out if out is not None else sys.stderr
+        self.step_word = step
+        self.labels: dict[int, str] = {}  # the running group: trial number -> its list
+        self.shown = 0  # the last step shown for the running group
+        self.outer: Any = None
+        self.inner: Any = None
+        if bar:
+            from tqdm import tqdm
+
+            self._tqdm = tqdm
+            self.outer = tqdm(total=runs, desc="confirm", unit="run", file=self.out, position=0, dynamic_ncols=True)
+
+    def _line(self, text: str) -> None:
+        if self.outer is not None:
+            self.outer.write(text, file=self.out)
+        else:
+            print(text, file=self.out, flush=True)
+
+    def trial_started(self, number: int, hierarchy: tuple[int, ...], total_steps: int) -> None:
+        if not self.labels:
+            self.shown = 0
+        self.labels[number] = "[" + ",".join(map(str, hierarchy)) + "]"
+        if self.outer is not None:
+            if self.inner is not None:
+                self.inner.close()
+            self.inner = self._tqdm(
+                total=total_steps,
+                desc=f"{', '.join(self.labels.values())}",
+                leave=False,
+                file=self.out,
+                position=1,
+                dynamic_ncols=True,
+            )
+
+    def progress(self, p: Progress) -> None:
+        if p.step <= self.shown:  # the other runs of a group report the same step
+            return
+        self.shown = p.step
+        if self.inner is not None:
+            self.inner.update(1)
+            return
+        together = f" ({len(self.labels)} runs together)" if len(self.labels) > 1 else ""
+        self._line(
+            f"confirm {', '.join(self.labels.values())}: {self.step_word} {p.step}/{p.total_steps}{together}  "
+            f"{p.elapsed:6.1f}s"
+        )
+
+    def trial_finished(self, trial: FrozenTrial, best: float | None = None) -> None:
+        rec = read_trial(trial)
+        self.labels.pop(trial.number, None)
+        if not self.labels and self.inner is not None:
+            self.inner.close()
+            self.inner = None
+        acc = f"{100 * trial.value:5.1f} %" if trial.value is not None else f"failed ({rec.fail_reason})"
+        self._line(f"confirm {rec.label:<14} seed {rec.seed}  acc {acc}  {rec.wall_time or rec.elapsed or 0:6.1f}s")
+        if self.outer is not None:
+            self.outer.update(1)
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+        if self.outer is not None:
+            self.outer.close()
+
+
 def _stop_reason(reason: str, finished: int, running: int, target: int | None, ran: int | None) -> str:
     """The reason as the counts printed beside it show it: when --trials was reached, count the study's finished
     trials (and those other workers are still running), and what this run ended of them."""

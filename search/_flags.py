@@ -33,9 +33,10 @@ from lwl.models.cli import (
     flag_name,
     network_options,
     reference_options,
+    refuse_empty,
 )
 
-from ._confirm import AFFORD, LISTS, SEEDS, ConfirmPlan, auto_plan
+from ._confirm import AFFORD, LISTS, MAX_SEEDS, SEEDS, ConfirmPlan, auto_plan
 from ._errors import PresetError, UsageError
 from ._limits import ACTIVATION_BYTES, PARAMETER_BYTES, CostLimits, parse_amount
 from ._objectives import ACCURACY, parse_objectives
@@ -199,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--confirm-seeds",
         type=int,
         metavar="S",
-        help=f"confirmation runs per first-round list: K x S runs at most (default {SEEDS})",
+        help=f"confirmation runs per first-round list: K x S runs at most (default {SEEDS}, at most {MAX_SEEDS})",
     )
     g.add_argument(
         "--storage", help="SQLAlchemy URL, journal file (.log) or redis:// URL (default sqlite:///studies/STUDY.db)"
@@ -371,6 +372,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         except ValueError:
             raise UsageError(f"--batch {args.batch}: give a number of candidates K >= 1, or auto") from None
     check_ranges(args, RANGES, origin)
+    refuse_empty(args, origin)
     for key in ("max_params", "max_flops", "max_memory"):  # amounts with units: 5M, 2GiB
         if getattr(args, key) is not None:
             setattr(args, key, parse_amount(getattr(args, key), origin(key), memory=key == "max_memory"))
@@ -394,19 +396,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def confirm_plan(args: argparse.Namespace) -> ConfirmPlan:
-    """--confirm K|auto|off and --confirm-seeds S as a plan (auto: `auto_plan` for --trials)."""
+    """--confirm K|auto|off and --confirm-seeds S as a plan (auto: `auto_plan` for --trials); a plan of more than
+    `MAX_SEEDS` seeds per list is refused with its size, before anything is made."""
     text = str(args.confirm if args.confirm is not None else "auto").strip().lower()
     if text == "auto":
-        return auto_plan(args.trials, seeds=args.confirm_seeds)
-    if text == "off":
-        return ConfirmPlan(0, args.confirm_seeds or SEEDS)
-    try:
-        k = int(text)
-    except ValueError:
-        k = -1
-    if k < 0:
-        raise UsageError(f"--confirm {args.confirm}: give a number of lists K >= 0, auto or off, e.g. --confirm 3")
-    return ConfirmPlan(k, args.confirm_seeds or SEEDS)
+        plan = auto_plan(args.trials, seeds=args.confirm_seeds)
+    elif text == "off":
+        plan = ConfirmPlan(0, args.confirm_seeds or SEEDS)
+    else:
+        try:
+            k = int(text)
+        except ValueError:
+            k = -1
+        if k < 0:
+            raise UsageError(f"--confirm {args.confirm}: give a number of lists K >= 0, auto or off, e.g. --confirm 3")
+        plan = ConfirmPlan(k, args.confirm_seeds or SEEDS)
+    if plan.seeds > MAX_SEEDS and text not in ("off", "0"):  # no confirmation asked for: its seeds do not matter
+        size = (
+            f"a plan of {plan.lists:,} list{'s' if plan.lists != 1 else ''} x {plan.seeds:,} seeds is "
+            f"{plan.runs:,} training runs"
+            if plan.lists
+            else f"{plan.seeds:,} training runs for each confirmed list"
+        )
+        raise UsageError(
+            f"--confirm-seeds {plan.seeds}: {size}; at most {MAX_SEEDS} seeds per list can be confirmed: "
+            f"lower --confirm-seeds (default {SEEDS})"
+        )
+    return plan
 
 
 def settings_from_args(args: argparse.Namespace) -> StudySettings:

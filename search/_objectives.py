@@ -55,6 +55,35 @@ def parse_objectives(text: str | Sequence[str], origin: str = "--objectives") ->
     return (ACCURACY, *costs)
 
 
+def check_costs_vary(settings: StudySettings) -> None:
+    """Refuse a known cost (params, memory, flops) that is the same for every list of the feasible space: it ranks
+    nothing, and its front would be one point. FLOPs are the usual case: where each stage doubles the widths and
+    halves the resolution (every family's default widths), a unit costs the same FLOPs in every stage, so every list
+    of one budget costs the same. Time is measured, so it is left alone. Stops at the first lists that differ."""
+    pending = [c for c in settings.costs if c != "time"]
+    if not pending:
+        return
+    model = CostModel.of(settings, pending)
+    first: tuple[float, ...] | None = None
+    varies = [False] * len(pending)
+    for h in settings.space.lists():
+        values = model.of_list(h)
+        if first is None:
+            first = values
+            continue
+        varies = [v or a != b for v, a, b in zip(varies, values, first)]
+        if all(varies):
+            return
+    if first is None:
+        return
+    cost, value = next((c, f) for c, f, v in zip(pending, first, varies) if not v)
+    others = [c for c in settings.objectives if c != cost]
+    raise UsageError(
+        f"--objectives {','.join(settings.objectives)}: {cost} is the same for every list of the space "
+        f"({value:,.0f} {COST_NAMES[cost]}), so it ranks nothing: leave it out (--objectives {','.join(others)})"
+    )
+
+
 def front_costs(settings: StudySettings) -> tuple[str, ...]:
     """The costs the study's front is drawn against: its objectives' costs, else parameters (as before objectives)."""
     return settings.costs or ("params",)

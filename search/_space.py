@@ -201,9 +201,13 @@ class SearchSpace:
         if stages < 1:
             raise SpaceError(f"--stages {stages}: a network needs at least one stage; use --stages >= 1")
         if budget < stages:
+            try:  # the true smallest: 4 strict stages need 6 units, not 4
+                smallest = smallest_feasible_budget(stages, self.shallow_stages, self.constraint)
+            except SpaceError:  # --shallow-stages does not fit --stages: that error comes with the budget fixed
+                smallest = stages
             raise SpaceError(
                 f"budget {budget} is smaller than --stages {stages}: every stage needs at least "
-                f"one unit; use --budget >= {stages}"
+                f"one unit; the smallest budget with a feasible list is {smallest}: use --budget {smallest} or more"
             )
         # Store the resolved k so that equal spaces compare (and hash) equal on resume checks.
         k = stages // 2 if self.shallow_stages is None else _as_int(self.shallow_stages, "--shallow-stages")

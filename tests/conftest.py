@@ -35,7 +35,7 @@ def sigkill_after_checkpoint():
             proc.send_signal(signal.SIGKILL)
         finally:
             proc.kill()
-            proc.wait()
+            proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL
         return int(load_checkpoint(checkpoint)["trainer"]["position"]["epoch"])
 

@@ -368,6 +368,66 @@ CASES = [
         search("--pruner", "dominance"),
         "--pruner dominance judges accuracy at no greater cost: give the costs with --objectives",
     ),
+    # 6. Values that were read as something else, or failed late (issue 28).
+    ("empty widths", search_main, search("--widths", ""), "--widths '': empty: give a list, e.g. 16,32,64,128"),
+    ("blank widths", search_main, search("--widths", " , "), "--widths ' , ': empty"),
+    ("empty objectives", search_main, search("--objectives", ""), "--objectives '': empty: give a list"),
+    ("empty enqueue", search_main, search("--enqueue", "1,1,2,4", "--enqueue", ""), "--enqueue '': empty"),
+    ("empty FC units", search_main, search("--fc-units", ""), "--fc-units '': empty: give a list, e.g. 1024, or none"),
+    ("empty milestones", search_main, search("--lr-milestone-epochs", ""), "give epochs as whole numbers"),
+    ("train: empty widths", train_main, [*TRAIN, "--widths", ""], "--widths '': empty"),
+    ("train: empty hierarchy", train_main, ["--hierarchy", "", "--device", "cpu"], "--hierarchy '': empty"),
+    ("inspect: empty FC units", inspect_main, ["--fc-units", ""], "--fc-units '': empty"),
+    ("FC units 0", search_main, search("--fc-units", "0"), "FC units [0] must have positive widths"),
+    ("train: FC units 0", train_main, [*TRAIN, "--fc-units", "0"], "FC units [0] must have positive widths"),
+    (
+        "a million confirmation seeds",
+        search_main,
+        search("--confirm-seeds", "1000000"),
+        "--confirm-seeds 1000000: 1,000,000 training runs for each confirmed list; at most 100 seeds per list",
+    ),
+    (
+        "a million seeds for 3 lists",
+        search_main,
+        search("--confirm", "3", "--confirm-seeds", "1000000"),
+        "a plan of 3 lists x 1,000,000 seeds is 3,000,000 training runs",
+    ),
+    (
+        "val fraction with no image of a class",
+        search_main,
+        search("--val-fraction", "0.0001"),
+        "holds out no image of class 8 (139 training images of it): use --val-fraction 0.0036 or more",
+    ),
+    (
+        "train: val fraction with no image of a class",
+        train_main,
+        [*TRAIN, "--val-fraction", "0.001"],
+        "use --val-fraction 0.0036 or more",
+    ),
+    (
+        "budget below stages: the true smallest",
+        search_main,
+        search("--budget", "3"),
+        "the smallest budget with a feasible list is 6: use --budget 6 or more",
+    ),
+    (
+        "budget below stages without a constraint",
+        search_main,
+        search("--budget", "3", "--constraint", "none"),
+        "the smallest budget with a feasible list is 4",
+    ),
+    (
+        "constant FLOPs objective",
+        search_main,
+        search("--objectives", "accuracy,flops"),
+        "--objectives accuracy,flops: flops is the same for every list of the space (",
+    ),
+    (
+        "constant FLOPs among costs",
+        search_main,
+        search("--preset", "digits-quick", "--objectives", "accuracy,params,flops"),
+        "leave it out (--objectives accuracy,params)",
+    ),
     ("stages 0", search_main, search("--stages", "0"), "--stages 0: out of range"),
     ("shallow stages too many", search_main, search("--shallow-stages", "9"), "--shallow-stages 9 with --stages 4"),
     ("shallow stages negative", search_main, search("--shallow-stages", "-1"), "--shallow-stages -1: out of range"),
@@ -479,10 +539,13 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, argv):
     proc = subprocess.Popen(
         [sys.executable, *argv], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ)
     )
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
     proc.stdout.close()  # the reader is gone: the command's first write or flush fails with EPIPE
-    err = proc.stderr.read().decode()
-    proc.wait(timeout=120)
+    try:
+        _, err_bytes = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    err = err_bytes.decode()
     assert err == "", err
     assert proc.returncode in (0, 1), err
     assert list(tmp_path.iterdir()) == []

@@ -19,6 +19,7 @@ def wheel(tmp_path_factory) -> Path:
         check=True,
         capture_output=True,
         text=True,
+        timeout=300,
     )
     (path,) = out.glob("lwl_search-*.whl")
     return path
@@ -46,6 +47,7 @@ def test_the_wheel_imports_and_its_commands_run(wheel, tmp_path):
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
         check=True,
         capture_output=True,
+        timeout=300,
     )
     code = (
         "import lwl.models, lwl.search, lwl.dashboards, sys; "
@@ -60,6 +62,7 @@ def test_the_wheel_imports_and_its_commands_run(wheel, tmp_path):
         check=True,
         capture_output=True,
         text=True,
+        timeout=300,
     )
     assert '"params": 11173962' in out.stdout
     # `python -m lwl.search` is lwl-search under this interpreter (workers are started that way).
@@ -70,5 +73,6 @@ def test_the_wheel_imports_and_its_commands_run(wheel, tmp_path):
         check=True,
         capture_output=True,
         text=True,
+        timeout=300,
     )
     assert out.stdout.startswith("usage: lwl-search")

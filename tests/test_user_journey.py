@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 CHECKPOINT_FILE = "checkpoint.pt"  # lwl-train's checkpoint in its --out folder (README)
@@ -33,6 +34,8 @@ def _run(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return done
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_search_report_export_train_kill_resume(tmp_path, sigkill_after_checkpoint):
     storage = "sqlite:///studies/j.db"
     search = _run(

@@ -163,6 +163,21 @@ def test_every_help_example_parses_and_names_what_exists(command, capsys, monkey
     assert "digits-resnet-b16" not in text and "studies/s.db" not in text and "runs/trial-12" not in text
 
 
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_help_examples_are_never_broken_inside_a_command_at_80_columns(command, capsys, monkeypatch):
+    """On an 80-column terminal an example's comment moves or goes above it; the command stays whole on one line."""
+
+    def examples(columns: str) -> list[str]:
+        monkeypatch.setenv("COLUMNS", columns)
+        with pytest.raises(SystemExit):
+            COMMANDS[command](["--help"])
+        text = capsys.readouterr().out.split("examples", 1)[1]
+        return [line.split("  #")[0].strip() for line in text.splitlines() if line.strip().startswith("lwl-")]
+
+    wide, narrow = examples("400"), examples("80")
+    assert wide and narrow == wide, (wide, narrow)
+
+
 def test_batch_and_batch_size_say_what_they_count(capsys):
     with pytest.raises(SystemExit):
         search_main(["--help"])

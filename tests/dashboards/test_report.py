@@ -209,7 +209,9 @@ def test_memory_axis_is_labelled_an_estimate_on_cpu_trials(storage, rich_report)
     expected = t.user_attrs["activations"] * 64 * 4 + t.user_attrs["params_aux"] * 16
     points = fig["data"][0]
     assert dict(zip(points["text"], points["x"]))[t.user_attrs["schedule"]] == expected
-    assert 'id="flops-note"' in rich_report and "FLOPs are not a Pareto axis" in rich_report
+    # widths 4,8,8,16 do not double at every stage: the lists' FLOPs differ, and the note says so
+    assert 'id="flops-note"' in rich_report and "FLOPs are not an objective of this study" in rich_report
+    assert "here the complete lists span" in rich_report and "all lists of one budget have equal" not in rich_report
 
 
 def test_importance_names_the_evaluator_and_the_trial_count(rich_report):
@@ -354,6 +356,10 @@ def _dashboard_graph_objects(storage: str, name: str) -> dict[str, dict]:
 def test_dashboard_figures_are_saved_and_replaced_not_duplicated(storage, rich_report, tmp_path):
     saved = _dashboard_graph_objects(storage, "rich")
     assert set(saved) == EVERY_FIGURE
+    # optuna-dashboard draws each in a half-width box 450 px high: every one takes its box's size
+    assert all(
+        g["layout"].get("autosize") is True and not {"width", "height"} & set(g["layout"]) for g in saved.values()
+    )
     page_figs = figures(rich_report)
     assert saved["lwl-pareto-params"]["data"][1]["text"] == page_figs["lwl-pareto-params"]["data"][1]["text"]
     before = sorted(k for k in _system_attrs(storage, "rich") if k.startswith("dashboard:plot_data:"))
@@ -581,3 +587,23 @@ def test_a_study_searched_against_flops_gets_that_front_and_says_what_it_searche
     page = out.read_text()
     assert "lwl-pareto-flops" in figures(page)
     assert "the front of accuracy against flops" in page
+    assert "not a Pareto axis" not in page and "FLOPs are an objective of this study" in page
+
+
+def test_the_report_does_not_announce_its_100_resampled_studies(storage, tmp_path, capfd):
+    """The importance's bootstrap makes 100 in-memory studies; Optuna's 'A new study created in memory' for each
+    reached stderr. The report prints its own lines only, and leaves the caller's Optuna verbosity as it was."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        out = tmp_path / "quiet.html"
+        assert main(["--storage", storage, "--study-name", "rich", "--out", str(out), "--no-dashboard"]) == 0
+        err = capfd.readouterr().err
+        assert "A new study created" not in err, err[:500]
+        optuna.logging.set_verbosity(optuna.logging.INFO)
+        write_report(storage, "rich", tmp_path / "lib.html", dashboard=False)  # the library call alone
+        assert "A new study created" not in capfd.readouterr().err
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)

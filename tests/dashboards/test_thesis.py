@@ -10,7 +10,7 @@ import pytest
 
 from lwl.dashboards import write_report
 from lwl.dashboards._rows import TrialRow
-from lwl.dashboards._thesis import MIN_TRIALS, thesis
+from lwl.dashboards._thesis import MIN_TRIALS, shallow_figure, thesis, tick_format
 from lwl.search import partial_spearman, rankdata, spearman, spearman_p
 from lwl.search.commands import search_main
 
@@ -71,6 +71,16 @@ def test_fewer_shallow_units_winning_at_equal_parameters_holds_the_thesis():
     assert t.shallow is not None and t.shallow.rho < -0.8 and t.shallow.p_value < 0.01 and t.shallow.trials == 12
     assert t.at_equal_params is not None and t.at_equal_params.rho < 0 and t.at_equal_params.p_value < 0.05
     assert t.verdict.startswith("accelerated downsampling helped here") and "holds at equal parameters" in t.verdict
+
+
+def test_the_shallow_figures_ticks_are_distinct_where_accuracies_lie_close():
+    """Accuracies within 2 points: whole-percent ticks would read '97%, 98%, 98%, 98%'; each tick differs."""
+    rows = [_row(i, h, 0.97 + 0.02 * i / 11, 1000 + i) for i, h in enumerate(_lists())]
+    fig = shallow_figure(rows, thesis(rows, 2))
+    fmt = fig.layout.yaxis.tickformat
+    ticks = [0.97 + 0.005 * j for j in range(5)]  # plotly's step over this span
+    assert fmt == ".1%" and len({format(v, fmt) for v in ticks}) == len(ticks)
+    assert tick_format([0.1, 0.9]) == ".0%" and tick_format([0.981, 0.984]) == ".2%" and tick_format([]) == ".0%"
 
 
 def test_a_gain_that_is_only_capacity_is_called_so():

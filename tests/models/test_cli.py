@@ -11,7 +11,9 @@ def run(*args: str) -> subprocess.CompletedProcess:
     # The console scripts' own entry points (pyproject.toml [project.scripts]), run as a user runs them.
     code = "import sys; from lwl.models.commands import {0}; sys.exit({0}(sys.argv[1:]))"
     name = "inspect_main" if args[0] == "lwl-inspect" else "train_main"
-    return subprocess.run([sys.executable, "-c", code.format(name), *args[1:]], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-c", code.format(name), *args[1:]], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_inspect_json_has_the_documented_keys():

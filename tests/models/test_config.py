@@ -197,3 +197,20 @@ def test_the_papers_tables_are_all_there():
     assert paper_results("cifar100", make_schedule(preset="vgg8b", num_classes=100))[0].layerwise == 73.93
     assert paper_results("cifar10", make_schedule(family="vgg", hierarchy="2,2,1,1,1")) == []
     assert paper_results("digits", make_schedule(hierarchy="1,1,2,4")) == []
+
+
+def test_a_full_run_without_a_validation_split_shows_each_epochs_training_loss(tmp_path, capsys):
+    """lwl-train --config of an exported config (val_fraction 0): no accuracy exists until the test at the end, so
+    each epoch's line shows every unit's training loss, not a row of dashes."""
+    from lwl.models.commands import train_main
+
+    data = {**BASE, "recipe": {**BASE["recipe"], "epochs": 2, "val_fraction": 0, "train_limit": 64}}
+    path = _write(tmp_path, data)
+    assert train_main(["--config", str(path), "--out", str(tmp_path / "run"), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    lines = [x for x in (captured.out + captured.err).splitlines() if x.lstrip().startswith("epoch ")]
+    assert len(lines) == 2, captured
+    for line in lines:
+        assert "train loss [" in line and "output" not in line and "  -  " not in line, line
+        losses = line.split("train loss [")[1].split("]")[0].split()
+        assert len(losses) == 8 and all(float(v) > 0 for v in losses), line

@@ -234,10 +234,10 @@ def test_svhn_with_download_fetches_the_test_file_too(tmp_path: Path, monkeypatc
     write_svhn(tmp_path)
     (tmp_path / "test_32x32.mat").unlink()
     with pytest.raises(DataError, match="^downloading SVHN into .* failed"):
-        load_data("svhn", data_root=tmp_path, download=True, with_test=True)
+        load_data("svhn", data_root=tmp_path, val_fraction=0.2, download=True, with_test=True)
     assert asked == ["train_32x32.mat", "test_32x32.mat"]
     with pytest.raises(DataError, match=r"^SVHN not found under .* \(looked for test_32x32.mat\)"):
-        load_data("svhn", data_root=tmp_path, with_test=True)
+        load_data("svhn", data_root=tmp_path, val_fraction=0.2, with_test=True)
     assert load_data("svhn", data_root=tmp_path, download=True, val_fraction=0.2).train_x.shape[0] == N_TRAIN - 10
 
 
@@ -281,11 +281,11 @@ def test_download_over_damaged_mnist_files_says_to_delete_them(tmp_path: Path, d
     write_idx(tmp_path, "MNIST")
     _truncate(tmp_path / "MNIST/raw/t10k-images-idx3-ubyte")
     with pytest.raises(DataError, match=r"^MNIST files under .* are incomplete or corrupted: delete them and pass"):
-        load_data("mnist", data_root=tmp_path, download=True, with_test=True)
+        load_data("mnist", data_root=tmp_path, val_fraction=0.2, download=True, with_test=True)
     assert downloads == []
     (tmp_path / "MNIST/raw/t10k-images-idx3-ubyte").unlink()
     with pytest.raises(DataError, match=r"^downloading MNIST into .* failed \(.*network is unreachable"):
-        load_data("mnist", data_root=tmp_path, download=True)
+        load_data("mnist", data_root=tmp_path, val_fraction=0.2, download=True)
     assert downloads and all(url.endswith("-ubyte.gz") for url in downloads)
 
 
@@ -345,3 +345,47 @@ def test_lwl_search_on_svhn_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     config = load_config(tmp_path / "best.yaml")
     assert config.dataset == "svhn" and config.recipe.epochs == 100 and config.recipe.dropout == 0.3
     assert config.data_root == str(root)
+
+
+@pytest.mark.parametrize(
+    ("torch_version", "failure", "vision_version", "says"),
+    [
+        # A fresh clone given torch 2.13.0+cpu with torchvision 0.28.0 by PyTorch's CPU index: the import fails.
+        ("2.13.0+cpu", RuntimeError("operator torchvision::nms does not exist"), "0.28.0", "cannot be imported"),
+        # A pair that imports but was built for other releases.
+        ("2.13.0+cpu", None, "0.29.1", "is not built for torch 2.13.0+cpu"),
+    ],
+    ids=["import fails", "other release"],
+)
+def test_a_mismatched_torch_and_torchvision_is_one_line_naming_both_and_the_fix(
+    tmp_path, monkeypatch, capsys, torch_version, failure, vision_version, says
+):
+    import importlib
+    import importlib.metadata
+
+    import torchvision
+
+    real_import = importlib.import_module
+
+    def import_module(name, *args, **kwargs):
+        if failure is not None and name.startswith("torchvision"):
+            raise failure
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", import_module)
+    monkeypatch.setattr(torch, "__version__", torch_version)
+    monkeypatch.setattr(torchvision, "__version__", vision_version)
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata, "version", lambda name: vision_version if name == "torchvision" else real_version(name)
+    )
+    out = tmp_path / "run"
+    argv = ["--dataset", "cifar10", "--data-root", str(tmp_path), "--hierarchy", "1,1,2,2", "--epochs", "1"]
+    with pytest.raises(SystemExit) as info:
+        train_main([*argv, "--device", "cpu", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert f"torchvision {vision_version}" in err and f"torch {torch_version}" in err and says in err, err
+    assert "pip install torch==2.14.1 torchvision==0.29.1" in err, err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == []

@@ -1,9 +1,12 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
-from lwl.models import HeadSpec, Schedule, build_network, complexity, unit_plan
+from lwl.models import HeadSpec, Schedule, build_network, complexity, conv1x1, unit_plan
 
 
 def _cifar_resnet(builder, num_classes):
@@ -155,6 +158,41 @@ def test_a_narrow_strided_shortcut_is_the_strided_convolution_without_the_broken
     y_ref.square().sum().backward()
     assert torch.allclose(y, y_ref, atol=1e-6)
     assert torch.allclose(x.grad, x_ref.grad, atol=1e-5) and torch.allclose(conv.weight.grad, w_ref.grad, atol=1e-4)
+
+
+# The shape that corrupts the heap through oneDNN's strided 1x1 kernel on AVX2 CPUs, run through conv1x1 (forward,
+# and the weight and input gradients) in both memory formats and at 1 and 2 threads: an abort or hang stays in the
+# child process, and its values are the strided convolution's formula.
+_BAD_SHAPE = """
+import torch
+from lwl.models import conv1x1
+for threads in (1, 2):
+    torch.set_num_threads(threads)
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        for _ in range(20):
+            x = torch.randn(64, 4, 16, 16).to(memory_format=fmt).requires_grad_()
+            w = torch.randn(8, 4, 1, 1, requires_grad=True)
+            y = conv1x1(x, w, stride=2)
+            y.square().sum().backward()
+            ref = torch.einsum("oc,nchw->nohw", w[:, :, 0, 0].detach(), x.detach()[:, :, ::2, ::2])
+            assert y.shape == (64, 8, 8, 8) and torch.allclose(y, ref, atol=1e-5)
+            assert w.grad is not None and x.grad is not None and bool(x.grad[:, :, 1::2].eq(0).all())
+print("ok")
+"""
+
+
+def test_the_heap_corrupting_strided_1x1_shape_runs_through_conv1x1():
+    out = subprocess.run([sys.executable, "-c", _BAD_SHAPE], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", (out.returncode, out.stderr[-2000:])
+
+
+def test_conv1x1_is_f_conv2d_where_the_kernel_is_sound():
+    """8 or more channels, or no stride: plain F.conv2d, bitwise; a kernel other than 1x1 is refused."""
+    x, w8, w4 = torch.randn(2, 8, 6, 6), torch.randn(3, 8, 1, 1), torch.randn(3, 4, 1, 1)
+    assert torch.equal(conv1x1(x, w8, stride=2), torch.nn.functional.conv2d(x, w8, stride=2))
+    assert torch.equal(conv1x1(x[:, :4], w4), torch.nn.functional.conv2d(x[:, :4], w4))
+    with pytest.raises(ValueError, match="1x1 kernel"):
+        conv1x1(x, torch.randn(3, 8, 3, 3))
 
 
 @pytest.mark.parametrize("downsample", ["conv", "maxpool", "avgpool"])

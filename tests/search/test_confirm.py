@@ -3,6 +3,7 @@ ranking, its 95 % set, the seed sd, the expected regret) in the summary, the exp
 measured means and the paired test beside it; the statistics checked against published values."""
 
 import math
+import re
 from dataclasses import replace
 
 import optuna
@@ -82,6 +83,17 @@ def test_the_paired_test_and_the_interval_by_hand():
     assert estimate([0.5]).half_width == 0 and paired_t_test([1.0], [0.0]).pairs == 1
     assert paired_t_test([1.0, 1.0], [1.0, 1.0]).p_value == 1.0  # identical: nothing tells them apart
     assert paired_t_test([2.0, 3.0], [1.0, 2.0]).p_value == 0.0  # always ahead by the same margin
+
+
+def test_an_accuracys_interval_is_cut_at_100_and_0_percent():
+    """98.0 % over 3 seeds with sd 1.4 % has a t interval reaching 101.4 %: cut to 100 %, shown side by side."""
+    e = estimate([0.97, 0.974, 0.996])
+    assert e.high == 1.0 and e.mean + (4.303 * e.sd / math.sqrt(3)) > 1.0 and e.low < e.mean
+    assert e.text() == f"98.0 -{100 * (e.mean - e.low):.1f}/+2.0 %"
+    low = estimate([0.0, 0.01, 0.05])
+    assert low.low == 0.0 and low.text().startswith("2.0 -2.0/+")
+    assert estimate([0.5, 0.52, 0.54]).text() == "52.0 ± 5.0 %"  # within bounds: symmetric as before
+    assert estimate([0.97, 0.974, 0.996], bounds=None).high > 1.0
 
 
 def test_auto_confirms_as_many_lists_as_half_the_trials_afford():
@@ -212,3 +224,28 @@ def test_batch_1_confirms_one_run_at_a_time(tmp_path):
     assert search_main([*args, "--quiet", "--batch", "1"]) == 0
     runs = confirm_study(optuna.load_study(study_name="s", storage=url)).trials
     assert len(runs) == 2 and all("batch" not in t.user_attrs for t in runs)
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["pipe", "terminal"])
+def test_confirmation_shows_every_epoch_of_a_group_and_every_finished_run(tmp_path, capsys, monkeypatch, terminal):
+    """No silence while a seed's lists train together: a line per epoch of the group (a pipe) or a bar (a
+    terminal), and a line per finished run naming its list, seed and accuracy, as the search prints trials."""
+    import sys
+
+    if terminal:
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    args = [*TINY, "--trials", "3", "--storage", url, "--study-name", "s", "--confirm", "2", "--confirm-seeds", "1"]
+    assert search_main(args) == 0
+    err = capsys.readouterr().err
+    lines = [x.strip("\x1b[A ") for x in re.split(r"[\r\n]", err)]  # a bar redraws itself after carriage returns
+    runs = [read_trial(t) for t in confirm_study(optuna.load_study(study_name="s", storage=url)).trials]
+    for r in runs:
+        line = next(x for x in lines if x.startswith(f"confirm {r.label} ") and f"seed {r.seed} " in x)
+        assert f"acc {r.value * 100:5.1f} %" in line, line
+    if terminal:
+        assert "confirm: " in err and "/2 [" in err and "\r" in err, err  # tqdm's bar over the 2 runs, redrawn
+    else:
+        epochs = [x for x in lines if ": epoch " in x and x.startswith("confirm [")]
+        assert [x.split(": epoch ")[1].split()[0] for x in epochs] == ["1/2", "2/2"], err
+        assert all("(2 runs together)" in x for x in epochs), err

@@ -107,6 +107,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.timeout(900)  # waits up to 5 min for both workers, then 2 for the group to stop
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
 def test_a_signal_to_a_workers_parent_stops_the_whole_group(tmp_path, sig):
     """SIGTERM or SIGINT to `lwl-search --workers 2`: no orphaned worker trains on, each running trial is failed

@@ -40,6 +40,8 @@ def _study(db, name):
     return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("mode", MODES)
 def test_a_revisit_continues_the_paused_candidate_exactly(tmp_path, capsys, mode):
     flags = [*TINY, *MODES[mode], "--trials", "40"]
@@ -88,6 +90,8 @@ def test_a_revisit_continues_the_paused_candidate_exactly(tmp_path, capsys, mode
     assert store.size()[0] == 0  # a list trained to its end needs its paused state no more
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_without_a_paused_state_a_revisit_trains_from_the_start(tmp_path):
     """`--paused-store off` (or a state evicted or lost): the revisit retrains the list, and still ends exactly."""
     flags = [*TINY, *MODES["simultaneous"], "--trials", "40", "--pruner", "sha", "--storage"]

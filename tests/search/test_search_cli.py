@@ -205,6 +205,7 @@ def test_the_installed_command_with_a_preset(tmp_path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     db = tmp_path / "studies" / "digits-resnet-b8-s4.db"

@@ -16,6 +16,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+# Whole searches on database servers, several workers each, waited for up to 10 minutes: a longer limit than the
+# suite's default (pyproject.toml).
+pytestmark = pytest.mark.timeout(1200)
+
 SERVERS = {
     "postgresql": ("127.0.0.1", 5432, "postgresql://postgres:s3cret-pw@127.0.0.1:5432/test"),
     "mariadb": ("127.0.0.1", 3306, "mysql+pymysql://root@127.0.0.1:3306/test"),
@@ -362,6 +366,7 @@ def test_a_password_in_any_form_of_url_reaches_no_output_and_no_file(tmp_path, f
                 cwd=tmp_path,
                 capture_output=True,
                 text=True,
+                timeout=300,
             )
         )
         runs.append(
@@ -380,6 +385,7 @@ def test_a_password_in_any_form_of_url_reaches_no_output_and_no_file(tmp_path, f
                 cwd=tmp_path,
                 capture_output=True,
                 text=True,
+                timeout=300,
             )
         )
         for run in runs:

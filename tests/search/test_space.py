@@ -107,7 +107,8 @@ def test_params() -> None:
     [
         (
             dict(budget=3, stages=4),
-            "budget 3 is smaller than --stages 4: every stage needs at least one unit; use --budget >= 4",
+            "budget 3 is smaller than --stages 4: every stage needs at least one unit; the smallest budget with a "
+            "feasible list is 6: use --budget 6 or more",
         ),
         (dict(budget=8, stages=0), "--stages 0"),
         (dict(budget=8, stages=4, constraint="loose"), "choose one of strict, sum, none"),
