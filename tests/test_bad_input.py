@@ -376,7 +376,7 @@ CASES = [
     ("empty FC units", search_main, search("--fc-units", ""), "--fc-units '': empty: give a list, e.g. 1024, or none"),
     ("empty milestones", search_main, search("--lr-milestone-epochs", ""), "give epochs as whole numbers"),
     ("train: empty widths", train_main, [*TRAIN, "--widths", ""], "--widths '': empty"),
-    ("train: empty hierarchy", train_main, ["--hierarchy", "", "--device", "cpu"], "--hierarchy '': empty"),
+    ("train: empty hierarchy", train_main, ["--hierarchy", "", "--device", "cpu"], "empty hierarchy: give at least"),
     ("inspect: empty FC units", inspect_main, ["--fc-units", ""], "--fc-units '': empty"),
     ("FC units 0", search_main, search("--fc-units", "0"), "FC units [0] must have positive widths"),
     ("train: FC units 0", train_main, [*TRAIN, "--fc-units", "0"], "FC units [0] must have positive widths"),

@@ -24,6 +24,7 @@ def concurrent_starts():
         yield concurrent_starts
 
 
+@pytest.mark.slow
 def test_one_round_on_postgresql_is_exact(concurrent_starts, tmp_path, capsys):
     out = tmp_path / "starts.json"
     assert concurrent_starts.main(["--repeats", "1", "--servers", "postgresql", "--json", str(out)]) == 0

@@ -36,6 +36,7 @@ def _assert_same(together, alone):
     assert _records(together.history) == _records(alone.history)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("augment", "precision", "options", "net"), CASES, ids=CASE_IDS)
 def test_candidates_trained_together_equal_each_trained_alone(digits, augment, precision, options, net):
     recipe = paper_recipe(

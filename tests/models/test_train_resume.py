@@ -41,6 +41,7 @@ def _same_run(a, b):
     assert a.test_output_acc == b.test_output_acc and a.test_unit_acc == b.test_unit_acc
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "augment", "precision", "options", "net"), CASES, ids=CASE_IDS)
 def test_resuming_from_any_checkpoint_ends_bitwise_equal(digits, tmp_path, mode, augment, precision, options, net):
     schedule = SCHEDULE  # the other networks with one unit (block) per stage: their units are many already
@@ -98,6 +99,7 @@ def _lwl_train(*args):
     ]
 
 
+@pytest.mark.slow
 def test_a_sigkilled_lwl_train_resumes_to_the_uninterrupted_result(digits, tmp_path, sigkill_after_checkpoint):
     schedule = Schedule((1, 1, 1, 1), widths=(4, 8, 8, 16), num_classes=10, in_channels=1, input_size=16)
     recipe = paper_recipe("digits", "resnet", epochs=8, train_limit=512)

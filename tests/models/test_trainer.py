@@ -63,6 +63,7 @@ def test_a_units_loss_leaves_earlier_units_untouched(digits, loss):
     assert [not torch.equal(b, a) for b, a in zip(before, after)] == [False, True, False, False, False]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["simultaneous", "sequential"])
 @pytest.mark.parametrize(("precision", "options", "net"), PRECISIONS_AND_OPTIONS, ids=CASE_IDS)
 def test_shared_prefixes_train_to_identical_weights(digits, mode, precision, options, net):
@@ -100,6 +101,7 @@ def test_shared_prefixes_train_to_identical_weights(digits, mode, precision, opt
     assert not torch.equal(next_a, next_b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("precision", "options", "net"), PRECISIONS_AND_OPTIONS, ids=CASE_IDS)
 def test_seeded_runs_are_reproducible_and_seeds_matter(digits, precision, options, net):
     s = _schedule((1, 1, 1), net=net)

@@ -124,6 +124,7 @@ def test_a_full_prefix_store_disk_warns_once_and_the_trials_complete(tmp_path, m
     assert [t.state for t in _trials(db, "p")] == [TrialState.COMPLETE, TrialState.COMPLETE]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)  # waits up to 5 min for the victim, then 10 for the rerun
 def test_a_rerun_after_a_sigkill_on_a_storage_without_heartbeats_names_the_held_trial_and_fails(tmp_path):
     """A journal file cannot tell a killed worker's trial from a live one: the rerun trains what it can, then says

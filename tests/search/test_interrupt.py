@@ -57,6 +57,8 @@ def _wait_for_running_step(storage: str, deadline: float = 120) -> None:
     raise AssertionError("no trial reported progress in time")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupted_search_records_and_continues(tmp_path, sig):
     storage = f"sqlite:///{tmp_path / 'i.db'}"
@@ -107,6 +109,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)  # waits up to 5 min for both workers, then 2 for the group to stop
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
 def test_a_signal_to_a_workers_parent_stops_the_whole_group(tmp_path, sig):

@@ -197,6 +197,7 @@ def test_hvi_proposes_unseen_feasible_lists_and_spreads_away_from_running_ones()
     assert other in space and other not in seen and other != chosen
 
 
+@pytest.mark.slow
 # ------------------------------------------------------------------------------------------ a real study
 def test_a_multi_objective_study_from_the_command_to_its_storage(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 's.db'}"

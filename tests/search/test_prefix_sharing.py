@@ -2,6 +2,7 @@
 units, and says how many it reused."""
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from lwl.search.commands import search_main as main
@@ -40,6 +41,7 @@ def _by_list(study):
     return {tuple(t.user_attrs["hierarchy"]): t for t in study.trials}
 
 
+@pytest.mark.slow
 def test_sharing_changes_nothing_the_pruner_sees_and_saves_unit_trainings(tmp_path, capsys):
     shared_db, alone_db = tmp_path / "shared.db", tmp_path / "alone.db"
     for db, extra in ((shared_db, []), (alone_db, ["--prefix-store", "off"])):
@@ -106,6 +108,7 @@ def test_a_batched_study_reports_what_one_by_one_reports_with_fewer_unit_trainin
     )
 
 
+@pytest.mark.slow
 def test_a_batched_study_prunes_and_finishes_every_trial(tmp_path):
     db = tmp_path / "p.db"
     assert (
@@ -146,6 +149,7 @@ def test_batch_needs_layer_wise_simultaneous_training(tmp_path, capsys):
     assert not (tmp_path / "x.db").exists()
 
 
+@pytest.mark.slow
 def test_pruned_lists_are_trained_again_to_the_end_from_their_stored_prefix(tmp_path, capsys):
     """`--no-revisit` stops after one pass. Without it, the same study goes on: each pruned list is trained again,
     never pruned, starting (sequential mode) from the units its first visit froze. With no paused state to continue

@@ -36,6 +36,7 @@ def _lists(study):
     return [tuple(t.params[f"d{i}"] for i in range(1, 5)) for t in study.trials if t.params]
 
 
+@pytest.mark.slow
 def test_a_small_study_end_to_end_and_resume(tmp_path, capsys):
     db = tmp_path / "s.db"
     args = [*TINY, "--budget", "10", "--storage", f"sqlite:///{db}", "--study-name", "s", "--pruner", "none"]
@@ -99,6 +100,8 @@ def test_whole_space_then_stop(tmp_path, capsys):
     assert "every feasible list (3) has been evaluated" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_a_study_built_to_prune_prunes(tmp_path):
     db = tmp_path / "p.db"
     # Wide enough to learn something in 3 epochs, so accuracies differ and the median rule has something to cut.
@@ -156,6 +159,7 @@ def test_other_settings_are_refused_and_nothing_changes(tmp_path, capsys):
     assert len(_study(db, "x").trials) == before
 
 
+@pytest.mark.slow
 def test_a_study_keeps_the_precision_it_was_made_with(tmp_path, capsys):
     """auto is stored resolved (what the trials trained in); a worker whose precision differs is refused, and a
     study stored before precisions were a setting is read as the fp32 it trained in on the CPU."""
@@ -187,6 +191,8 @@ def test_a_study_keeps_the_precision_it_was_made_with(tmp_path, capsys):
     assert "precision 'fp32' (stored) vs 'bf16' (now)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_the_installed_command_with_a_preset(tmp_path):
     preset = tmp_path / "p.yaml"
     preset.write_text("dataset: digits\nbudget: 8\nwidths: [4, 8, 8, 16]\nepochs: 1\ntrials: 2\ntrain_limit: 128\n")

@@ -75,6 +75,7 @@ def server(request):
     _drop(open_storage(url.replace("s3cret-pw", ""), heartbeat=False), name)
 
 
+@pytest.mark.slow
 def test_workers_share_one_study_exactly(server, tmp_path):
     url, name = server
     out = subprocess.run(
@@ -132,6 +133,7 @@ def test_an_unreachable_server_is_one_line_without_the_password(tmp_path):
     assert len(out.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_and_its_list_retried(tmp_path):
     url = _require("postgresql")
     name = f"k-{uuid.uuid4().hex[:8]}"
@@ -244,6 +246,7 @@ class _Proxy:
             self.conns = []
 
 
+@pytest.mark.slow
 def test_a_database_that_goes_away_stops_the_worker_cleanly_and_the_rerun_continues(tmp_path):
     url = _require("postgresql")
     proxy = _Proxy(("127.0.0.1", 5432))
@@ -428,6 +431,7 @@ def _wait_for_progress(storage, name: str, proc: subprocess.Popen, count: int = 
     raise AssertionError("no trial reported progress in time")
 
 
+@pytest.mark.slow
 def test_a_rerun_right_after_a_sigkill_waits_for_the_heartbeat_and_ends_exact(tmp_path):
     """Within the grace period the killed worker's trial still counts as RUNNING: the rerun must not stop short
     saying 'reached --trials'; it waits until the heartbeat fails that trial (with its reason), then trains its
@@ -527,6 +531,7 @@ def fresh_database(request):
         admin.dispose()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fresh_database", ["postgresql", "mariadb"], indirect=True)
 def test_workers_started_at_once_on_a_fresh_database_neither_crash_nor_train_a_list_twice(fresh_database, tmp_path):
     """Schema, study, settings and the enqueued lists are created by whichever worker is first; the others wait,
@@ -568,6 +573,7 @@ def test_a_study_name_too_long_for_the_server_is_one_line_not_a_lost_storage(tmp
     assert len(err) == 1 and "600 characters" in err[0] and "lost the storage" not in err[0], err
 
 
+@pytest.mark.slow
 def test_losing_the_database_mid_trial_is_one_line_without_the_heartbeat_thread_s_traceback(tmp_path):
     """Cut while a trial trains: the heartbeat thread meets the lost connection first, and stays silent."""
     url = _require("postgresql")
@@ -599,6 +605,7 @@ def test_losing_the_database_mid_trial_is_one_line_without_the_heartbeat_thread_
         _drop(storage, name)
 
 
+@pytest.mark.slow
 def test_a_multi_objective_study_with_workers_and_batches_on_every_server(server, tmp_path):
     """--objectives with the hvi sampler and the dominance pruner, 2 workers each training 2 candidates together:
     the count is exact, no list is trained twice, every trial carries its costs, and the front is published."""
