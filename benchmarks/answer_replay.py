@@ -26,6 +26,7 @@ chosen on the even replays (lowest mean regret within a cost) and reported on th
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import math
 import shlex
@@ -47,9 +48,9 @@ from lwl.search import Evidence, StudySettings, TPEFallbackWarning, answer, extr
 # The benchmark's hyper-parameters, in one place.
 SAMPLER = "tpe"  # lwl-search's default sampler
 PRUNERS = ("median", "sha", "hyperband", "wilcoxon", "none")
-CAPS = (1 / 3, 1 / 2)  # trial caps, as shares of the space's lists, beside lwl-search's default --trials
+CAPS = (1 / 2,)  # trial caps, as shares of the space's lists, beside lwl-search's default --trials
 DEFAULT_TRIALS = 20
-PLANS = ((3, 2), (5, 2), (4, 3), (8, 2))  # racing: K lists in the first round, K x S runs in all (<= 4 rounds)
+PLANS = ((3, 2), (5, 2))  # racing: K lists in the first round, K x S runs in all (--confirm auto's S)
 BUDGETS = (1 / 3, 1 / 2, 1.0)  # frontier: the best configuration within each share of a single-seed sweep
 REPLAYS = 200
 TOP = 3
@@ -158,7 +159,7 @@ def run_answer(
     untried = [h for h in table.lists if h not in evidence]
     spent = float(sum(e["unit_epochs"] for e in log))
     rounds: list[int] = []
-    current = answer(list(evidence.values()), untried, validation_images=table.val)
+    current = _answer(evidence, untried, table)
     for index, seed in enumerate(split.confirm):
         step = race_round(current, index, first, first * seeds)
         if not step.lists:
@@ -168,8 +169,13 @@ def run_answer(
             evidence[h] = Evidence(h, {**e.runs, seed: table.acc(h, seed)})
             spent += table.full[h]
         rounds.append(len(step.lists))
-        current = answer(list(evidence.values()), untried, validation_images=table.val)
+        current = _answer(evidence, untried, table)
     return current, spent, rounds
+
+
+def _answer(evidence: dict[tuple[int, ...], Evidence], untried: Sequence[tuple[int, ...]], table: Table) -> Any:
+    """`lwl.search.answer` as lwl-search calls it: the validation set's size, the lists' parameter counts."""
+    return answer(list(evidence.values()), untried, validation_images=table.val, capacity=table.params.__getitem__)
 
 
 def run_old(log: Sequence[dict[str, Any]], table: Table, split: Split, k: int, s: int) -> tuple[Any, float]:
@@ -240,9 +246,7 @@ def replay(table: Table, index: int, caps: Sequence[int]) -> dict[str, Any]:
                 }
                 old, old_spent = run_old(taken, table, split, first, seeds)
                 rows[f"old {pruner} {cap} {first}x{seeds}"] = {**score(old, truth), "cost": old_spent / table.sweep}
-    sweep_answer = answer(
-        [Evidence(h, {split.search: table.acc(h, split.search)}) for h in table.lists], validation_images=table.val
-    )
+    sweep_answer = _answer({h: Evidence(h, {split.search: table.acc(h, split.search)}) for h in table.lists}, [], table)
     rows["sweep+answer"] = {
         **score(sweep_answer.named, truth),
         "coverage": covered(sweep_answer.best_set, truth),
@@ -333,14 +337,34 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(path: Path, replays: int) -> dict[str, Any]:
+def _replay_job(job: tuple[Path, int, list[int]]) -> dict[str, Any]:
+    """One replay in a worker process (the table is read once per worker)."""
+    path, index, caps = job
+    global _TABLE
+    if _TABLE is None or _TABLE[0] != path:
+        _TABLE = (path, Table(load_table(path)))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=TPEFallbackWarning)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return replay(_TABLE[1], index, caps)
+
+
+_TABLE: tuple[Path, Table] | None = None
+
+
+def run(path: Path, replays: int, jobs: int = 1) -> dict[str, Any]:
     table = Table(load_table(path))
     if len(table.seeds) < 4:
         raise SystemExit(f"answer_replay: {path} has {len(table.seeds)} complete seeds; at least 4 are needed")
     n = len(table.lists)
     caps = sorted({max(2, round(c * n)) for c in CAPS} | {min(DEFAULT_TRIALS, 2 * n)})
     start = time.perf_counter()
-    reps = [replay(table, i, caps) for i in range(replays)]
+    work = [(path, i, caps) for i in range(replays)]
+    if jobs > 1:
+        with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+            reps = list(pool.map(_replay_job, work, chunksize=4))
+    else:
+        reps = [_replay_job(w) for w in work]
     chooser = [reps[i] for i in range(0, replays, 2)]
     report = [reps[i] for i in range(1, replays, 2)]
     sd = table.seed_sd()
@@ -390,13 +414,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--replays", type=int, default=REPLAYS, help=f"replays (default {REPLAYS}; half choose, half report)"
     )
     p.add_argument("--json", type=Path, default=None, help="write every figure here")
+    p.add_argument("--jobs", type=int, default=1, help="replays run in this many processes (default 1)")
     args = p.parse_args(argv)
     if args.replays < 4:
         print("answer_replay: --replays must be at least 4 (half choose, half report)", file=sys.stderr)
         return 2
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=TPEFallbackWarning)
-    result = run(args.table, args.replays)
+    result = run(args.table, args.replays, max(1, args.jobs))
     result["command"] = shlex.join(
         ["python3", "benchmarks/answer_replay.py", *(sys.argv[1:] if argv is None else argv)]
     )

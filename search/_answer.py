@@ -13,10 +13,11 @@ model of every list's *true* accuracy (its mean over infinitely many seeds) inst
   model, never below the binomial sd of the validation set (the split changes with the seed; single runs alone
   cannot tell noise from true differences); the answer says how many repeated-run degrees of freedom stand
   behind it.
-- **Shrinkage.** A Gaussian process over lists (unit counts d1..dn; a constant mean and a squared-exponential
-  kernel, its length scale and amplitude chosen by the marginal likelihood over a small grid) gives every list's
-  posterior mean and the posterior covariance of all of them. A lucky single run is pulled towards its
-  neighbours; a list with many seeds keeps its mean.
+- **Shrinkage.** A Gaussian process over lists (unit counts d1..dn; a trend in the log of the list's size where
+  sizes differ, and a squared-exponential kernel, its length scale and amplitude chosen by the marginal likelihood
+  over a small grid) gives every list's posterior mean and the posterior covariance of all of them; the grid points
+  the data cannot tell apart are averaged by their likelihood, not one trusted. A lucky single run is pulled
+  towards its neighbours; a list with many seeds keeps its mean.
 - **The set.** Joint posterior draws give each list's probability of being the best; the set is the smallest group
   of lists, most probable first, whose probabilities sum to `LEVEL`. Lists the search never completed are in it
   when the model cannot rule them out. The *named* list is the complete list with the highest posterior mean, and
@@ -33,7 +34,7 @@ search never read (benchmarks/answer_replay.py; benchmarks/README.md, "The answe
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,9 +44,11 @@ from ._stats import LEVEL  # the probability the printed set holds the best list
 
 DRAWS = 4000  # joint posterior draws for P(best) and the expected regret (fixed seed: the answer is deterministic)
 UNTRIED = 50  # lists never trained that enter the set's draws: the ones with the highest upper bound
-LENGTH_SCALES = (0.75, 1.5, 3.0, 6.0)  # in units of one stage's count
-AMPLITUDES = (0.25, 1.0, 4.0)  # prior variance of the true accuracies, in multiples of their observed spread
-NOISE_SHARES = (0.05, 0.2, 0.5, 1.0, 2.0)  # seed variance, in multiples of the observed spread (no repeated runs)
+LENGTH_SCALES = (1.0, 2.5, 6.0)  # in units of one stage's count
+AMPLITUDES = (0.5, 2.0)  # prior variance of the true accuracies, in multiples of their observed spread
+OWN_SHARES = (0.0, 0.5)  # the share of the prior variance that is each list's own
+KEEP = 20.0  # grid points within this factor of the best marginal likelihood enter the answer, by their weight
+NOISE_SHARES = (0.1, 0.5, 1.5)  # seed variance, in multiples of the observed spread (no repeated runs)
 
 Hierarchy = tuple[int, ...]
 
@@ -159,42 +162,103 @@ def _kernel(a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Fit:
-    centre: float
-    amplitude: float  # prior variance of the true accuracies
+    amplitude: float  # prior variance of the true accuracies about the trend
     scale: float
     noise: float  # per-run seed variance
+    own: float = 0.0  # the share of that variance that is each list's own, shared with no neighbour
+
+    def cov(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Prior covariance of the true accuracies of lists `a` and `b`: smooth over unit counts, plus a part of
+        each list's own (lists differ in ways no distance in unit counts predicts)."""
+        same = (np.abs(a[:, None, :] - b[None, :, :]).sum(axis=2) == 0).astype(float)
+        return self.amplitude * ((1 - self.own) * _kernel(a, b, self.scale) + self.own * same)
+
+
+class _Posterior:
+    """The process given the data and its hyper-parameters: a trend (a constant, or a constant and a slope in the
+    capacity covariate, with a flat prior: Rasmussen & Williams 2006, section 2.7) plus a squared-exponential
+    process over unit counts."""
+
+    def __init__(self, x: np.ndarray, basis: np.ndarray, y: np.ndarray, noise: np.ndarray, fit: _Fit) -> None:
+        self.x, self.basis, self.fit = x, basis, fit
+        k = fit.cov(x, x) + np.diag(noise) + 1e-12 * np.eye(len(y))
+        try:
+            self.chol = np.linalg.cholesky(k)
+        except np.linalg.LinAlgError:
+            self.chol = np.linalg.cholesky(k + 1e-9 * np.eye(len(y)))
+        hk = self._solve(basis)  # K^-1 H
+        self.a = basis.T @ hk  # H' K^-1 H
+        self.beta = np.linalg.solve(self.a, hk.T @ y)
+        self.resid = y - basis @ self.beta
+        self.alpha = self._solve(self.resid)
+
+    def _solve(self, b: np.ndarray) -> np.ndarray:
+        return np.linalg.solve(self.chol.T, np.linalg.solve(self.chol, b))
+
+    def log_evidence(self) -> float:
+        """The restricted marginal likelihood (the trend integrated out), up to a constant."""
+        sign, logdet_a = np.linalg.slogdet(self.a)
+        return -0.5 * float(self.resid @ self.alpha) - float(np.log(np.diag(self.chol)).sum()) - 0.5 * float(logdet_a)
+
+    def predict(self, q: np.ndarray, basis_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cross = self.fit.cov(q, self.x)  # m x n
+        mean = basis_q @ self.beta + cross @ self.alpha
+        v = np.linalg.solve(self.chol, cross.T)
+        r = basis_q.T - self.basis.T @ self._solve(cross.T)  # p x m
+        cov = self.fit.cov(q, q) - v.T @ v + r.T @ np.linalg.solve(self.a, r)
+        return mean, cov
 
 
 def _fit(
-    x: np.ndarray, y: np.ndarray, counts: np.ndarray, extra: np.ndarray, within: tuple[float, int], floor: float
-) -> _Fit:
-    """The hyper-parameters of highest marginal likelihood of every run: the lists' means under the process, and
-    the spread of repeated runs about their list's mean (`within`: its sum of squares and degrees of freedom); the
-    seed variance is never below `floor`."""
-    centre = float(y.mean())
+    x: np.ndarray,
+    basis: np.ndarray,
+    y: np.ndarray,
+    counts: np.ndarray,
+    extra: np.ndarray,
+    within: tuple[float, int],
+    floor: float,
+) -> list[tuple[float, _Posterior]]:
+    """The posteriors of every grid point of hyper-parameters whose restricted marginal likelihood of every run
+    (the lists' means under the process, and the spread of repeated runs about their list's mean: `within`, its
+    sum of squares and degrees of freedom) is within a factor `KEEP` of the best, with their weights (a uniform
+    prior over the grid: the answer averages over what the data cannot decide instead of trusting one point).
+    The seed variance is never below `floor`."""
     spread = max(float(y.var()), 1e-8)
     squares, df = within
     noises = {share * spread for share in NOISE_SHARES}
     if df:
-        noises |= {f * max(squares / df, 1e-8) for f in (0.5, 0.7, 1.0, 1.4, 2.0)}
+        noises |= {f * max(squares / df, 1e-8) for f in (0.7, 1.0, 1.4)}
     if floor > 0:
-        noises = {n for n in noises if n >= floor} | {f * floor for f in (1.0, 1.5, 2.0, 3.0)}
-    best: tuple[float, _Fit] | None = None
+        noises = {n for n in noises if n >= floor} | {f * floor for f in (1.0, 1.5, 2.5)}
+    scored: list[tuple[float, _Posterior]] = []
     for scale in LENGTH_SCALES:
-        k = _kernel(x, x, scale)
         for amp in AMPLITUDES:
-            for nv in sorted(noises):
-                cov = amp * spread * k + np.diag(nv / counts + extra) + 1e-12 * np.eye(len(y))
-                try:
-                    chol = np.linalg.cholesky(cov)
-                except np.linalg.LinAlgError:
-                    continue
-                r = np.linalg.solve(chol, y - centre)
-                evidence = -0.5 * float(r @ r) - float(np.log(np.diag(chol)).sum())
-                evidence += -0.5 * squares / nv - 0.5 * df * math.log(nv)
-                if best is None or evidence > best[0]:
-                    best = (evidence, _Fit(centre, amp * spread, scale, nv))
-    return best[1] if best is not None else _Fit(centre, spread, LENGTH_SCALES[-1], spread)
+            for own in OWN_SHARES:
+                for nv in sorted(noises):
+                    try:
+                        post = _Posterior(x, basis, y, nv / counts + extra, _Fit(amp * spread, scale, nv, own))
+                    except np.linalg.LinAlgError:
+                        continue
+                    scored.append((post.log_evidence() - 0.5 * squares / nv - 0.5 * df * math.log(nv), post))
+    if not scored:
+        return [(1.0, _Posterior(x, basis, y, spread / counts + extra, _Fit(spread, LENGTH_SCALES[-1], spread)))]
+    top = max(e for e, _ in scored)
+    kept = [(math.exp(e - top), p) for e, p in scored if e - top >= -math.log(KEEP)]
+    total = sum(w for w, _ in kept)
+    return [(w / total, p) for w, p in sorted(kept, key=lambda wp: -wp[0])]
+
+
+def _mixture(
+    posteriors: Sequence[tuple[float, _Posterior]], q: np.ndarray, basis_q: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the weighted mixture of the posteriors at `q` (moments matched)."""
+    mean = np.zeros(len(q))
+    second = np.zeros((len(q), len(q)))
+    for w, post in posteriors:
+        mu, cov = post.predict(q, basis_q)
+        mean += w * mu
+        second += w * (cov + np.outer(mu, mu))
+    return mean, second - np.outer(mean, mean)
 
 
 def _draws(mean: np.ndarray, cov: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -210,6 +274,7 @@ def answer(
     untried: Sequence[Hierarchy] = (),
     *,
     validation_images: int | None = None,
+    capacity: Callable[[Hierarchy], float] | None = None,
     level: float = LEVEL,
     draws: int = DRAWS,
     seed: int = 0,
@@ -219,9 +284,14 @@ def answer(
     `validation_images`: the size of the validation split the accuracies are measured on. A run's accuracy varies
     over seeds at least by the binomial sd of that many images (the split is drawn anew with each seed), which
     bounds the seed sd from below: without repeated runs, single runs alone cannot tell seed noise from true
-    differences between lists, and a model left free would believe them all."""
+    differences between lists, and a model left free would believe them all.
+
+    `capacity`: a list's size (e.g. its parameter count). Its logarithm enters the model's trend with a slope the
+    data decide (none where every list has the same size), so that strength is shared along size as well as along
+    unit counts: where accuracy follows capacity, the model learns it from the lists trained; where it does not,
+    the slope stays near zero."""
     with threadpool_limits(limits=1, user_api="blas"):  # see _surrogate: numpy's BLAS threads stall training
-        return _answer(evidence, untried, validation_images, level, draws, seed)
+        return _answer(evidence, untried, validation_images, capacity, level, draws, seed)
 
 
 def binomial_variance(accuracy: float, images: int | None) -> float:
@@ -232,10 +302,24 @@ def binomial_variance(accuracy: float, images: int | None) -> float:
     return p * (1 - p) / images
 
 
+def _basis(lists: Sequence[Hierarchy], capacity: Callable[[Hierarchy], float] | None, known: int) -> np.ndarray:
+    """The trend's columns for `lists`: a constant, and the standardised log capacity where it varies among the
+    first `known` lists (those with evidence)."""
+    ones = np.ones((len(lists), 1))
+    if capacity is None or known < 3:
+        return ones
+    z = np.log(np.asarray([max(float(capacity(h)), 1e-12) for h in lists]))
+    sd = float(z[:known].std())
+    if sd < 1e-9:
+        return ones
+    return np.column_stack([ones, (z - float(z[:known].mean())) / sd])
+
+
 def _answer(
     evidence: Sequence[Evidence],
     untried: Sequence[Hierarchy],
     images: int | None,
+    capacity: Callable[[Hierarchy], float] | None,
     level: float,
     draws: int,
     seed: int,
@@ -243,6 +327,10 @@ def _answer(
     known = [e for e in evidence if e.runs or e.partial is not None]
     if not known:
         return Answer((), None, (), level, math.nan, 0, math.nan)
+    seen = {e.hierarchy for e in known}
+    pool = [h for h in dict.fromkeys(untried) if h not in seen]
+    every = [e.hierarchy for e in known] + pool
+    basis_all = _basis(every, capacity, len(known))
     x = np.asarray([e.hierarchy for e in known], dtype=float)
     counts = np.asarray([max(len(e.runs), 1) for e in known], dtype=float)
     y = np.asarray([np.mean(list(e.runs.values())) if e.runs else e.partial[0] for e in known])  # type: ignore[index]
@@ -250,33 +338,23 @@ def _answer(
     squares, df = within_squares(known)
     floor = binomial_variance(float(y.mean()), images)
     if len(known) == 1:
-        fit = _Fit(float(y[0]), 0.0, 1.0, max(squares / df if df else 0.0, floor))
+        nv = max(squares / df if df else 0.0, floor)
+        posteriors = [(1.0, _Posterior(x, np.ones((1, 1)), y, np.asarray([nv + 1e-12]), _Fit(0.0, 1.0, nv)))]
+        basis_all = np.ones((len(every), 1))
     else:
-        fit = _fit(x, y, counts, extra, (squares, df), floor)
-    # the untried lists worth drawing: the highest posterior upper bounds
-    seen = {e.hierarchy for e in known}
-    pool = [h for h in dict.fromkeys(untried) if h not in seen]
-    noise = np.diag(fit.noise / counts + extra) + 1e-12 * np.eye(len(known))
-    k_xx = fit.amplitude * _kernel(x, x, fit.scale) + noise
-    try:
-        chol = np.linalg.cholesky(k_xx)
-    except np.linalg.LinAlgError:
-        chol = np.linalg.cholesky(k_xx + 1e-9 * np.eye(len(known)))
-
-    def posterior(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cross = fit.amplitude * _kernel(q, x, fit.scale)
-        v = np.linalg.solve(chol, cross.T)
-        mu = fit.centre + v.T @ np.linalg.solve(chol, y - fit.centre)
-        return mu, fit.amplitude * _kernel(q, q, fit.scale) - v.T @ v
-
-    if pool:
-        q = np.asarray(pool, dtype=float)
-        mu_u, cov_u = posterior(q)
+        basis = basis_all[: len(known)]
+        if basis.shape[1] > len(known) - 1:
+            basis_all = basis_all[:, :1]
+            basis = basis_all[: len(known)]
+        posteriors = _fit(x, basis, y, counts, extra, (squares, df), floor)
+    if pool:  # the untried lists worth drawing: the highest posterior upper bounds
+        mu_u, cov_u = _mixture(posteriors, np.asarray(pool, dtype=float), basis_all[len(known) :])
         upper = mu_u + 2 * np.sqrt(np.clip(np.diag(cov_u), 0.0, None))
-        keep = np.argsort(-upper, kind="stable")[:UNTRIED]
-        pool = [pool[i] for i in sorted(keep)]
+        keep = sorted(np.argsort(-upper, kind="stable")[:UNTRIED])
+        pool = [pool[i] for i in keep]
+        basis_all = np.vstack([basis_all[: len(known)], basis_all[len(known) :][keep]])
     lists = [e.hierarchy for e in known] + pool
-    mu, cov = posterior(np.asarray(lists, dtype=float))
+    mu, cov = _mixture(posteriors, np.asarray(lists, dtype=float), basis_all)
     sample = _draws(mu, cov, draws, seed)
     winners = np.bincount(np.argmax(sample, axis=1), minlength=len(lists)) / draws
     sd_post = np.sqrt(np.clip(np.diag(cov), 0.0, None))
@@ -302,7 +380,7 @@ def _answer(
         lists[named_i] if named_i is not None else None,
         tuple(best_set),
         level,
-        math.sqrt(fit.noise),
+        math.sqrt(sum(w * p.fit.noise for w, p in posteriors)),
         df,
         regret,
     )

@@ -25,13 +25,15 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from lwl.models import complexity
+
 from . import _optuna as private
 from ._answer import Answer, Evidence, answer, extrapolate
 from ._record import DERIVED_ATTR, VALIDATION_ATTR, StudyError, hierarchy_of, read_settings, read_trial
 from ._stats import Estimate, PairedTest, estimate, paired_t_test
 from ._storage import study_exists
 
-UNTRIED = 5000  # lists never trained that the answer weighs at most (evenly spaced in enumeration order)
+UNTRIED = 2000  # lists never trained that the answer weighs at most (evenly spaced in enumeration order)
 ALPHA = 0.05  # the winner is "distinguishable" from the runner-up when the paired test's p-value is below this
 
 
@@ -203,7 +205,16 @@ def study_answer(study: optuna.Study, seeds: Collection[int] | None = None) -> A
     if len(untried) > UNTRIED:
         untried = [untried[round(i * (len(untried) - 1) / (UNTRIED - 1))] for i in range(UNTRIED)]
     images = study.user_attrs.get(VALIDATION_ATTR)
-    return answer(list(evidence.values()), untried, validation_images=images if isinstance(images, int) else None)
+
+    def params(h: tuple[int, ...]) -> float:  # the deployed network's size: arithmetic on its plan
+        return float(complexity(settings.schedule(h), settings.recipe.head).params)
+
+    return answer(
+        list(evidence.values()),
+        untried,
+        validation_images=images if isinstance(images, int) else None,
+        capacity=params,
+    )
 
 
 def top_trials(study: optuna.Study, k: int = 5, judged: Answer | None = None) -> list[FrozenTrial]:
