@@ -69,7 +69,7 @@ from ._schedule import (
     parse_int_list,
     parse_widths,
 )
-from ._secrets import has_secret, mask_secrets
+from ._secrets import has_secret, mask_secrets, mask_url
 from ._state import ResumeError, TrainerState, check_resumable, progress_from_dict
 from ._steps import Diverged
 from ._together import TogetherOutcome, train_together
@@ -144,6 +144,7 @@ __all__ = [
     "format_widths",
     "make_schedule",
     "mask_secrets",
+    "mask_url",
     "native_bf16",
     "paper_recipe",
     "paper_results",

@@ -24,6 +24,7 @@ from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 from optuna.trial import FrozenTrial
 
 from lwl.models import mask_secrets
+from lwl.models import mask_url as _mask_url
 from lwl.models.cli import writable_file
 
 from . import _optuna as private
@@ -36,9 +37,9 @@ _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
 
 
 def mask_url(url: str) -> str:
-    """The URL (or any text holding URLs) with every password and credential replaced by ***: the only form of a
-    storage URL that is ever printed or stored (`lwl.models.mask_secrets`: user info and query parameters)."""
-    return mask_secrets(url)
+    """The storage URL with its password and every credential replaced by ***, as SQLAlchemy parses it: the only
+    form of a storage URL that is ever printed or stored (`lwl.models.mask_url`)."""
+    return _mask_url(url)
 
 
 # A study name becomes a file name (studies/NAME.db, NAME-artifacts/, NAME-prefixes/) and a row in a server's
@@ -236,7 +237,7 @@ def open_storage(
             "pip install 'lwl-search[servers]'"
         ) from None
     except Exception as exc:  # noqa: BLE001 - any driver error becomes one masked line
-        reason = mask_url(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        reason = mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
         raise StorageError(
             f"cannot open storage {mask_url(url)!r}: {reason[:200]}: check that the server runs and the URL is right"
         ) from None
@@ -322,7 +323,7 @@ def storage_lost(exc: BaseException, url: str) -> StorageLost | None:
         else "; the interrupted trial stays RUNNING (no heartbeat here): fail it by hand if it matters"
     )
     return StorageLost(
-        f"lost the storage {mask_url(url)!r} mid-study ({mask_url(text)[:160]}): finished trials are "
+        f"lost the storage {mask_url(url)!r} mid-study ({mask_secrets(text, url)[:160]}): finished trials are "
         f"kept there; when it is back, run the same command to continue{retry}"
     )
 
@@ -353,7 +354,7 @@ def value_refused(exc: BaseException, study_name: str) -> StorageError | None:
     if refused is None:
         return None
     orig = getattr(refused, "orig", None) or refused
-    text = mask_url(" ".join(str(orig).split()) or type(orig).__name__)[:160]
+    text = mask_secrets(" ".join(str(orig).split()) or type(orig).__name__)[:160]
     return StorageError(
         f"the storage refused a value as too long ({text}): the study name is {len(study_name)} characters "
         f"(the derived Pareto study adds {len('-pareto')}); choose a shorter --study-name"
