@@ -54,6 +54,7 @@ from ._recipe import (
     paper_recipe,
 )
 from ._records import Progress, RunResult
+from ._resume import check_state
 from ._schedule import (
     BLOCKS,
     DOWNSAMPLES,
@@ -129,6 +130,7 @@ __all__ = [
     "UsageError",
     "build_network",
     "check_resumable",
+    "check_state",
     "check_memory",
     "complexity",
     "cpu_flags",

@@ -197,3 +197,12 @@ def test_the_papers_tables_are_all_there():
     assert paper_results("cifar100", make_schedule(preset="vgg8b", num_classes=100))[0].layerwise == 73.93
     assert paper_results("cifar10", make_schedule(family="vgg", hierarchy="2,2,1,1,1")) == []
     assert paper_results("digits", make_schedule(hierarchy="1,1,2,4")) == []
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "auto"])
+def test_the_config_s_precision_is_the_one_trained(tmp_path, precision):
+    """recipe.precision was once ignored (bf16 trained as auto): it is read like every other recipe field."""
+    path = _write(tmp_path, {**BASE, "recipe": {**BASE["recipe"], "precision": precision}})
+    assert load_config(path).recipe.precision == precision
+    config = load_config(path)
+    assert load_config(config.save_yaml(tmp_path / "again.yaml")).recipe.precision == precision
