@@ -136,7 +136,7 @@ def earlier_holder(
         time.sleep(0.05)
 
 
-def fail_lost_workers(study: optuna.Study) -> list[int]:
+def fail_lost_workers(study: optuna.Study, then: str = "the list is queued again") -> list[int]:
     """Fail the trials of workers that stopped sending heartbeats, each with its reason, and retry their lists.
 
     Optuna fails a stale trial at the next trial start without a word; a finished trial refuses user attributes,
@@ -156,8 +156,7 @@ def fail_lost_workers(study: optuna.Study) -> list[int]:
             write_failure(
                 StoredTrial(storage, tid),
                 LOST_WORKER,
-                f"no heartbeat for more than {GRACE_BEATS * interval} s: its worker was killed or cut off; "
-                "the list is queued again",
+                f"no heartbeat for more than {GRACE_BEATS * interval} s: its worker was killed or cut off; {then}",
             )
         except (optuna.exceptions.UpdateFinishedTrialError, KeyError):  # another worker failed it first
             continue
