@@ -145,6 +145,21 @@ CASES = [
         ["--budget", "8", "--storage", f"postgresql://lwl:{SECRET}@127.0.0.1:1/lwl"],
         "check that the server runs",
     ),
+    # issue 28's URL forms, each on a closed port: the password appears nowhere (the test checks every line for it)
+    *[
+        (f"unreachable storage, {form} ({prog})", command, [*args, "--storage", url], "cannot open storage")
+        for form, url in (
+            ("a user name with @", f"postgresql://u@x:{SECRET}@127.0.0.1:1/lwl"),
+            ("a password with a space", f"postgresql://u:{SECRET} too@127.0.0.1:1/lwl"),
+            ("a percent-encoded query key", f"postgresql://u@127.0.0.1:1/lwl?pass%77ord={SECRET}"),
+            ("an unencoded @ in the password", f"postgresql://u:pw@{SECRET}@127.0.0.1:1/lwl"),
+        )
+        for prog, command, args in (
+            ("lwl-search", search_main, ["--budget", "8"]),
+            ("lwl-export", export_main, ["--study-name", "s", "--out", "{tmp}/c"]),
+            ("lwl-report", report_main, ["--study-name", "s"]),
+        )
+    ],
     (
         "data set missing",
         search_main,
