@@ -55,6 +55,7 @@ from ._recipe import (
     paper_recipe,
 )
 from ._records import Progress, RunResult
+from ._resume import check_state
 from ._schedule import (
     BLOCKS,
     DOWNSAMPLES,
@@ -70,7 +71,7 @@ from ._schedule import (
     parse_int_list,
     parse_widths,
 )
-from ._secrets import has_secret, mask_secrets
+from ._secrets import has_secret, mask_secrets, mask_url
 from ._state import ResumeError, TrainerState, check_resumable, progress_from_dict
 from ._steps import Diverged
 from ._together import TogetherOutcome, train_together
@@ -131,6 +132,7 @@ __all__ = [
     "build_network",
     "conv1x1",
     "check_resumable",
+    "check_state",
     "check_memory",
     "complexity",
     "cpu_flags",
@@ -147,6 +149,7 @@ __all__ = [
     "format_widths",
     "make_schedule",
     "mask_secrets",
+    "mask_url",
     "native_bf16",
     "paper_recipe",
     "paper_results",

@@ -12,7 +12,9 @@ import csv
 import io
 import json
 import os
+import pickle
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,8 @@ from ._config import TrainingConfig
 from ._errors import TrainingError
 from ._files import atomic_write, remove_stale_temporaries
 from ._records import Progress, RunResult
-from ._state import TrainerState, plain, progress_from_dict
+from ._resume import check_state
+from ._state import ResumeError, TrainerState, plain, progress_from_dict
 
 CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_CSV = "metrics.csv"
@@ -56,9 +59,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path} to resume: run without --resume to start training there")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's advice on weights_only would add lines to the one we print
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: any reader error means the same
         reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower():
+            reason = "it holds objects other than tensors and plain data; refused unread, as loading it could run code"
         raise CheckpointError(f"{path} is not a readable checkpoint ({reason}): start again in a new --out") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or "trainer" not in payload:
         raise CheckpointError(
@@ -70,8 +77,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 def config_difference(saved: dict[str, Any], config: TrainingConfig) -> str | None:
     """'recipe.epochs 400 (checkpoint) vs 10 (now)' for the first schedule/recipe field that differs, else None."""
     now = config.to_dict()
+    if not isinstance(saved, dict):
+        return f"its config is {type(saved).__name__}, not a mapping"
     for part in ("schedule", "recipe"):
         a, b = saved.get(part) or {}, now[part]
+        if not isinstance(a, dict):
+            return f"{part} is {type(a).__name__} (checkpoint), not a mapping"
         for key in sorted(set(a) | set(b)):
             if plain(a.get(key)) != plain(b.get(key)):
                 return f"{part}.{key} {a.get(key)!r} (checkpoint) vs {b.get(key)!r} (now)"
@@ -114,8 +125,10 @@ class RunDir:
         self.config.save_yaml(self.path / CONFIG_FILE)
         self.write_metrics()
 
-    def resume_state(self) -> TrainerState:
-        """The trainer state to continue from, after checking it was written for this config."""
+    def resume_state(self, device: str | torch.device) -> TrainerState:
+        """The trainer state to continue from, after checking it was written for this config and that every part of
+        it fits (`check_state`). Writes nothing: a refused resume leaves the run folder as it was; `begin_resume`
+        rewrites the metrics once training is about to continue."""
         payload = load_checkpoint(self.checkpoint_path)
         diff = config_difference(payload.get("config") or {}, self.config)
         if diff is not None:
@@ -124,10 +137,17 @@ class RunDir:
                 "same config and --epochs, or start a new run in another --out"
             )
         state = payload["trainer"]
-        remove_stale_temporaries(self.path)  # writes a kill cut short; the files they were for are intact
-        self.records = [progress_from_dict(p) for p in state.get("history", [])]
-        self.write_metrics()  # drop any record written after the checkpoint
+        try:
+            check_state(state, self.config.schedule, self.config.recipe, device)
+        except ResumeError as exc:
+            raise CheckpointError(f"{self.checkpoint_path}: {exc}") from None
+        self.records = [progress_from_dict(p) for p in state["history"]]
         return state
+
+    def begin_resume(self) -> None:
+        """Training continues: drop what a kill cut short and any record written after the checkpoint."""
+        remove_stale_temporaries(self.path)  # writes a kill cut short; the files they were for are intact
+        self.write_metrics()
 
     def checkpoint(self, state: TrainerState) -> None:
         save_checkpoint(self.checkpoint_path, state, self.config)

@@ -366,8 +366,8 @@ def _train_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     dirs = [RunDir(d, c, device=str(device)) for c, d in jobs]
     # Every precondition before any data is loaded or anything is written.
     if args.resume:  # the main run must have a checkpoint (load_checkpoint says so); the global comparison may not
-        states: list[TrainerState | None] = [dirs[0].resume_state()]
-        states += [rd.resume_state() if rd.has_checkpoint() else None for rd in dirs[1:]]
+        states: list[TrainerState | None] = [dirs[0].resume_state(device)]
+        states += [rd.resume_state(device) if rd.has_checkpoint() else None for rd in dirs[1:]]
     else:
         for rd in dirs:
             rd.refuse_overwrite()
@@ -412,6 +412,8 @@ def _train_one(rd: RunDir, state: TrainerState | None, data: Any, device: Any, t
     r = c.recipe
     if state is None:
         rd.start()
+    else:
+        rd.begin_resume()
     done = len(rd.records)
     what = "epoch" if r.mode == "simultaneous" else "unit"
     total = r.epochs if r.mode == "simultaneous" else c.schedule.units

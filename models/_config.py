@@ -23,7 +23,7 @@ from ._data import DATASETS, dataset_info
 from ._errors import ConfigError, DataError, RecipeError, ScheduleError
 from ._files import atomic_write
 from ._losses import LOSSES
-from ._recipe import ACTIVATIONS, DROPOUT_KINDS, MODES, NORMALISATIONS, OPTIMIZERS, Recipe, paper_recipe
+from ._recipe import ACTIVATIONS, DROPOUT_KINDS, MODES, NORMALISATIONS, OPTIMIZERS, PRECISIONS, Recipe, paper_recipe
 from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, FIRST_CONVS, LOCAL_UNITS, Schedule
 from ._secrets import mask_secrets
 
@@ -323,6 +323,7 @@ def _recipe_from(source: str, data: Mapping[str, Any], dataset: str, family: str
         "dim_in_decoder": lambda p, x: _int(source, p, x, 1),
         "val_fraction": lambda p, x: _float(source, p, x, 0.0, 0.5),  # 0: no validation split (train on all)
         "seed": lambda p, x: _int(source, p, x),
+        "precision": lambda p, x: _choice(source, p, x, PRECISIONS),
         # The reference's options (absent from a config written before them: Section V's values).
         "optimizer": lambda p, x: _choice(source, p, str(x).lower(), OPTIMIZERS),
         "momentum": lambda p, x: _float(source, p, x, 0.0, 1.0, high_open=True),
@@ -386,8 +387,24 @@ def _check_fits_dataset(source: str, schedule: Schedule, dataset: str) -> None:
             raise _fail(source, f"schedule.{name}", f"{dataset} needs {expected}, got {getattr(schedule, name)}")
 
 
-def _plain_provenance(source: str, value: Any, path: str) -> Any:
-    """YAML-plain values only (so safe_load reads them back), and URL passwords masked in every string."""
+# Provenance is free-form, but what a config can hold is bounded: YAML aliases let a few lines name billions of
+# values (the "billion laughs"), which a walk over them would never finish.
+MAX_PROVENANCE_VALUES = 10_000
+MAX_PROVENANCE_DEPTH = 32
+
+
+def _plain_provenance(source: str, value: Any, path: str, _count: list[int] | None = None, _depth: int = 0) -> Any:
+    """YAML-plain values only (so safe_load reads them back), and URL passwords masked in every string; at most
+    `MAX_PROVENANCE_VALUES` values, nested at most `MAX_PROVENANCE_DEPTH` deep."""
+    count = [0] if _count is None else _count
+    count[0] += 1
+    if count[0] > MAX_PROVENANCE_VALUES or _depth > MAX_PROVENANCE_DEPTH:
+        raise _fail(
+            source,
+            "provenance",
+            f"holds more than {MAX_PROVENANCE_VALUES:,} values or is nested more than {MAX_PROVENANCE_DEPTH} deep "
+            "(YAML aliases?): keep what lwl-export wrote there",
+        )
     if isinstance(value, str):
         return mask_secrets(value)
     if value is None or isinstance(value, (bool, int)):
@@ -395,12 +412,12 @@ def _plain_provenance(source: str, value: Any, path: str) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, (list, tuple)):
-        return [_plain_provenance(source, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_plain_provenance(source, v, f"{path}[{i}]", count, _depth + 1) for i, v in enumerate(value)]
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise _fail(source, path, f"keys must be strings, got {reprlib.repr(k)}")
-            out[k] = _plain_provenance(source, v, f"{path}.{k}")
+            out[k] = _plain_provenance(source, v, f"{path}.{k}", count, _depth + 1)
         return out
     raise _fail(source, path, f"must be plain YAML data (text, numbers, lists, mappings), got {type(value).__name__}")

@@ -440,6 +440,14 @@ def _load_files(
 ) -> DataSplits:
     root = Path(data_root).expanduser() if data_root is not None else default_data_root()
     images, labels = _open_files(info, root, train=True, download=download)
+    present = int(np.unique(labels).size)
+    if present < info.num_classes:  # readable files that cannot be the data set: a few images, some classes missing
+        title = _FILES[info.name].title
+        raise DataError(
+            f"{title} under {root} holds {labels.size} training image(s) of {present} of its {info.num_classes} "
+            "classes: the files are incomplete: pass --download to fetch them again, or --data-root DIR where a "
+            "good copy is"
+        )
     train_idx, val_idx = _stratified_split(labels, val_fraction, split_seed)
     train_idx = train_idx[:limit]
     y = torch.from_numpy(labels)

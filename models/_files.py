@@ -14,7 +14,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import torch
 
@@ -29,16 +29,45 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # "x": the umask's permissions
+    recorder: _Recording | None = None
     try:
         with open(tmp, "xb") as f:
-            write(f)
+            recorder = _Recording(f)
+            write(cast(IO[bytes], recorder))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except RuntimeError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if recorder is not None and recorder.error is not None:
+            # torch's zip writer turns a failed write (a full disk) into "RuntimeError: unexpected pos": the
+            # OSError it met is what happened
+            raise recorder.error from None
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+class _Recording:
+    """A file that remembers the first OSError a write met (and raises it as usual)."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            if self.error is None:
+                self.error = exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.f, name)
 
 
 def remove_stale_temporaries(folder: Path) -> None:

@@ -20,6 +20,9 @@ from ._schedule import get_preset
 MODES = ("simultaneous", "sequential")
 # auto: bf16 autocast where the device computes it natively (CUDA, a CPU with AVX512-BF16 or AMX), else fp32.
 PRECISIONS = ("auto", "fp32", "bf16")
+# The most extra convs an auxiliary classifier may hold (Belilovsky et al. use k-1 with k <= 3; the reference none): a
+# bound, like the widths' and the units', so that a typing slip (100000) is refused before anything is built.
+MAX_AUX_CONVS = 32
 # Section V: the learning rate is multiplied by 0.25 at 50/75/89/94 % of the epochs.
 PAPER_MILESTONES = (0.5, 0.75, 0.89, 0.94)
 # The options of the reference code (Noekland & Eidnes, anokland/local-loss, train.py) beside Section V's choice.
@@ -118,6 +121,9 @@ class Recipe:
             raise RecipeError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not (self.lr_gamma > 0 and math.isfinite(self.lr_gamma)):
             raise RecipeError(f"lr_gamma must be a positive finite number, got {self.lr_gamma}")
+        aux = self.aux_convs
+        if isinstance(aux, bool) or not isinstance(aux, numbers.Integral) or not 0 <= aux <= MAX_AUX_CONVS:
+            raise RecipeError(f"aux_convs must be from 0 to {MAX_AUX_CONVS}, got {self.aux_convs!r}")
         for name, low in (("dim_in_decoder", 1), ("cutout", 0), ("cutout_holes", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:

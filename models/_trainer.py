@@ -28,11 +28,11 @@ from ._device import device_name, layout, peak_memory, prepare, resolve_device, 
 from ._errors import DataError
 from ._recipe import Recipe
 from ._records import Progress, ProgressCallback, RunResult, report
+from ._resume import check_state
 from ._schedule import Schedule
 from ._state import (
     CheckpointCallback,
     TrainerState,
-    check_resumable,
     progress_from_dict,
     state_must_fit,
     to_cpu,
@@ -298,7 +298,7 @@ class _Run:
 
     def load_state_dict(self, state: TrainerState) -> None:
         """Continue from `state`; refuses one written for another schedule or recipe, naming what differs."""
-        check_resumable(state, self.dev.type, {"schedule": self.schedule.to_dict(), "recipe": self.recipe.to_dict()})
+        check_state(state, self.schedule, self.recipe, self.dev)  # every part, before any is loaded
         learner = self.learner
         with state_must_fit():
             learner.net.load_state_dict(state["model"])

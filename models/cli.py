@@ -496,6 +496,17 @@ def _stdout_to_devnull() -> None:
         pass
 
 
+def cpu_out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` is torch's CPU allocator failing (a RuntimeError naming DefaultCPUAllocator)."""
+    return isinstance(exc, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(exc)
+
+
+def _out_of_memory(prog: str, exc: BaseException) -> int:
+    what = f"{type(exc).__name__}: {one_line(str(exc), 160)}" if str(exc).strip() else type(exc).__name__
+    print(f"{prog}: out of memory ({what}): use smaller --widths or --batch-size", file=sys.stderr)
+    return 1
+
+
 def run_command(prog: str, body: Callable[[], int | None]) -> int:
     """Run a command body (parsing included): an `LwlError` becomes one line and exit status 2, Ctrl-C exit status
     130 (also when it surfaces as the error of a cleanup it cut short), running out of memory one line and exit
@@ -514,10 +525,10 @@ def run_command(prog: str, body: Callable[[], int | None]) -> int:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except (MemoryError, torch.OutOfMemoryError) as exc:  # what the memory estimate before training did not foresee
-        what = f"{type(exc).__name__}: {one_line(str(exc), 160)}" if str(exc).strip() else type(exc).__name__
-        print(f"{prog}: out of memory ({what}): use smaller --widths or --batch-size", file=sys.stderr)
-        return 1
+        return _out_of_memory(prog, exc)
     except Exception as exc:
+        if cpu_out_of_memory(exc):  # torch's CPU allocator raises a RuntimeError, not an OutOfMemoryError
+            return _out_of_memory(prog, exc)
         if not interrupted(exc):
             raise
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -536,6 +547,7 @@ __all__ = [
     "check_ranges",
     "LIST_FLAGS",
     "refuse_empty",
+    "cpu_out_of_memory",
     "epoch_list",
     "flag_name",
     "writable_file",

@@ -31,12 +31,13 @@ from lwl.models import DataSplits, Progress, Schedule, TrainingError
 
 from . import _optuna as private
 from ._answer import Round, race_round, round_sizes
-from ._objective import Display, Duplicate, Objective, OutOfMemory
+from ._objective import LOST_WORKER, Display, Duplicate, Objective, OutOfMemory, fail_lost_workers
 from ._pareto import pareto_front
 from ._ranking import confirm_study, confirm_study_name, search_ranked, study_answer, study_seed
 from ._record import (
     DERIVED_ATTR,
     METRIC_NAME,
+    StoredTrial,
     hierarchy_of,
     name_metrics,
     read_settings,
@@ -285,7 +286,10 @@ def _run_group(
     display: Display | None = None,
 ) -> None:
     """Claim and train the runs of `sources` with `seed` that nobody holds: alone, or together in one pass."""
-    private.fail_stale_trials(derived)  # a killed worker's run (heartbeat storages): trained again below
+    # A killed worker's run (heartbeat storages) is failed with its reason and trained again below; a WAITING copy
+    # that an earlier version's retry left is finished as failed, with its reason.
+    fail_lost_workers(derived, then="the run is trained again")
+    _fail_waiting(derived)
     held = _held(derived)
     sources = [t for t in sources if (t.number, seed) not in held]
     if not sources:
@@ -337,6 +341,20 @@ def _run_group(
                 derived.tell(trial, state=TrialState.FAIL)
                 raise
         finished(derived, derived.tell(trial, value))
+
+
+def _fail_waiting(derived: optuna.Study) -> None:
+    """Finish every WAITING confirmation run as failed: a retry copy of a lost run, which nothing ever trains (the
+    run is trained again as a new trial); claimed first, so that two workers never both finish one."""
+    storage = private.storage_of(derived)
+    for t in derived.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        tid = private.trial_id(t)
+        if not storage.set_trial_state_values(tid, state=TrialState.RUNNING):
+            continue  # another worker claimed it
+        write_failure(
+            StoredTrial(storage, tid), LOST_WORKER, "a retry copy of a lost confirmation run: the run is trained again"
+        )
+        storage.set_trial_state_values(tid, state=TrialState.FAIL)
 
 
 def _claimed_earlier(derived: optuna.Study, number: int, source: int, seed: int) -> bool:

@@ -36,6 +36,7 @@ from lwl.models.cli import (
     refuse_empty,
 )
 
+from ._answer import round_sizes
 from ._confirm import AFFORD, LISTS, MAX_SEEDS, SEEDS, ConfirmPlan, auto_plan
 from ._errors import PresetError, UsageError
 from ._limits import ACTIVATION_BYTES, PARAMETER_BYTES, CostLimits, parse_amount
@@ -61,7 +62,7 @@ RANGES: dict[str, Range] = {
     "batch": Range(int, 1),
     "prefix_store_gb": Range(float, 0, low_open=True, hint="--prefix-store off to keep no units"),
     "paused_store_gb": Range(float, 0, low_open=True, hint="--paused-store off to keep no paused candidates"),
-    "confirm_seeds": Range(int, 1),
+    "confirm_seeds": Range(int, 1, 2**32 - 1),  # the study's seed + 1 .. + S: at most every other seed
     "val_fraction": Range(float, 0, 0.5, low_open=True),  # a search needs a validation split to rank on
 }
 
@@ -397,7 +398,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def confirm_plan(args: argparse.Namespace) -> ConfirmPlan:
     """--confirm K|auto|off and --confirm-seeds S as a plan (auto: `auto_plan` for --trials); a plan of more than
-    `MAX_SEEDS` seeds per list is refused with its size, before anything is made."""
+    `MAX_SEEDS` seeds per list is refused with its size, before anything is made; the seeds it trains with, the
+    study's --seed + 1 .. + (its rounds), must all be seeds (at most 2**32 - 1), never wrapping onto the search's."""
+    plan = _confirm_plan(args)
+    seed = int(getattr(args, "seed", None) or 0)
+    last = max(plan.seeds, len(round_sizes(plan.lists, plan.runs)))
+    if plan.runs and seed + last > 2**32 - 1:
+        raise UsageError(
+            f"--confirm-seeds {plan.seeds} with --seed {seed}: the confirmation seeds {seed + 1}..{seed + last} "
+            f"pass the largest seed, {2**32 - 1}: lower --seed or --confirm-seeds, or --confirm off"
+        )
+    return plan
+
+
+def _confirm_plan(args: argparse.Namespace) -> ConfirmPlan:
     text = str(args.confirm if args.confirm is not None else "auto").strip().lower()
     if text == "auto":
         plan = auto_plan(args.trials, seeds=args.confirm_seeds)

@@ -23,7 +23,7 @@ from lwl.models import (
     Schedule,
     TrainerState,
     TrainingError,
-    check_resumable,
+    check_state,
     complexity,
     interrupted,
     progress_from_dict,
@@ -63,6 +63,17 @@ class _Silent:
 
     def trial_finished(self, trial: FrozenTrial, best: float | None) -> None:
         pass
+
+
+def _other_version(exc: ResumeError) -> bool:
+    """A state written by another engine version or on another device type: not damage, just not continuable."""
+    text = str(exc)
+    return text.startswith("checkpoint format") or text.startswith("the checkpoint was written on")
+
+
+def _cause(exc: ResumeError) -> str:
+    text = str(exc).removeprefix("the checkpoint's ")
+    return text.split(": it cannot be continued")[0][:160]
 
 
 class OutOfMemory(TrainingError):
@@ -125,7 +136,7 @@ def earlier_holder(
         time.sleep(0.05)
 
 
-def fail_lost_workers(study: optuna.Study) -> list[int]:
+def fail_lost_workers(study: optuna.Study, then: str = "the list is queued again") -> list[int]:
     """Fail the trials of workers that stopped sending heartbeats, each with its reason, and retry their lists.
 
     Optuna fails a stale trial at the next trial start without a word; a finished trial refuses user attributes,
@@ -145,8 +156,7 @@ def fail_lost_workers(study: optuna.Study) -> list[int]:
             write_failure(
                 StoredTrial(storage, tid),
                 LOST_WORKER,
-                f"no heartbeat for more than {GRACE_BEATS * interval} s: its worker was killed or cut off; "
-                "the list is queued again",
+                f"no heartbeat for more than {GRACE_BEATS * interval} s: its worker was killed or cut off; {then}",
             )
         except (optuna.exceptions.UpdateFinishedTrialError, KeyError):  # another worker failed it first
             continue
@@ -273,14 +283,15 @@ class Objective:
         if found is None:
             return None
         schedule, recipe = self.settings.schedule(hierarchy), self.settings.recipe
-        try:  # written by another engine version or on another device type: train the list from the start
-            check_resumable(
-                found.state,
-                resolve_device(self.device).type,
-                {"schedule": schedule.to_dict(), "recipe": recipe.to_dict()},
-            )
-        except ResumeError:
+        try:  # every part of it (`check_state`): a state that cannot be continued is discarded, the list retrained
+            check_state(found.state, schedule, recipe, resolve_device(self.device))
+        except ResumeError as exc:
             self.paused.forget(trial.study.study_name, hierarchy)
+            if not _other_version(exc):  # another engine version or device type: the README's quiet restart
+                self.paused.warn(
+                    f"the paused state of {list(hierarchy)} cannot be continued ({_cause(exc)}): discarded; trial "
+                    f"{trial.number} trains the list from the start"
+                )
             return None
         write(trial, resumed_from=found.trial, resumed_step=found.step)
         return found

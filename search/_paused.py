@@ -67,10 +67,21 @@ class PausedStore(FileStore):
 
     def find(self, study_name: str, hierarchy: Sequence[int]) -> Paused | None:
         """The paused state of the list, if one is kept (and readable)."""
-        payload = self.read(self.key(study_name, hierarchy))
-        if payload is None or not isinstance(payload.get("state"), dict):
+        key = self.key(study_name, hierarchy)
+        payload = self.read(key)
+        if payload is None:
             return None
-        return Paused(payload["state"], int(payload["trial"]), int(payload["step"]), int(payload["unit_epochs"]))
+        numbers: list[Any] = [payload.get(k) for k in ("trial", "step", "unit_epochs")]
+        if not isinstance(payload.get("state"), dict) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers
+        ):
+            self.delete(key)
+            self.warn(
+                f"the paused state of {list(hierarchy)} in {self.directory} is damaged: discarded; its revisit "
+                "trains the list from the start"
+            )
+            return None
+        return Paused(payload["state"], *numbers)
 
     def forget(self, study_name: str, hierarchy: Sequence[int]) -> None:
         """The list trained to its end: its paused state serves nothing any more."""

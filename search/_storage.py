@@ -24,11 +24,12 @@ from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 from optuna.trial import FrozenTrial
 
 from lwl.models import mask_secrets
+from lwl.models import mask_url as _mask_url
 from lwl.models.cli import writable_file
 
 from . import _optuna as private
 from ._errors import StorageError, UsageError
-from ._record import FAILURE_ATTRS
+from ._record import DERIVED_ATTR, FAILURE_ATTRS
 
 HEARTBEAT_SECONDS = 30  # a RUNNING trial silent for 3 heartbeats is failed (by the next worker) and retried
 GRACE_BEATS = 3  # the grace period, in heartbeats
@@ -36,9 +37,9 @@ _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
 
 
 def mask_url(url: str) -> str:
-    """The URL (or any text holding URLs) with every password and credential replaced by ***: the only form of a
-    storage URL that is ever printed or stored (`lwl.models.mask_secrets`: user info and query parameters)."""
-    return mask_secrets(url)
+    """The storage URL with its password and every credential replaced by ***, as SQLAlchemy parses it: the only
+    form of a storage URL that is ever printed or stored (`lwl.models.mask_url`)."""
+    return _mask_url(url)
 
 
 # A study name becomes a file name (studies/NAME.db, NAME-artifacts/, NAME-prefixes/) and a row in a server's
@@ -202,6 +203,46 @@ def open_storage(
     kind = kind_of(url)
     if not create:
         require_existing(url)
+    made = _would_create(url, kind) if create else []
+    try:
+        return _open(url, kind, heartbeat, heartbeat_seconds, create)
+    except BaseException:
+        _remove_created(made)  # a refused storage (a full disk, a server error) leaves nothing behind
+        raise
+
+
+def _would_create(url: str, kind: str) -> list[Path]:
+    """The file of a SQLite or journal storage and the folders above it that are not there yet (deepest last)."""
+    if kind == "journal":
+        path = Path(url.removeprefix("journal:"))
+    elif kind == "rdb" and url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+    else:
+        return []
+    if path.exists():
+        return []
+    missing = [path]
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    return missing
+
+
+def _remove_created(made: list[Path]) -> None:
+    """Remove the storage file (with SQLite's journal, WAL and the journal's lock files) and the folders made for it."""
+    if not made:
+        return
+    file, folders = made[0], made[1:]
+    for path in [file, *(file.with_name(file.name + s) for s in ("-journal", "-wal", "-shm", ".lock"))]:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    for folder in folders:  # deepest first
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _open(url: str, kind: str, heartbeat: bool, heartbeat_seconds: int, create: bool) -> BaseStorage:
     try:
         if kind == "journal":
             path = Path(url.removeprefix("journal:"))
@@ -236,10 +277,14 @@ def open_storage(
             "pip install 'lwl-search[servers]'"
         ) from None
     except Exception as exc:  # noqa: BLE001 - any driver error becomes one masked line
-        reason = mask_url(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-        raise StorageError(
-            f"cannot open storage {mask_url(url)!r}: {reason[:200]}: check that the server runs and the URL is right"
-        ) from None
+        reason = mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
+        local = kind == "journal" or url.startswith("sqlite")
+        fix = (
+            "check that its disk has free space and the file can be written"
+            if local
+            else ("check that the server runs and the URL is right")
+        )
+        raise StorageError(f"cannot open storage {mask_url(url)!r}: {reason[:200]}: {fix}") from None
 
 
 _CREATE_ATTEMPTS = 6
@@ -282,6 +327,8 @@ class RetryLostTrial(RetryHeartbeatStaleTrialCallback):
     trial's `fail_reason` (written on it just before it was failed, `_objective.fail_lost_workers`)."""
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if DERIVED_ATTR in study.user_attrs:  # a confirmation run: confirmation trains a missing run again itself,
+            return  # and a WAITING copy nobody asks for would stay WAITING for good
         trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in FAILURE_ATTRS}
         super().__call__(study, trial)
 
@@ -322,7 +369,7 @@ def storage_lost(exc: BaseException, url: str) -> StorageLost | None:
         else "; the interrupted trial stays RUNNING (no heartbeat here): fail it by hand if it matters"
     )
     return StorageLost(
-        f"lost the storage {mask_url(url)!r} mid-study ({mask_url(text)[:160]}): finished trials are "
+        f"lost the storage {mask_url(url)!r} mid-study ({mask_secrets(text, url)[:160]}): finished trials are "
         f"kept there; when it is back, run the same command to continue{retry}"
     )
 
@@ -353,7 +400,7 @@ def value_refused(exc: BaseException, study_name: str) -> StorageError | None:
     if refused is None:
         return None
     orig = getattr(refused, "orig", None) or refused
-    text = mask_url(" ".join(str(orig).split()) or type(orig).__name__)[:160]
+    text = mask_secrets(" ".join(str(orig).split()) or type(orig).__name__)[:160]
     return StorageError(
         f"the storage refused a value as too long ({text}): the study name is {len(study_name)} characters "
         f"(the derived Pareto study adds {len('-pareto')}); choose a shorter --study-name"

@@ -4,13 +4,17 @@ runs in a fresh working directory, and the listings of it, of its scratch folder
 compared before and after (no database, no table, no folder, no study). A command whose reader goes away
 (`| head -1`) ends without a traceback."""
 
+import json
 import os
+import shutil
 import sqlite3
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from lwl.dashboards.commands import report_main
 from lwl.models.commands import inspect_main, train_main
@@ -67,6 +71,19 @@ FILES: dict[str, str | bytes] = {
     "lead-bad-config.yaml": "schedule:\n  hierarchy: [1, 1, 2]\n  family: vgg\n  lead_widths: [[8]]\n"
     "recipe:\n  dataset: digits\n",
     "fc-list.yaml": "budget: 8\nfc_units: {a: 1}\n",
+    "aux-config.yaml": "schedule:\n  hierarchy: [1, 1, 2, 4]\n  family: resnet\n"
+    "recipe:\n  dataset: digits\n  aux_convs: 1000000\n",
+    "fp8-config.yaml": "schedule:\n  hierarchy: [1, 1, 2, 4]\n  family: resnet\n"
+    "recipe:\n  dataset: digits\n  precision: fp8\n",
+    # billion laughs: nine levels of nine aliases, 9**9 strings once expanded, in the provenance of a valid config
+    "bomb-config.yaml": "schedule:\n  hierarchy: [1, 1, 2, 4]\n  family: resnet\nrecipe:\n  dataset: digits\n"
+    "provenance:\n  l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9)),
+    # valid idx files of three MNIST images (classes 0, 1, 2)
+    "mnist3/MNIST/raw/train-images-idx3-ubyte": struct.pack(">4i", 2051, 3, 28, 28) + bytes(3 * 28 * 28),
+    "mnist3/MNIST/raw/train-labels-idx1-ubyte": struct.pack(">2i", 2049, 3) + bytes([0, 1, 2]),
+    "mnist3/MNIST/raw/t10k-images-idx3-ubyte": struct.pack(">4i", 2051, 3, 28, 28) + bytes(3 * 28 * 28),
+    "mnist3/MNIST/raw/t10k-labels-idx1-ubyte": struct.pack(">2i", 2049, 3) + bytes([0, 1, 2]),
     "afile": "not a folder",
 }
 TINY_SEARCH = ["--budget", "8", "--device", "cpu", "--storage", "{new}"]
@@ -128,6 +145,21 @@ CASES = [
         ["--budget", "8", "--storage", f"postgresql://lwl:{SECRET}@127.0.0.1:1/lwl"],
         "check that the server runs",
     ),
+    # issue 28's URL forms, each on a closed port: the password appears nowhere (the test checks every line for it)
+    *[
+        (f"unreachable storage, {form} ({prog})", command, [*args, "--storage", url], "cannot open storage")
+        for form, url in (
+            ("a user name with @", f"postgresql://u@x:{SECRET}@127.0.0.1:1/lwl"),
+            ("a password with a space", f"postgresql://u:{SECRET} too@127.0.0.1:1/lwl"),
+            ("a percent-encoded query key", f"postgresql://u@127.0.0.1:1/lwl?pass%77ord={SECRET}"),
+            ("an unencoded @ in the password", f"postgresql://u:pw@{SECRET}@127.0.0.1:1/lwl"),
+        )
+        for prog, command, args in (
+            ("lwl-search", search_main, ["--budget", "8"]),
+            ("lwl-export", export_main, ["--study-name", "s", "--out", "{tmp}/c"]),
+            ("lwl-report", report_main, ["--study-name", "s"]),
+        )
+    ],
     (
         "data set missing",
         search_main,
@@ -282,6 +314,30 @@ CASES = [
     ("train: a 7x7 first conv for resnet", train_main, [*TRAIN, "--first-conv", "7x7s2"], "applies to the vgg family"),
     ("preset: FC units a mapping", search_main, preset("fc-list.yaml"), "fc_units {'a': 1}: give a list of whole"),
     ("inspect: too many units", inspect_main, ["--hierarchy", "1000000000,1,1,1"], "at most 100,000 can be"),
+    (
+        "train: config aux_convs huge",
+        train_main,
+        ["--config", "{tmp}/aux-config.yaml", "--out", "{tmp}/run", "--device", "cpu"],
+        "aux_convs must be from 0 to 32, got 1000000",
+    ),
+    (
+        "train: config precision fp8",
+        train_main,
+        ["--config", "{tmp}/fp8-config.yaml", "--out", "{tmp}/run", "--device", "cpu"],
+        "field recipe.precision: must be one of auto, fp32, bf16, got 'fp8'",
+    ),
+    (
+        "train: a YAML alias bomb in the provenance",
+        train_main,
+        ["--config", "{tmp}/bomb-config.yaml", "--out", "{tmp}/run", "--device", "cpu"],
+        "field provenance: holds more than 10,000 values",
+    ),
+    (
+        "train: mnist files of three images",
+        train_main,
+        ["--dataset", "mnist", "--data-root", "{tmp}/mnist3", *TRAIN],
+        "MNIST under {tmp}/mnist3 holds 3 training image(s) of 3 of its 10 classes: the files are incomplete",
+    ),
     ("train: deeply nested config", train_main, ["--config", "{tmp}/deep-config.yaml"], "nested too deeply"),
     ("train: config seed", train_main, ["--config", "{tmp}/seed-config.yaml", "--out", "{tmp}/run"], "seed must be"),
     ("train: negative seed", train_main, [*TRAIN, "--seed", "-1"], "--seed -1: out of range"),
@@ -350,6 +406,18 @@ CASES = [
     ("confirm not a number", search_main, search("--confirm", "three"), "--confirm three: give a number of lists"),
     ("confirm negative", search_main, search("--confirm", "-1"), "--confirm -1: give a number of lists"),
     ("confirm seeds zero", search_main, search("--confirm-seeds", "0"), "--confirm-seeds 0: out of range"),
+    (
+        "confirm seeds past 2**32",
+        search_main,
+        search("--confirm-seeds", str(2**32 + 5)),
+        f"--confirm-seeds {2**32 + 5}: out of range: use a whole number >= 1 and <= {2**32 - 1}",
+    ),
+    (
+        "confirm seeds that would wrap onto the search's seed",
+        search_main,
+        search("--seed", str(2**32 - 2), "--confirm", "2", "--confirm-seeds", "3"),
+        f"the confirmation seeds {2**32 - 1}..{2**32 + 1} pass the largest seed",
+    ),
     (
         "objectives unknown cost",
         search_main,
@@ -504,6 +572,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
 ):
     for name, content in FILES.items():
         path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
     (tmp_path / "adir").mkdir()
     (tmp_path / "dir.yaml").mkdir()
@@ -549,3 +618,131 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, argv):
     assert err == "", err
     assert proc.returncode in (0, 1), err
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------- refused resumes
+# A finished run's checkpoint, damaged; `lwl-train --config C --out RUN --resume` must refuse it in one line, exit 2,
+# and leave every file of the run byte-identical (a refused resume once turned a finished run's metrics.json from
+# `complete` with test accuracies to `running` with `test: null`).
+TINY_CONFIG = (
+    "schedule:\n  hierarchy: [1, 1, 1, 1]\n  family: resnet\n  widths: [4, 8, 8, 16]\n"
+    "recipe:\n  dataset: digits\n  epochs: 1\n  train_limit: 128\n"
+)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def _first(mapping):
+    return next(iter(mapping))
+
+
+def _set(path, value):
+    """A damage: set the payload's field at `path` (keys and indices) to `value` (a function of the old value)."""
+
+    def damage(payload):
+        *head, last = path
+        node = payload
+        for key in head:
+            node = node[key]
+        node[last] = value(node[last])
+
+    return damage
+
+
+def _model_key(payload):
+    return _first(payload["trainer"]["model"])
+
+
+RESUME_CASES = [
+    (
+        "a tensor of another shape",
+        lambda p: p["trainer"]["model"].update({_model_key(p): torch.zeros(3)}),
+        "model tensor 'units.0.body.0.weight' is a torch.float32 tensor of shape [3]",
+    ),
+    (
+        "a tensor of another type",
+        lambda p: p["trainer"]["model"].update({_model_key(p): p["trainer"]["model"][_model_key(p)].double()}),
+        "is a torch.float64 tensor",
+    ),
+    (
+        "the model of another network",
+        _set(("trainer", "model"), lambda m: {k.replace("units.3", "units.9"): v for k, v in m.items()}),
+        "does not hold this network's tensors",
+    ),
+    (
+        "a damaged RNG state",
+        _set(("trainer", "rng", "data"), lambda t: t[:7]),
+        "data random stream is not a random generator's state",
+    ),
+    (
+        "a damaged dropout RNG list",
+        _set(("trainer", "rng", "dropout"), lambda gens: gens[:1]),
+        "dropout random streams has 1 entries, not 4",
+    ),
+    (
+        "a damaged optimiser state",
+        _set(("trainer", "optimizers", 0, "state", 0, "exp_avg"), lambda t: torch.zeros(2)),
+        "optimiser 0 'exp_avg' has shape [2]",
+    ),
+    (
+        "optimisers missing",
+        _set(("trainer", "optimizers"), lambda opts: opts[:2]),
+        "optimizers has 2 entries, not 5",
+    ),
+    ("a unit position past the end", _set(("trainer", "position", "unit"), lambda u: 99), "position.unit is 99"),
+    ("a string where a mapping belongs", _set(("trainer", "rng"), lambda r: "abc"), "rng is str, not a mapping"),
+    ("a list where the config belongs", _set(("config",), lambda c: [1, 2]), "its config is list, not a mapping"),
+    (
+        "a malformed history",
+        _set(("trainer", "history"), lambda h: [{"step": "x"}]),
+        "history record 0 step is 'x', not a whole number",
+    ),
+    ("a position that is text", _set(("trainer", "position"), lambda p: "unit 3"), "position is str, not a mapping"),
+    (
+        "a checkpoint of another network shape",
+        _set(("trainer", "schedule", "widths"), lambda w: [8, 8, 8, 16]),
+        "the checkpoint was written for schedule.widths",
+    ),
+    ("a malicious pickle", None, "refused unread, as loading it could run code"),
+]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("finished")
+    (root / "c.yaml").write_text(TINY_CONFIG)
+    assert train_main(["--config", str(root / "c.yaml"), "--out", str(root / "run"), "--device", "cpu"]) == 0
+    assert json.loads((root / "run" / "metrics.json").read_text())["status"] == "complete"
+    return root
+
+
+@pytest.mark.parametrize(("damage", "message"), [c[1:] for c in RESUME_CASES], ids=[c[0] for c in RESUME_CASES])
+def test_a_refused_resume_is_one_line_and_leaves_every_file_as_it_was(finished_run, tmp_path, capsys, damage, message):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run / "run", run)
+    checkpoint = run / "checkpoint.pt"
+    if damage is None:
+        torch.save({"format": 1, "trainer": _Evil()}, checkpoint)
+    else:
+        payload = torch.load(checkpoint, weights_only=True)
+        damage(payload)
+        torch.save(payload, checkpoint)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(SystemExit) as info:
+        train_main(["--config", str(finished_run / "c.yaml"), "--out", str(run), "--resume", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_resuming_a_finished_run_keeps_its_results(finished_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run / "run", run)
+    before = json.loads((run / "metrics.json").read_text())
+    assert train_main(["--config", str(finished_run / "c.yaml"), "--out", str(run), "--resume", "--device", "cpu"]) == 0
+    after = json.loads((run / "metrics.json").read_text())
+    assert after["status"] == "complete" and after["test"] == before["test"] and after["records"] == before["records"]

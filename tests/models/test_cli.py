@@ -144,3 +144,14 @@ def test_an_interrupt_that_cut_a_cleanup_short_is_still_an_interrupt(capsys):
     with pytest.raises(FileNotFoundError):
         run_command("lwl-x", broken)
     assert not interrupted(FileNotFoundError("x")) and interrupted(KeyboardInterrupt())
+
+
+def test_a_cpu_allocation_failure_is_the_one_line_out_of_memory_exit(capsys):
+    """torch's CPU allocator raises a RuntimeError, not an OutOfMemoryError: it still ends in the one line."""
+    import torch
+
+    from lwl.models.cli import run_command
+
+    assert run_command("lwl-train", lambda: int(torch.empty(2**62, dtype=torch.uint8).numel())) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lwl-train: out of memory (RuntimeError:") and len(err.strip().splitlines()) == 1, err

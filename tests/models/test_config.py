@@ -214,3 +214,12 @@ def test_a_full_run_without_a_validation_split_shows_each_epochs_training_loss(t
         assert "train loss [" in line and "output" not in line and "  -  " not in line, line
         losses = line.split("train loss [")[1].split("]")[0].split()
         assert len(losses) == 8 and all(float(v) > 0 for v in losses), line
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "auto"])
+def test_the_config_s_precision_is_the_one_trained(tmp_path, precision):
+    """recipe.precision was once ignored (bf16 trained as auto): it is read like every other recipe field."""
+    path = _write(tmp_path, {**BASE, "recipe": {**BASE["recipe"], "precision": precision}})
+    assert load_config(path).recipe.precision == precision
+    config = load_config(path)
+    assert load_config(config.save_yaml(tmp_path / "again.yaml")).recipe.precision == precision

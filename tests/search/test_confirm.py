@@ -4,11 +4,16 @@ measured means and the paired test beside it; the statistics checked against pub
 
 import math
 import re
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 
 import optuna
 import pytest
 import yaml
+from optuna.trial import TrialState
 
 from lwl.dashboards import write_report
 from lwl.models import load_data, train
@@ -249,3 +254,49 @@ def test_confirmation_shows_every_epoch_of_a_group_and_every_finished_run(tmp_pa
         epochs = [x for x in lines if ": epoch " in x and x.startswith("confirm [")]
         assert [x.split(": epoch ")[1].split()[0] for x in epochs] == ["1/2", "2/2"], err
         assert all("(2 runs together)" in x for x in epochs), err
+
+
+def test_a_killed_confirmation_run_is_failed_with_its_reason_and_nothing_stays_waiting(tmp_path):
+    """A worker killed mid-confirmation: the rerun fails its run with a reason (`lost worker`), trains it again, and
+    leaves no WAITING retry copy behind (one left by an earlier version, stood for by an enqueued run, is failed
+    with its reason too)."""
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    args = [*TINY, "--epochs", "12", "--trials", "2", "--storage", url, "--study-name", "k", "--heartbeat", "1"]
+    args += ["--confirm", "2", "--confirm-seeds", "1", "--batch", "1", "--quiet"]
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "lwl.search", *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 300
+        killed = None
+        while killed is None:
+            assert victim.poll() is None and time.monotonic() < deadline, "no confirmation run was seen training"
+            try:
+                derived = optuna.load_study(study_name=confirm_study_name("k"), storage=url)
+                running = [t for t in derived.get_trials(states=(TrialState.RUNNING,)) if t.intermediate_values]
+                killed = running[0] if running else None
+            except KeyError:
+                pass
+            time.sleep(0.1)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+    finally:
+        victim.kill()
+    derived.enqueue_trial(killed.params, user_attrs={"confirms": killed.user_attrs["confirms"], "seed": 4})
+    time.sleep(4)  # past the grace period of --heartbeat 1 (3 s)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "lwl.search", *args], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    runs = optuna.load_study(study_name=confirm_study_name("k"), storage=url).trials
+    assert not [t for t in runs if t.state in (TrialState.WAITING, TrialState.RUNNING)]
+    lost = runs[killed.number]
+    assert lost.state == TrialState.FAIL and lost.user_attrs["fail_reason"] == "lost worker", lost.user_attrs
+    assert "the run is trained again" in lost.user_attrs["fail_detail"]
+    copy = [t for t in runs if t.user_attrs.get("seed") == 4 and t.state == TrialState.FAIL]
+    assert copy and copy[0].user_attrs["fail_reason"] == "lost worker"
+    again = [
+        t for t in runs if t.state == TrialState.COMPLETE and t.user_attrs["confirms"] == killed.user_attrs["confirms"]
+    ]
+    assert again and again[0].params == killed.params and "fail_reason" not in again[0].user_attrs
+    assert sum(t.state == TrialState.COMPLETE for t in runs) == 2  # both planned runs, once each

@@ -1,5 +1,7 @@
 """Training faults end one trial, with the reason stored, and the study goes on."""
 
+import subprocess
+import sys
 import weakref
 
 import optuna
@@ -166,3 +168,28 @@ def test_a_rerun_after_a_sigkill_on_a_storage_without_heartbeats_names_the_held_
         study_name="j", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     )
     assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.COMPLETE]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and SIGXFSZ as Linux has them")
+def test_a_storage_refused_on_a_full_disk_leaves_no_partial_database(tmp_path):
+    """SQLite meets a full disk (here a file size limit) while it creates its schema: one line, exit 2, and neither
+    the partial .db file nor the folder made for it is left."""
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))\n"
+        "from lwl.search.commands import search_main\n"
+        "sys.exit(search_main(sys.argv[1:]))\n"
+    )
+    flags = ["--budget", "8", "--device", "cpu", "--widths", "4,8,8,16", "--epochs", "1", "--trials", "1"]
+    run = subprocess.run(
+        [sys.executable, "-c", script, *flags, "--storage", f"sqlite:///{tmp_path / 'made' / 's.db'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "cannot open storage" in run.stderr and "free space" in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr, run.stderr
+    assert list(tmp_path.iterdir()) == [], "the refused storage left files behind"

@@ -1,8 +1,11 @@
 """Pruned means paused: a revisit of a pruned list continues its stored training state and ends bitwise where the
 list ends when it is never pruned, paying only the epochs it still had to train."""
 
+import shutil
+
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from lwl.search import PausedStore
@@ -103,3 +106,60 @@ def test_without_a_paused_state_a_revisit_trains_from_the_start(tmp_path):
     assert again and all("resumed_from" not in t.user_attrs for t in again)
     assert all(t.user_attrs["unit_epochs"] == 4 * 10 for t in again)  # the whole run: 4 epochs of 10 units
     assert not (tmp_path / "o-paused").exists() or not any((tmp_path / "o-paused").iterdir())
+
+
+def _damage_types(payload):
+    payload["state"]["rng"] = "abc"  # a string where a mapping belongs
+
+
+def _damage_shapes(payload):
+    model = payload["state"]["model"]
+    model[next(iter(model))] = torch.zeros(3)
+
+
+def _damage_history(payload):
+    payload["state"]["history"] = [{"step": "one"}]
+
+
+def _damage_payload(payload):
+    payload["trial"] = "seven"
+
+
+@pytest.fixture(scope="module")
+def paused_study(tmp_path_factory):
+    """A first pass that paused pruned candidates: its storage and paused states, copied by each test."""
+    root = tmp_path_factory.mktemp("paused")
+    flags = [*TINY, *MODES["simultaneous"], "--budget", "8", "--trials", "40", "--pruner", "sha"]
+    assert main([*flags, "--storage", f"sqlite:///{root / 'd.db'}", "--study-name", "d", "--no-revisit"]) == 0
+    assert any((root / "d-paused").iterdir()), "the study was meant to pause candidates"
+    return root, flags
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_damage_types, _damage_shapes, _damage_history, _damage_payload],
+    ids=["wrong types", "wrong shapes", "malformed history", "malformed payload"],
+)
+def test_a_damaged_paused_state_is_discarded_and_its_list_trained_from_the_start(
+    paused_study, tmp_path, capsys, damage
+):
+    """A readable but damaged paused state never blocks its list: the revisit says so in one line, discards the
+    state and trains the list from the start; the study reaches --trials (or runs out of lists) as without it."""
+    root, flags = paused_study
+    shutil.copy(root / "d.db", tmp_path / "d.db")
+    shutil.copytree(root / "d-paused", tmp_path / "d-paused")
+    n = len(_study(tmp_path / "d.db", "d").trials)
+    files = [p for p in (tmp_path / "d-paused").iterdir() if p.suffix == ".pt"]
+    for path in files:
+        payload = torch.load(path, weights_only=True)
+        damage(payload)
+        torch.save(payload, path)
+    capsys.readouterr()
+    assert main([*flags, "--storage", f"sqlite:///{tmp_path / 'd.db'}", "--study-name", "d"]) == 0
+    err = capsys.readouterr().err
+    again = _study(tmp_path / "d.db", "d").trials[n:]
+    assert len(again) == len(files) and all(t.state == TrialState.COMPLETE for t in again), err
+    assert all("resumed_from" not in t.user_attrs and t.user_attrs["unit_epochs"] == 4 * 8 for t in again)
+    warned = [line for line in err.splitlines() if "paused state of" in line]
+    assert len(warned) == len(files) and all("from the start" in line for line in warned), err
+    assert "Traceback" not in err and not any((tmp_path / "d-paused").glob("*.pt"))

@@ -315,13 +315,18 @@ def test_a_database_that_goes_away_stops_the_worker_cleanly_and_the_rerun_contin
         _drop(storage, name)
 
 
-# user:pw@ on PostgreSQL is covered by test_workers_share_one_study_exactly (s3cret-pw), so only the two others run
-# here: each case is a search, an export and a report (about a minute on 2 cores).
-@pytest.mark.parametrize("form", ["query", "redis"])
+# user:pw@ on PostgreSQL is covered by test_workers_share_one_study_exactly (s3cret-pw), so only the others run
+# here: each case is a search, an export, a report and an lwl-train of the exported config (about a minute on 2
+# cores). "azure" and "encoded-key" are issue 28's forms on a role named "hostile@az": a user name with '@' and a
+# password with a space, and a percent-encoded query key (?pass%77ord=); the unencoded '@' in a password cannot
+# reach a server (SQLAlchemy takes its tail for the host) and is covered by tests/models/test_secrets.py.
+@pytest.mark.parametrize("form", ["query", "redis", "azure", "encoded-key"])
 def test_a_password_in_any_form_of_url_reaches_no_output_and_no_file(tmp_path, form):
-    """The password of a query string (?password=), of the user info (user:pw@) and of Redis' :pw@ form: masked in
-    every message, in the study's and trials' attributes, the artifacts, the exported config and the report."""
+    """The password of a query string (?password=, ?pass%77ord=), of the user info (user:pw@, u@x:pw@) and of
+    Redis' :pw@ form: masked in every message, in the study's and trials' attributes, the artifacts, the exported
+    config, the report and the training run of the exported config (config.yaml, metrics, checkpoint, model)."""
     secret = "hunter2-" + uuid.uuid4().hex[:6]
+    database = None
     if form == "redis":
         _require("redis")
         # The loopback Redis has no password: a user of this test's own (an ACL user) carries one, leaving the
@@ -334,18 +339,24 @@ def test_a_password_in_any_form_of_url_reaches_no_output_and_no_file(tmp_path, f
             user, enabled=True, passwords=[f"+{secret}"], keys=["*"], channels=["*"], commands=["+@all"]
         )
         url = f"redis://{user}:{secret}@127.0.0.1:6379/0"
+    elif form == "query":
+        _require("postgresql")
+        url = f"postgresql://postgres@127.0.0.1:5432/test?password={secret}"
     else:
         _require("postgresql")
+        secret = f"hunter2 {uuid.uuid4().hex[:6]}" if form == "azure" else secret  # a space in the password
+        database = _hostile_database(secret)
         url = (
-            f"postgresql://postgres@127.0.0.1:5432/test?password={secret}"
-            if form == "query"
-            else f"postgresql://postgres:{secret}@127.0.0.1:5432/test"
+            f"postgresql://hostile@az:{secret}@127.0.0.1:5432/{database}"
+            if form == "azure"
+            else f"postgresql://hostile@az@127.0.0.1:5432/{database}?pass%77ord={secret}"
         )
     name = f"pw-{uuid.uuid4().hex[:8]}"
+    workers = ["--workers", "2"] if form == "azure" else []  # the group's own lines and the workers' output too
     try:
         runs = [
             subprocess.run(
-                [*LWL_SEARCH, *TINY, "--trials", "1", "--storage", url, "--study-name", name],
+                [*LWL_SEARCH, *TINY, "--trials", "2", "--storage", url, "--study-name", name, *workers],
                 cwd=tmp_path,
                 capture_output=True,
                 text=True,
@@ -391,6 +402,28 @@ def test_a_password_in_any_form_of_url_reaches_no_output_and_no_file(tmp_path, f
                 timeout=300,
             )
         )
+        [config] = (tmp_path / "configs").glob("*.yaml")
+        runs.append(
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys; from lwl.models.commands import train_main; sys.exit(train_main())",
+                    "--config",
+                    str(config),
+                    "--epochs",
+                    "1",
+                    "--device",
+                    "cpu",
+                    "--out",
+                    str(tmp_path / "run"),
+                ],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        )
         for run in runs:
             assert run.returncode == 0, run.stderr
             assert secret not in run.stdout + run.stderr
@@ -401,19 +434,58 @@ def test_a_password_in_any_form_of_url_reaches_no_output_and_no_file(tmp_path, f
         study = optuna.load_study(study_name=name, storage=storage)
         stored = repr(study.user_attrs) + repr(storage.get_study_system_attrs(storage.get_study_id_from_name(name)))
         stored += repr([(t.user_attrs, t.system_attrs) for t in study.trials])
-        assert secret not in stored
+        assert secret not in stored and "***" in study.user_attrs["storage"]
         files = [p for p in tmp_path.rglob("*") if p.is_file()]
         assert any(p.suffix == ".yaml" for p in files) and (tmp_path / "r.html").is_file()
+        made = {p.name for p in (tmp_path / "run").iterdir()}
+        assert {"config.yaml", "metrics.json", "metrics.csv", "checkpoint.pt", "model.pt"} <= made
         for path in files:
-            assert secret.encode() not in path.read_bytes(), path
+            data = path.read_bytes()
+            assert secret.encode() not in data and secret.split()[-1].encode() not in data, path
     finally:
         from lwl.search import open_storage
 
         try:
-            _drop(open_storage(url, heartbeat=False), name)
+            if database is None:
+                _drop(open_storage(url, heartbeat=False), name)
         finally:
             if form == "redis":
                 redis.Redis(host="127.0.0.1", port=6379).acl_deluser(user)
+            if database is not None:
+                _drop_database(database)
+
+
+_HOSTILE_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _hostile_database(password: str) -> str:
+    """A fresh database owned by the role "hostile@az" (made if missing; this password set on it)."""
+    import sqlalchemy
+
+    db = f"lwl_pw_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(_HOSTILE_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            exists = c.execute(sqlalchemy.text("SELECT 1 FROM pg_roles WHERE rolname = 'hostile@az'")).first()
+            if not exists:
+                c.execute(sqlalchemy.text('CREATE ROLE "hostile@az" LOGIN'))
+            quoted = password.replace("'", "''")
+            c.execute(sqlalchemy.text(f"ALTER ROLE \"hostile@az\" PASSWORD '{quoted}'"))
+            c.execute(sqlalchemy.text(f'CREATE DATABASE {db} OWNER "hostile@az"'))
+    finally:
+        admin.dispose()
+    return db
+
+
+def _drop_database(db: str) -> None:
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(_HOSTILE_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+    finally:
+        admin.dispose()
 
 
 def _wait_for_progress(storage, name: str, proc: subprocess.Popen, count: int = 1, limit: float = 300) -> list:
