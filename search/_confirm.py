@@ -263,7 +263,8 @@ def _wait_for_earlier_rounds(derived: optuna.Study, seeds: set[int], deadline: f
     """Wait until no run of `seeds` is running (another worker's round): a round is decided on whole rounds.
     False when the deadline passed first."""
     while True:
-        private.fail_stale_trials(derived)  # a killed worker's run (heartbeat storages) stops counting
+        # a killed worker's run (heartbeat storages) is failed with its reason and stops counting
+        fail_lost_workers(derived, then="the run is trained again")
         running = [
             t for t in derived.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if read_trial(t).seed in seeds
         ]
