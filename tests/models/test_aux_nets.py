@@ -158,6 +158,36 @@ def test_head_flops_are_what_flop_counter_counts(kind):
             h = unit.carry(h, f)
 
 
+NETWORKS = {
+    "vgg": dict(family="vgg"),
+    "bottleneck-maxpool": dict(block="bottleneck", downsample="maxpool"),
+    "resnet-per-conv": dict(local_unit="conv"),
+}
+
+
+@pytest.mark.parametrize("net", NETWORKS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_network_kind_counts_its_heads_as_built(kind, net):
+    """Counts from the description equal the built modules' (parameters) and FlopCounterMode's (FLOPs), and every
+    head classifies, for VGGs, bottlenecks and a local loss per convolution."""
+    if kind == "auglocal" and net == "resnet-per-conv":
+        pytest.skip("refused: test_bad_combinations_are_refused_in_one_line")
+    s = _schedule((1, 2, 1, 2), **NETWORKS[net])
+    head = _recipe(kind).head
+    model, cost = build_network(s, head).eval(), complexity(s, head)
+    assert [_head_params(u) for u in model.units] == list(cost.unit_head_params)
+    h = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        for j, unit in enumerate(model.units):
+            f = unit.body(h)
+            with FlopCounterMode(display=False) as counter:
+                assert unit.pred(f).shape == (2, 10)
+                if unit.pred.decoder is not None:
+                    assert unit.pred.decoder(f).shape == (2, 1, 16, 16)
+            assert counter.get_total_flops() == 2 * cost.unit_head_flops[j], (j, unit.pred)
+            h = unit.carry(h, f)
+
+
 # ------------------------------------------------------------------ losses and gradients
 
 
