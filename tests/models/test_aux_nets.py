@@ -374,3 +374,18 @@ def test_bad_combinations_are_refused_in_one_line():
     per_conv = _schedule((1, 1, 1, 1), local_unit="conv")
     with pytest.raises(RecipeError, match="--local-unit block"):
         build_network(per_conv, _recipe("auglocal").head)
+
+
+@pytest.mark.parametrize("kind", ["dgl", "auglocal"])
+def test_the_sequential_prefix_store_reuses_a_unit_only_with_its_head(digits, tmp_path, kind):
+    from lwl.models import PrefixStore
+
+    store = PrefixStore(tmp_path / "prefixes")
+    recipe = paper_recipe(
+        "digits", "resnet", mode="sequential", epochs=1, train_limit=128, precision="fp32", aux_net=kind
+    )
+    train(_schedule((1, 1, 2, 4)), recipe, digits, device="cpu", prefix_store=store)
+    other = _schedule((1, 1, 4, 2))
+    shared = train(other, recipe, digits, device="cpu", keep_model=True, prefix_store=store)
+    assert shared.reused_units == {"dgl": 4, "auglocal": 0}[kind]
+    _same(shared, train(other, recipe, digits, device="cpu", keep_model=True))
