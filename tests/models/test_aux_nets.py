@@ -259,23 +259,49 @@ def test_a_units_loss_and_gradients_are_their_formulas(digits, kind):
             h_in = unit(h_in)
 
 
-def test_an_auglocal_units_loss_is_the_cross_entropy_of_its_copied_layers(digits):
+def _basic_ref(a, block):
+    """He et al.'s basic block with ReLU, as their aux nets' `_make_layer` builds it: conv3x3 (strided) -> BN -> ReLU
+    -> conv3x3 -> BN, plus the input or a strided 1x1 conv -> BN of it, -> ReLU."""
+    stride = block.conv1.stride[0]
+    out = F.relu(_bn(F.conv2d(a, block.conv1.weight, stride=stride, padding=1), block.bn1))
+    out = _bn(F.conv2d(out, block.conv2.weight, padding=1), block.bn2)
+    if isinstance(block.shortcut, nn.Identity):
+        return F.relu(out + a)
+    conv, bn = block.shortcut
+    return F.relu(out + _bn(F.conv2d(a, conv.weight, stride=stride), bn))
+
+
+def test_an_auglocal_units_loss_and_gradients_are_their_formula(digits):
     s = _schedule((1, 1, 2, 4))
     learner = Learner(s, _recipe("auglocal"), CPU)
     x, y = digits.train_x[:48], digits.train_y[:48]
-    unit = learner.net.units[0]
-    h = unit.body(x)
-    a = h
-    for block in unit.pred.classifier[:-3]:  # the copied blocks, each He-initialised as their ResNets are
-        a = block(a)
-    lin = unit.pred.classifier[-1]
-    ref = F.cross_entropy(a.mean(dim=(2, 3)) @ lin.weight.T + lin.bias, y)
-    ours = learner.unit_loss(0, h, y, x)
-    assert torch.allclose(ours, ref, rtol=1e-6, atol=1e-7)
-    conv = unit.pred.classifier[0].conv1
-    assert abs(float(conv.weight.detach().std()) - math.sqrt(2 / (9 * conv.out_channels))) < 0.3 * math.sqrt(
-        2 / (9 * conv.out_channels)
-    )
+    h_in = x
+    for j in (0, 4, 7):  # depth 3 (copies units 3, 6, 8), depth 2 (units 7, 8), the last unit (no layer to copy)
+        unit = learner.net.units[j]
+        if j:
+            with torch.no_grad():
+                h_in = x
+                for k in range(j):
+                    h_in = learner.net.units[k](h_in)
+        h = unit.body(h_in)
+        blocks = [m for m in unit.pred.classifier if m.__class__.__name__ == "BasicBlock"]
+        a = h
+        for block in blocks:
+            a = _basic_ref(a, block)
+        a = a.mean(dim=(2, 3))
+        bns = _of(unit.pred.classifier, nn.BatchNorm1d)
+        if bns:  # depth <= 1: their BatchNorm1d before the classifier
+            a = _bn(a, bns[0])
+        lin = unit.pred.classifier[-1]
+        ref = F.cross_entropy(a @ lin.weight.T + lin.bias, y)
+        ours = learner.unit_loss(j, h, y, x)
+        assert len(blocks) == {0: 3, 4: 2, 7: 0}[j] and not bns
+        assert torch.allclose(ours, ref, rtol=1e-5, atol=1e-6), (j, ours.item(), ref.item())
+        _check_grads(ours, ref, [p for p in unit.parameters() if p.dim() > 1])
+    # Their initialisation of every convolution: normal with std sqrt(2 / (k * k * out channels)).
+    conv = learner.net.units[0].pred.classifier[0].conv1
+    expected = math.sqrt(2 / (9 * conv.out_channels))
+    assert abs(float(conv.weight.detach().std()) - expected) < 0.3 * expected
 
 
 @pytest.mark.parametrize("kind", KINDS)
