@@ -8,6 +8,7 @@ import os
 # torch before lwl.models leaves torch's runtime as it is.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from ._aux import AUX_NETS, AuxDesign, aux_cost, aux_designs, check_aux
 from ._checkpoint import CheckpointError, RunDir, load_checkpoint, save_checkpoint
 from ._config import TrainingConfig, load_config
 from ._data import DATASETS, DatasetInfo, DataSplits, dataset_info, import_torchvision, load_data, splits_from_images
@@ -37,6 +38,8 @@ from ._network import (
     complexity,
     conv1x1,
     derive_seed,
+    head_descriptions,
+    unit_keys,
     unit_plan,
 )
 from ._paper import PAPER_RESULTS, PaperResult, paper_results
@@ -78,6 +81,7 @@ from ._together import TogetherOutcome, train_together
 from ._trainer import train
 
 __all__ = [
+    "AUX_NETS",
     "BLOCKS",
     "DATASETS",
     "DOWNSAMPLES",
@@ -96,6 +100,7 @@ __all__ = [
     "PAPER_RESULTS",
     "PRECISIONS",
     "PRESETS",
+    "AuxDesign",
     "CheckpointError",
     "Complexity",
     "ConfigError",
@@ -129,7 +134,10 @@ __all__ = [
     "TrainingError",
     "UnitPlan",
     "UsageError",
+    "aux_cost",
+    "aux_designs",
     "build_network",
+    "check_aux",
     "conv1x1",
     "check_resumable",
     "check_state",
@@ -142,6 +150,7 @@ __all__ = [
     "derive_seed",
     "get_preset",
     "has_secret",
+    "head_descriptions",
     "interrupted",
     "load_checkpoint",
     "load_config",
@@ -164,5 +173,6 @@ __all__ = [
     "splits_from_images",
     "train",
     "train_together",
+    "unit_keys",
     "unit_plan",
 ]

@@ -15,12 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ._aux import AUX_NETS
 from ._checkpoint import CheckpointError, RunDir
 from ._config import ConfigError, TrainingConfig, load_config
 from ._data import DATASETS, dataset_info, load_data
 from ._device import check_memory, check_units, resolve_device
 from ._errors import DataError
-from ._network import complexity
+from ._network import complexity, head_descriptions
 from ._paper import PAPER_RESULTS, paper_results
 from ._recipe import REFERENCE_FIELDS, Recipe
 from ._records import Progress, RunResult
@@ -47,7 +48,9 @@ from .cli import (
 
 def describe(schedule: Schedule, recipe: Recipe | None = None) -> dict[str, Any]:
     """What a schedule makes, as the JSON `lwl-inspect --json` prints and the search stores."""
-    cost = complexity(schedule, recipe.head if recipe else None)
+    head = recipe.head if recipe else None
+    cost = complexity(schedule, head)
+    heads = head_descriptions(schedule, head)
     return {
         "hierarchy": list(schedule.hierarchy),
         "family": schedule.family,
@@ -70,6 +73,11 @@ def describe(schedule: Schedule, recipe: Recipe | None = None) -> dict[str, Any]
         "flops_aux": cost.flops_aux,
         "activations": cost.activations,
         "stages": [{"units": s.units, "resolution": s.resolution, "width": s.width} for s in cost.stages],
+        "aux_net": head.kind if head else "local-loss",
+        "unit_heads": [
+            {"unit": j + 1, "head": text, "params": p, "flops": f}
+            for j, (text, p, f) in enumerate(zip(heads, cost.unit_head_params, cost.unit_head_flops))
+        ],
     }
 
 
@@ -117,7 +125,11 @@ def _inspect_text(d: dict[str, Any], dataset: str) -> str:
         f"  parameters with aux heads    {d['params_aux']:,}",
         f"  FLOPs per image (forward)    {d['flops'] / 1e9:.3f} G   (with aux heads {d['flops_aux'] / 1e9:.3f} G)",
         f"  activations per image        {d['activations']:,} elements ({d['activations'] * 4 / 2**20:.2f} MiB fp32)",
+        "",
+        f"  auxiliary network per unit ({d['aux_net']}): parameters, FLOPs per image, layers",
     ]
+    for h in d["unit_heads"]:
+        lines.append(f"  {h['unit']:>5}  {h['params']:>11,}  {h['flops'] / 1e6:>9.3f} M  {h['head']}")
     return "\n".join(lines)
 
 
@@ -135,7 +147,17 @@ def inspect_main(argv: Sequence[str] | None = None) -> int:
         default="digits",
         help=f"sets classes and input size: one of {', '.join(DATASETS)} (default digits, as every command)",
     )
-    parser.add_argument("--loss", default="predsim", help="which auxiliary heads are counted (default predsim)")
+    parser.add_argument(
+        "--loss",
+        choices=("predsim", "pred", "sim", "global"),
+        help="which local-loss heads are counted (default predsim; pred with --aux-net other than local-loss)",
+    )
+    parser.add_argument(
+        "--aux-net",
+        choices=AUX_NETS,
+        default="local-loss",
+        help="each unit's auxiliary network: local-loss (default), dgl, infopro or auglocal (see lwl-train --help)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def body() -> int:
@@ -144,7 +166,8 @@ def inspect_main(argv: Sequence[str] | None = None) -> int:
         schedule = schedule_from_args(args, args.dataset)
         check_units(schedule.units)
         info = dataset_info(args.dataset)
-        recipe = Recipe(dataset=info.name, loss=args.loss)
+        loss = args.loss or ("predsim" if args.aux_net == "local-loss" else "pred")
+        recipe = Recipe(dataset=info.name, loss=loss, aux_net=args.aux_net)
         d = describe(schedule, recipe)
         print(json.dumps(d) if args.json else _inspect_text(d, info.name))
         return 0

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from ._aux import AUX_NETS
 from ._batches import AUGMENTATIONS
 from ._data import DATASETS, dataset_info
 from ._errors import ConfigError, DataError, RecipeError, ScheduleError
@@ -335,6 +336,7 @@ def _recipe_from(source: str, data: Mapping[str, Any], dataset: str, family: str
         "cutout": lambda p, x: _int(source, p, x, 0),
         "cutout_holes": lambda p, x: _int(source, p, x, 1),
         "normalisation": lambda p, x: _choice(source, p, x, NORMALISATIONS),
+        "aux_net": lambda p, x: _choice(source, p, x, AUX_NETS),
     }
     for name, check in checks.items():
         if name in data:

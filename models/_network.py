@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._aux import AuxDesign, aux_cost, aux_designs, build_aux
 from ._schedule import Schedule
 
 LEAKY_SLOPE = 0.01  # Section V: leaky-ReLU with negative slope 0.01 (Noekland & Eidnes)
@@ -41,11 +42,13 @@ class HeadSpec:
 
     `pred`: `aux_convs` 3x3 convs, average pooling until C*h*w <= `dim_in_decoder`, a zero-initialised linear
     layer (Noekland & Eidnes). `sim`: a 3x3 C->C conv whose per-channel spatial std feeds similarity matching.
+    `kind`: local-loss (those) or a later method's auxiliary network (`_aux`: dgl, infopro, auglocal).
     """
 
     sim: bool = True
     aux_convs: int = 0
     dim_in_decoder: int = 2048
+    kind: str = "local-loss"
 
 
 def derive_seed(seed: int, *keys: object) -> int:
@@ -390,7 +393,14 @@ class LocalUnit(nn.Module):
     matching, a bias-free linear map of its features (the similarity of flat features has no std to take).
     """
 
-    def __init__(self, plan: UnitPlan, schedule: Schedule, spec: HeadSpec, act: str = "leaky_relu") -> None:
+    def __init__(
+        self,
+        plan: UnitPlan,
+        schedule: Schedule,
+        spec: HeadSpec,
+        act: str = "leaky_relu",
+        design: AuxDesign | None = None,
+    ) -> None:
         super().__init__()
         self.plan = plan
         layers: list[nn.Module] = []
@@ -418,6 +428,10 @@ class LocalUnit(nn.Module):
         else:
             layers.append(Bottleneck(cin, plan.planes, plan.stride, act))
         self.body = nn.Sequential(*layers)
+        if design is not None:  # a later method's auxiliary network (drawn after the body: the body is unchanged)
+            self.pred = build_aux(design)
+            self.sim = None
+            return
         self.pred = PredHead(plan.cout, plan.res_out, schedule.num_classes, spec, act)
         self.sim = nn.Conv2d(plan.cout, plan.cout, 3, padding=1, bias=False) if spec.sim else None
 
@@ -452,9 +466,12 @@ class LocalNet(nn.Module):
         self.schedule = schedule
         self.spec = spec
         units = []
-        for plan in unit_plan(schedule):
+        plans = unit_plan(schedule)
+        designs = aux_designs(schedule, plans, spec.kind)
+        for plan in plans:
             with seeded(derive_seed(seed, "unit", plan.position)):
-                units.append(LocalUnit(plan, schedule, spec, activation))
+                design = None if designs is None else designs[plan.position]
+                units.append(LocalUnit(plan, schedule, spec, activation, design))
         self.units = nn.ModuleList(units)
         with seeded(derive_seed(seed, "output")):
             linear = nn.Linear(schedule.final_width, schedule.num_classes)
@@ -510,6 +527,8 @@ class Complexity:
     unit_params: tuple[int, ...]  # body + heads, per unit: what each unit's optimizer holds
     unit_activations: tuple[int, ...]  # conv output elements per unit (body only)
     stages: tuple[StageInfo, ...]
+    unit_head_params: tuple[int, ...] = ()  # per unit: its auxiliary network's (heads') parameters
+    unit_head_flops: tuple[int, ...] = ()  # per unit: its auxiliary network's forward FLOPs per image
 
 
 def _conv_cost(cin: int, cout: int, k: int, res_out: int, bias: bool = False) -> tuple[int, int, int]:
@@ -526,7 +545,10 @@ def complexity(schedule: Schedule, head: HeadSpec | None = None) -> Complexity:
     head_params = head_flops = 0
     unit_params: list[int] = []
     unit_acts: list[int] = []
-    for plan in unit_plan(schedule):
+    per_head: list[tuple[int, int]] = []
+    plans = unit_plan(schedule)
+    designs = aux_designs(schedule, plans, spec.kind)
+    for plan in plans:
         if plan.kind == "fc":  # linear with bias + BatchNorm1d; heads: linear classifier, bias-free linear map
             u_params, u_flops = plan.cin * plan.cout + plan.cout + 2 * plan.cout, 2 * plan.cin * plan.cout
             h_params = plan.cout * schedule.num_classes + schedule.num_classes + (plan.cout**2 if spec.sim else 0)
@@ -535,6 +557,7 @@ def complexity(schedule: Schedule, head: HeadSpec | None = None) -> Complexity:
             head_params, head_flops = head_params + h_params, head_flops + h_flops
             unit_params.append(u_params + h_params)
             unit_acts.append(plan.cout)
+            per_head.append((h_params, h_flops))
             continue
         costs: list[tuple[int, int, int]] = []
         res_block_in = plan.res_in if plan.pool is None else plan.res_out
@@ -570,17 +593,8 @@ def complexity(schedule: Schedule, head: HeadSpec | None = None) -> Complexity:
         u_flops = sum(c[1] for c in costs)
         u_acts = sum(c[2] for c in costs)
         # Auxiliary heads.
-        h_params = h_flops = 0
-        c, r = plan.cout, plan.res_out
-        for _ in range(spec.aux_convs):
-            p, f, _ = _conv_cost(c, c, 3, r)
-            h_params, h_flops = h_params + p, h_flops + f
-        dh, dw = _decoder_size(c, r, spec.dim_in_decoder)
-        h_params += c * dh * dw * schedule.num_classes + schedule.num_classes
-        h_flops += 2 * c * dh * dw * schedule.num_classes
-        if spec.sim:
-            h_params += 9 * c * c
-            h_flops += 2 * 9 * c * c * r * r
+        h_params, h_flops = _head_cost(plan, schedule, spec) if designs is None else aux_cost(designs[plan.position])
+        per_head.append((h_params, h_flops))
         params, flops, acts = params + u_params, flops + u_flops, acts + u_acts
         head_params, head_flops = head_params + h_params, head_flops + h_flops
         unit_params.append(u_params + h_params)
@@ -599,4 +613,54 @@ def complexity(schedule: Schedule, head: HeadSpec | None = None) -> Complexity:
         unit_params=tuple(unit_params),
         unit_activations=tuple(unit_acts),
         stages=stages,
+        unit_head_params=tuple(p for p, _ in per_head),
+        unit_head_flops=tuple(f for _, f in per_head),
     )
+
+
+def _head_cost(plan: UnitPlan, schedule: Schedule, spec: HeadSpec) -> tuple[int, int]:
+    """(parameters, FLOPs) of a convolutional unit's local-loss heads: [3x3 convs,] pooled linear, [sim conv]."""
+    h_params = h_flops = 0
+    c, r = plan.cout, plan.res_out
+    for _ in range(spec.aux_convs):
+        p, f, _ = _conv_cost(c, c, 3, r)
+        h_params, h_flops = h_params + p, h_flops + f
+    dh, dw = _decoder_size(c, r, spec.dim_in_decoder)
+    h_params += c * dh * dw * schedule.num_classes + schedule.num_classes
+    h_flops += 2 * c * dh * dw * schedule.num_classes
+    if spec.sim:
+        h_params += 9 * c * c
+        h_flops += 2 * 9 * c * c * r * r
+    return h_params, h_flops
+
+
+def head_descriptions(schedule: Schedule, head: HeadSpec | None = None) -> list[str]:
+    """Each unit's auxiliary network in words (what `lwl-inspect` prints beside its cost)."""
+    spec = head or HeadSpec()
+    plans = unit_plan(schedule)
+    designs = aux_designs(schedule, plans, spec.kind)
+    if designs is not None:
+        return [d.describe() for d in designs]
+    out = []
+    for plan in plans:
+        c, k = plan.cout, schedule.num_classes
+        if plan.kind == "fc":
+            out.append(f"linear {c}->{k}" + (f"; sim: linear {c}->{c}" if spec.sim else ""))
+            continue
+        dh, dw = _decoder_size(c, plan.res_out, spec.dim_in_decoder)
+        convs = f"{spec.aux_convs}x conv3x3 {c}->{c} bn act, " if spec.aux_convs else ""
+        sim = f"; sim: conv3x3 {c}->{c}" if spec.sim else ""
+        out.append(f"{convs}avgpool {dh}x{dw}, linear {c * dh * dw}->{k}{sim}")
+    return out
+
+
+def unit_keys(schedule: Schedule, head: HeadSpec | None = None) -> list[str]:
+    """What makes unit j the same unit in two networks trained with one recipe, for prefix sharing: its plan and,
+    for a head that depends on more than its own plan (AugLocal copies later units, InfoPro weighs its loss by the
+    unit's place among all), its auxiliary network's design. Local-loss heads: the plan alone, as always."""
+    spec = head or HeadSpec()
+    plans = unit_plan(schedule)
+    designs = aux_designs(schedule, plans, spec.kind)
+    if designs is None:
+        return [repr(p) for p in plans]
+    return [repr((p, d)) for p, d in zip(plans, designs)]

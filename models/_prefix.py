@@ -31,7 +31,7 @@ import torch
 
 from ._data import DataSplits
 from ._files import FileStore
-from ._network import unit_plan
+from ._network import unit_keys
 from ._recipe import Recipe
 from ._schedule import Schedule
 
@@ -88,7 +88,7 @@ class PrefixStore(FileStore):
                 cached[1],
             )
         )
-        return PrefixSession(self, identity, [repr(p) for p in unit_plan(schedule)])
+        return PrefixSession(self, identity, unit_keys(schedule, recipe.head))
 
 
 @dataclass

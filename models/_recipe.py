@@ -12,6 +12,7 @@ import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ._aux import AUX_NETS
 from ._errors import RecipeError
 from ._losses import BETA, LOSSES
 from ._network import HeadSpec
@@ -73,6 +74,9 @@ class Recipe:
     lr_milestone_epochs: tuple[int, ...] | None = None  # epochs (0-based) from which the lr decays, per epoch as
     # the reference's --lr-decay-milestones counts them (200,300,350,375 of 400); None: lr_milestones, per batch
     normalisation: str = "dataset"  # dataset (DATASETS) | reference: local-loss's CIFAR mean/std
+    # Each unit's auxiliary network (`_aux`): local-loss (the reference's pred/sim heads, as `loss` says) | dgl |
+    # infopro | auglocal (later methods' heads, each trained with its own loss: `loss` pred, or global as probes).
+    aux_net: str = "local-loss"
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -103,6 +107,7 @@ class Recipe:
             ("activation", ACTIVATIONS),
             ("dropout_kind", DROPOUT_KINDS),
             ("normalisation", NORMALISATIONS),
+            ("aux_net", AUX_NETS),
         ):
             if getattr(self, name) not in choices:
                 raise RecipeError(f"unknown {name} {getattr(self, name)!r}: choose one of {', '.join(choices)}")
@@ -140,6 +145,15 @@ class Recipe:
             if tuple(self.lr_milestones) != PAPER_MILESTONES:
                 raise RecipeError("give lr_milestones (fractions of the run) or lr_milestone_epochs, not both")
             object.__setattr__(self, "lr_milestone_epochs", tuple(int(e) for e in epochs))
+        if self.aux_net != "local-loss" and self.loss not in ("pred", "global"):
+            raise RecipeError(
+                f"aux_net {self.aux_net!r} trains each unit with its own loss, not {self.loss!r}: use loss pred "
+                "(--loss pred; global trains end to end with the heads as probes)"
+            )
+        if self.aux_net == "infopro" and self.mode != "simultaneous":
+            raise RecipeError(
+                "aux_net 'infopro' reconstructs each batch's image from every unit: use mode simultaneous with it"
+            )
         if self.normalisation == "reference" and self.dataset not in REFERENCE_NORMALISATION:
             raise RecipeError(
                 f"normalisation 'reference' is the reference's CIFAR statistics: use it with "
@@ -150,7 +164,10 @@ class Recipe:
     def head(self) -> HeadSpec:
         """The auxiliary classifier every unit carries under this recipe."""
         return HeadSpec(
-            sim=self.loss in ("sim", "predsim"), aux_convs=self.aux_convs, dim_in_decoder=self.dim_in_decoder
+            sim=self.loss in ("sim", "predsim") and self.aux_net == "local-loss",
+            aux_convs=self.aux_convs,
+            dim_in_decoder=self.dim_in_decoder,
+            kind=self.aux_net,
         )
 
     @property
@@ -219,6 +236,7 @@ REFERENCE_FIELDS = (
     "cutout_holes",
     "lr_milestone_epochs",
     "normalisation",
+    "aux_net",
 )
 _DEFAULTS: dict[str, Any] = {name: Recipe.__dataclass_fields__[name].default for name in REFERENCE_FIELDS}
 
@@ -263,6 +281,8 @@ def paper_recipe(dataset: str, family: str = "resnet", preset: str | None = None
         if dataset in REFERENCE_NORMALISATION:
             values["normalisation"] = "reference"
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if values.get("aux_net", "local-loss") != "local-loss" and "loss" not in values:
+        values["loss"] = "pred"  # a later method's head trains with its own loss (`_aux`), not predsim
     return Recipe(**values)
 
 

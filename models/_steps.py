@@ -18,8 +18,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ._aux import AuxNet
 from ._batches import iter_batches, plan_epoch
-from ._data import DataSplits
+from ._data import DataSplits, dataset_info
 from ._device import autocast, layout, memory_format, resolve_precision
 from ._errors import TrainingError
 from ._losses import sim_loss
@@ -154,6 +155,18 @@ class Learner:
             torch.Generator(device=dev).manual_seed(derive_seed(recipe.seed, "dropout", j)) for j in range(self.n_units)
         ]
         self.loss_sums = torch.zeros(self.n_units + 1, device=dev)  # per unit, then the output; summed per step
+        # InfoPro's decoders reconstruct the image before normalisation: x * std + mean per channel.
+        self.image_stats: tuple[torch.Tensor, torch.Tensor] | None = None
+        if recipe.aux_net == "infopro":
+            if recipe.normalisation == "reference":
+                mean, std = REFERENCE_NORMALISATION[recipe.dataset]
+            else:
+                info = dataset_info(recipe.dataset)
+                mean, std = info.mean, info.std
+            self.image_stats = (
+                torch.tensor(mean, device=dev).view(1, -1, 1, 1),
+                torch.tensor(std, device=dev).view(1, -1, 1, 1),
+            )
 
     def share(self, j: int, other: Learner) -> None:
         """Make unit j `other`'s unit j: the same module, optimiser and dropout stream (a shared prefix)."""
@@ -175,9 +188,12 @@ class Learner:
         """Every cross-entropy of training, with the recipe's label smoothing (0: plain)."""
         return F.cross_entropy(logits, y, label_smoothing=self.recipe.label_smoothing)
 
-    def unit_loss(self, j: int, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The local loss of unit j on its output h (the unit's input is already detached)."""
+    def unit_loss(self, j: int, h: torch.Tensor, y: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+        """The local loss of unit j on its output h (the unit's input is already detached); `image` is the
+        batch's input image, which InfoPro's decoder reconstructs."""
         unit, loss, beta = self.net.units[j], self.recipe.loss, self.recipe.beta
+        if self.recipe.aux_net != "local-loss":
+            return self.aux_loss(unit.pred, h, y, image)
         if loss == "pred":
             return self.cross_entropy(unit.pred(h), y)
         sim = sim_loss(unit.sim(h), y, self.schedule.num_classes, self.recipe.similarity_std)
@@ -185,12 +201,34 @@ class Learner:
             return sim + self.cross_entropy(unit.pred(h.detach()), y)
         return (1 - beta) * self.cross_entropy(unit.pred(h), y) + beta * sim
 
-    def unit_step(self, j: int, h: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One update of unit j on its detached input h: (what it passes on, detached and dropped out; its loss)."""
+    def aux_loss(
+        self, aux: torch.nn.Module, h: torch.Tensor, y: torch.Tensor, image: torch.Tensor | None
+    ) -> torch.Tensor:
+        """A later method's local loss (`_aux`): the cross-entropy of the auxiliary classifier; for InfoPro
+        lambda1 * BCE(decoder(h), image in [0, 1]) + lambda2 * that cross-entropy, with the unit's lambdas."""
+        assert isinstance(aux, AuxNet)
+        ce = self.cross_entropy(aux(h), y)
+        if aux.decoder is None:
+            return ce
+        if image is None or self.image_stats is None:
+            raise TrainingError("InfoPro's reconstruction loss needs the batch's images (simultaneous mode)")
+        reconstruction = aux.decoder(h)
+        mean, std = self.image_stats
+        with torch.autocast(h.device.type, enabled=False):
+            target = (image.float() * std + mean).clamp(0.0, 1.0)
+            bce = F.binary_cross_entropy(reconstruction.float(), target)
+        w_rec, w_cls = aux.weights
+        return w_rec * bce + w_cls * ce
+
+    def unit_step(
+        self, j: int, h: torch.Tensor, y: torch.Tensor, image: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One update of unit j on its detached input h (`image`: the batch's input, for InfoPro's decoder):
+        (what it passes on, detached and dropped out; its loss)."""
         unit = self.net.units[j]
         with autocast(self.dev, self.precision):
             out = unit.body(h)
-            loss = self.unit_loss(j, out, y)
+            loss = self.unit_loss(j, out, y, image)
         loss.backward()
         self.opts[j].step()
         self.opts[j].zero_grad(set_to_none=True)
@@ -209,8 +247,9 @@ class Learner:
     def layerwise_step(self, x: torch.Tensor, y: torch.Tensor, first: int, last: int, train_output: bool) -> None:
         """Units first..last each update on (x, y); x arrives detached, every unit's output is detached."""
         h = x
+        image = x if first == 0 else None
         for j in range(first, last + 1):
-            h, loss = self.unit_step(j, h, y)
+            h, loss = self.unit_step(j, h, y, image)
             self.loss_sums[j] += loss
         if train_output:
             self.loss_sums[-1] += self.output_step(h, y)

@@ -25,7 +25,7 @@ import torch
 from ._data import DataSplits, check_compatible
 from ._device import autocast, device_name, layout, peak_memory, prepare, resolve_device, resolve_precision
 from ._errors import RecipeError
-from ._network import unit_plan
+from ._network import unit_keys
 from ._recipe import Recipe
 from ._records import Progress, RunResult, report
 from ._schedule import Schedule
@@ -72,7 +72,7 @@ class _Together:
         self.nodes: dict[tuple[str, ...], _Node] = {}  # insertion order: parents before children
         self.paths: list[list[_Node]] = []
         for c, learner in enumerate(self.learners):
-            plans = [repr(p) for p in unit_plan(learner.schedule)]
+            plans = unit_keys(learner.schedule, recipe.head)
             path = []
             for j in range(len(plans)):
                 key = tuple(plans[: j + 1])
@@ -111,7 +111,7 @@ class _Together:
                 x = layout(x, fmt)
                 outs: dict[tuple[str, ...], torch.Tensor] = {}
                 for n in live:
-                    outs[n.key], loss = n.learner.unit_step(n.j, x if n.parent is None else outs[n.parent], y)
+                    outs[n.key], loss = n.learner.unit_step(n.j, x if n.parent is None else outs[n.parent], y, x)
                     n.loss_sum += loss  # type: ignore[operator]
                 for c in sorted(active):
                     learners[c].loss_sums[-1] += learners[c].output_step(outs[self.paths[c][-1].key], y)

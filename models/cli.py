@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 import torch
 
+from ._aux import AUX_NETS
 from ._data import DATASETS, dataset_info
 from ._errors import LwlError, OutputError, UsageError, interrupted
 from ._losses import LOSSES
@@ -214,6 +215,12 @@ REFERENCE_FLAGS: dict[str, dict[str, Any]] = {
     "--normalisation": dict(
         choices=NORMALISATIONS,
         help="CIFAR's input statistics: dataset (default: the usual ones) or reference (local-loss's constants)",
+    ),
+    "--aux-net": dict(
+        choices=AUX_NETS,
+        help="each unit's auxiliary network: local-loss (default: the reference's heads, as --loss says), dgl "
+        "(Belilovsky et al. 2020), infopro (Wang et al. 2021: reconstruction + classifier) or auglocal (Ma et al. "
+        "2024: layers of the later units); the last three train with their own loss (--loss pred by default)",
     ),
 }
 REFERENCE_DESTS = tuple(flag[2:].replace("-", "_") for flag in REFERENCE_FLAGS)

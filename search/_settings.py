@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lwl.models import REFERENCE_FIELDS, Recipe, Schedule, complexity, dataset_info, make_schedule
+from lwl.models import REFERENCE_FIELDS, Recipe, Schedule, check_aux, complexity, dataset_info, make_schedule
 
 from ._errors import SettingsError
 from ._limits import CostLimits
@@ -121,6 +121,7 @@ class StudySettings:
             first_conv=first_conv,
         )
         assert probe.widths is not None and probe.downsample is not None
+        check_aux(probe, recipe.aux_net)  # a head kind that cannot serve these units: refused before the study
         settings = cls(
             space,
             probe.family,
