@@ -54,6 +54,7 @@ PLANS = ((3, 2), (5, 2))  # racing: K lists in the first round, K x S runs in al
 BUDGETS = (1 / 3, 1 / 2, 1.0)  # frontier: the best configuration within each share of a single-seed sweep
 REPLAYS = 200
 TOP = 3
+LEVELS = (0.95, 0.99, 0.999)  # model levels whose sets' coverage is measured (the printed set's level is chosen)
 Z = 1.959963984540054  # the normal 97.5 % quantile
 
 
@@ -122,9 +123,33 @@ def score(named: tuple[int, ...] | None, truth: dict[tuple[int, ...], float]) ->
     return {"regret": best - got, "best": float(got >= best - 1e-12), "top": float(got >= third - 1e-12)}
 
 
+def set_size(judged: Any, level: float) -> int:
+    """How many lists the set at `level` would hold."""
+    mass, n = 0.0, 0
+    for b in sorted(judged.beliefs, key=lambda b: (-b.p_best, -b.mean, b.hierarchy)):
+        if mass >= level - 1e-12:
+            break
+        mass += b.p_best
+        n += 1
+    return n
+
+
 def covered(best_set: Sequence[tuple[int, ...]], truth: dict[tuple[int, ...], float]) -> float:
     best = max(truth.values())
     return float(any(truth[h] >= best - 1e-12 for h in best_set))
+
+
+def mass_to_cover(judged: Any, truth: dict[tuple[int, ...], float]) -> float:
+    """The smallest level at which the answer's set (lists by their chance of being the best, most probable first)
+    holds a list tied for the truth's best: the set printed at level L covers the truth exactly when this is <= L.
+    1.0 (never covered at any level below 1) when no such list is among the lists the model weighs."""
+    best = max(truth.values())
+    mass = 0.0
+    for b in sorted(judged.beliefs, key=lambda b: (-b.p_best, -b.mean, b.hierarchy)):
+        mass += b.p_best
+        if truth[b.hierarchy] >= best - 1e-12:
+            return min(mass, 1.0) if b.p_best > 0 else 1.0
+    return 1.0
 
 
 def raw_best(values: dict[tuple[int, ...], float], table: Table) -> tuple[int, ...] | None:
@@ -238,6 +263,8 @@ def replay(table: Table, index: int, caps: Sequence[int]) -> dict[str, Any]:
                     **score(final.named, truth),
                     "coverage": covered(final.best_set, truth),
                     "set_size": float(len(final.best_set)),
+                    "mass_to_cover": mass_to_cover(final, truth),
+                    **{f"set_size_{lv}": float(set_size(final, lv)) for lv in LEVELS},
                     "expected_regret": final.expected_regret,
                     "seed_sd": final.seed_sd,
                     "rounds": float(len(rounds)),
@@ -282,6 +309,11 @@ def summarise(reps: Sequence[dict[str, Any]], key: str, sd: float) -> dict[str, 
     if "coverage" in rows[0]:
         out["coverage"] = interval_share([r["coverage"] for r in rows])
         out["set_size"] = float(np.mean([r["set_size"] for r in rows]))
+    if "mass_to_cover" in rows[0]:
+        out["coverage_at"] = {
+            str(lv): interval_share([float(r["mass_to_cover"] <= lv + 1e-12) for r in rows]) for lv in LEVELS
+        }
+        out["set_size_at"] = {str(lv): float(np.mean([r[f"set_size_{lv}"] for r in rows])) for lv in LEVELS}
     if "expected_regret" in rows[0]:
         out["expected_regret"] = float(np.mean([r["expected_regret"] for r in rows]))
         out["rounds"] = float(np.mean([r["rounds"] for r in rows]))
@@ -305,6 +337,14 @@ def choose(reps: Sequence[dict[str, Any]], prefix: str, budget: float) -> str | 
     )
 
 
+def calibrated_level(reps: Sequence[dict[str, Any]], key: str, goal: float = 0.95) -> float:
+    """The smallest model level in LEVELS whose set held the truth's best in at least `goal` of `reps`."""
+    for level in LEVELS:
+        if np.mean([r["rows"][key]["mass_to_cover"] <= level + 1e-12 for r in reps]) >= goal:
+            return level
+    return LEVELS[-1]
+
+
 def add_baselines(table: Table, reps: list[dict[str, Any]], key: str, indices: Sequence[int]) -> None:
     """Each replay's baselines at the unit-epochs the configuration `key` spent on it."""
     for rep, index in zip(reps, indices):
@@ -325,14 +365,16 @@ def render(result: dict[str, Any]) -> str:
         f"each replay's truth), seed sd {100 * result['seed_sd']:.2f} points; chosen on {result['chosen_on']} "
         f"replays, reported on {result['reported_on']} (95 % intervals)",
         f"{'procedure':<44} {'cost':>5} {'regret, points':>18} {'/ sd':>5} {'P(best) %':>13} {'P(top-3) %':>13} "
-        f"{'coverage %':>13} {'set':>4}",
+        f"{'coverage % @ model level':>24} {'set':>4}",
     ]
     for row in result["table_rows"]:
         cov = fmt(row["coverage"]) if "coverage" in row else ""
+        if "level" in row:
+            cov = f"{cov} @{row['level']}"
         size = f"{row['set_size']:.1f}" if "set_size" in row else ""
         lines.append(
             f"{row['label']:<44} {row['cost']:>5.2f} {fmt(row['regret'], 100, 2):>18} "
-            f"{row['regret_sd_units'][0]:>5.2f} {fmt(row['best']):>13} {fmt(row['top']):>13} {cov:>13} {size:>4}"
+            f"{row['regret_sd_units'][0]:>5.2f} {fmt(row['best']):>13} {fmt(row['top']):>13} {cov:>24} {size:>4}"
         )
     return "\n".join(lines)
 
@@ -378,7 +420,10 @@ def run(path: Path, replays: int, jobs: int = 1) -> dict[str, Any]:
         add_baselines(table, reps, key, range(replays))
         old = choose(chooser, "old ", budget)
         label = f"≤ {budget:.2f} sweep"
-        table_rows.append({**summarise(report, key, sd), "label": f"answer ({key[7:]}), {label}"})
+        level = calibrated_level(chooser, key)
+        row = summarise(report, key, sd)
+        row.update(level=level, coverage=row["coverage_at"][str(level)], set_size=row["set_size_at"][str(level)])
+        table_rows.append({**row, "label": f"answer ({key[7:]}), {label}"})
         if old is not None:
             table_rows.append({**summarise(report, old, sd), "label": f"old top-K ({old[4:]}), {label}"})
         for name in ("random", "topk@1", "topk@lr"):

@@ -508,7 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--caps",
         default="",
-        help="trial caps for the confirmation grid, comma-separated, e.g. 12,20,35 (default: no grid)",
+        help="trial caps for the confirmation grid, comma-separated, e.g. 12,20,35 (default: no grid). The grid's "
+        "confirmation reads the table's other seeds, which also define its truth: an upper bound, not the answer's "
+        "quality (answer_replay.py scores that on seeds the search never read)",
     )
     p.add_argument(
         "--confirm-plans",
