@@ -461,6 +461,12 @@ def _load_files(
         test_images, test_labels = _open_files(info, root, train=False, download=download)
         test_x = _image_tensor(test_images, None, info, device)
         test_y = torch.from_numpy(test_labels).to(device)
+    if val_fraction > 0 and val_idx.size == 0:  # nothing to validate on: every accuracy would be missing
+        raise DataError(
+            f"a validation fraction of {val_fraction:g} holds out none of the {labels.size} training images of "
+            f"{_FILES[info.name].title} under {root} (too few of each class): use a larger --val-fraction, or "
+            "--data-root DIR where the whole data set is"
+        )
     return DataSplits(info, train_x, train_y, val_x, val_y, test_x, test_y)
 
 

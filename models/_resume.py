@@ -126,8 +126,10 @@ def _check_parts(state: Mapping[str, Any], scratch: Learner, recipe: Recipe, dev
                     _number(group.get(key), f"{part} setting {key!r}")
                 elif isinstance(value, bool) and not isinstance(group.get(key), bool):
                     raise _fail(part, f"setting {key!r} is {group.get(key)!r}, not true or false")
+        # loaded into the CPU scratch optimiser: without CUDA's fused flag, which only the device's optimiser takes
+        plain_groups = [{k: v for k, v in g.items() if k != "fused"} for g in groups]
         try:
-            opt.load_state_dict(to_cpu(dict(saved)))
+            opt.load_state_dict(to_cpu({"state": saved["state"], "param_groups": plain_groups}))
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
             raise _fail(part, f"does not fit ({' '.join(str(exc).split())[:120]})") from None
         for param, moments in opt.state.items():

@@ -7,6 +7,7 @@ a killed worker's trial is failed and retried) or Redis several machines.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import random
 import re
@@ -370,7 +371,8 @@ def storage_lost(exc: BaseException, url: str) -> StorageLost | None:
     )
     return StorageLost(
         f"lost the storage {mask_url(url)!r} mid-study ({mask_secrets(text, url)[:160]}): finished trials are "
-        f"kept there; when it is back, run the same command to continue{retry}"
+        f"kept there; {'once its disk has space' if _disk_full(found) else 'when it is back'}, run the same command "
+        f"to continue{retry}"
     )
 
 
@@ -381,8 +383,13 @@ def _lost_cause(exc: BaseException) -> BaseException | None:
     if _refusal(chain) is not None:
         return None
     kinds = _lost_kinds()
-    found = [e for e in chain if isinstance(e, kinds)]
+    found = [e for e in chain if isinstance(e, kinds) or _disk_full(e)]
     return found[-1] if found else None
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """A journal file that cannot grow (a full disk, a quota, a file size limit): lost as a server is lost."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _refusal(chain: list[BaseException]) -> BaseException | None:

@@ -84,6 +84,15 @@ FILES: dict[str, str | bytes] = {
     "mnist3/MNIST/raw/train-labels-idx1-ubyte": struct.pack(">2i", 2049, 3) + bytes([0, 1, 2]),
     "mnist3/MNIST/raw/t10k-images-idx3-ubyte": struct.pack(">4i", 2051, 3, 28, 28) + bytes(3 * 28 * 28),
     "mnist3/MNIST/raw/t10k-labels-idx1-ubyte": struct.pack(">2i", 2049, 3) + bytes([0, 1, 2]),
+    # ten images, one of each class: a validation split of 0.1 or 0.2 holds out none of them
+    **{
+        f"mnist10/MNIST/raw/{split}-{kind}": content
+        for split in ("train", "t10k")
+        for kind, content in (
+            ("images-idx3-ubyte", struct.pack(">4i", 2051, 10, 28, 28) + bytes(10 * 28 * 28)),
+            ("labels-idx1-ubyte", struct.pack(">2i", 2049, 10) + bytes(range(10))),
+        )
+    },
     "afile": "not a folder",
 }
 TINY_SEARCH = ["--budget", "8", "--device", "cpu", "--storage", "{new}"]
@@ -337,6 +346,18 @@ CASES = [
         train_main,
         ["--dataset", "mnist", "--data-root", "{tmp}/mnist3", *TRAIN],
         "MNIST under {tmp}/mnist3 holds 3 training image(s) of 3 of its 10 classes: the files are incomplete",
+    ),
+    (
+        "train: mnist files too few to hold out a validation split",
+        train_main,
+        ["--dataset", "mnist", "--data-root", "{tmp}/mnist10", *TRAIN],
+        "a validation fraction of 0.1 holds out none of the 10 training images of MNIST",
+    ),
+    (
+        "search: mnist files too few to hold out a validation split",
+        search_main,
+        search("--dataset", "mnist", "--data-root", "{tmp}/mnist10"),
+        "a validation fraction of 0.2 holds out none of the 10 training images of MNIST",
     ),
     ("train: deeply nested config", train_main, ["--config", "{tmp}/deep-config.yaml"], "nested too deeply"),
     ("train: config seed", train_main, ["--config", "{tmp}/seed-config.yaml", "--out", "{tmp}/run"], "seed must be"),

@@ -193,3 +193,27 @@ def test_a_storage_refused_on_a_full_disk_leaves_no_partial_database(tmp_path):
     assert "cannot open storage" in run.stderr and "free space" in run.stderr, run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr, run.stderr
     assert list(tmp_path.iterdir()) == [], "the refused storage left files behind"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and SIGXFSZ as Linux has them")
+def test_a_journal_file_that_cannot_grow_mid_study_is_one_line(tmp_path):
+    """The journal file meets a full disk (a file size limit) after the study was created: the lost storage's one
+    line, exit status 1, no traceback."""
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "from lwl.search.commands import search_main\n"
+        "sys.exit(search_main(sys.argv[1:]))\n"
+    )
+    flags = ["--budget", "8", "--device", "cpu", "--widths", "4,8,8,16", "--epochs", "1", "--train-limit", "64"]
+    run = subprocess.run(
+        [sys.executable, "-c", script, *flags, "--trials", "1", "--storage", str(tmp_path / "s.log")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("lwl-search: lost")]
+    assert len(lines) == 1 and "File too large" in lines[0] and "once its disk has space" in lines[0], run.stderr
