@@ -3,9 +3,11 @@
 The structure is derived once (`unit_plan`) and both the builder and `complexity()` read it, so counts can be
 pinned by tests against the real modules, torchvision and `FlopCounterMode`.
 
-Each unit is initialised from its own seed derived from (seed, unit position) and a unit's layers depend only
+Each unit is initialised from its own seed derived from (seed, unit position) and a unit's body depends only
 on its own position, never on what comes after it: two schedules that share a prefix build that prefix
-identically. That is what makes exact prefix sharing possible; keep it so.
+identically. That is what makes exact prefix sharing possible; keep it so. A unit's head depends on its plan alone
+too, except for two later methods' (`_aux`): an AugLocal head copies later units and InfoPro's loss weights follow
+the unit's place among all; `unit_keys` names what makes a unit the same in two networks, heads included.
 """
 
 from __future__ import annotations

@@ -4,11 +4,12 @@ whose first units are the same.
 Why it is exact: in layer-wise training unit j depends only on units < j; its initialisation and dropout come from
 streams seeded by (seed, position), and the batch order from a stream seeded by the seed alone. So the state after
 unit j is a function of the units up to j and everything the run is given, and nothing else. The store keys each
-frozen unit by exactly that: the unit plans of the prefix (stage, index, channels, stride, pool, resolution), the
-family, block and classes, the whole recipe, a fingerprint of the data (after the split), the device type and the
-torch version. A candidate that finds its first d units stored loads them, replays their progress records to its
-caller (a pruner sees exactly what it would have seen), and trains from unit d+1 on. On the CPU the result is
-bitwise the one of training alone (tests/models/test_prefix.py).
+frozen unit by exactly that: the unit keys of the prefix (`unit_keys`: stage, index, channels, stride, pool,
+resolution, and a head's design where it depends on later units), the family, block and classes, the whole
+recipe, a fingerprint of the data (after the split), the device type and the torch version. A candidate that
+finds its first d units stored loads them, replays their progress records to its caller (a pruner sees exactly
+what it would have seen), and trains from unit d+1 on. On the CPU the result is bitwise the one of training alone
+(tests/models/test_prefix.py).
 
 One file per unit (`KEY.pt`, its weights and BatchNorm statistics, its accuracy and loss, and the random streams'
 states at that point), written atomically and read with `torch.load(weights_only=True)`, so several workers can

@@ -4,7 +4,8 @@ flowing through a shared unit once and branching where the candidates' schedules
 Why it is exact: a unit's update depends only on its input, its own weights and optimiser, and its own dropout
 stream; its input is the detached output of the unit before it. Candidates with the same first j units therefore
 compute the same thing in those units on every batch, so one copy (one module, one optimiser, one dropout stream)
-can stand for all of them. The candidates form a trie of unit plans; every batch visits its nodes parents first,
+can stand for all of them. The candidates form a trie of unit keys (`unit_keys`: a unit's plan, and its head's
+design where the head depends on later units, as AugLocal's does); every batch visits its nodes parents first,
 then each candidate's output classifier learns on its last unit's output. On the CPU every candidate ends bitwise
 equal, in weights and in every progress record, to the same candidate trained alone (tests/models/test_together.py).
 

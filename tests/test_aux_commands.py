@@ -90,6 +90,13 @@ def test_an_auglocal_study_shares_only_the_units_it_may(tmp_path):
     db = f"sqlite:///{tmp_path / 's.db'}"
     assert export_main(["--storage", db, "--study-name", "aug", "--best", "--out", str(tmp_path / "best.yaml")]) == 0
     assert load_config(tmp_path / "best.yaml").recipe.aux_net == "auglocal"
+    rerun = run(
+        "lwl-search", "--budget", "8", "--widths", "4,8,8,16", "--trials", "4", "--epochs", "1", "--train-limit", "128",
+        "--aux-net", "dgl", "--device", "cpu", "--storage", db, "--study-name", "aug", "--max-params", "10M",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert rerun.returncode == 2 and len(rerun.stderr.strip().splitlines()) == 1
+    assert "other settings: aux_net 'auglocal' (stored) vs 'dgl' (now): rerun" in rerun.stderr, rerun.stderr
 
 
 @pytest.mark.parametrize(

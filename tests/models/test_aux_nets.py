@@ -415,3 +415,20 @@ def test_the_sequential_prefix_store_reuses_a_unit_only_with_its_head(digits, tm
     shared = train(other, recipe, digits, device="cpu", keep_model=True, prefix_store=store)
     assert shared.reused_units == {"dgl": 4, "auglocal": 0}[kind]
     _same(shared, train(other, recipe, digits, device="cpu", keep_model=True))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_global_training_trains_the_heads_as_probes(digits, kind):
+    """--loss global: end-to-end back-propagation; the heads learn on detached features, so a head's loss alone
+    moves no weight of the backbone."""
+    learner = Learner(_schedule((1, 1, 1, 1)), paper_recipe("digits", "resnet", loss="global", aux_net=kind), CPU)
+    x, y = digits.train_x[:32], digits.train_y[:32]
+    unit = learner.net.units[0]
+    probe = learner.cross_entropy(unit.pred(unit.body(x).detach()), y)
+    probe.backward()
+    assert all(p.grad is None for p in unit.body.parameters())
+    assert all(p.grad is not None for p in unit.pred.classifier.parameters())
+    learner.net.zero_grad(set_to_none=True)
+    learner.global_step(x, y)
+    result = train(_schedule((1, 1, 1, 1)), _recipe(kind, loss="global"), digits, device="cpu")
+    assert all(a is not None for a in result.unit_acc) and result.output_acc is not None
