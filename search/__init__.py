@@ -1,6 +1,6 @@
 """The study: feasible hierarchy lists, the sampler, the objective, storage and the `lwl-search` command."""
 
-from ._answer import Answer, Belief, Evidence, Round, answer, extrapolate, race_round, round_sizes
+from ._answer import SET_LEVEL, Answer, Belief, Evidence, Round, answer, extrapolate, race_round, round_sizes
 from ._artifacts import ConfigArtifacts, dashboard_command, default_artifact_dir
 from ._confirm import ConfirmOutcome, ConfirmPlan, auto_plan, confirm_seeds, run_confirmation
 from ._display import answer_lines, interval_text
@@ -76,6 +76,7 @@ from ._study import (
 )
 
 __all__ = [
+    "SET_LEVEL",
     "study_answer",
     "answer_lines",
     "interval_text",

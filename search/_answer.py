@@ -19,7 +19,7 @@ model of every list's *true* accuracy (its mean over infinitely many seeds) inst
   the data cannot tell apart are averaged by their likelihood, not one trusted. A lucky single run is pulled
   towards its neighbours; a list with many seeds keeps its mean.
 - **The set.** Joint posterior draws give each list's probability of being the best; the set is the smallest group
-  of lists, most probable first, whose probabilities sum to `LEVEL`. Lists the search never completed are in it
+  of lists, most probable first, whose probabilities sum to `SET_LEVEL`. Lists the search never completed are in it
   when the model cannot rule them out. The *named* list is the complete list with the highest posterior mean, and
   its expected regret is the mean over the draws of (the best list's accuracy - its accuracy).
 - **Racing** (`race_round`): confirmation spends its seeds in rounds. Round 1 trains the K most probable complete
@@ -40,7 +40,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ._stats import LEVEL  # the probability the printed set holds the best list, as every interval printed
+# The printed set is the model's SET_LEVEL set: on the tabular benchmark with held-out truth seeds
+# (benchmarks/README.md, "The answer"), the model's 95 % sets held the best list in only 69-91 % of replays and its
+# 99 % sets in 75-95 %: the model is overconfident, so the set is taken at 99 % and says that it is the model's.
+SET_LEVEL = 0.99
 
 DRAWS = 4000  # joint posterior draws for P(best) and the expected regret (fixed seed: the answer is deterministic)
 UNTRIED = 50  # lists never trained that enter the set's draws: the ones with the highest upper bound
@@ -110,7 +113,9 @@ class Answer:
             tail = "" if b is None or b.status == "complete" else f" ({b.status})"
             return "[" + ",".join(map(str, h)) + "]" + tail
 
-        chance = f"with probability >= {self.level:.0%}"
+        chance = (
+            f"(the model's {self.level:.0%} set, which the benchmark found to hold the best list less often than that)"
+        )
         if len(self.best_set) <= most:
             return f"the best list is among {', '.join(one(h) for h in self.best_set)} {chance}"
         trained = [h for h in self.best_set if (b := self.belief(h)) is not None and b.status == "complete"]
@@ -275,7 +280,7 @@ def answer(
     *,
     validation_images: int | None = None,
     capacity: Callable[[Hierarchy], float] | None = None,
-    level: float = LEVEL,
+    level: float = SET_LEVEL,
     draws: int = DRAWS,
     seed: int = 0,
 ) -> Answer:
@@ -418,7 +423,7 @@ def race_round(current: Answer, index: int, first: int, runs: int) -> Round:
         return Round(tuple(b.hierarchy for b in chosen)) if len(chosen) >= 2 else Round((), "fewer than 2 lists")
     in_set = [b for b in by_chance if b.hierarchy in current.best_set]
     if current.decided and in_set:
-        return Round((), f"decided: {in_set[0].hierarchy} is the best list with probability >= {current.level:.0%}")
+        return Round((), f"decided: the model's {current.level:.0%} set holds {in_set[0].hierarchy} alone")
     if len(in_set) < 2:
         return Round(
             (),
@@ -430,6 +435,7 @@ def race_round(current: Answer, index: int, first: int, runs: int) -> Round:
 
 __all__ = [
     "DRAWS",
+    "SET_LEVEL",
     "Answer",
     "Belief",
     "Evidence",

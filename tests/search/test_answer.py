@@ -38,7 +38,7 @@ def test_equal_lists_leave_a_wide_set_whose_chances_sum_to_one():
     judged = answer(_runs({h: 0.9 for h in LISTS[:10]}, 2, 0.02, rng), untried=LISTS[10:])
     assert sum(b.p_best for b in judged.beliefs) == pytest.approx(1.0)
     assert len(judged.best_set) >= 5 and not judged.decided
-    assert sum(judged.belief(h).p_best for h in judged.best_set) >= 0.95 - 1e-9
+    assert sum(judged.belief(h).p_best for h in judged.best_set) >= judged.level - 1e-9
     assert {b.status for b in judged.beliefs} == {"complete", "not trained"}
     assert judged.expected_regret > 0
 
@@ -83,8 +83,9 @@ def test_racing_halves_the_lists_and_stops_when_decided_or_spent():
 
 def test_the_printed_set_covers_the_true_best_list_on_synthetic_studies():
     """Truth known exactly: each list's true accuracy is a smooth function of its list plus a list effect; a
-    study sees one run of every list (seed sd 1.4 points) and 2 more of its 5 best; the 95 % set must hold the
-    true best list in at least 90 % of 60 studies (the nominal 95 % less the Monte Carlo error of 60)."""
+    study sees one run of every list (seed sd 1.4 points) and 2 more of its 5 best; the model's 95 % set must hold
+    the true best list in at least 90 % of 60 studies (the nominal 95 % less the Monte Carlo error of 60): on data
+    that follow the model, its sets are calibrated (on the tabular tables they are not: benchmarks/README.md)."""
     x = np.asarray(LISTS, dtype=float)
     hits, sizes = 0, []
     for study in range(60):
@@ -106,7 +107,7 @@ def test_the_printed_set_covers_the_true_best_list_on_synthetic_studies():
             )
             for h, t in zip(LISTS, truth)
         ]
-        judged = answer(evidence, validation_images=300)
+        judged = answer(evidence, validation_images=300, level=0.95)
         best = LISTS[int(np.argmax(truth))]
         hits += best in judged.best_set
         sizes.append(len(judged.best_set))

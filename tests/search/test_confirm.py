@@ -19,6 +19,7 @@ from lwl.dashboards import write_report
 from lwl.models import load_data, train
 from lwl.search import (
     DERIVED_ATTR,
+    SET_LEVEL,
     auto_plan,
     confirm_study,
     confirm_study_name,
@@ -202,7 +203,9 @@ def test_the_summary_export_and_report_show_the_set_the_seed_sd_and_the_regret(s
     assert config["provenance"]["trial"] == top_trials(s, 1)[0].number
     answer = config["provenance"]["answer"]
     assert (
-        answer["named"] and answer["level"] == 0.95 and [tuple(h) for h in answer["best_set"]] == list(judged.best_set)
+        answer["named"]
+        and answer["level"] == SET_LEVEL
+        and [tuple(h) for h in answer["best_set"]] == list(judged.best_set)
     )
     assert answer["seed_sd"] == pytest.approx(judged.seed_sd, abs=1e-6)
     low, high = answer["model_interval_95"]
