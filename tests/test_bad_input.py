@@ -351,13 +351,15 @@ CASES = [
         "train: mnist files too few to hold out a validation split",
         train_main,
         ["--dataset", "mnist", "--data-root", "{tmp}/mnist10", *TRAIN],
-        "a validation fraction of 0.1 holds out none of the 10 training images of MNIST",
+        "validation fraction 0.1 (--val-fraction) holds out no image of class 0 (1 training images of it): use "
+        "--val-fraction 0.5 or more",
     ),
     (
         "search: mnist files too few to hold out a validation split",
         search_main,
         search("--dataset", "mnist", "--data-root", "{tmp}/mnist10"),
-        "a validation fraction of 0.2 holds out none of the 10 training images of MNIST",
+        "validation fraction 0.2 (--val-fraction) holds out no image of class 0 (1 training images of it): use "
+        "--val-fraction 0.5 or more",
     ),
     ("train: deeply nested config", train_main, ["--config", "{tmp}/deep-config.yaml"], "nested too deeply"),
     ("train: config seed", train_main, ["--config", "{tmp}/seed-config.yaml", "--out", "{tmp}/run"], "seed must be"),
