@@ -415,7 +415,7 @@ def race_round(current: Answer, index: int, first: int, runs: int) -> Round:
     decided from `current`, the answer on every run of the rounds before it."""
     sizes = round_sizes(first, runs)
     if index >= len(sizes):
-        return Round((), f"the {runs} confirmation runs are spent")
+        return Round((), f"its rounds are done: {sum(sizes)} runs of the {runs} allowed (a round needs 2 lists)")
     complete = [b for b in current.beliefs if b.status == "complete"]
     by_chance = sorted(complete, key=lambda b: (-b.p_best, -b.mean, b.hierarchy))
     if index == 0:

@@ -171,7 +171,7 @@ def racing_state(study: optuna.Study, plan: ConfirmPlan) -> tuple[int, str]:
             return 0, step.reason
         if any((trials[h].number, seed) not in held for h in step.lists if h in trials):
             return max(plan.runs - len(held), len(step.lists)), ""
-    return 0, "the runs are spent"
+    return 0, "its rounds are done"
 
 
 def missing(study: optuna.Study, plan: ConfirmPlan) -> int:

@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K|auto|off",
         help="after the search, spend up to K x S runs (S: --confirm-seeds) on more seeds by racing: the K most "
         "probable best lists get one more seed each, then at most half as many each round, only those still in "
-        "the answer's 95 %% set, until one is left or the runs are spent (a study with --objectives: its front's "
+        "the answer's set, until one is left or the rounds are done (a study with --objectives: its front's "
         "first K lists with S more seeds each); the runs go to the study NAME-confirm in the same storage. auto "
         f"(default): K = --trials x {AFFORD:g} / S, at most {LISTS}, so that confirmation costs at most "
         f"{100 * AFFORD:.0f} %% of the search; off when that is below 2; off or 0: none",
