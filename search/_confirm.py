@@ -3,7 +3,7 @@ on more than one seed's luck (`_ranking` reads what this writes).
 
 Seeds are spent by racing (`lwl.search.race_round`): round r trains the lists still in contention with the seed
 study seed + r + 1, as the answer computed from the rounds before it says: the K most probable best lists first,
-then at most half as many each round, only lists still in the answer's 95 % set, until one list is left, no two
+then at most half as many each round, only lists still in the answer's set, until one list is left, no two
 are, or the plan's K x S runs are spent. A study with --objectives confirms its front's lists, the most accurate
 first, each with S more seeds (its answer is the front, not one list).
 
