@@ -33,7 +33,7 @@ from . import _optuna as private
 from ._answer import Round, race_round, round_sizes
 from ._objective import LOST_WORKER, Display, Duplicate, Objective, OutOfMemory, fail_lost_workers
 from ._pareto import pareto_front
-from ._ranking import confirm_study, confirm_study_name, search_ranked, study_answer, study_seed
+from ._ranking import confirm_study, confirm_study_name, first_complete, search_ranked, study_answer, study_seed
 from ._record import (
     DERIVED_ATTR,
     METRIC_NAME,
@@ -140,11 +140,7 @@ def races(study: optuna.Study) -> bool:
 
 def _search_trials(study: optuna.Study) -> dict[tuple[int, ...], FrozenTrial]:
     """Each list's first complete search trial: the one its confirmation runs confirm."""
-    stages = read_settings(study.study_name, study.user_attrs).space.stages
-    out: dict[tuple[int, ...], FrozenTrial] = {}
-    for t in sorted(search_ranked(study), key=lambda t: t.number):
-        out.setdefault(hierarchy_of(t, stages), t)
-    return out
+    return first_complete(study, read_settings(study.study_name, study.user_attrs).space.stages)
 
 
 def racing_round(study: optuna.Study, plan: ConfirmPlan, index: int, base_seed: int) -> tuple[Round, int]:

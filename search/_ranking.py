@@ -165,6 +165,17 @@ def verdict(ranked: Sequence[Confirmed]) -> Verdict | None:
     return Verdict(a, b, paired_t_test([a.values[s] for s in shared], [b.values[s] for s in shared]))
 
 
+def first_complete(study: optuna.Study, stages: int | None) -> dict[tuple[int, ...], FrozenTrial]:
+    """Each list's first complete search trial (by number): the one that stands for the list in the answer, in
+    `top_trials` and as the trial its confirmation runs confirm."""
+    out: dict[tuple[int, ...], FrozenTrial] = {}
+    for t in sorted(complete_trials(study), key=lambda t: t.number):
+        h = hierarchy_of(t, stages)
+        if h:
+            out.setdefault(h, t)
+    return out
+
+
 def study_answer(study: optuna.Study, seeds: Collection[int] | None = None) -> Answer | None:
     """The study's answer (`lwl.search.answer`) from its search trials and confirmation runs; `seeds`: only the
     confirmation runs of these seeds (racing decides a round from the rounds before it). None for a study without
@@ -174,13 +185,8 @@ def study_answer(study: optuna.Study, seeds: Collection[int] | None = None) -> A
     except StudyError:
         return None
     stages, base = settings.space.stages, settings.recipe.seed
-    first: dict[tuple[int, ...], FrozenTrial] = {}
-    of_number: dict[int, tuple[int, ...]] = {}
-    for t in sorted(complete_trials(study), key=lambda t: t.number):
-        h = hierarchy_of(t, stages)
-        if h:
-            first.setdefault(h, t)
-            of_number[t.number] = h
+    first = first_complete(study, stages)
+    of_number = {t.number: h for h, t in first.items()}
     if not first:
         return None
     runs: dict[tuple[int, ...], dict[int, float]] = {h: {base: float(t.value or 0.0)} for h, t in first.items()}
@@ -224,14 +230,7 @@ def top_trials(study: optuna.Study, k: int = 5, judged: Answer | None = None) ->
     ranked = search_ranked(study)
     if judged is None:
         return ranked[:k]
-    stages = None
-    try:
-        stages = read_settings(study.study_name, study.user_attrs).space.stages
-    except StudyError:
-        pass
-    of_list: dict[tuple[int, ...], FrozenTrial] = {}
-    for t in sorted(ranked, key=lambda t: t.number):
-        of_list.setdefault(hierarchy_of(t, stages), t)
+    of_list = first_complete(study, read_settings(study.study_name, study.user_attrs).space.stages)
     return [of_list[b.hierarchy] for b in judged.beliefs if b.status == "complete" and b.hierarchy in of_list][:k]
 
 
@@ -244,6 +243,7 @@ __all__ = [
     "confirm_study_name",
     "confirmation_runs",
     "confirmed",
+    "first_complete",
     "search_ranked",
     "study_answer",
     "study_seed",
