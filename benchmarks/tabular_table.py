@@ -261,6 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="train all lists of a seed in one pass, sharing common units (faster; the same runs)",
     )
     p.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="TABLE",
+        help="instead of training, add the runs of these tables (built with the same settings, e.g. by processes "
+        "that each trained some of the seeds) to --out",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -282,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = shlex.join(["python3", "benchmarks/tabular_table.py", *(sys.argv[1:] if argv is None else argv)])
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
+    if args.merge:
+        return merge(args.merge, path, command, now)
     if path.exists():
         table = load_table(path)
         if table["header"]["settings"] != _settings_key(settings):
@@ -344,6 +355,33 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{run['wall_time']:.1f} s (total {time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
+    return 0
+
+
+def merge(parts: Sequence[Path], path: Path, command: str, now: str) -> int:
+    """Write `path` as the union of the runs of `parts` (and of `path`, if it exists), which must share their
+    settings and their validation size; a (list, seed) run found twice is refused."""
+    tables = [load_table(p) for p in ([path] if path.exists() else []) + list(parts)]
+    first = tables[0]["header"]
+    for t in tables[1:]:
+        h = t["header"]
+        if h["settings"] != first["settings"] or h.get("val_images") != first.get("val_images"):
+            print(f"tabular_table: a table to merge was built with other settings: {h['settings']}", file=sys.stderr)
+            return 2
+    runs: dict[tuple[tuple[int, ...], int], dict[str, Any]] = {}
+    for t in tables:
+        for r in t["runs"]:
+            key = (tuple(r["hierarchy"]), r["seed"])
+            if key in runs:
+                print(f"tabular_table: run {list(key[0])} seed {key[1]} is in two tables", file=sys.stderr)
+                return 2
+            runs[key] = r
+    header = dict(first)
+    header["commands"] = [c for t in tables for c in t["header"]["commands"]] + [
+        {"command": command, "date": now, "torch": torch.__version__}
+    ]
+    write_table(path, {"header": header, "runs": list(runs.values())})
+    print(f"{len(runs)} runs from {len(tables)} tables -> {path}")
     return 0
 
 

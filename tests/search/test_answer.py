@@ -56,12 +56,25 @@ def test_a_lucky_single_run_is_pulled_towards_its_neighbours():
     assert many.mean == pytest.approx(many.raw, abs=0.01)
 
 
-def test_a_stopped_list_is_extrapolated_by_the_mean_later_gain_of_the_complete_curves():
-    curves = [{1: 0.5, 2: 0.8, 3: 0.9}, {1: 0.6, 2: 0.7, 3: 0.9}]
-    got = extrapolate({(1, 2): (1, 0.55), (2, 1): (2, 0.7), (3, 1): (5, 0.1)}, curves)
-    assert got[(1, 2)] == pytest.approx((0.55 + 0.35, 0.0025))
-    assert got[(2, 1)] == pytest.approx((0.7 + 0.15, 0.0025))
+def test_a_stopped_list_is_extrapolated_along_the_line_from_its_value_to_the_final_one():
+    """Step 2 predicts the end (final = value + 0.2, exactly): a list stopped there follows the line, with a
+    variance from the finals' spread (its floor: the line fits exactly) and the leverage of its distance. Step 1
+    says nothing (the finals do not follow it): the prediction is near the finals' mean with at least their
+    variance. A step fewer than three curves passed through, and a falling line (kept flat), are handled as the
+    docstring says."""
+    curves = [{1: 0.50, 2: 0.60, 3: 0.80}, {1: 0.60, 2: 0.70, 3: 0.90}, {1: 0.55, 2: 0.75, 3: 0.95}]
+    finals = np.array([0.80, 0.90, 0.95])
+    got = extrapolate({(1, 2): (2, 0.65), (2, 1): (1, 0.52), (3, 1): (5, 0.1)}, curves)
+    x2 = np.array([0.60, 0.70, 0.75])
+    sxx = float(((x2 - x2.mean()) ** 2).sum())
+    assert got[(1, 2)][0] == pytest.approx(0.85)
+    assert got[(1, 2)][1] == pytest.approx(finals.var(ddof=1) * (1 + 1 / 3 + (0.65 - x2.mean()) ** 2 / sxx))
+    flat_value, flat_var = got[(2, 1)]  # step 1 values 0.5, 0.6, 0.55 against finals 0.8, 0.9, 0.95
+    assert abs(flat_value - finals.mean()) < 0.05 and flat_var >= finals.var(ddof=1)
     assert (3, 1) not in got  # stopped at a step no complete curve reached
+    assert extrapolate({(1, 2): (1, 0.5)}, curves[:2]) == {}  # two curves are too few
+    falling = [{1: 0.1, 2: 0.9}, {1: 0.2, 2: 0.8}, {1: 0.3, 2: 0.7}]
+    assert extrapolate({(1, 2): (1, 0.9)}, falling)[(1, 2)][0] == pytest.approx(0.8)  # flat, not 0.1
     judged = answer([Evidence((1, 1), {0: 0.9}), Evidence((1, 2), partial=got[(1, 2)])])
     assert judged.belief((1, 2)).status == "stopped early" and judged.named == (1, 1)
 
@@ -129,3 +142,16 @@ def test_single_runs_alone_do_not_make_the_model_believe_them():
 def test_no_evidence_gives_an_empty_answer():
     judged = answer([])
     assert judged.named is None and judged.best_set == () and math.isnan(judged.seed_sd)
+
+
+def test_the_measured_best_is_predicted_with_the_noise_of_the_runs_that_measure_it():
+    """Without further noise the chance of being the measured best is the chance of being the best; with noise
+    far above the lists' differences every list is about as likely to come out first."""
+    rng = np.random.default_rng(7)
+    judged = answer(_runs({h: 0.9 + 0.004 * i for i, h in enumerate(LISTS[:6])}, 3, 0.01, rng))
+    exact = judged.p_best_measured(0.0)
+    assert sum(exact.values()) == pytest.approx(1.0)
+    for b in judged.beliefs:
+        assert exact[b.hierarchy] == pytest.approx(b.p_best, abs=0.03)
+    blurred = judged.p_best_measured(1.0)
+    assert max(blurred.values()) < 0.25 and min(blurred.values()) > 0.1
