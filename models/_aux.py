@@ -2,10 +2,10 @@
 counted from that description.
 
 Each unit's head is an `AuxDesign`: a tuple of layer descriptions (`ops`) for the classifier and, for InfoPro, the
-reconstruction decoder, with the weights of its two losses. The builder (`build_aux`) and the cost counter
-(`aux_cost`) read the same description, so parameter and FLOP counts cannot drift from the modules; the design's
-`repr` is also what the prefix-sharing key adds for a unit (`_network.unit_keys`), because an AugLocal head (and
-InfoPro's loss weights) depend on the units after it.
+reconstruction decoder, with the weights of its two losses. The builder (`_network.build_aux`, torch) and the cost
+counter (`aux_cost`, here: no torch) read the same description, so parameter and FLOP counts cannot drift from the
+modules; the design's `repr` is also what the prefix-sharing key adds for a unit (`_plan.unit_keys`), because an
+AugLocal head (and InfoPro's loss weights) depend on the units after it.
 
 Re-derived from the authors' code (not copied):
 

@@ -42,11 +42,10 @@ from .cli import (
     writable_folder,
 )
 
-if TYPE_CHECKING:
-    from ._checkpoint import RunDir
-
 # lwl-inspect counts, never trains: the modules that need torch (data, devices, checkpoints, the trainer) are imported
 # where lwl-train uses them, so that `lwl-inspect` and every `--help` start without it.
+if TYPE_CHECKING:
+    from ._checkpoint import RunDir
 
 
 def describe(schedule: Schedule, recipe: Recipe | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Data sets: what each one is, and loading it whole, split and normalised, onto the training device.
+"""Data sets: loading one whole, split and normalised, onto the training device (what each one is: `_datasets`).
 
 The data sets of the paper are small enough to live on the accelerator entire, so there is no DataLoader and
 no per-image Python: batches are gathered from these tensors on the device (`_batches`).
