@@ -17,7 +17,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from lwl.models.cli import percent
+from lwl.models import percent
 from lwl.search import pareto_indices
 
 from ._rows import TrialRow, memory_estimate

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import plotly.graph_objects as go
 
-from lwl.models.cli import writable_file
+from lwl.models import writable_file
 
 from ._figures import (
     CostAxis,

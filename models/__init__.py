@@ -1,6 +1,11 @@
-"""The engine: schedules, the networks they make, and layer-wise training. Knows nothing of Optuna."""
+"""The engine: schedules, the networks they make, and layer-wise training. Knows nothing of Optuna.
 
+Describing a network (schedules, recipes, configs, cost counting, the data sets' and the paper's tables, the errors)
+needs no torch and loads none; the names that build, load or train import it on first use (`_LAZY`)."""
+
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
 
 # Before torch loads its OpenMP runtime: idle OpenMP threads sleep instead of spinning. With spinning (the default),
 # two CPU trainings on 2 busy cores ran 4x slower each than alone (lwl-train on digits: 90 s against 22 s); with
@@ -9,44 +14,41 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ._aux import AUX_NETS, AuxDesign, aux_cost, aux_designs, check_aux
-from ._checkpoint import CheckpointError, RunDir, load_checkpoint, save_checkpoint
 from ._config import TrainingConfig, load_config
-from ._data import DATASETS, DatasetInfo, DataSplits, dataset_info, import_torchvision, load_data, splits_from_images
-from ._device import check_memory, cpu_flags, native_bf16, resolve_device, resolve_precision
+from ._datasets import DATASETS, DatasetInfo, dataset_info
 from ._errors import (
+    CheckpointError,
     ConfigError,
     DataError,
     DeviceError,
+    Diverged,
     LwlError,
     OutputError,
     RecipeError,
+    ResumeError,
     ScheduleError,
     TooLargeError,
     TrainingError,
     UsageError,
     interrupted,
 )
-from ._files import FileStore
-from ._losses import LOSSES, sim_loss, similarity_matrix
-from ._network import (
+from ._files import FileStore, writable_file, writable_folder
+from ._paper import PAPER_RESULTS, PaperResult, paper_results
+from ._plan import (
     Complexity,
     HeadSpec,
-    LocalNet,
     StageInfo,
     UnitPlan,
-    build_network,
     complexity,
-    conv1x1,
     derive_seed,
     head_descriptions,
     unit_keys,
     unit_plan,
 )
-from ._paper import PAPER_RESULTS, PaperResult, paper_results
-from ._prefix import PrefixSession, PrefixStore, data_fingerprint
 from ._recipe import (
     ACTIVATIONS,
     DROPOUT_KINDS,
+    LOSSES,
     MODES,
     NORMALISATIONS,
     OPTIMIZERS,
@@ -58,7 +60,6 @@ from ._recipe import (
     paper_recipe,
 )
 from ._records import Progress, RunResult
-from ._resume import check_state
 from ._schedule import (
     BLOCKS,
     DOWNSAMPLES,
@@ -75,10 +76,47 @@ from ._schedule import (
     parse_widths,
 )
 from ._secrets import has_secret, mask_secrets, mask_url
-from ._state import ResumeError, TrainerState, check_resumable, progress_from_dict
-from ._steps import Diverged
-from ._together import TogetherOutcome, train_together
-from ._trainer import train
+from ._state import TrainerState, check_resumable, progress_from_dict
+from ._text import percent, plural
+
+# What needs torch (building, loading, training, checkpoints) is imported on first use of one of its names, so that
+# describing a network, counting its cost or reading a study never loads torch (PEP 562). Name -> its module.
+_LAZY = {
+    **dict.fromkeys(("RunDir", "load_checkpoint", "save_checkpoint"), "_checkpoint"),
+    **dict.fromkeys(("DataSplits", "import_torchvision", "load_data", "splits_from_images"), "_data"),
+    **dict.fromkeys(("check_memory", "cpu_flags", "native_bf16", "resolve_device", "resolve_precision"), "_device"),
+    **dict.fromkeys(("sim_loss", "similarity_matrix"), "_losses"),
+    **dict.fromkeys(("LocalNet", "build_network", "conv1x1"), "_network"),
+    **dict.fromkeys(("PrefixSession", "PrefixStore", "data_fingerprint"), "_prefix"),
+    "check_state": "_resume",
+    **dict.fromkeys(("TogetherOutcome", "train_together"), "_together"),
+    "train": "_trainer",
+}
+
+if TYPE_CHECKING:
+    from ._checkpoint import RunDir, load_checkpoint, save_checkpoint
+    from ._data import DataSplits, import_torchvision, load_data, splits_from_images
+    from ._device import check_memory, cpu_flags, native_bf16, resolve_device, resolve_precision
+    from ._losses import sim_loss, similarity_matrix
+    from ._network import LocalNet, build_network, conv1x1
+    from ._prefix import PrefixSession, PrefixStore, data_fingerprint
+    from ._resume import check_state
+    from ._together import TogetherOutcome, train_together
+    from ._trainer import train
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "AUX_NETS",
@@ -164,6 +202,8 @@ __all__ = [
     "paper_results",
     "parse_int_list",
     "parse_widths",
+    "percent",
+    "plural",
     "progress_from_dict",
     "resolve_device",
     "resolve_precision",
@@ -175,4 +215,6 @@ __all__ = [
     "train_together",
     "unit_keys",
     "unit_plan",
+    "writable_file",
+    "writable_folder",
 ]

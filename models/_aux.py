@@ -2,10 +2,10 @@
 counted from that description.
 
 Each unit's head is an `AuxDesign`: a tuple of layer descriptions (`ops`) for the classifier and, for InfoPro, the
-reconstruction decoder, with the weights of its two losses. The builder (`build_aux`) and the cost counter
-(`aux_cost`) read the same description, so parameter and FLOP counts cannot drift from the modules; the design's
-`repr` is also what the prefix-sharing key adds for a unit (`_network.unit_keys`), because an AugLocal head (and
-InfoPro's loss weights) depend on the units after it.
+reconstruction decoder, with the weights of its two losses. The builder (`_network.build_aux`, torch) and the cost
+counter (`aux_cost`, here: no torch) read the same description, so parameter and FLOP counts cannot drift from the
+modules; the design's `repr` is also what the prefix-sharing key adds for a unit (`_plan.unit_keys`), because an
+AugLocal head (and InfoPro's loss weights) depend on the units after it.
 
 Re-derived from the authors' code (not copied):
 
@@ -36,14 +36,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 from ._errors import RecipeError
 
 if TYPE_CHECKING:
-    from ._network import UnitPlan
+    from ._plan import UnitPlan
     from ._schedule import Schedule
 
 AUX_NETS = ("local-loss", "dgl", "infopro", "auglocal")
@@ -222,75 +218,6 @@ def _auglocal(plans: list[UnitPlan], j: int, schedule: Schedule) -> AuxDesign:
     return AuxDesign("auglocal", tuple(ops), he_init=True, samples=tuple(samples))
 
 
-# ----------------------------------------------------------------------------------------------- modules
-
-
-class _Upsample(nn.Module):
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, size=[self.size, self.size], mode="bilinear", align_corners=True)
-
-
-def _modules(ops: tuple[Op, ...]) -> list[nn.Module]:
-    from ._network import BasicBlock, Bottleneck, Flatten
-
-    layers: list[nn.Module] = []
-    for op in ops:
-        kind = op[0]
-        if kind == "pool":
-            layers.append(nn.AdaptiveAvgPool2d((op[1], op[2])))
-        elif kind == "conv":
-            _, cin, cout, k, stride, _, bias, bn, act = op
-            layers.append(nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=bias))
-            layers += [nn.BatchNorm2d(cout)] if bn else []
-            layers += [nn.ReLU()] if act else []
-        elif kind == "flatten":
-            layers.append(Flatten())
-        elif kind == "linear":
-            _, fin, fout, bias, bn, act = op
-            layers.append(nn.Linear(fin, fout, bias=bias))
-            layers += [nn.BatchNorm1d(fout)] if bn else []
-            layers += [nn.ReLU()] if act else []
-        elif kind == "block":
-            _, block, cin, planes, stride, _, _ = op
-            layers.append((BasicBlock if block == "basic" else Bottleneck)(cin, planes, stride, "relu"))
-        elif kind == "bn1d":
-            layers.append(nn.BatchNorm1d(op[1]))
-        elif kind == "upsample":
-            layers.append(_Upsample(op[1]))
-        elif kind == "sigmoid":
-            layers.append(nn.Sigmoid())
-        else:  # pragma: no cover - every design above uses the kinds listed
-            raise ValueError(f"unknown auxiliary layer {kind!r}")
-    return layers
-
-
-class AuxNet(nn.Module):
-    """A unit's auxiliary network: `forward` gives the classifier's logits; `decoder` (InfoPro) reconstructs the
-    input image. `weights` = (reconstruction, classification) of its loss (plain data, not in the state dict)."""
-
-    def __init__(self, design: AuxDesign) -> None:
-        super().__init__()
-        self.classifier = nn.Sequential(*_modules(design.classifier))
-        self.decoder = nn.Sequential(*_modules(design.decoder)) if design.decoder else None
-        self.weights = design.weights
-        if design.he_init:  # their ResNets' initialisation, applied to every conv of the model (heads included)
-            for m in self.modules():
-                if isinstance(m, nn.Conv2d):
-                    fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-                    m.weight.data.normal_(0, math.sqrt(2.0 / fan_out))
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.classifier(h)
-
-
-def build_aux(design: AuxDesign) -> AuxNet:
-    return AuxNet(design)
-
-
 # ----------------------------------------------------------------------------------------------- cost
 
 
@@ -340,12 +267,10 @@ __all__ = [
     "AUX_NETS",
     "INFOPRO_WEIGHTS",
     "AuxDesign",
-    "AuxNet",
     "aux_cost",
     "aux_designs",
     "auglocal_depth",
     "auglocal_samples",
-    "build_aux",
     "check_aux",
     "infopro_weights",
 ]

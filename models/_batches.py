@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ._datasets import AUGMENTATIONS
 from ._errors import DataError
-
-AUGMENTATIONS: tuple[str, ...] = ("crop", "flip")
 
 
 def augment_batch(

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ._config import TrainingConfig
-from ._errors import TrainingError
+from ._errors import CheckpointError
 from ._files import atomic_write, remove_stale_temporaries
 from ._records import Progress, RunResult
 from ._resume import check_state
@@ -34,12 +34,6 @@ METRICS_JSON = "metrics.json"
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_FORMAT = 1
-
-
-class CheckpointError(TrainingError):
-    """A checkpoint that is missing, unreadable or written for another config; one line saying what to do."""
-
-    reason = "checkpoint"
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: TrainerState, config: TrainingConfig) -> None:

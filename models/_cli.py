@@ -13,21 +13,18 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._aux import AUX_NETS
-from ._checkpoint import CheckpointError, RunDir
 from ._config import ConfigError, TrainingConfig, load_config
-from ._data import DATASETS, dataset_info, load_data
-from ._device import check_memory, check_units, resolve_device
-from ._errors import DataError
-from ._network import complexity, head_descriptions
+from ._datasets import DATASETS, dataset_info
+from ._errors import CheckpointError, DataError
 from ._paper import PAPER_RESULTS, paper_results
+from ._plan import check_units, complexity, head_descriptions
 from ._recipe import REFERENCE_FIELDS, Recipe
 from ._records import Progress, RunResult
 from ._schedule import Schedule
 from ._state import TrainerState
-from ._trainer import train
 from .cli import (
     REFERENCE_DESTS,
     TRAINING_RANGES,
@@ -44,6 +41,11 @@ from .cli import (
     schedule_from_args,
     writable_folder,
 )
+
+# lwl-inspect counts, never trains: the modules that need torch (data, devices, checkpoints, the trainer) are imported
+# where lwl-train uses them, so that `lwl-inspect` and every `--help` start without it.
+if TYPE_CHECKING:
+    from ._checkpoint import RunDir
 
 
 def describe(schedule: Schedule, recipe: Recipe | None = None) -> dict[str, Any]:
@@ -300,6 +302,10 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
 def _train_flags(args: argparse.Namespace) -> int:
     """The original command: flags in, lines on stderr, nothing written."""
+    from ._data import load_data
+    from ._device import check_memory, resolve_device
+    from ._trainer import train
+
     schedule = schedule_from_args(args, args.dataset)
     recipe = recipe_from_args(args, schedule.family, val_fraction=args.val_fraction)
     _check_measured(recipe, args.test)
@@ -349,6 +355,10 @@ def _train_flags(args: argparse.Namespace) -> int:
 
 def _train_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """A run with a folder: config, checkpoint every epoch, metrics, resume, final summary against the paper."""
+    from ._checkpoint import RunDir
+    from ._data import load_data
+    from ._device import check_memory, resolve_device
+
     if args.config is not None:
         given = [
             f"--{name.replace('network_preset', 'preset').replace('_', '-')}"
@@ -431,6 +441,8 @@ def _train_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
 
 
 def _train_one(rd: RunDir, state: TrainerState | None, data: Any, device: Any, test: bool) -> RunResult:
+    from ._trainer import train
+
     c = rd.config
     r = c.recipe
     if state is None:

@@ -19,12 +19,20 @@ from typing import Any
 import yaml
 
 from ._aux import AUX_NETS
-from ._batches import AUGMENTATIONS
-from ._data import DATASETS, dataset_info
+from ._datasets import AUGMENTATIONS, DATASETS, dataset_info
 from ._errors import ConfigError, DataError, RecipeError, ScheduleError
 from ._files import atomic_write
-from ._losses import LOSSES
-from ._recipe import ACTIVATIONS, DROPOUT_KINDS, MODES, NORMALISATIONS, OPTIMIZERS, PRECISIONS, Recipe, paper_recipe
+from ._recipe import (
+    ACTIVATIONS,
+    DROPOUT_KINDS,
+    LOSSES,
+    MODES,
+    NORMALISATIONS,
+    OPTIMIZERS,
+    PRECISIONS,
+    Recipe,
+    paper_recipe,
+)
 from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, FIRST_CONVS, LOCAL_UNITS, Schedule
 from ._secrets import mask_secrets
 

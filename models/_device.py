@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ._errors import DeviceError, TooLargeError
-from ._network import complexity
+from ._plan import MAX_UNITS, check_units, complexity
 from ._recipe import PRECISIONS, Recipe
 
 if TYPE_CHECKING:
@@ -53,8 +53,6 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
-# More units than this is far beyond any network trained here, and counting its costs would take long.
-MAX_UNITS = 100_000
 # Training images per data set: a batch never holds more, whatever --batch-size says.
 _TRAIN_IMAGES = {
     "digits": 1797,
@@ -84,14 +82,6 @@ def memory_needed(schedule: Schedule, recipe: Recipe) -> int:
     cost = complexity(schedule, recipe.head)
     batch = min(recipe.batch_size, recipe.train_limit or recipe.batch_size, _TRAIN_IMAGES.get(recipe.dataset, 50_000))
     return 4 * cost.params_aux + 12 * max(cost.unit_params) + 4 * batch * max(cost.unit_activations)
-
-
-def check_units(units: int) -> None:
-    """Refuse a network of more than MAX_UNITS units before its costs are counted (that takes time per unit)."""
-    if units > MAX_UNITS:
-        raise TooLargeError(
-            f"a network of {units:,} units: at most {MAX_UNITS:,} can be trained: use a smaller hierarchy or --budget"
-        )
 
 
 def check_memory(schedule: Schedule, recipe: Recipe, dev: torch.device, units: int | None = None) -> None:

@@ -55,6 +55,24 @@ class TrainingError(LwlError, RuntimeError):
     reason = "error"
 
 
+class Diverged(TrainingError):
+    """A loss became infinite or NaN."""
+
+    reason = "diverged"
+
+
+class ResumeError(TrainingError):
+    """A state that cannot be resumed here (another schedule, recipe or format); the message names the field."""
+
+    reason = "resume"
+
+
+class CheckpointError(TrainingError):
+    """A checkpoint that is missing, unreadable or written for another config; one line saying what to do."""
+
+    reason = "checkpoint"
+
+
 def interrupted(exc: BaseException) -> bool:
     """Ctrl-C or SIGTERM (a KeyboardInterrupt), or an error raised while one was being handled: an interrupt that
     cut a library's cleanup short (Optuna's journal-file lock, seen in a test) surfaces as that cleanup's error."""
@@ -69,12 +87,15 @@ def interrupted(exc: BaseException) -> bool:
 
 
 __all__ = [
+    "CheckpointError",
     "ConfigError",
     "DataError",
     "DeviceError",
+    "Diverged",
     "LwlError",
     "OutputError",
     "RecipeError",
+    "ResumeError",
     "ScheduleError",
     "TooLargeError",
     "TrainingError",

@@ -1,4 +1,5 @@
-"""Writing files so that a kill never leaves a torn one: the only file helpers models/ shares.
+"""Writing files so that a kill never leaves a torn one: the only file helpers models/ shares, and the check of a
+path to write before anything is written there (`writable_file`, `writable_folder`, for every command).
 
 Every file the engine writes (configs, checkpoints, metrics, final weights, stored prefix units) goes through
 `atomic_write`; `remove_stale_temporaries` clears what a write cut short by a kill left behind. `FileStore` is a
@@ -11,12 +12,13 @@ import contextlib
 import errno
 import os
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, cast
 
-import torch
+from ._errors import OutputError
 
 # The temporary files `atomic_write` makes: hidden, beside their target, ending in .tmp.
 TEMPORARY_GLOB = ".*.tmp"
@@ -103,6 +105,8 @@ class FileStore:
         Files are written atomically, so an unreadable one is damaged for good (a full disk, a foreign file): it is
         removed, so that what is computed again takes its place.
         """
+        import torch  # a store holds tensors: only training reads and writes one
+
         path = self.path(key)
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -119,6 +123,8 @@ class FileStore:
 
     def write(self, key: str, payload: dict[str, Any]) -> bool:
         """Store one payload; False when the folder cannot be written: from then on nothing is written, said once."""
+        import torch
+
         if self.disabled is not None:
             return False
         try:
@@ -165,8 +171,54 @@ class FileStore:
             self.path(key).unlink()
 
 
+def writable_folder(path: str | os.PathLike[str], flag: str) -> Path:
+    """Refuse, before anything is written, a folder path that cannot be made or written: a file there or above it,
+    or an existing place that refuses a file (probed with a temporary file, removed at once). Makes nothing."""
+    target = Path(path)
+    _probe(flag, target, target)
+    return target
+
+
+def writable_file(path: str | os.PathLike[str], flag: str) -> Path:
+    """Refuse, before anything is written, a file path that is a folder or whose folder cannot be made or written."""
+    target = Path(path)
+    try:
+        if target.is_dir():
+            raise OutputError(f"{flag} {target}: a folder is there: give a file name")
+        if target.exists() and not os.access(target, os.W_OK):
+            raise OutputError(f"{flag} {target}: the file is read-only: choose another name")
+    except OSError as exc:
+        raise OutputError(f"{flag} {target}: {exc.strerror or type(exc).__name__}: choose another name") from None
+    _probe(flag, target, target.parent)
+    return target
+
+
+def _probe(flag: str, target: Path, folder: Path) -> None:
+    """`folder` (where `target` goes) exists as a folder that takes a file, or can be made under one that does."""
+    try:
+        base = folder
+        while not base.exists() and base != base.parent:
+            base = base.parent
+        if not base.is_dir():
+            what = "a file is there, not a folder" if base == target else f"{base} is a file"
+            raise OutputError(f"{flag} {target}: {what}: choose another path")
+        fd, probe = tempfile.mkstemp(dir=base, prefix=".lwl-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OutputError(f"{flag} {target}: cannot write there ({reason}): choose a place you can write to") from None
+
+
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-__all__ = ["TEMPORARY_GLOB", "FileStore", "atomic_write", "remove_stale_temporaries"]
+__all__ = [
+    "TEMPORARY_GLOB",
+    "FileStore",
+    "atomic_write",
+    "remove_stale_temporaries",
+    "writable_file",
+    "writable_folder",
+]

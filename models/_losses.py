@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("predsim", "pred", "sim", "global")
-BETA = 0.99
+from ._recipe import BETA, LOSSES
 
 
 def similarity_matrix(x: torch.Tensor, std: bool = True) -> torch.Tensor:
@@ -36,3 +35,6 @@ def sim_loss(features: torch.Tensor, labels: torch.Tensor, num_classes: int, std
     with torch.autocast(features.device.type, enabled=False):
         target = similarity_matrix(F.one_hot(labels, num_classes).float())
         return F.mse_loss(similarity_matrix(features, std), target)
+
+
+__all__ = ["BETA", "LOSSES", "sim_loss", "similarity_matrix"]

@@ -32,7 +32,7 @@ import torch
 
 from ._data import DataSplits
 from ._files import FileStore
-from ._network import unit_keys
+from ._plan import unit_keys
 from ._recipe import Recipe
 from ._schedule import Schedule
 

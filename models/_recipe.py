@@ -14,10 +14,13 @@ from typing import Any
 
 from ._aux import AUX_NETS
 from ._errors import RecipeError
-from ._losses import BETA, LOSSES
-from ._network import HeadSpec
+from ._plan import HeadSpec
 from ._schedule import get_preset
 
+# The local losses (`_losses`): pred, sim, predsim mixing them with beta = BETA (the paper's), or global
+# back-propagation of the output loss through every unit.
+LOSSES = ("predsim", "pred", "sim", "global")
+BETA = 0.99
 MODES = ("simultaneous", "sequential")
 # auto: bf16 autocast where the device computes it natively (CUDA, a CPU with AVX512-BF16 or AMX), else fp32.
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -288,6 +291,8 @@ def paper_recipe(dataset: str, family: str = "resnet", preset: str | None = None
 
 __all__ = [
     "ACTIVATIONS",
+    "BETA",
+    "LOSSES",
     "DROPOUT_KINDS",
     "MODES",
     "NORMALISATIONS",

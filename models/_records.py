@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._network import Complexity, LocalNet, complexity
+from ._plan import Complexity, complexity
 from ._recipe import Recipe
 from ._schedule import Schedule
+
+if TYPE_CHECKING:
+    from ._network import LocalNet
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
-import torch
-
-from ._errors import TrainingError
+from ._errors import ResumeError
 from ._records import Progress
 
 # What the checkpoint hook receives and `resume` takes: see `_trainer._Run.state_dict` for the keys.
@@ -26,14 +24,10 @@ CheckpointCallback = Callable[[TrainerState], Any]
 STATE_FORMAT = 2
 
 
-class ResumeError(TrainingError):
-    """A state that cannot be resumed here (another schedule, recipe or format); the message names the field."""
-
-    reason = "resume"
-
-
 def to_cpu(obj: Any) -> Any:
     """A deep copy with every tensor cloned to the CPU, containers kept (tuples stay tuples)."""
+    import torch  # only a state that holds tensors comes here: loaded with them
+
     if isinstance(obj, torch.Tensor):
         return obj.detach().to("cpu", copy=True)
     if isinstance(obj, dict):

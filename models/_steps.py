@@ -18,23 +18,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ._aux import AuxNet
 from ._batches import iter_batches, plan_epoch
 from ._data import DataSplits, dataset_info
 from ._device import autocast, layout, memory_format, resolve_precision
-from ._errors import TrainingError
+from ._errors import Diverged, TrainingError
 from ._losses import sim_loss
-from ._network import build_network, derive_seed
+from ._network import AuxNet, build_network, derive_seed
 from ._recipe import REFERENCE_NORMALISATION, Recipe
 from ._records import Progress
 from ._schedule import Schedule
 from ._state import STATE_FORMAT, TrainerState, progress_to_dict, to_cpu
-
-
-class Diverged(TrainingError):
-    """A loss became infinite or NaN."""
-
-    reason = "diverged"
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], recipe: Recipe, dev: torch.device) -> torch.optim.Optimizer:

@@ -26,7 +26,7 @@ import torch
 from ._data import DataSplits, check_compatible
 from ._device import autocast, device_name, layout, peak_memory, prepare, resolve_device, resolve_precision
 from ._errors import RecipeError
-from ._network import unit_keys
+from ._plan import unit_keys
 from ._recipe import Recipe
 from ._records import Progress, RunResult, report
 from ._schedule import Schedule

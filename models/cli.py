@@ -11,21 +11,28 @@ import math
 import os
 import reprlib
 import sys
-import tempfile
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NoReturn
 
-import torch
-
 from ._aux import AUX_NETS
-from ._data import DATASETS, dataset_info
-from ._errors import LwlError, OutputError, UsageError, interrupted
-from ._losses import LOSSES
-from ._recipe import ACTIVATIONS, DROPOUT_KINDS, MODES, NORMALISATIONS, OPTIMIZERS, PRECISIONS, Recipe, paper_recipe
+from ._datasets import DATASETS, dataset_info
+from ._errors import LwlError, UsageError, interrupted
+from ._files import writable_file, writable_folder
+from ._recipe import (
+    ACTIVATIONS,
+    DROPOUT_KINDS,
+    LOSSES,
+    MODES,
+    NORMALISATIONS,
+    OPTIMIZERS,
+    PRECISIONS,
+    Recipe,
+    paper_recipe,
+)
 from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, FIRST_CONVS, LOCAL_UNITS, PRESETS, Schedule, make_schedule
+from ._text import percent, plural
 
 # The longest message a command prints for an error: a value echoed back (a preset expanded through YAML aliases,
 # a pasted file) must not flood the terminal.
@@ -347,45 +354,6 @@ def refuse_empty(
                 )
 
 
-def writable_folder(path: str | os.PathLike[str], flag: str) -> Path:
-    """Refuse, before anything is written, a folder path that cannot be made or written: a file there or above it,
-    or an existing place that refuses a file (probed with a temporary file, removed at once). Makes nothing."""
-    target = Path(path)
-    _probe(flag, target, target)
-    return target
-
-
-def writable_file(path: str | os.PathLike[str], flag: str) -> Path:
-    """Refuse, before anything is written, a file path that is a folder or whose folder cannot be made or written."""
-    target = Path(path)
-    try:
-        if target.is_dir():
-            raise OutputError(f"{flag} {target}: a folder is there: give a file name")
-        if target.exists() and not os.access(target, os.W_OK):
-            raise OutputError(f"{flag} {target}: the file is read-only: choose another name")
-    except OSError as exc:
-        raise OutputError(f"{flag} {target}: {exc.strerror or type(exc).__name__}: choose another name") from None
-    _probe(flag, target, target.parent)
-    return target
-
-
-def _probe(flag: str, target: Path, folder: Path) -> None:
-    """`folder` (where `target` goes) exists as a folder that takes a file, or can be made under one that does."""
-    try:
-        base = folder
-        while not base.exists() and base != base.parent:
-            base = base.parent
-        if not base.is_dir():
-            what = "a file is there, not a folder" if base == target else f"{base} is a file"
-            raise OutputError(f"{flag} {target}: {what}: choose another path")
-        fd, probe = tempfile.mkstemp(dir=base, prefix=".lwl-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise OutputError(f"{flag} {target}: cannot write there ({reason}): choose a place you can write to") from None
-
-
 def add_flags(
     group: argparse._ArgumentGroup | argparse.ArgumentParser,
     flags: dict[str, dict[str, Any]],
@@ -471,17 +439,6 @@ def recipe_from_args(args: argparse.Namespace, family: str, **extra: Any) -> Rec
     )
 
 
-def plural(n: Any, word: str, words: str | None = None) -> str:
-    """'1 epoch', '5 epochs' (`words` for an irregular plural): every count a command prints in words."""
-    return f"{n} {word}" if n == 1 else f"{n} {words or word + 's'}"
-
-
-def percent(value: float | None, *, width: int = 0, empty: str = "-", suffix: str = "") -> str:
-    """An accuracy in [0, 1] as a percentage with one decimal (`suffix` after it), right-aligned to `width`;
-    `empty` for None. The one formatting of accuracies in every command's output."""
-    return (empty if value is None else f"{100 * value:.1f}{suffix}").rjust(width)
-
-
 def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
     """The first line of `message`, cut to `limit` characters (an ellipsis says it was cut)."""
     first = message.strip().splitlines()[0] if message.strip() else ""
@@ -508,6 +465,13 @@ def cpu_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(exc)
 
 
+def _torch_out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` is torch's OutOfMemoryError. A command that never imported torch cannot meet one, so torch is
+    looked up, never imported here: the commands that only read or describe stay free of it."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.OutOfMemoryError)
+
+
 def _out_of_memory(prog: str, exc: BaseException) -> int:
     what = f"{type(exc).__name__}: {one_line(str(exc), 160)}" if str(exc).strip() else type(exc).__name__
     print(f"{prog}: out of memory ({what}): use smaller --widths or --batch-size", file=sys.stderr)
@@ -531,10 +495,11 @@ def run_command(prog: str, body: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except (MemoryError, torch.OutOfMemoryError) as exc:  # what the memory estimate before training did not foresee
+    except MemoryError as exc:  # what the memory estimate before training did not foresee
         return _out_of_memory(prog, exc)
     except Exception as exc:
-        if cpu_out_of_memory(exc):  # torch's CPU allocator raises a RuntimeError, not an OutOfMemoryError
+        # torch's OutOfMemoryError (a GPU's), and its CPU allocator's RuntimeError
+        if _torch_out_of_memory(exc) or cpu_out_of_memory(exc):
             return _out_of_memory(prog, exc)
         if not interrupted(exc):
             raise

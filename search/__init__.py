@@ -1,4 +1,9 @@
-"""The study: feasible hierarchy lists, the sampler, the objective, storage and the `lwl-search` command."""
+"""The study: feasible hierarchy lists, the sampler, the objective, storage and the `lwl-search` command.
+
+Importing it loads neither torch (the engine imports it where a trial trains) nor the command layer: the
+command's flags (`parse_search_flags`) load on first use (PEP 562)."""
+
+from typing import TYPE_CHECKING, Any
 
 from ._answer import SET_LEVEL, Answer, Belief, Evidence, Round, answer, extrapolate, race_round, round_sizes
 from ._artifacts import ConfigArtifacts, dashboard_command, default_artifact_dir
@@ -7,7 +12,6 @@ from ._display import answer_lines, interval_text
 from ._dominance import DOMINATORS, DominancePruner
 from ._errors import ExportError, PresetError, SettingsError, SpaceError, StorageError, UsageError
 from ._export import Selection, export_configs, trial_config
-from ._flags import parse_search_flags
 from ._limits import CostLimits, memory_estimate, parse_amount
 from ._objectives import COSTS, CostModel, front_costs, hypervolume, normaliser, parse_objectives
 from ._optuna import OptunaVersionError
@@ -74,6 +78,22 @@ from ._study import (
     prepare_study,
     run_search,
 )
+
+if TYPE_CHECKING:
+    from ._flags import parse_search_flags
+
+
+def __getattr__(name: str) -> Any:
+    if name == "parse_search_flags":  # lwl-search's flags: the command layer, loaded only when a script asks for it
+        from ._flags import parse_search_flags
+
+        return parse_search_flags
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"parse_search_flags"})
+
 
 __all__ = [
     "SET_LEVEL",

@@ -10,7 +10,7 @@ from typing import Any
 
 import optuna
 
-from lwl.models import PrefixStore, check_memory, interrupted, load_data, parse_int_list, resolve_device
+from lwl.models import interrupted, parse_int_list
 from lwl.models.cli import plural, run_command, writable_folder
 
 from ._artifacts import ConfigArtifacts, default_artifact_dir
@@ -50,6 +50,8 @@ def _search(
     plan: ConfirmPlan,
 ) -> int:
     """Everything that talks to the storage once the input is known to be good."""
+    from lwl.models import PrefixStore
+
     study = prepare_study(
         settings,
         storage_url,
@@ -162,6 +164,8 @@ def _confirm(
         return True
 
     def data_for(seed: int) -> Any:
+        from lwl.models import load_data
+
         r = settings.recipe
         return load_data(
             r.dataset, data_root=args.data_root, val_fraction=r.val_fraction, split_seed=seed, device=device
@@ -246,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             writable_folder(args.prefix_store or storage_sibling(storage_url, "prefixes"), "--prefix-store")
         if args.paused_store != "off":
             writable_folder(args.paused_store or storage_sibling(storage_url, "paused"), "--paused-store")
+        # The engine's device, memory and data need torch: imported once the input is known to be good (so that
+        # --help and a refused flag never load it).
+        from lwl.models import check_memory, load_data, resolve_device
+
         device = resolve_device(args.device)
         # The smallest network of the space (one unit per stage) must fit; every candidate has --budget units.
         check_memory(settings.schedule((1,) * settings.space.stages), settings.recipe, device, settings.space.budget)

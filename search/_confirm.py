@@ -22,12 +22,13 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.distributions import IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from lwl.models import DataSplits, Progress, Schedule, TrainingError
+from lwl.models import Progress, Schedule, TrainingError
 
 from . import _optuna as private
 from ._answer import Round, race_round, round_sizes
@@ -47,6 +48,9 @@ from ._record import (
 )
 from ._settings import StudySettings
 from ._study import train_group
+
+if TYPE_CHECKING:  # torch's: the data the runs train on
+    from lwl.models import DataSplits
 
 SEEDS = 2  # --confirm auto: every confirmed list is trained with 2 more seeds (3 in all) ...
 AFFORD = 0.5  # ... and as many of the top lists as make the runs at most half of --trials ...

@@ -10,8 +10,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from lwl.models import Progress
-from lwl.models.cli import percent, plural
+from lwl.models import Progress, percent, plural
 
 from ._answer import Answer
 from ._artifacts import dashboard_command

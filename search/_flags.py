@@ -18,8 +18,6 @@ from lwl.models import (
     format_widths,
     get_preset,
     paper_recipe,
-    resolve_device,
-    resolve_precision,
 )
 from lwl.models.cli import (
     NETWORK_FLAGS,
@@ -440,6 +438,8 @@ def _confirm_plan(args: argparse.Namespace) -> ConfirmPlan:
 
 
 def settings_from_args(args: argparse.Namespace) -> StudySettings:
+    from lwl.models import resolve_device, resolve_precision  # torch's: a search about to train resolves its device
+
     if args.budget is None:
         raise UsageError("--budget is required (or a --preset that sets it), e.g. --budget 16")
     space = SearchSpace(args.budget, args.stages, args.shallow_stages, args.constraint)

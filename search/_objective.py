@@ -8,27 +8,21 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import optuna
-import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import (
-    DataSplits,
-    PrefixStore,
     Progress,
     ResumeError,
     RunResult,
     Schedule,
     TrainerState,
     TrainingError,
-    check_state,
     complexity,
     interrupted,
     progress_from_dict,
-    resolve_device,
-    train,
 )
 
 from . import _optuna as private
@@ -41,6 +35,12 @@ from ._sampler import revisit_of, trial_hierarchy
 from ._settings import StudySettings
 from ._space import SearchSpace, paper_name
 from ._storage import GRACE_BEATS
+
+# Training needs torch, reading or describing a study does not: the engine's training names (lwl.models.train,
+# check_state, resolve_device) and torch are imported where a trial trains, so that `import lwl.search` and every
+# command's --help start without torch.
+if TYPE_CHECKING:
+    from lwl.models import DataSplits, PrefixStore
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 T = TypeVar("T")
@@ -238,6 +238,8 @@ class Objective:
 
     def run(self, trial: optuna.Trial, hierarchy: tuple[int, ...], schedule: Schedule, resumed: Paused | None) -> float:
         """Train one started candidate alone (continuing `resumed`), pausing it if it is pruned; its value."""
+        from lwl.models import train
+
         report = self.reporter(trial, pause=self.paused is not None, resumed=resumed)
         store = self.prefix_store if self.settings.recipe.mode == "sequential" else None
         reused = (store.reused_units, store.reused_seconds) if store is not None else (0, 0.0)
@@ -282,6 +284,8 @@ class Objective:
         found = self.paused.find(trial.study.study_name, hierarchy)
         if found is None:
             return None
+        from lwl.models import check_state, resolve_device
+
         schedule, recipe = self.settings.schedule(hierarchy), self.settings.recipe
         try:  # every part of it (`check_state`): a state that cannot be continued is discarded, the list retrained
             check_state(found.state, schedule, recipe, resolve_device(self.device))
@@ -385,6 +389,8 @@ class Objective:
         Out of device memory becomes `OutOfMemory` once the except block is left, so the traceback's tensors are
         gone before the memory is freed; the study goes on. Pruning is not a failure and passes through.
         """
+        import torch
+
         oom = None
         try:
             return run()

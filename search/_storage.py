@@ -24,9 +24,8 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartb
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 from optuna.trial import FrozenTrial
 
-from lwl.models import mask_secrets
+from lwl.models import mask_secrets, writable_file
 from lwl.models import mask_url as _mask_url
-from lwl.models.cli import writable_file
 
 from . import _optuna as private
 from ._errors import StorageError, UsageError

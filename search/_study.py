@@ -18,23 +18,14 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.pruners import BasePruner
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from lwl.models import (
-    DataSplits,
-    PrefixStore,
-    Progress,
-    RunResult,
-    Schedule,
-    TrainerState,
-    TrainingError,
-    train_together,
-)
+from lwl.models import Progress, RunResult, Schedule, TrainerState, TrainingError
 
 from . import _optuna as private
 from ._artifacts import ConfigArtifacts
@@ -62,6 +53,9 @@ from ._sampler import FeasibleSampler, SpaceExhausted, enqueue_hierarchy, remain
 from ._settings import StudySettings, check_same_settings
 from ._space import SearchSpace, paper_baselines
 from ._storage import GRACE_BEATS, mask_url, open_storage, study_exists
+
+if TYPE_CHECKING:  # torch's: imported where they train (`train_group`), as in `_objective`
+    from lwl.models import DataSplits, PrefixStore
 
 PRUNERS = ("median", "dominance", "hyperband", "sha", "wilcoxon", "none")
 
@@ -547,6 +541,8 @@ def train_group(
 ) -> bool:
     """One pass of `train_together` over `group` (trial, list, schedule, progress hook); each result is told to its
     trial and handed to `finished`; True when `finished` said stop. Confirmation uses it too (`_confirm`)."""
+    from lwl.models import train_together
+
     told: set[int] = set()
     stop = False
     numbers = [t.number for t, _, _, _ in group]

@@ -68,7 +68,7 @@ def fake_cifar10(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_an_exported_config_trains_as_printed_on_all_training_images(fake_cifar10, tmp_path, monkeypatch, capsys):
     """Items 2 and 3: the config remembers --data-root, and lwl-train --config trains on every training image
     (no validation split) and reports test accuracy."""
-    import lwl.models._cli as train_cli
+    import lwl.models._data as data_module  # a private mechanism on purpose: see the data lwl-train loads
 
     monkeypatch.chdir(tmp_path)
     search = ["--dataset", "cifar10", "--data-root", str(fake_cifar10), *TINY, "--train-limit", "64", "--quiet"]
@@ -82,8 +82,8 @@ def test_an_exported_config_trains_as_printed_on_all_training_images(fake_cifar1
     assert config["recipe"]["val_fraction"] == 0 and config["provenance"]["search_val_fraction"] == 0.2
 
     loaded = []
-    real_load = train_cli.load_data
-    monkeypatch.setattr(train_cli, "load_data", lambda *a, **k: loaded.append(real_load(*a, **k)) or loaded[-1])
+    real_load = data_module.load_data
+    monkeypatch.setattr(data_module, "load_data", lambda *a, **k: loaded.append(real_load(*a, **k)) or loaded[-1])
     assert train_main([*command[1:], "--epochs", "1", "--device", "cpu"]) == 0  # only the length and the device
     [data] = loaded
     assert data.train_x.shape[0] == 5 * PER_BATCH and data.val_x.shape[0] == 0  # every training image

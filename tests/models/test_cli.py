@@ -146,6 +146,20 @@ def test_an_interrupt_that_cut_a_cleanup_short_is_still_an_interrupt(capsys):
     assert not interrupted(FileNotFoundError("x")) and interrupted(KeyboardInterrupt())
 
 
+def test_torch_out_of_memory_is_the_one_line_out_of_memory_exit(capsys):
+    """A device's OutOfMemoryError (torch's own class, looked up only once torch is loaded) ends in the one line."""
+    import torch
+
+    from lwl.models.cli import run_command
+
+    def exhausted() -> int:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    assert run_command("lwl-train", exhausted) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lwl-train: out of memory (OutOfMemoryError: CUDA out of memory") and err.count("\n") == 1
+
+
 def test_a_cpu_allocation_failure_is_the_one_line_out_of_memory_exit(capsys):
     """torch's CPU allocator raises a RuntimeError, not an OutOfMemoryError: it still ends in the one line."""
     import torch

@@ -9,7 +9,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-import lwl.search._objective as study_module  # a private mechanism on purpose: inject an out-of-memory error
+import lwl.models  # the engine the objective trains with, at the time it trains: inject an out-of-memory error
 from lwl.search.commands import search_main as main
 
 TINY = [
@@ -65,7 +65,7 @@ def test_a_diverging_candidate_fails_as_diverged_and_the_study_goes_on(tmp_path,
 def test_out_of_memory_fails_the_trial_frees_its_memory_and_the_study_goes_on(tmp_path, monkeypatch, capsys):
     # No GPU here: the engine is made to raise CUDA's own out-of-memory error once, holding a tensor as a real
     # out-of-memory failure holds its activations. The trial must fail with its reason and release that tensor.
-    real_train = study_module.train
+    real_train = lwl.models.train
     held: list[weakref.ref] = []
 
     def train_once_out_of_memory(*args, **kwargs):
@@ -76,7 +76,7 @@ def test_out_of_memory_fails_the_trial_frees_its_memory_and_the_study_goes_on(tm
         assert held[0]() is None, "the failed trial's tensors are still alive when the next trial starts"
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(study_module, "train", train_once_out_of_memory)
+    monkeypatch.setattr(lwl.models, "train", train_once_out_of_memory)
     db = tmp_path / "m.db"
     assert main([*TINY, "--trials", "2", "--storage", f"sqlite:///{db}", "--study-name", "m"]) == 0
     trials = _trials(db, "m")
