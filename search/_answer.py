@@ -45,10 +45,13 @@ from threadpoolctl import threadpool_limits
 
 from ._surrogate import _kernel  # the hvi sampler's squared-exponential kernel over unit counts
 
-# The printed set is the model's SET_LEVEL set: on the tabular benchmark with held-out truth seeds
-# (benchmarks/README.md, "The answer"), the model's 95 % sets held the best list in only 69-91 % of replays and its
-# 99 % sets in 75-95 %: the model is overconfident, so the set is taken at 99 % and says that it is the model's.
+# The printed set is the model's SET_LEVEL set. On the tabular benchmark with held-out truth seeds
+# (benchmarks/README.md, "answer_replay.py"), the model's 99 % sets held the truth's best list in SET_COVERAGE of the
+# replays, by configuration (pruner, trials, racing plan) and table; its 95 % sets for the *measured* best (the
+# model check) in 84-99 %. The truth itself is a mean over 5 held-out seeds, so part of the shortfall from 99 % is
+# the truth's own noise; the text says what was measured rather than the model's level.
 SET_LEVEL = 0.99
+SET_COVERAGE = "85-99 %"
 
 DRAWS = 4000  # joint posterior draws for P(best) and the expected regret (fixed seed: the answer is deterministic)
 UNTRIED = 50  # lists never trained that enter the set's draws: the ones with the highest upper bound
@@ -135,9 +138,13 @@ class Answer:
             tail = "" if b is None or b.status == "complete" else f" ({b.status})"
             return "[" + ",".join(map(str, h)) + "]" + tail
 
-        chance = (
-            f"(the model's {self.level:.0%} set, which the benchmark found to hold the best list less often than that)"
+        measured = (
+            f"such sets held the best list in {SET_COVERAGE} of the benchmark's held-out replays"
+            if self.level == SET_LEVEL
+            else "the benchmark measured the coverage of the 99 % set only"
         )
+        alone = "" if self.seed_df else "; with no list run twice the seed sd is a guess and the set may be too small"
+        chance = f"(the model's {self.level:.0%} set: {measured}{alone})"
         if len(self.best_set) <= most:
             return f"the best list is among {', '.join(one(h) for h in self.best_set)} {chance}"
         trained = [h for h in self.best_set if (b := self.belief(h)) is not None and b.status == "complete"]
