@@ -77,6 +77,29 @@ def test_closed_forms_of_the_t_distribution():
     assert t_two_sided_p(0.0, 5) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize(
+    ("t", "df", "p"),
+    [
+        (0.5, 1, 0.7048327646991335),
+        (1.7, 2, 0.23123342620157117),
+        (2.3, 3, 0.10498836064446992),
+        (3.1, 5, 0.02685318419003513),
+        (0.8, 7, 0.45000269946982685),
+        (4.0, 10, 0.0025183326247369964),
+        (2.0, 29, 0.05494363718296691),
+    ],
+)
+def test_scipys_t_distribution_gives_what_the_closed_form_gave(t, df, p):
+    """Values of the finite closed form (Abramowitz & Stegun 26.7.3-4) the package computed before it used
+    scipy.stats: the p-values, and so the intervals, are the same to rounding."""
+    assert t_two_sided_p(t, df) == pytest.approx(p, rel=1e-12)
+    assert t_two_sided_p(-t, df) == pytest.approx(p, rel=1e-12)
+    assert t_quantile(1 - p, df) == pytest.approx(t, rel=1e-9)
+    assert t_two_sided_p(math.inf, df) == 0.0 and math.isnan(t_two_sided_p(math.nan, df))
+    with pytest.raises(ValueError):
+        t_two_sided_p(t, 0)
+
+
 def test_the_paired_test_and_the_interval_by_hand():
     # differences 1, 2, 2: mean 5/3, sd sqrt(1/3), t = (5/3) / (sqrt(1/3) / sqrt(3)) = 5, df 2
     test = paired_t_test([3.0, 4.0, 5.0], [2.0, 2.0, 3.0])
