@@ -15,26 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from cases import tiny
 
 from lwl.dashboards.commands import report_main
 from lwl.models.commands import inspect_main, train_main
 from lwl.search.commands import export_main, search_main
 
-TINY = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "1",
-    "--train-limit",
-    "128",
-    "--device",
-    "cpu",
-    "--quiet",
-    "--pruner",
-    "none",
-]
+TINY = tiny("--pruner", "none")
 SECRET = "hunter2"
 
 NOWHERE = "/proc/lwl-nowhere"  # a place no one can write, not even root (Linux)

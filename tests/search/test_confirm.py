@@ -13,6 +13,7 @@ from dataclasses import replace
 import optuna
 import pytest
 import yaml
+from cases import tiny
 from optuna.trial import TrialState
 
 from lwl.dashboards import write_report
@@ -38,29 +39,13 @@ from lwl.search._stats import t_quantile, t_two_sided_p
 from lwl.search.commands import export_main, search_main
 
 # Small, but with accuracies that differ between lists and seeds (pred loss learns in 2 epochs; predsim does not).
-TINY = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "2",
-    "--loss",
-    "pred",
-    "--train-limit",
-    "256",
-    "--device",
-    "cpu",
-    "--budget",
-    "8",
-    "--constraint",
-    "none",
-    "--pruner",
-    "none",
-    "--no-paper-baselines",
-    "--seed",
-    "3",
-]
+TINY = tiny(
+    *("--loss", "pred", "--budget", "8", "--constraint", "none", "--pruner", "none"),
+    *("--no-paper-baselines", "--seed", "3"),
+    epochs=2,
+    train_limit=256,
+    quiet=False,
+)
 
 
 # ------------------------------------------------------------------------------------------ statistics

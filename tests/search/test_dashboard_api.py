@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from cases import tiny
 
 from lwl.models import load_config
 from lwl.search.commands import search_main as main
@@ -35,33 +36,12 @@ def dashboard(tmp_path_factory):
     storage = f"sqlite:///{tmp / 'd.db'}"
     assert (
         main(
-            [
-                "--dataset",
-                "digits",
-                "--widths",
-                "4,8,8,16",
-                "--epochs",
-                "2",
-                "--train-limit",
-                "256",
-                "--device",
-                "cpu",
-                "--quiet",
-                "--budget",
-                "8",
-                "--trials",
-                "3",
-                "--pruner",
-                "none",
-                "--storage",
-                storage,
-                "--study-name",
-                "d",
-                "--confirm",
-                "2",
-                "--confirm-seeds",
-                "1",
-            ]
+            tiny(
+                *("--budget", "8", "--trials", "3", "--pruner", "none", "--storage", storage, "--study-name", "d"),
+                *("--confirm", "2", "--confirm-seeds", "1"),
+                epochs=2,
+                train_limit=256,
+            )
         )
         == 0
     )
@@ -207,8 +187,7 @@ def test_the_printed_dashboard_command_works_as_printed_on_a_server(server, tmp_
     url = _server_url(server)
     name = f"dash-{uuid.uuid4().hex[:8]}"
     monkeypatch.chdir(tmp_path)  # a server's artifacts go to studies/artifacts under the working directory
-    tiny = ["--widths", "4,8,8,16", "--epochs", "1", "--train-limit", "128", "--device", "cpu", "--quiet"]
-    args = [*tiny, "--budget", "8", "--trials", "1", "--pruner", "none", "--storage", url, "--study-name", name]
+    args = tiny("--budget", "8", "--trials", "1", "--pruner", "none", "--storage", url, "--study-name", name)
     server_proc = None
     try:
         assert main(args) == 0

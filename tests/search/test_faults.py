@@ -7,28 +7,13 @@ import weakref
 import optuna
 import pytest
 import torch
+from cases import tiny
 from optuna.trial import TrialState
 
 import lwl.search._objective as study_module  # a private mechanism on purpose: inject an out-of-memory error
 from lwl.search.commands import search_main as main
 
-TINY = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "2",
-    "--train-limit",
-    "256",
-    "--device",
-    "cpu",
-    "--quiet",
-    "--pruner",
-    "none",
-    "--budget",
-    "10",
-]
+TINY = tiny("--pruner", "none", "--budget", "10", epochs=2, train_limit=256)
 
 
 def _trials(db, name):
@@ -206,7 +191,7 @@ def test_a_journal_file_that_cannot_grow_mid_study_is_one_line(tmp_path):
         "from lwl.search.commands import search_main\n"
         "sys.exit(search_main(sys.argv[1:]))\n"
     )
-    flags = ["--budget", "8", "--device", "cpu", "--widths", "4,8,8,16", "--epochs", "1", "--train-limit", "64"]
+    flags = tiny("--budget", "8", train_limit=64, quiet=False)
     run = subprocess.run(
         [sys.executable, "-c", script, *flags, "--trials", "1", "--storage", str(tmp_path / "s.log")],
         cwd=tmp_path,

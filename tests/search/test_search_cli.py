@@ -8,24 +8,13 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from cases import tiny
 from optuna.trial import TrialState
 
 from lwl.search import SearchSpace
 from lwl.search.commands import search_main as main
 
-TINY = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "2",
-    "--train-limit",
-    "256",
-    "--device",
-    "cpu",
-    "--quiet",
-]
+TINY = tiny(epochs=2, train_limit=256)
 
 
 def _study(path: Path, name: str) -> optuna.Study:
@@ -105,7 +94,7 @@ def test_whole_space_then_stop(tmp_path, capsys):
 def test_a_study_built_to_prune_prunes(tmp_path):
     db = tmp_path / "p.db"
     # Wide enough to learn something in 3 epochs, so accuracies differ and the median rule has something to cut.
-    args = [*TINY, "--widths", "8,16,16,32", "--train-limit", "512"]
+    args = tiny(epochs=2, train_limit=512, widths="8,16,16,32")
     assert (
         main(
             [

@@ -14,6 +14,7 @@ from collections import Counter
 
 import optuna
 import pytest
+from cases import tiny
 from optuna.trial import TrialState
 
 # Whole searches on database servers, several workers each, waited for up to 10 minutes: a longer limit than the
@@ -25,23 +26,7 @@ SERVERS = {
     "mariadb": ("127.0.0.1", 3306, "mysql+pymysql://root@127.0.0.1:3306/test"),
     "redis": ("127.0.0.1", 6379, "redis://127.0.0.1:6379/0"),
 }
-TINY = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "1",
-    "--train-limit",
-    "128",
-    "--device",
-    "cpu",
-    "--budget",
-    "10",
-    "--pruner",
-    "none",
-    "--no-paper-baselines",
-]
+TINY = tiny("--budget", "10", "--pruner", "none", "--no-paper-baselines", quiet=False)
 LWL_SEARCH = [sys.executable, "-m", "lwl.search"]  # this interpreter's lwl-search
 
 
