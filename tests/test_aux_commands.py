@@ -24,6 +24,7 @@ def run(prog, *args, cwd=None):
 
 
 @pytest.mark.parametrize("kind", ["local-loss", "dgl", "infopro", "auglocal"])
+@pytest.mark.slow
 def test_inspect_shows_each_units_auxiliary_network_and_its_cost(kind):
     out = run("lwl-inspect", "--hierarchy", "1,1,2,4", "--aux-net", kind, "--json")
     assert out.returncode == 0, out.stderr
@@ -41,6 +42,7 @@ def test_inspect_shows_each_units_auxiliary_network_and_its_cost(kind):
     assert first[kind] in text
 
 
+@pytest.mark.slow
 def test_lwl_train_trains_each_kind_and_a_config_carries_it(tmp_path):
     out = run(
         "lwl-train", "--hierarchy", "1,1,1,1", "--widths", "4,8,8,16", "--epochs", "1", "--aux-net", "auglocal",
@@ -73,6 +75,7 @@ def test_the_study_setting_is_stored_and_a_rerun_with_another_is_refused():
         check_same_settings("s", plain.to_json(), dgl)
 
 
+@pytest.mark.slow
 def test_an_auglocal_study_shares_only_the_units_it_may(tmp_path):
     """A --batch group trains its lists in one trie, sharing a unit only where its head is the same too."""
     out = run(
@@ -116,6 +119,7 @@ def test_an_auglocal_study_shares_only_the_units_it_may(tmp_path):
         ("lwl-search", ["--budget", "8", "--aux-net", "dgl", "--loss", "sim"], "use loss pred"),
     ],
 )
+@pytest.mark.slow
 def test_bad_combinations_are_one_line_exit_2_and_nothing_written(tmp_path, prog, args, message):
     extra = ["--out", str(tmp_path / "out")] if prog == "lwl-train" else []
     if prog == "lwl-search":

@@ -613,6 +613,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     ],
     ids=["inspect", "inspect --help", "search --help"],
 )
+@pytest.mark.slow
 def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, argv):
     """`lwl-inspect --preset resnet18 | head -1`: the pipe is closed before the command writes; no traceback."""
     proc = subprocess.Popen(

@@ -165,6 +165,7 @@ def _trials(storage: str, name: str, *states: TrialState) -> list:
 # --------------------------------------------------------------------------------------------- tests
 
 
+@pytest.mark.slow
 def test_plotlyjs_is_inlined_exactly_once_and_nothing_is_fetched(rich_report):
     import plotly.offline
 
@@ -354,6 +355,7 @@ def _dashboard_graph_objects(storage: str, name: str) -> dict[str, dict]:
     return {g["id"]: json.loads(g["graph_object"]) for g in json.loads(body)["plotly_graph_objects"]}
 
 
+@pytest.mark.slow
 def test_dashboard_figures_are_saved_and_replaced_not_duplicated(storage, rich_report, tmp_path):
     saved = _dashboard_graph_objects(storage, "rich")
     assert set(saved) == EVERY_FIGURE
@@ -480,6 +482,7 @@ def test_installed_command_exists():
     assert Path(exe).is_file()
 
 
+@pytest.mark.slow
 def test_a_real_tiny_search_reports(tmp_path):
     """lwl-search end to end (2 trials, 1 epoch, 128 images), then the report of what it stored."""
     from lwl.search.commands import search_main

@@ -127,6 +127,7 @@ def study(tmp_path_factory):
     return root, url, args, optuna.load_study(study_name="s", storage=url)
 
 
+@pytest.mark.slow
 def test_racing_trains_the_most_probable_lists_with_the_next_seeds_into_the_confirm_study(study):
     _, url, _, s = study
     derived = optuna.load_study(study_name=confirm_study_name("s"), storage=url)
@@ -234,6 +235,7 @@ def test_too_few_trials_leave_confirmation_off_and_say_so(tmp_path, capsys):
     assert confirm_study(optuna.load_study(study_name="s", storage=url)) is None
 
 
+@pytest.mark.slow
 def test_batch_1_confirms_one_run_at_a_time(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     args = [*TINY, "--trials", "3", "--storage", url, "--study-name", "s", "--confirm", "2", "--confirm-seeds", "1"]
@@ -243,6 +245,7 @@ def test_batch_1_confirms_one_run_at_a_time(tmp_path):
 
 
 @pytest.mark.parametrize("terminal", [False, True], ids=["pipe", "terminal"])
+@pytest.mark.slow
 def test_confirmation_shows_every_epoch_of_a_group_and_every_finished_run(tmp_path, capsys, monkeypatch, terminal):
     """No silence while a seed's lists train together: a line per epoch of the group (a pipe) or a bar (a
     terminal), and a line per finished run naming its list, seed and accuracy, as the search prints trials."""
@@ -267,6 +270,7 @@ def test_confirmation_shows_every_epoch_of_a_group_and_every_finished_run(tmp_pa
         assert all("(2 runs together)" in x for x in epochs), err
 
 
+@pytest.mark.slow
 def test_a_killed_confirmation_run_is_failed_with_its_reason_and_nothing_stays_waiting(tmp_path):
     """A worker killed mid-confirmation: the rerun fails its run with a reason (`lost worker`), trains it again, and
     leaves no WAITING retry copy behind (one left by an earlier version, stood for by an enqueued run, is failed

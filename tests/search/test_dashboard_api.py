@@ -78,6 +78,7 @@ def dashboard(tmp_path_factory):
         server.wait(10)
 
 
+@pytest.mark.slow
 def test_the_dashboard_shows_the_study_trials_and_the_pareto_study(dashboard):
     studies = {s["study_name"]: s for s in _get(f"{dashboard}/api/studies")["study_summaries"]}
     assert set(studies) == {"d", "d-pareto", "d-confirm"}
@@ -179,6 +180,7 @@ def _dashboard_argv(printed: str) -> list[str]:
 
 
 @pytest.mark.parametrize("server", list(SERVERS))
+@pytest.mark.slow
 def test_the_printed_dashboard_command_works_as_printed_on_a_server(server, tmp_path, monkeypatch, capsys):
     """lwl-search's summary prints the optuna-dashboard command; on PostgreSQL and MySQL it must name a driver
     that is installed (a bare postgresql:// makes SQLAlchemy 2.1 pick psycopg 3, mysql:// MySQLdb)."""

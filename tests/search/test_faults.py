@@ -71,6 +71,7 @@ def test_out_of_memory_fails_the_trial_frees_its_memory_and_the_study_goes_on(tm
     assert "1 failed" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_an_enqueued_copy_of_a_list_an_earlier_trial_holds_ends_as_duplicate_and_does_not_count(tmp_path, capsys):
     """Workers that start at once each enqueue the same lists; the later copy must not train the list again."""
     db = tmp_path / "q.db"
@@ -91,6 +92,7 @@ def test_an_enqueued_copy_of_a_list_an_earlier_trial_holds_ends_as_duplicate_and
     assert "3 complete, 0 pruned, 2 failed; stopped:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_full_prefix_store_disk_warns_once_and_the_trials_complete(tmp_path, monkeypatch, capsys):
     """The prefix store is a cache: a disk that is full (ENOSPC) turns it off, said once; the search goes on."""
     import errno
@@ -156,6 +158,7 @@ def test_a_rerun_after_a_sigkill_on_a_storage_without_heartbeats_names_the_held_
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and SIGXFSZ as Linux has them")
+@pytest.mark.slow
 def test_a_storage_refused_on_a_full_disk_leaves_no_partial_database(tmp_path):
     """SQLite meets a full disk (here a file size limit) while it creates its schema: one line, exit 2, and neither
     the partial .db file nor the folder made for it is left."""
@@ -181,6 +184,7 @@ def test_a_storage_refused_on_a_full_disk_leaves_no_partial_database(tmp_path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and SIGXFSZ as Linux has them")
+@pytest.mark.slow
 def test_a_journal_file_that_cannot_grow_mid_study_is_one_line(tmp_path):
     """The journal file meets a full disk (a file size limit) after the study was created: the lost storage's one
     line, exit status 1, no traceback."""

@@ -91,6 +91,7 @@ def test_an_empty_set_is_refused_with_the_nearest_list_and_the_limit_it_needs():
     assert smallest in _settings(CostLimits(max_params=need)).space
 
 
+@pytest.mark.slow
 def test_no_list_above_the_limit_is_ever_trained(tmp_path, capsys):
     full = _settings()
     params = sorted(_costs(full, h).params for h in full.space.lists())

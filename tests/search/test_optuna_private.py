@@ -89,6 +89,7 @@ def test_a_missing_private_name_is_one_line_naming_the_version():
         private.trial_id(3)
 
 
+@pytest.mark.slow
 def test_stale_trials_are_found_by_the_storage_s_own_check(tmp_path):
     study = _study(tmp_path, heartbeat=1)
     trial = study.ask()

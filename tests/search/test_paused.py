@@ -127,6 +127,7 @@ def paused_study(tmp_path_factory):
     [_damage_types, _damage_shapes, _damage_history, _damage_payload],
     ids=["wrong types", "wrong shapes", "malformed history", "malformed payload"],
 )
+@pytest.mark.slow
 def test_a_damaged_paused_state_is_discarded_and_its_list_trained_from_the_start(
     paused_study, tmp_path, capsys, damage
 ):

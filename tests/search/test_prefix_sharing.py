@@ -50,6 +50,7 @@ SIMULTANEOUS = tiny(
 )
 
 
+@pytest.mark.slow
 def test_a_batched_study_reports_what_one_by_one_reports_with_fewer_unit_trainings(tmp_path, capsys):
     batched_db, alone_db = tmp_path / "batched.db", tmp_path / "alone.db"
     for db, extra in ((batched_db, ["--batch", "3"]), (alone_db, [])):

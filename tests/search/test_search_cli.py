@@ -59,6 +59,7 @@ def test_a_small_study_end_to_end_and_resume(tmp_path, capsys):
     assert settings["budget"] == 10 and settings["widths"] == [4, 8, 8, 16]
 
 
+@pytest.mark.slow
 def test_whole_space_then_stop(tmp_path, capsys):
     db = tmp_path / "all.db"
     assert (
@@ -209,6 +210,7 @@ def test_the_installed_command_with_a_preset(tmp_path):
     assert "trial   0" in out.stderr and "rank" in out.stdout
 
 
+@pytest.mark.slow
 def test_the_derived_pareto_study_holds_the_true_front(tmp_path):
     from lwl.search import pareto_front, pareto_study_name
 
