@@ -169,7 +169,7 @@ def test_a_storage_refused_on_a_full_disk_leaves_no_partial_database(tmp_path):
         "from lwl.search.commands import search_main\n"
         "sys.exit(search_main(sys.argv[1:]))\n"
     )
-    flags = ["--budget", "8", "--device", "cpu", "--widths", "4,8,8,16", "--epochs", "1", "--trials", "1"]
+    flags = tiny("--budget", "8", "--trials", "1", quiet=False)
     run = subprocess.run(
         [sys.executable, "-c", script, *flags, "--storage", f"sqlite:///{tmp_path / 'made' / 's.db'}"],
         cwd=tmp_path,
