@@ -49,7 +49,7 @@ import optuna
 from tabular_replay import replay_study
 from tabular_table import by_list, load_table
 
-from lwl.search import SET_LEVEL, Evidence, StudySettings, TPEFallbackWarning, answer, extrapolate, race_round
+from lwl.search import SET_LEVEL, Evidence, StudySettings, answer, extrapolate, race_round
 
 # The benchmark's hyper-parameters, in one place.
 SAMPLER = "tpe"  # lwl-search's default sampler
@@ -406,7 +406,6 @@ def _replay_job(job: tuple[Path, int, list[int]]) -> dict[str, Any]:
     if _TABLE is None or _TABLE[0] != path:
         _TABLE = (path, Table(load_table(path)))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=TPEFallbackWarning)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return replay(_TABLE[1], index, caps)
 
@@ -493,7 +492,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("answer_replay: --replays must be at least 4 (half choose, half report)", file=sys.stderr)
         return 2
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=TPEFallbackWarning)
     result = run(args.table, args.replays, max(1, args.jobs))
     result["command"] = shlex.join(
         ["python3", "benchmarks/answer_replay.py", *(sys.argv[1:] if argv is None else argv)]

@@ -27,7 +27,6 @@ import json
 import shlex
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -41,7 +40,6 @@ from tabular_table import by_list, check_complete, finite_or_none, ground_truth,
 from lwl.search import (
     CostModel,
     StudySettings,
-    TPEFallbackWarning,
     hypervolume,
     normaliser,
     pareto_indices,
@@ -298,7 +296,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "time" in objectives or len(objectives) < 2:
         raise SystemExit("pareto_replay.py: give accuracy and known costs (params, memory, flops): time is measured")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    warnings.simplefilter("error", TPEFallbackWarning)
     start = time.perf_counter()
     result = run(
         load_table(args.table),

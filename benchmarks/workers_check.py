@@ -1,7 +1,7 @@
 """Many workers on the real servers, at a larger size than the tests: trials lost, lists trained twice, kills survived.
 
 Not a test and not timed: it prints what it finds. Needs the loopback servers the tests use (PostgreSQL, MariaDB,
-Redis; see ../shared/notes/machine.md or .ci/run) and the installed `lwl-search`.
+Redis; .ci/run starts them) and the installed `lwl-search`.
 
     python3 benchmarks/workers_check.py --workers 4 --trials 12 --kills 3
 

@@ -229,7 +229,7 @@ def _flops_note(data: ReportData) -> str:
         )
     return (
         "FLOPs are not a Pareto axis: with widths doubling at every downsampling every unit costs the same FLOPs "
-        "wherever it sits, so all lists of one budget have equal FLOPs (design notes §1; e.g. [2,2,2,2] and "
+        "wherever it sits, so all lists of one budget have equal FLOPs (e.g. [2,2,2,2] and "
         f"[1,1,2,4]); {span}. The lists differ in parameters, memory and measured time instead."
     )
 

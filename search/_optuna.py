@@ -17,11 +17,10 @@ Optuna is pinned to the 5.0 series (pyproject.toml). What this module touches, a
 - `JournalRedisBackend._redis`: one ping when the storage opens, so a wrong Redis URL fails at once.
 - The TPE internals `_tpe.sampler._split_trials`, `default_gamma(_multiobjective)`,
   `_tpe.parzen_estimator._ParzenEstimator`, `TPESampler._parzen_estimator_parameters` and
-  `_compute_acquisition_func`: the feasible-set TPE scores the remaining lists with Optuna's own estimator. The
-  sampler falls back to a public-API surrogate when they change (`TPEFallbackWarning`).
+  `_compute_acquisition_func`: the feasible-set TPE scores the remaining lists with Optuna's own estimator.
 
 Each accessor raises `OptunaVersionError` (one line naming the installed version and the pin) where no fallback
-exists; tests/search/test_optuna_private.py pins every signature used here.
+exists; tests/search/test_optuna_private.py and tests/search/test_sampler.py pin every signature used here.
 """
 
 from __future__ import annotations
@@ -186,19 +185,24 @@ def redis_client(backend: Any) -> Any:
         raise _missing("JournalRedisBackend._redis", exc) from None
 
 
-def tpe_parts() -> SimpleNamespace:
-    """Optuna 5.0's TPE pieces the feasible-set sampler scores lists with; raises ImportError or AttributeError when
-    they moved (the sampler then falls back and warns)."""
-    from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
-    from optuna.samplers._tpe.sampler import _split_trials, default_gamma, default_gamma_multiobjective
+def tpe_parts(tpe: optuna.samplers.TPESampler) -> SimpleNamespace:
+    """Optuna 5.0's TPE pieces the feasible-set sampler scores lists with: the good/bad split and its gammas, the
+    Parzen estimator class, and `tpe`'s estimator parameters and acquisition function."""
+    try:
+        from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
+        from optuna.samplers._tpe.sampler import _split_trials, default_gamma, default_gamma_multiobjective
 
-    if not hasattr(optuna.samplers.TPESampler, "_compute_acquisition_func"):
-        raise AttributeError("TPESampler._compute_acquisition_func")
+        parameters = tpe._parzen_estimator_parameters
+        acquisition = tpe._compute_acquisition_func
+    except (ImportError, AttributeError) as exc:
+        raise _missing("TPE internals", exc) from None
     return SimpleNamespace(
         split_trials=_split_trials,
         default_gamma=default_gamma,
         default_gamma_multiobjective=default_gamma_multiobjective,
         ParzenEstimator=_ParzenEstimator,
+        parzen_parameters=parameters,
+        acquisition=acquisition,
     )
 
 

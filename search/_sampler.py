@@ -4,7 +4,7 @@ Over 400 lines (about 670), one class: the claim protocol that keeps workers fro
 surrogates that rank the remaining lists (tpe; hvi, whose Gaussian process lives in `_surrogate`) share its
 invariants, which this docstring states once.
 
-Why not an off-the-shelf sampler (design notes §4): soft constraints waste nearly every trial when
+Why not an off-the-shelf sampler: soft constraints waste nearly every trial when
 few points are feasible, and ranges that shrink per trial cause duplicates and hide the parameters
 from importance/dashboards. Here every stage is one int parameter ``d_i`` with the same fixed
 range in every trial, and the sampler picks a whole list from the enumerated feasible set.
@@ -40,9 +40,7 @@ unique claim row per list).
 
 from __future__ import annotations
 
-import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -50,7 +48,7 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, IntDistribution
 from optuna.samplers import BaseSampler, RandomSampler
-from optuna.study import Study, StudyDirection
+from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from . import _optuna as private
@@ -67,7 +65,6 @@ __all__ = [
     "SAMPLERS",
     "FeasibleSampler",
     "SpaceExhausted",
-    "TPEFallbackWarning",
     "enqueue_hierarchy",
     "evaluated",
     "hierarchy_params",
@@ -105,10 +102,6 @@ class SpaceExhausted(RuntimeError):
 
 class _PinnedExhausted(SpaceExhausted):
     """Only the lists matching a partial enqueue are used up; surfaces as a SpaceError."""
-
-
-class TPEFallbackWarning(UserWarning):
-    """Optuna's private TPE internals changed; a simpler surrogate is in use (pin optuna 5.0)."""
 
 
 def hierarchy_params(hierarchy: Sequence[int]) -> dict[str, int]:
@@ -289,7 +282,7 @@ class FeasibleSampler(BaseSampler):
     """Chooses a whole feasible, unseen list per trial by ``strategy`` ("tpe", "random", "grid", "hvi").
 
     - random: uniform over the remaining lists.
-    - grid: the first remaining list in lexicographic order (neighbours share prefixes, §3).
+    - grid: the first remaining list in lexicographic order (neighbours share prefixes, which training reuses).
     - tpe: Optuna's Parzen estimators fitted on the finished trials' lists; every remaining list is
       scored by log l(x) - log g(x) and the best is taken (random until ``n_startup_trials``
       COMPLETE/PRUNED trials exist). RUNNING trials go to g(x), like Optuna's constant liar.
@@ -331,7 +324,6 @@ class FeasibleSampler(BaseSampler):
         self._names = space.param_names()
         self._other = RandomSampler(seed=seed)
         self._tpe_sampler: optuna.samplers.TPESampler | None = None
-        self._fallback_warned = False
 
     # -- BaseSampler -----------------------------------------------------------------------------
 
@@ -525,22 +517,7 @@ class FeasibleSampler(BaseSampler):
             return candidates[int(rng.integers(len(candidates)))], "random-startup"
         if self.strategy == "hvi":
             return self._pick(candidates, self._hvi_scores(observed, candidates), rng, attempt), "hvi"
-        try:
-            scores = self._tpe_scores(study, observed, candidates)
-            chosen_by = "tpe"
-        except (AttributeError, ImportError, TypeError) as exc:
-            if not self._fallback_warned:
-                self._fallback_warned = True
-                warnings.warn(
-                    f"optuna {optuna.__version__}: the private TPE internals this sampler uses "
-                    f"are not as expected ({type(exc).__name__}: {exc}); falling back to a plain "
-                    "Gaussian-kernel surrogate. Pin optuna>=5.0,<5.1 to restore TPE.",
-                    TPEFallbackWarning,
-                    stacklevel=2,
-                )
-            scores = self._fallback_scores(study, observed, candidates)
-            chosen_by = "tpe-fallback"
-        return self._pick(candidates, scores, rng, attempt), chosen_by
+        return self._pick(candidates, self._tpe_scores(study, observed, candidates), rng, attempt), "tpe"
 
     @staticmethod
     def _pick(
@@ -612,15 +589,13 @@ class FeasibleSampler(BaseSampler):
     ) -> np.ndarray:
         """log l(x) - log g(x) of every candidate, with Optuna 5.0's own TPE pieces.
 
-        Private API used (a test pins it): ``_tpe.sampler._split_trials`` and
-        ``default_gamma``/``default_gamma_multiobjective`` for the good/bad split,
-        ``_tpe.parzen_estimator._ParzenEstimator(observations, search_space, parameters,
-        predetermined_weights)`` for l and g, ``TPESampler._parzen_estimator_parameters`` and
-        ``TPESampler._compute_acquisition_func``. Observations are built from the lists (not from
-        ``trial.params``) so that RUNNING trials, whose params are partial, still count in g(x).
+        Optuna's private TPE pieces come through `_optuna.tpe_parts` (which names them; a test pins them):
+        the good/bad split, the Parzen estimators l and g, the TPE sampler's estimator parameters and its
+        acquisition function. Observations are built from the lists (not from ``trial.params``) so that RUNNING
+        trials, whose params are partial, still count in g(x).
         """
-        parts = private.tpe_parts()
         tpe = self._tpe()
+        parts = private.tpe_parts(tpe)
         by_number = {t.number: h for t, h in observed}
         trials = [t for t, _ in observed]
         multi = len(study.directions) > 1
@@ -630,42 +605,12 @@ class FeasibleSampler(BaseSampler):
         search_space = self._search_space()
         obs_below = _param_arrays([by_number[t.number] for t in below], self._names)
         obs_above = _param_arrays([by_number[t.number] for t in above], self._names)
-        params = tpe._parzen_estimator_parameters
+        params = parts.parzen_parameters
         weights_below = np.ones(len(below)) if multi else None
         mpe_below = parts.ParzenEstimator(obs_below, search_space, params, weights_below)
         mpe_above = parts.ParzenEstimator(obs_above, search_space, params)
         samples = _param_arrays(candidates, self._names)
-        return np.asarray(tpe._compute_acquisition_func(samples, mpe_below, mpe_above))
-
-    def _fallback_scores(
-        self, study: Study, observed: list[tuple[FrozenTrial, tuple[int, ...]]], candidates: list[tuple[int, ...]]
-    ) -> np.ndarray:
-        """Public-API-only surrogate: ratio of Gaussian kernel densities, good vs the rest.
-
-        Good = the best ceil(10 %) (at most 25) COMPLETE trials by the first objective; everything
-        else, PRUNED and RUNNING included, is "the rest". Bandwidth is one unit per stage, and a
-        flat prior keeps unexplored lists scoreable. Cruder than TPE, but never proposes an
-        infeasible or seen list, which is what matters for correctness.
-        """
-        complete = [(t, h) for t, h in observed if t.state == TrialState.COMPLETE]
-        sign = -1.0 if study.directions[0] == StudyDirection.MAXIMIZE else 1.0
-        complete.sort(key=lambda th: sign * th[0].values[0])
-        n_good = min(math.ceil(0.1 * len(complete)), 25)
-        good_ids = {t.number for t, _ in complete[:n_good]}
-        good = [h for t, h in observed if t.number in good_ids]
-        rest = [h for t, h in observed if t.number not in good_ids]
-        x = np.asarray(candidates, dtype=float)
-
-        def log_density(points: list[tuple[int, ...]]) -> np.ndarray:
-            prior = 1.0 / (len(points) + 1)
-            if not points:
-                return np.zeros(len(x))
-            p = np.asarray(points, dtype=float)
-            sq = ((x[:, None, :] - p[None, :, :]) ** 2).sum(axis=2)
-            kde = np.exp(-0.5 * sq).mean(axis=1)
-            return np.log((1 - prior) * kde + prior * 1e-3)
-
-        return log_density(good) - log_density(rest)
+        return np.asarray(parts.acquisition(samples, mpe_below, mpe_above))
 
 
 def make_sampler(name: str, space: SearchSpace, seed: int | None = None, **options: Any) -> FeasibleSampler:

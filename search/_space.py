@@ -1,7 +1,7 @@
 """The feasible set of hierarchy lists a study searches over.
 
 A hierarchy ``D = (d1, ..., dn)`` gives the number of locally trained units in each of ``n`` stages
-(design notes §1). The search space is every list of ``n`` positive integers summing to a unit budget
+(README, "What it searches"). The search space is every list of ``n`` positive integers summing to a unit budget
 that also satisfies the paper's Eq. 7 ordering constraint (or a looser variant). The set is small
 enough to enumerate exactly (hundreds to a few thousand lists for realistic budgets), which is what
 lets the sampler propose only feasible, never-seen lists instead of relying on soft constraints.
@@ -290,7 +290,8 @@ class SearchSpace:
         return _count(self.budget, self.stages, self.k, self.constraint)
 
     def lists(self) -> tuple[tuple[int, ...], ...]:
-        """Every feasible list, lexicographic (consecutive lists share long prefixes, §3)."""
+        """Every feasible list, lexicographic (consecutive lists share long prefixes, which training reuses:
+        README, "Training shared prefixes once")."""
         if self.within is not None:
             return self.within
         self._check_size()
@@ -310,7 +311,7 @@ class SearchSpace:
 
         A fixed range keeps one int parameter per stage with a single distribution, which is what
         importance evaluators and optuna-dashboard need; ranges that shrink per trial make them
-        drop the parameters (design notes §4). When ``budget == stages`` the range is a single
+        drop the parameters (README, "Sampling"). When ``budget == stages`` the range is a single
         value and Optuna never asks the sampler: stop such a study with a callback instead.
         """
         return 1, self.budget - (self.stages - 1)
@@ -357,7 +358,8 @@ class SearchSpace:
 def paper_baselines(space: SearchSpace) -> list[tuple[int, ...]]:
     """The paper's published hierarchies that this space contains, distinct, in table order.
 
-    Useful to enqueue first: they anchor the search at known results (design notes §1).
+    Enqueued first unless ``--no-paper-baselines``: the search starts from lists with published accuracies, and its
+    answer says whether it found better ones.
     """
     seen: list[tuple[int, ...]] = []
     for _, _, hierarchy in PAPER_HIERARCHIES:

@@ -1,10 +1,10 @@
-"""Small-sample statistics: for confirmation runs, Student's t distribution in closed form, the mean with its
-t interval, and the paired t-test between two lists trained with the same seeds; for the report's thesis section and
-the tabular benchmarks, Spearman's rank correlation, its partial form and their permutation p-values.
+"""Small-sample statistics: for confirmation runs, the mean with its Student's t interval and the paired t-test
+between two lists trained with the same seeds; for the report's thesis section and the tabular benchmarks,
+Spearman's rank correlation, its partial form and their permutation p-values.
 
-Confirmation has 2-6 seeds per list, so the normal approximation would be badly wrong; the t distribution with an
-integer number of degrees of freedom has a finite closed form (Abramowitz & Stegun 26.7.3-4), written out here so
-that the package needs no SciPy.
+Confirmation has 2-6 seeds per list, so the normal approximation would be badly wrong: the t distribution comes
+from SciPy (a dependency of scikit-learn's and a direct one of the package's). `scipy.stats` takes over half a
+second to import, so each function imports it when first called: `import lwl.search` does not pay for it.
 """
 
 from __future__ import annotations
@@ -22,41 +22,22 @@ def t_two_sided_p(t: float, df: int) -> float:
     """P(|T| >= |t|) for Student's t with `df` (a whole number >= 1) degrees of freedom."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    if math.isinf(t):
-        return 0.0
     if math.isnan(t):
         return math.nan
-    theta = math.atan(abs(t) / math.sqrt(df))
-    s, c2 = math.sin(theta), math.cos(theta) ** 2
-    if df % 2:  # odd: A = (2/pi) (theta + sin(theta) (cos + 2/3 cos^3 + 2*4/(3*5) cos^5 + ...)), up to cos^(df-2)
-        term, total = math.cos(theta), 0.0
-        for k in range(1, (df - 1) // 2 + 1):
-            total += term
-            term *= c2 * (2 * k) / (2 * k + 1)
-        inside = (2 / math.pi) * (theta + s * total)
-    else:  # even: A = sin(theta) (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ...), up to cos^(df-2)
-        term, total = 1.0, 0.0
-        for k in range(1, df // 2 + 1):
-            total += term
-            term *= c2 * (2 * k - 1) / (2 * k)
-        inside = s * total
-    return min(1.0, max(0.0, 1.0 - inside))
+    from scipy import stats
+
+    return float(min(1.0, 2 * stats.t.sf(abs(t), df)))
 
 
 def t_quantile(level: float, df: int) -> float:
-    """The t value with P(|T| <= t) = `level` (e.g. 0.95: 12.706 for df 1, 2.776 for df 4), by bisection."""
+    """The t value with P(|T| <= t) = `level` (e.g. 0.95: 12.706 for df 1, 2.776 for df 4)."""
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    lo, hi = 0.0, 1.0
-    while t_two_sided_p(hi, df) > 1 - level:
-        hi *= 2
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if t_two_sided_p(mid, df) > 1 - level:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    from scipy import stats
+
+    return float(stats.t.ppf((1 + level) / 2, df))
 
 
 @dataclass(frozen=True)
@@ -137,22 +118,17 @@ def paired_t_test(a: Sequence[float], b: Sequence[float]) -> PairedTest:
     sd = math.sqrt(math.fsum((x - mean) ** 2 for x in d) / (n - 1))
     if sd <= 1e-12 * max(1.0, abs(mean)):
         return PairedTest(mean, 1.0 if abs(mean) <= 1e-12 else 0.0, n)
-    return PairedTest(mean, t_two_sided_p(mean / (sd / math.sqrt(n)), n - 1), n)
+    from scipy import stats
+
+    return PairedTest(mean, float(stats.ttest_rel(a, b).pvalue), n)
 
 
 # ------------------------------------------------------------------------------------------ rank correlation
 def rankdata(x: Sequence[float]) -> np.ndarray:
-    """Ranks 1..n, ties given their average rank (as scipy.stats.rankdata's default)."""
-    a = np.asarray(x, dtype=float)
-    order = np.argsort(a, kind="mergesort")
-    ranks = np.empty(len(a))
-    ordered = a[order]
-    start = 0
-    for end in range(1, len(a) + 1):
-        if end == len(a) or ordered[end] != ordered[start]:
-            ranks[order[start:end]] = (start + end + 1) / 2
-            start = end
-    return ranks
+    """Ranks 1..n, ties given their average rank (scipy.stats.rankdata)."""
+    from scipy import stats
+
+    return np.asarray(stats.rankdata(np.asarray(x, dtype=float)), dtype=float)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:

@@ -47,3 +47,26 @@ def prefixes(schedule):
 def shared_units(a, b):
     """How many units schedules a and b share from the first (the same plan for each of them and all before)."""
     return len(set(prefixes(a)) & set(prefixes(b)))
+
+
+# A tiny study: the embedded digits data, narrow widths, a few hundred images, the CPU. Every test that runs
+# lwl-search (or lwl-train) starts from these flags.
+TINY_WIDTHS = "4,8,8,16"
+
+
+def tiny(*extra, dataset="digits", epochs=1, train_limit=128, widths=TINY_WIDTHS, quiet=True):
+    """The flags of a tiny study, then `extra`; None leaves a flag out (its default then holds)."""
+    flags = []
+    for flag, value in (
+        ("--dataset", dataset),
+        ("--widths", widths),
+        ("--epochs", epochs),
+        ("--train-limit", train_limit),
+        ("--device", "cpu"),
+    ):
+        if value is not None:
+            flags += [flag, str(value)]
+    return [*flags, *(["--quiet"] if quiet else []), *extra]
+
+
+NO_CONFIRM = ["--confirm", "off"]  # for tests about the search; confirmation is tests/search/test_confirm.py's

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from cases import tiny
 
 from lwl.models import Schedule, TrainingConfig, complexity, load_config, paper_recipe
 from lwl.search import SettingsError, parse_search_flags
@@ -19,10 +20,11 @@ ENTRY["lwl-search"] = "lwl.search.commands:search_main"
 def run(prog, *args, cwd=None):
     module, name = ENTRY[prog].split(":")
     code = f"import sys; from {module} import {name}; sys.exit({name}(sys.argv[1:]))"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 @pytest.mark.parametrize("kind", ["local-loss", "dgl", "infopro", "auglocal"])
+@pytest.mark.slow
 def test_inspect_shows_each_units_auxiliary_network_and_its_cost(kind):
     out = run("lwl-inspect", "--hierarchy", "1,1,2,4", "--aux-net", kind, "--json")
     assert out.returncode == 0, out.stderr
@@ -40,6 +42,7 @@ def test_inspect_shows_each_units_auxiliary_network_and_its_cost(kind):
     assert first[kind] in text
 
 
+@pytest.mark.slow
 def test_lwl_train_trains_each_kind_and_a_config_carries_it(tmp_path):
     out = run(
         "lwl-train", "--hierarchy", "1,1,1,1", "--widths", "4,8,8,16", "--epochs", "1", "--aux-net", "auglocal",
@@ -72,14 +75,16 @@ def test_the_study_setting_is_stored_and_a_rerun_with_another_is_refused():
         check_same_settings("s", plain.to_json(), dgl)
 
 
+@pytest.mark.slow
 def test_an_auglocal_study_shares_only_the_units_it_may(tmp_path):
     """A --batch group trains its lists in one trie, sharing a unit only where its head is the same too."""
     out = run(
-        "lwl-search", "--budget", "8", "--widths", "4,8,8,16", "--trials", "3", "--batch", "3", "--epochs", "1",
-        "--train-limit", "128", "--aux-net", "auglocal", "--device", "cpu", "--confirm", "0", "--storage",
-        f"sqlite:///{tmp_path / 's.db'}", "--study-name", "aug", "--no-paper-baselines", "--max-params", "10M",
+        "lwl-search",
+        *tiny("--budget", "8", "--trials", "3", "--batch", "3", "--aux-net", "auglocal", "--confirm", "0", quiet=False),
+        *("--storage", f"sqlite:///{tmp_path / 's.db'}", "--study-name", "aug", "--no-paper-baselines"),
+        *("--max-params", "10M"),
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "; aux_net auglocal" in out.stdout + out.stderr
     # [1,1,2,4] and [1,1,3,3] share their first two units (the later units those heads copy are alike), [1,1,4,2]
@@ -91,10 +96,13 @@ def test_an_auglocal_study_shares_only_the_units_it_may(tmp_path):
     assert export_main(["--storage", db, "--study-name", "aug", "--best", "--out", str(tmp_path / "best.yaml")]) == 0
     assert load_config(tmp_path / "best.yaml").recipe.aux_net == "auglocal"
     rerun = run(
-        "lwl-search", "--budget", "8", "--widths", "4,8,8,16", "--trials", "4", "--epochs", "1", "--train-limit", "128",
-        "--aux-net", "dgl", "--device", "cpu", "--storage", db, "--study-name", "aug", "--max-params", "10M",
+        "lwl-search",
+        *tiny(
+            "--budget", "8", "--trials", "4", "--aux-net", "dgl", "--storage", db, "--study-name", "aug", quiet=False
+        ),
+        *("--max-params", "10M"),
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     assert rerun.returncode == 2 and len(rerun.stderr.strip().splitlines()) == 1
     assert "other settings: aux_net 'auglocal' (stored) vs 'dgl' (now): rerun" in rerun.stderr, rerun.stderr
 
@@ -111,6 +119,7 @@ def test_an_auglocal_study_shares_only_the_units_it_may(tmp_path):
         ("lwl-search", ["--budget", "8", "--aux-net", "dgl", "--loss", "sim"], "use loss pred"),
     ],
 )
+@pytest.mark.slow
 def test_bad_combinations_are_one_line_exit_2_and_nothing_written(tmp_path, prog, args, message):
     extra = ["--out", str(tmp_path / "out")] if prog == "lwl-train" else []
     if prog == "lwl-search":

@@ -15,26 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from cases import tiny
 
 from lwl.dashboards.commands import report_main
 from lwl.models.commands import inspect_main, train_main
 from lwl.search.commands import export_main, search_main
 
-TINY = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "1",
-    "--train-limit",
-    "128",
-    "--device",
-    "cpu",
-    "--quiet",
-    "--pruner",
-    "none",
-]
+TINY = tiny("--pruner", "none")
 SECRET = "hunter2"
 
 NOWHERE = "/proc/lwl-nowhere"  # a place no one can write, not even root (Linux)
@@ -626,6 +613,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     ],
     ids=["inspect", "inspect --help", "search --help"],
 )
+@pytest.mark.slow
 def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, argv):
     """`lwl-inspect --preset resnet18 | head -1`: the pipe is closed before the command writes; no traceback."""
     proc = subprocess.Popen(

@@ -41,6 +41,7 @@ def test_wheel_contains_every_package_under_the_lwl_namespace(wheel):
         assert f"lwl/dashboards/{data.name}" in names, f"dashboards/{data.name} is missing from the wheel"
 
 
+@pytest.mark.slow
 def test_the_wheel_imports_and_its_commands_run(wheel, tmp_path):
     target = tmp_path / "site"
     subprocess.run(

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cases import tiny
 
 CHECKPOINT_FILE = "checkpoint.pt"  # lwl-train's checkpoint in its --out folder (README)
 
-TINY = ["--dataset", "digits", "--widths", "4,8,8,16", "--epochs", "2", "--train-limit", "256", "--device", "cpu"]
+TINY = tiny(epochs=2, train_limit=256, quiet=False)
 MODULES = {
     "lwl-search": "lwl.search.commands:search_main",
     "lwl-report": "lwl.dashboards.commands:report_main",

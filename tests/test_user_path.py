@@ -11,13 +11,14 @@ import numpy as np
 import optuna
 import pytest
 import yaml
+from cases import tiny
 
 from lwl.dashboards.commands import report_main
 from lwl.models.commands import inspect_main, train_main
 from lwl.search import parse_search_flags
 from lwl.search.commands import export_main, search_main
 
-TINY = ["--widths", "4,8,8,16", "--epochs", "1", "--train-limit", "128", "--device", "cpu"]
+TINY = tiny(dataset=None, quiet=False)
 COMMANDS = {
     "lwl-search": search_main,
     "lwl-export": export_main,
@@ -71,7 +72,7 @@ def test_an_exported_config_trains_as_printed_on_all_training_images(fake_cifar1
     import lwl.models._data as data_module  # a private mechanism on purpose: see the data lwl-train loads
 
     monkeypatch.chdir(tmp_path)
-    search = ["--dataset", "cifar10", "--data-root", str(fake_cifar10), *TINY, "--train-limit", "64", "--quiet"]
+    search = tiny("--data-root", str(fake_cifar10), dataset="cifar10", train_limit=64)
     assert search_main([*search, "--budget", "8", "--trials", "1", "--pruner", "none", "--study-name", "c"]) == 0
     capsys.readouterr()
     assert export_main(["--study-name", "c", "--best", "--out", "configs/best.yaml"]) == 0

@@ -99,6 +99,7 @@ def test_baselines_spend_what_they_say(scripts, table_path):
     assert named == (3, 3)  # after one epoch [3,3] and [4,2] tie; the one with fewer parameters is continued
 
 
+@pytest.mark.slow
 def test_a_replay_scores_every_configuration_and_the_noiseless_answer_covers_the_truth(scripts, table_path, tmp_path):
     answer_replay, _ = scripts
     out = tmp_path / "r.json"

@@ -39,6 +39,7 @@ def gpu_search():
         yield gpu_search
 
 
+@pytest.mark.slow
 def test_tiny_cpu_run_searches_and_writes_every_figure(tmp_path):
     out = tmp_path / "gpu_search.json"
     argv = ["--device", "cpu", "--tiny", "--threads", "1", "--out", str(out)]

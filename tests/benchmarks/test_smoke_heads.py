@@ -15,6 +15,7 @@ def heads():
         yield heads
 
 
+@pytest.mark.slow
 def test_every_kind_is_trained_on_the_same_seeds_and_counted(heads, tmp_path, capsys):
     out = tmp_path / "r.json"
     args = ["--lists", "1,1", "--widths", "4,8", "--epochs", "1", "--seeds", "2", "--threads", "1", "--json", str(out)]

@@ -15,6 +15,7 @@ def local_unit():
         yield local_unit
 
 
+@pytest.mark.slow
 def test_both_local_units_are_trained_on_the_same_seeds(local_unit, tmp_path, capsys):
     out = tmp_path / "r.json"
     args = ["--lists", "1,1", "--widths", "4,8", "--epochs", "1", "--seeds", "2", "--threads", "1", "--json", str(out)]

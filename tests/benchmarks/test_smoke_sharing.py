@@ -33,6 +33,7 @@ def sharing():
 
 
 @pytest.mark.parametrize("data", [[], ["--dataset", "cifar10", "--synthetic", "128"]], ids=["digits", "synthetic"])
+@pytest.mark.slow
 def test_both_modes_share_and_stay_exact(sharing, capsys, data):
     assert sharing.main([*TINY, *data]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -65,6 +65,7 @@ def _load_script():
     return module
 
 
+@pytest.mark.slow
 def test_tiny_run_prints_every_figure_as_json():
     out = subprocess.run([sys.executable, str(SCRIPT), *TINY, "--json"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

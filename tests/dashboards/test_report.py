@@ -12,6 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from cases import tiny
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
@@ -164,6 +165,7 @@ def _trials(storage: str, name: str, *states: TrialState) -> list:
 # --------------------------------------------------------------------------------------------- tests
 
 
+@pytest.mark.slow
 def test_plotlyjs_is_inlined_exactly_once_and_nothing_is_fetched(rich_report):
     import plotly.offline
 
@@ -353,6 +355,7 @@ def _dashboard_graph_objects(storage: str, name: str) -> dict[str, dict]:
     return {g["id"]: json.loads(g["graph_object"]) for g in json.loads(body)["plotly_graph_objects"]}
 
 
+@pytest.mark.slow
 def test_dashboard_figures_are_saved_and_replaced_not_duplicated(storage, rich_report, tmp_path):
     saved = _dashboard_graph_objects(storage, "rich")
     assert set(saved) == EVERY_FIGURE
@@ -479,6 +482,7 @@ def test_installed_command_exists():
     assert Path(exe).is_file()
 
 
+@pytest.mark.slow
 def test_a_real_tiny_search_reports(tmp_path):
     """lwl-search end to end (2 trials, 1 epoch, 128 images), then the report of what it stored."""
     from lwl.search.commands import search_main
@@ -486,29 +490,7 @@ def test_a_real_tiny_search_reports(tmp_path):
     url = f"sqlite:///{tmp_path / 'real.db'}"
     assert (
         search_main(
-            [
-                "--dataset",
-                "digits",
-                "--budget",
-                "8",
-                "--widths",
-                "4,8,8,16",
-                "--epochs",
-                "1",
-                "--train-limit",
-                "128",
-                "--device",
-                "cpu",
-                "--pruner",
-                "none",
-                "--trials",
-                "2",
-                "--storage",
-                url,
-                "--study-name",
-                "real",
-                "--quiet",
-            ]
+            tiny("--budget", "8", "--pruner", "none", "--trials", "2", "--storage", url, "--study-name", "real")
         )
         == 0
     )
@@ -527,6 +509,9 @@ def test_a_real_tiny_search_reports(tmp_path):
     assert f"<dt>validation split</dt><dd>{val:,} images (20 % of the training images); one image is " in page
     assert "lwl-importance" in figs, "2 complete trials of different lists: the dashboard shows importance, so do we"
     assert set(_dashboard_graph_objects(url, "real")) == set(figs)
+    # the thesis section of a study too small to tell says so, and plots nothing
+    assert 'id="thesis"' in page and "too few trials to tell: 2 complete lists" in page
+    assert "lwl-thesis-shallow" not in figs and 'data-figure="lwl-thesis-shallow"' not in page
 
 
 def test_text_in_the_page_is_escaped(tmp_path):

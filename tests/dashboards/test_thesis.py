@@ -1,6 +1,6 @@
 """The report's thesis section: did accelerated downsampling help in this study? Rank correlations against values
-computed by hand, the verdict's cases on studies built to show them, and a study with too few trials, where the
-report says so and plots nothing."""
+computed by hand, the verdict's cases on studies built to show them, and a study with too few trials, where the thesis
+says so and plots nothing (a real report's: tests/dashboards/test_report.py)."""
 
 import itertools
 import math
@@ -8,11 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from lwl.dashboards import write_report
 from lwl.dashboards._rows import TrialRow
 from lwl.dashboards._thesis import MIN_TRIALS, shallow_figure, thesis, tick_format
 from lwl.search import partial_spearman, rankdata, spearman, spearman_p
-from lwl.search.commands import search_main
 
 
 def test_spearman_matches_the_textbook_with_ties():
@@ -104,18 +102,11 @@ def test_unrelated_accuracies_give_no_evidence_either_way():
     assert t.shallow.p_value >= 0.05 and t.verdict.startswith("no evidence either way from 12 trials")
 
 
-def test_too_few_trials_are_said_and_not_plotted(tmp_path):
+def test_too_few_trials_are_said_and_not_plotted():
+    """(A real study's report says so too: tests/dashboards/test_report.py, test_a_real_tiny_search_reports.)"""
     rows = [_row(i, h, 0.9 + 0.01 * i, 1000) for i, h in enumerate(_lists(MIN_TRIALS - 1))]
     t = thesis(rows, 2)
     assert t.shallow is None and t.at_equal_params is None and t.verdict.startswith("too few trials to tell")
-    # end to end: a real 2-trial study's report says so, with no thesis figure
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    tiny = ["--widths", "4,8,8,16", "--epochs", "1", "--train-limit", "128", "--device", "cpu", "--quiet"]
-    assert search_main([*tiny, "--budget", "8", "--trials", "2", "--storage", url, "--study-name", "s"]) == 0
-    report = write_report(url, "s", tmp_path / "r.html", dashboard=False)
-    page = report.path.read_text()
-    assert 'id="thesis"' in page and "too few trials to tell: 2 complete lists" in page
-    assert "lwl-thesis-shallow" not in report.figures and 'data-figure="lwl-thesis-shallow"' not in page
 
 
 def test_the_best_worst_and_paper_curves_are_the_trials_they_name():

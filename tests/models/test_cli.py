@@ -67,6 +67,7 @@ def test_bad_family_is_refused_by_argparse():
     assert run("lwl-inspect", "--hierarchy", "1,1", "--family", "mlp").returncode == 2
 
 
+@pytest.mark.slow
 def test_train_digits_end_to_end():
     out = run(
         "lwl-train",
@@ -91,6 +92,7 @@ def test_train_digits_end_to_end():
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.slow
 def test_train_says_which_precision_it_trained_in(tmp_path, precision):
     """The flag reaches the run and its record: the summary line, --json, and the run folder's config (which a
     later --config run then follows unless --precision overrides it)."""
@@ -117,6 +119,7 @@ def test_train_says_which_precision_it_trained_in(tmp_path, precision):
     assert json.loads(again.stdout)["precision"] == other
 
 
+@pytest.mark.slow
 def test_missing_cifar_is_a_clear_error(tmp_path):
     out = run("lwl-train", "--dataset", "cifar10", "--hierarchy", "1,1", "--data-root", str(tmp_path))
     assert out.returncode == 2 and "--download" in out.stderr and str(tmp_path) in out.stderr

@@ -41,6 +41,7 @@ def test_a_full_output_disk_is_one_line_and_the_last_checkpoint_is_kept(tmp_path
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and SIGXFSZ as Linux has them")
+@pytest.mark.slow
 def test_a_write_torch_s_zip_writer_cannot_finish_is_the_one_line_disk_error(tmp_path):
     """A file size limit (as a full disk does) makes torch's zip writer raise `RuntimeError: unexpected pos` at
     some sizes: it is the write error it is, one line and exit status 1, no temporary file left."""

@@ -90,7 +90,8 @@ def test_analytic_complexity_matches_the_modules(schedule, head):
 
 
 def test_published_cost_figures():
-    """Design notes §1: equal FLOPs for these lists, different parameters and activation memory."""
+    """Equal FLOPs for these lists (widths double per downsampling, README "Several objectives"), different
+    parameters and activation memory."""
     a, b, c = (complexity(Schedule(h)) for h in [(2, 2, 2, 2), (1, 1, 2, 4), (4, 2, 1, 1)])
     assert a.flops == b.flops == c.flops  # widths double per downsampling: every unit costs the same
     assert round(a.flops / 1e9, 2) == 1.11 and round(b.flops / 1e9, 2) == 1.11

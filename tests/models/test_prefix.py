@@ -43,6 +43,7 @@ def _assert_same(shared, alone):
 
 
 @pytest.mark.parametrize(("augment", "precision", "options", "net"), CASES, ids=CASE_IDS)
+@pytest.mark.slow
 def test_a_candidate_through_the_store_equals_it_trained_alone(digits, tmp_path, augment, precision, options, net):
     store = PrefixStore(tmp_path / "prefixes")
     recipe = _recipe(augment=augment, precision=precision, **options)
@@ -72,6 +73,7 @@ def test_a_candidate_through_the_store_equals_it_trained_alone(digits, tmp_path,
     ]
 
 
+@pytest.mark.slow
 def test_only_an_identical_prefix_is_reused(digits, tmp_path):
     store = PrefixStore(tmp_path / "prefixes")
     train(_schedule((1, 1, 2, 4)), _recipe(), digits, device="cpu", prefix_store=store)

@@ -32,6 +32,7 @@ def _recipe(**kw):
     return Recipe(**{"dataset": "digits", "epochs": 2, "lr": 2e-3, "dropout": 0.1, "batch_size": 64, **kw})
 
 
+@pytest.mark.slow
 def test_digits_run_is_far_above_chance(digits):
     schedule = _schedule((1, 1, 1, 1), widths=(16, 32, 64, 64))
     result = train(schedule, paper_recipe("digits", "resnet", epochs=5), digits, device="cpu", test=True)

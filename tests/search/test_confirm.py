@@ -13,6 +13,7 @@ from dataclasses import replace
 import optuna
 import pytest
 import yaml
+from cases import tiny
 from optuna.trial import TrialState
 
 from lwl.dashboards import write_report
@@ -38,29 +39,13 @@ from lwl.search._stats import t_quantile, t_two_sided_p
 from lwl.search.commands import export_main, search_main
 
 # Small, but with accuracies that differ between lists and seeds (pred loss learns in 2 epochs; predsim does not).
-TINY = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "2",
-    "--loss",
-    "pred",
-    "--train-limit",
-    "256",
-    "--device",
-    "cpu",
-    "--budget",
-    "8",
-    "--constraint",
-    "none",
-    "--pruner",
-    "none",
-    "--no-paper-baselines",
-    "--seed",
-    "3",
-]
+TINY = tiny(
+    *("--loss", "pred", "--budget", "8", "--constraint", "none", "--pruner", "none"),
+    *("--no-paper-baselines", "--seed", "3"),
+    epochs=2,
+    train_limit=256,
+    quiet=False,
+)
 
 
 # ------------------------------------------------------------------------------------------ statistics
@@ -75,6 +60,29 @@ def test_closed_forms_of_the_t_distribution():
     assert t_two_sided_p(1.0, 1) == pytest.approx(0.5)  # Cauchy: P(|T| >= 1) = 1/2
     assert t_two_sided_p(2.0, 2) == pytest.approx(1 - 2 / math.sqrt(6))  # df 2: P(|T| < t) = t / sqrt(2 + t^2)
     assert t_two_sided_p(0.0, 5) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("t", "df", "p"),
+    [
+        (0.5, 1, 0.7048327646991335),
+        (1.7, 2, 0.23123342620157117),
+        (2.3, 3, 0.10498836064446992),
+        (3.1, 5, 0.02685318419003513),
+        (0.8, 7, 0.45000269946982685),
+        (4.0, 10, 0.0025183326247369964),
+        (2.0, 29, 0.05494363718296691),
+    ],
+)
+def test_scipys_t_distribution_gives_what_the_closed_form_gave(t, df, p):
+    """Values of the finite closed form (Abramowitz & Stegun 26.7.3-4) the package computed before it used
+    scipy.stats: the p-values, and so the intervals, are the same to rounding."""
+    assert t_two_sided_p(t, df) == pytest.approx(p, rel=1e-12)
+    assert t_two_sided_p(-t, df) == pytest.approx(p, rel=1e-12)
+    assert t_quantile(1 - p, df) == pytest.approx(t, rel=1e-9)
+    assert t_two_sided_p(math.inf, df) == 0.0 and math.isnan(t_two_sided_p(math.nan, df))
+    with pytest.raises(ValueError):
+        t_two_sided_p(t, 0)
 
 
 def test_the_paired_test_and_the_interval_by_hand():
@@ -119,6 +127,7 @@ def study(tmp_path_factory):
     return root, url, args, optuna.load_study(study_name="s", storage=url)
 
 
+@pytest.mark.slow
 def test_racing_trains_the_most_probable_lists_with_the_next_seeds_into_the_confirm_study(study):
     _, url, _, s = study
     derived = optuna.load_study(study_name=confirm_study_name("s"), storage=url)
@@ -226,6 +235,7 @@ def test_too_few_trials_leave_confirmation_off_and_say_so(tmp_path, capsys):
     assert confirm_study(optuna.load_study(study_name="s", storage=url)) is None
 
 
+@pytest.mark.slow
 def test_batch_1_confirms_one_run_at_a_time(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     args = [*TINY, "--trials", "3", "--storage", url, "--study-name", "s", "--confirm", "2", "--confirm-seeds", "1"]
@@ -235,6 +245,7 @@ def test_batch_1_confirms_one_run_at_a_time(tmp_path):
 
 
 @pytest.mark.parametrize("terminal", [False, True], ids=["pipe", "terminal"])
+@pytest.mark.slow
 def test_confirmation_shows_every_epoch_of_a_group_and_every_finished_run(tmp_path, capsys, monkeypatch, terminal):
     """No silence while a seed's lists train together: a line per epoch of the group (a pipe) or a bar (a
     terminal), and a line per finished run naming its list, seed and accuracy, as the search prints trials."""
@@ -259,6 +270,7 @@ def test_confirmation_shows_every_epoch_of_a_group_and_every_finished_run(tmp_pa
         assert all("(2 runs together)" in x for x in epochs), err
 
 
+@pytest.mark.slow
 def test_a_killed_confirmation_run_is_failed_with_its_reason_and_nothing_stays_waiting(tmp_path):
     """A worker killed mid-confirmation: the rerun fails its run with a reason (`lost worker`), trains it again, and
     leaves no WAITING retry copy behind (one left by an earlier version, stood for by an enqueued run, is failed

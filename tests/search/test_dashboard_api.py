@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from cases import tiny
 
 from lwl.models import load_config
 from lwl.search.commands import search_main as main
@@ -35,33 +36,12 @@ def dashboard(tmp_path_factory):
     storage = f"sqlite:///{tmp / 'd.db'}"
     assert (
         main(
-            [
-                "--dataset",
-                "digits",
-                "--widths",
-                "4,8,8,16",
-                "--epochs",
-                "2",
-                "--train-limit",
-                "256",
-                "--device",
-                "cpu",
-                "--quiet",
-                "--budget",
-                "8",
-                "--trials",
-                "3",
-                "--pruner",
-                "none",
-                "--storage",
-                storage,
-                "--study-name",
-                "d",
-                "--confirm",
-                "2",
-                "--confirm-seeds",
-                "1",
-            ]
+            tiny(
+                *("--budget", "8", "--trials", "3", "--pruner", "none", "--storage", storage, "--study-name", "d"),
+                *("--confirm", "2", "--confirm-seeds", "1"),
+                epochs=2,
+                train_limit=256,
+            )
         )
         == 0
     )
@@ -98,6 +78,7 @@ def dashboard(tmp_path_factory):
         server.wait(10)
 
 
+@pytest.mark.slow
 def test_the_dashboard_shows_the_study_trials_and_the_pareto_study(dashboard):
     studies = {s["study_name"]: s for s in _get(f"{dashboard}/api/studies")["study_summaries"]}
     assert set(studies) == {"d", "d-pareto", "d-confirm"}
@@ -199,6 +180,7 @@ def _dashboard_argv(printed: str) -> list[str]:
 
 
 @pytest.mark.parametrize("server", list(SERVERS))
+@pytest.mark.slow
 def test_the_printed_dashboard_command_works_as_printed_on_a_server(server, tmp_path, monkeypatch, capsys):
     """lwl-search's summary prints the optuna-dashboard command; on PostgreSQL and MySQL it must name a driver
     that is installed (a bare postgresql:// makes SQLAlchemy 2.1 pick psycopg 3, mysql:// MySQLdb)."""
@@ -207,8 +189,7 @@ def test_the_printed_dashboard_command_works_as_printed_on_a_server(server, tmp_
     url = _server_url(server)
     name = f"dash-{uuid.uuid4().hex[:8]}"
     monkeypatch.chdir(tmp_path)  # a server's artifacts go to studies/artifacts under the working directory
-    tiny = ["--widths", "4,8,8,16", "--epochs", "1", "--train-limit", "128", "--device", "cpu", "--quiet"]
-    args = [*tiny, "--budget", "8", "--trials", "1", "--pruner", "none", "--storage", url, "--study-name", name]
+    args = tiny("--budget", "8", "--trials", "1", "--pruner", "none", "--storage", url, "--study-name", name)
     server_proc = None
     try:
         assert main(args) == 0

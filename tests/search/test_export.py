@@ -6,6 +6,7 @@ import optuna
 import pytest
 import torch
 import yaml
+from cases import tiny
 from optuna.trial import TrialState
 
 from lwl.models import load_config, mask_secrets, paper_recipe
@@ -27,31 +28,7 @@ def made(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     url = f"sqlite:///{root / 's.db'}"
     assert (
-        search_main(
-            [
-                "--dataset",
-                "digits",
-                "--budget",
-                "8",
-                "--widths",
-                "4,8,8,16",
-                "--epochs",
-                "1",
-                "--train-limit",
-                "128",
-                "--trials",
-                "3",
-                "--device",
-                "cpu",
-                "--quiet",
-                "--pruner",
-                "none",
-                "--storage",
-                url,
-                "--study-name",
-                "s",
-            ]
-        )
+        search_main(tiny("--budget", "8", "--trials", "3", "--pruner", "none", "--storage", url, "--study-name", "s"))
         == 0
     )
     study = optuna.load_study(study_name="s", storage=url)

@@ -7,28 +7,13 @@ import weakref
 import optuna
 import pytest
 import torch
+from cases import tiny
 from optuna.trial import TrialState
 
 import lwl.models  # the engine the objective trains with, at the time it trains: inject an out-of-memory error
 from lwl.search.commands import search_main as main
 
-TINY = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "2",
-    "--train-limit",
-    "256",
-    "--device",
-    "cpu",
-    "--quiet",
-    "--pruner",
-    "none",
-    "--budget",
-    "10",
-]
+TINY = tiny("--pruner", "none", "--budget", "10", epochs=2, train_limit=256)
 
 
 def _trials(db, name):
@@ -86,6 +71,7 @@ def test_out_of_memory_fails_the_trial_frees_its_memory_and_the_study_goes_on(tm
     assert "1 failed" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_an_enqueued_copy_of_a_list_an_earlier_trial_holds_ends_as_duplicate_and_does_not_count(tmp_path, capsys):
     """Workers that start at once each enqueue the same lists; the later copy must not train the list again."""
     db = tmp_path / "q.db"
@@ -106,6 +92,7 @@ def test_an_enqueued_copy_of_a_list_an_earlier_trial_holds_ends_as_duplicate_and
     assert "3 complete, 0 pruned, 2 failed; stopped:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_full_prefix_store_disk_warns_once_and_the_trials_complete(tmp_path, monkeypatch, capsys):
     """The prefix store is a cache: a disk that is full (ENOSPC) turns it off, said once; the search goes on."""
     import errno
@@ -171,6 +158,7 @@ def test_a_rerun_after_a_sigkill_on_a_storage_without_heartbeats_names_the_held_
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and SIGXFSZ as Linux has them")
+@pytest.mark.slow
 def test_a_storage_refused_on_a_full_disk_leaves_no_partial_database(tmp_path):
     """SQLite meets a full disk (here a file size limit) while it creates its schema: one line, exit 2, and neither
     the partial .db file nor the folder made for it is left."""
@@ -181,7 +169,7 @@ def test_a_storage_refused_on_a_full_disk_leaves_no_partial_database(tmp_path):
         "from lwl.search.commands import search_main\n"
         "sys.exit(search_main(sys.argv[1:]))\n"
     )
-    flags = ["--budget", "8", "--device", "cpu", "--widths", "4,8,8,16", "--epochs", "1", "--trials", "1"]
+    flags = tiny("--budget", "8", "--trials", "1", quiet=False)
     run = subprocess.run(
         [sys.executable, "-c", script, *flags, "--storage", f"sqlite:///{tmp_path / 'made' / 's.db'}"],
         cwd=tmp_path,
@@ -196,6 +184,7 @@ def test_a_storage_refused_on_a_full_disk_leaves_no_partial_database(tmp_path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and SIGXFSZ as Linux has them")
+@pytest.mark.slow
 def test_a_journal_file_that_cannot_grow_mid_study_is_one_line(tmp_path):
     """The journal file meets a full disk (a file size limit) after the study was created: the lost storage's one
     line, exit status 1, no traceback."""
@@ -206,7 +195,7 @@ def test_a_journal_file_that_cannot_grow_mid_study_is_one_line(tmp_path):
         "from lwl.search.commands import search_main\n"
         "sys.exit(search_main(sys.argv[1:]))\n"
     )
-    flags = ["--budget", "8", "--device", "cpu", "--widths", "4,8,8,16", "--epochs", "1", "--train-limit", "64"]
+    flags = tiny("--budget", "8", train_limit=64, quiet=False)
     run = subprocess.run(
         [sys.executable, "-c", script, *flags, "--trials", "1", "--storage", str(tmp_path / "s.log")],
         cwd=tmp_path,

@@ -5,28 +5,13 @@ import sqlite3
 
 import optuna
 import pytest
+from cases import tiny
 
 from lwl.dashboards.commands import report_main
 from lwl.search import StorageError, UsageError, check_study_name, open_storage
 from lwl.search.commands import export_main, search_main
 
-TINY = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "1",
-    "--train-limit",
-    "64",
-    "--device",
-    "cpu",
-    "--budget",
-    "8",
-    "--trials",
-    "1",
-    "--quiet",
-]
+TINY = tiny("--budget", "8", "--trials", "1", train_limit=64)
 
 
 def _dump(path) -> list[str]:

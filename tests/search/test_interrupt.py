@@ -8,29 +8,16 @@ import time
 
 import optuna
 import pytest
+from cases import tiny
 from optuna.trial import TrialState
 
-ARGS = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "8",
-    "--train-limit",
-    "256",
-    "--device",
-    "cpu",
-    "--budget",
-    "10",
-    "--pruner",
-    "none",
-    "--sampler",
-    "grid",
-    "--no-paper-baselines",
-    "--study-name",
-    "i",
-]
+ARGS = tiny(
+    *("--budget", "10", "--pruner", "none", "--sampler", "grid", "--no-paper-baselines"),
+    *("--study-name", "i"),
+    epochs=8,
+    train_limit=256,
+    quiet=False,
+)
 
 
 def _start(storage: str, trials: int) -> subprocess.Popen:

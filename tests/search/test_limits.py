@@ -3,6 +3,7 @@ no list above a limit is ever trained (checked from the database), an empty set 
 
 import optuna
 import pytest
+from cases import NO_CONFIRM, tiny
 
 from lwl.models import complexity, paper_recipe
 from lwl.search import (
@@ -16,27 +17,7 @@ from lwl.search import (
 )
 from lwl.search.commands import search_main
 
-TINY = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "1",
-    "--train-limit",
-    "128",
-    "--device",
-    "cpu",
-    "--quiet",
-    "--budget",
-    "8",
-    "--constraint",
-    "none",
-    "--pruner",
-    "none",
-    "--confirm",  # these tests are about the search; confirmation is tests/search/test_confirm.py's
-    "off",
-]
+TINY = tiny("--budget", "8", "--constraint", "none", "--pruner", "none", *NO_CONFIRM)
 
 
 def _settings(limits=None, batch_size=64):
@@ -110,6 +91,7 @@ def test_an_empty_set_is_refused_with_the_nearest_list_and_the_limit_it_needs():
     assert smallest in _settings(CostLimits(max_params=need)).space
 
 
+@pytest.mark.slow
 def test_no_list_above_the_limit_is_ever_trained(tmp_path, capsys):
     full = _settings()
     params = sorted(_costs(full, h).params for h in full.space.lists())

@@ -6,6 +6,7 @@ import json
 
 import optuna
 import pytest
+from cases import NO_CONFIRM, tiny
 from optuna.trial import TrialState
 
 from lwl.models import paper_recipe
@@ -27,25 +28,7 @@ from lwl.search._objectives import expected_improvement
 from lwl.search._sampler import hierarchy_params
 from lwl.search.commands import search_main
 
-TINY = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "3",
-    "--train-limit",
-    "128",
-    "--device",
-    "cpu",
-    "--quiet",
-    "--budget",
-    "6",
-    "--constraint",
-    "none",
-    "--confirm",  # confirmation has its own tests
-    "off",
-]
+TINY = tiny("--budget", "6", "--constraint", "none", *NO_CONFIRM, epochs=3)
 
 
 def _settings(objectives=("accuracy", "params"), epochs=4):

@@ -6,31 +6,18 @@ import shutil
 import optuna
 import pytest
 import torch
+from cases import NO_CONFIRM, tiny
 from optuna.trial import TrialState
 
 from lwl.search import PausedStore
 from lwl.search.commands import search_main as main
 
-TINY = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--train-limit",
-    "256",
-    "--device",
-    "cpu",
-    "--quiet",
-    "--budget",
-    "10",
-    "--sampler",
-    "grid",
-    "--no-paper-baselines",
-    "--prefix-store",
-    "off",
-    "--confirm",  # these tests are about the search; confirmation is tests/search/test_confirm.py's
-    "off",
-]
+TINY = tiny(
+    *("--budget", "10", "--sampler", "grid", "--no-paper-baselines", "--prefix-store", "off"),
+    *NO_CONFIRM,
+    epochs=None,
+    train_limit=256,
+)
 MODES = {
     "simultaneous": ["--epochs", "4"],
     "sequential": ["--mode", "sequential", "--epochs", "1"],
@@ -140,6 +127,7 @@ def paused_study(tmp_path_factory):
     [_damage_types, _damage_shapes, _damage_history, _damage_payload],
     ids=["wrong types", "wrong shapes", "malformed history", "malformed payload"],
 )
+@pytest.mark.slow
 def test_a_damaged_paused_state_is_discarded_and_its_list_trained_from_the_start(
     paused_study, tmp_path, capsys, damage
 ):

@@ -3,34 +3,17 @@ units, and says how many it reused."""
 
 import optuna
 import pytest
+from cases import NO_CONFIRM, tiny
 from optuna.trial import TrialState
 
 from lwl.search.commands import search_main as main
 
-TINY = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "1",
-    "--train-limit",
-    "256",
-    "--device",
-    "cpu",
-    "--quiet",
-    "--mode",
-    "sequential",
-    "--budget",
-    "10",
-    "--sampler",
-    "grid",
-    "--trials",
-    "6",
+TINY = tiny(
+    *("--mode", "sequential", "--budget", "10", "--sampler", "grid", "--trials", "6"),
     "--no-paper-baselines",
-    "--confirm",  # these tests are about the search; confirmation is tests/search/test_confirm.py's
-    "off",
-]
+    *NO_CONFIRM,
+    train_limit=256,
+)
 
 
 def _study(db, name):
@@ -62,28 +45,12 @@ def test_sharing_changes_nothing_the_pruner_sees_and_saves_unit_trainings(tmp_pa
     assert f"prefix sharing: {reused} of " in out
 
 
-SIMULTANEOUS = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "2",
-    "--train-limit",
-    "256",
-    "--device",
-    "cpu",
-    "--quiet",
-    "--budget",
-    "10",
-    "--sampler",
-    "grid",
-    "--trials",
-    "6",
-    "--no-paper-baselines",
-]
+SIMULTANEOUS = tiny(
+    "--budget", "10", "--sampler", "grid", "--trials", "6", "--no-paper-baselines", epochs=2, train_limit=256
+)
 
 
+@pytest.mark.slow
 def test_a_batched_study_reports_what_one_by_one_reports_with_fewer_unit_trainings(tmp_path, capsys):
     batched_db, alone_db = tmp_path / "batched.db", tmp_path / "alone.db"
     for db, extra in ((batched_db, ["--batch", "3"]), (alone_db, [])):

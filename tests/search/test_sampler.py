@@ -6,8 +6,6 @@ import inspect
 import multiprocessing
 import pickle
 import statistics
-import warnings
-from collections import Counter
 
 import numpy as np
 import optuna
@@ -26,7 +24,6 @@ from lwl.search._sampler import (
     SAMPLERS,
     FeasibleSampler,
     SpaceExhausted,
-    TPEFallbackWarning,
     enqueue_hierarchy,
     evaluated,
     hierarchy_params,
@@ -335,9 +332,7 @@ def test_tpe_private_api_is_the_one_used() -> None:
     assert hasattr(tpe, "_parzen_estimator_parameters")
     assert hasattr(tpe, "_compute_acquisition_func")
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", TPEFallbackWarning)
-        study = run(SPACE16, "tpe", n_trials=20, n_startup_trials=5)
+    study = run(SPACE16, "tpe", n_trials=20, n_startup_trials=5)
     chosen = [t.system_attrs[CHOSEN_BY_ATTR] for t in study.trials]
     assert chosen == ["random-startup"] * 5 + ["tpe"] * 15
 
@@ -361,20 +356,16 @@ def test_tpe_scores_equal_optunas_own_estimators() -> None:
     np.testing.assert_allclose(ours, l_x.log_pdf(x) - g_x.log_pdf(x))
 
 
-def test_tpe_falls_back_and_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tpe_without_its_optuna_internals_names_the_pin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No surrogate stands in for TPE: an Optuna outside the pin that moved its internals stops the search with one
+    line naming the version and the pin, after the random start-up trials."""
     import optuna.samplers._tpe.parzen_estimator as pe
 
-    class Moved:
-        def __init__(self, *args, **kwargs) -> None:
-            raise TypeError("unexpected keyword argument")
+    from lwl.search import OptunaVersionError
 
-    monkeypatch.setattr(pe, "_ParzenEstimator", Moved)
-    with pytest.warns(TPEFallbackWarning) as record:
-        study = run(SPACE16, "tpe", n_trials=30, n_startup_trials=5)
-    assert len([w for w in record if w.category is TPEFallbackWarning]) == 1
-    lists = lists_of(study, SPACE16)
-    assert len(set(lists)) == 30 and all(SPACE16.is_feasible(h) for h in lists)
-    assert Counter(t.system_attrs[CHOSEN_BY_ATTR] for t in study.trials) == {"random-startup": 5, "tpe-fallback": 25}
+    monkeypatch.delattr(pe, "_ParzenEstimator")
+    with pytest.raises(OptunaVersionError, match=r"has no TPE internals .*optuna>=5\.0,<5\.1"):
+        run(SPACE16, "tpe", n_trials=10, n_startup_trials=5)
 
 
 def test_multi_objective_tpe() -> None:
@@ -388,9 +379,7 @@ def test_multi_objective_tpe() -> None:
         h = tuple(trial.suggest_int(n, low, high) for n in SPACE12.param_names())
         return table[h], float(h[-1])
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", TPEFallbackWarning)
-        study.optimize(objective, n_trials=12)
+    study.optimize(objective, n_trials=12)
     lists = lists_of(study, SPACE12)
     assert len(set(lists)) == 12
     assert study.trials[-1].system_attrs[CHOSEN_BY_ATTR] == "tpe"

@@ -8,24 +8,13 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from cases import tiny
 from optuna.trial import TrialState
 
 from lwl.search import SearchSpace
 from lwl.search.commands import search_main as main
 
-TINY = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "2",
-    "--train-limit",
-    "256",
-    "--device",
-    "cpu",
-    "--quiet",
-]
+TINY = tiny(epochs=2, train_limit=256)
 
 
 def _study(path: Path, name: str) -> optuna.Study:
@@ -70,6 +59,7 @@ def test_a_small_study_end_to_end_and_resume(tmp_path, capsys):
     assert settings["budget"] == 10 and settings["widths"] == [4, 8, 8, 16]
 
 
+@pytest.mark.slow
 def test_whole_space_then_stop(tmp_path, capsys):
     db = tmp_path / "all.db"
     assert (
@@ -105,7 +95,7 @@ def test_whole_space_then_stop(tmp_path, capsys):
 def test_a_study_built_to_prune_prunes(tmp_path):
     db = tmp_path / "p.db"
     # Wide enough to learn something in 3 epochs, so accuracies differ and the median rule has something to cut.
-    args = [*TINY, "--widths", "8,16,16,32", "--train-limit", "512"]
+    args = tiny(epochs=2, train_limit=512, widths="8,16,16,32")
     assert (
         main(
             [
@@ -220,6 +210,7 @@ def test_the_installed_command_with_a_preset(tmp_path):
     assert "trial   0" in out.stderr and "rank" in out.stdout
 
 
+@pytest.mark.slow
 def test_the_derived_pareto_study_holds_the_true_front(tmp_path):
     from lwl.search import pareto_front, pareto_study_name
 

@@ -14,6 +14,7 @@ from collections import Counter
 
 import optuna
 import pytest
+from cases import tiny
 from optuna.trial import TrialState
 
 # Whole searches on database servers, several workers each, waited for up to 10 minutes: a longer limit than the
@@ -25,23 +26,7 @@ SERVERS = {
     "mariadb": ("127.0.0.1", 3306, "mysql+pymysql://root@127.0.0.1:3306/test"),
     "redis": ("127.0.0.1", 6379, "redis://127.0.0.1:6379/0"),
 }
-TINY = [
-    "--dataset",
-    "digits",
-    "--widths",
-    "4,8,8,16",
-    "--epochs",
-    "1",
-    "--train-limit",
-    "128",
-    "--device",
-    "cpu",
-    "--budget",
-    "10",
-    "--pruner",
-    "none",
-    "--no-paper-baselines",
-]
+TINY = tiny("--budget", "10", "--pruner", "none", "--no-paper-baselines", quiet=False)
 LWL_SEARCH = [sys.executable, "-m", "lwl.search"]  # this interpreter's lwl-search
 
 
@@ -112,6 +97,7 @@ def test_workers_share_one_study_exactly(server, tmp_path):
     assert "s3cret-pw" not in repr(study.user_attrs) + repr([t.user_attrs for t in study.trials])
 
 
+@pytest.mark.slow
 def test_sqlite_is_refused_for_several_workers(tmp_path):
     out = subprocess.run(
         [*LWL_SEARCH, *TINY, "--workers", "2", "--storage", f"sqlite:///{tmp_path / 'x.db'}"],
@@ -122,6 +108,7 @@ def test_sqlite_is_refused_for_several_workers(tmp_path):
     assert out.returncode == 2 and "not safe" in out.stderr and not (tmp_path / "x.db").exists()
 
 
+@pytest.mark.slow
 def test_an_unreachable_server_is_one_line_without_the_password(tmp_path):
     out = subprocess.run(
         [*LWL_SEARCH, *TINY, "--storage", "postgresql://postgres:hunter2@127.0.0.1:1/none"],
@@ -326,6 +313,7 @@ def test_a_database_that_goes_away_stops_the_worker_cleanly_and_the_rerun_contin
 # password with a space, and a percent-encoded query key (?pass%77ord=); the unencoded '@' in a password cannot
 # reach a server (SQLAlchemy takes its tail for the host) and is covered by tests/models/test_secrets.py.
 @pytest.mark.parametrize("form", ["query", "redis", "azure", "encoded-key"])
+@pytest.mark.slow
 def test_a_password_in_any_form_of_url_reaches_no_output_and_no_file(tmp_path, form):
     """The password of a query string (?password=, ?pass%77ord=), of the user info (user:pw@, u@x:pw@) and of
     Redis' :pw@ form: masked in every message, in the study's and trials' attributes, the artifacts, the exported

@@ -1,4 +1,5 @@
-"""The feasible set: sizes pinned from the design notes, the Eq. 7 reading, and user-facing errors."""
+"""The feasible set: its sizes pinned (budget 16, 4 stages: the README's 61 lists), the Eq. 7 reading, and
+user-facing errors."""
 
 import dataclasses
 import functools
@@ -75,7 +76,7 @@ def test_strict_rule() -> None:
 
 
 def test_k1_reading_of_eq7_rejects_paper_winner() -> None:
-    # The design notes' reason for k = n // 2: with k = 1, [1,1,2,2] is infeasible (d2 = 1 is not
+    # The reason for k = n // 2 (README, "The search"): with k = 1, [1,1,2,2] is infeasible (d2 = 1 is not
     # larger than d1 = 1), while the default k = 2 accepts it.
     assert not SearchSpace(6, 4, shallow_stages=1).is_feasible((1, 1, 2, 2))
     assert "(1) smaller than every deep stage (1,2,2)" in SearchSpace(6, 4, 1).violation((1, 1, 2, 2))
