@@ -21,7 +21,7 @@ from ._datasets import DATASETS, dataset_info
 from ._errors import CheckpointError, DataError
 from ._paper import PAPER_RESULTS, paper_results
 from ._plan import check_units, complexity, head_descriptions
-from ._recipe import REFERENCE_FIELDS, Recipe
+from ._recipe import RECIPE_RANGES, REFERENCE_FIELDS, Recipe
 from ._records import Progress, RunResult
 from ._schedule import Schedule
 from ._state import TrainerState
@@ -289,7 +289,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         args = parser.parse_args(argv)
-        check_ranges(args, TRAINING_RANGES)
+        check_ranges(args, {**TRAINING_RANGES, "val_fraction": RECIPE_RANGES["val_fraction"]})
         refuse_empty(args)
         if args.config is None and args.out is None:
             if args.resume:

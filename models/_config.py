@@ -11,29 +11,19 @@ from __future__ import annotations
 import math
 import os
 import reprlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ._aux import AUX_NETS
-from ._datasets import AUGMENTATIONS, DATASETS, dataset_info
+from ._datasets import DATASETS, dataset_info
 from ._errors import ConfigError, DataError, RecipeError, ScheduleError
+from ._fields import Invalid, ListOf, Maybe, Range, Spec
 from ._files import atomic_write
-from ._recipe import (
-    ACTIVATIONS,
-    DROPOUT_KINDS,
-    LOSSES,
-    MODES,
-    NORMALISATIONS,
-    OPTIMIZERS,
-    PRECISIONS,
-    Recipe,
-    paper_recipe,
-)
-from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, FIRST_CONVS, LOCAL_UNITS, Schedule
+from ._recipe import RECIPE_FIELDS, Recipe, paper_recipe
+from ._schedule import SCHEDULE_FIELDS, Schedule
 from ._secrets import mask_secrets
 
 CONFIG_VERSION = 1
@@ -203,44 +193,6 @@ def _int(source: str, path: str, value: Any, minimum: int | None = None) -> int:
     return value
 
 
-def _float(
-    source: str,
-    path: str,
-    value: Any,
-    low: float,
-    high: float | None = None,
-    *,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    """A number; strings such as '3e-4' are accepted since YAML 1.1 reads exponents without a dot as text."""
-    if isinstance(value, bool):
-        raise _fail(source, path, f"must be a number, got {reprlib.repr(value)}")
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise _fail(source, path, f"must be a number, got {reprlib.repr(value)}") from None
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _fail(source, path, f"must be a finite number, got {reprlib.repr(value)}")
-    value = float(value)
-    if low_open and value <= low:
-        what = "be positive" if low == 0 else f"exceed {low:g}"
-        raise _fail(source, path, f"must {what}, got {value:g}")
-    if not low_open and value < low:
-        raise _fail(source, path, f"must be at least {low:g}, got {value:g}")
-    if high is not None and (value >= high if high_open else value > high):
-        bound = "below" if high_open else "at most"
-        raise _fail(source, path, f"must be {bound} {high:g}, got {value:g}")
-    return value
-
-
-def _bool(source: str, path: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _fail(source, path, f"must be true or false, got {reprlib.repr(value)}")
-    return value
-
-
 def _choice(source: str, path: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise _fail(source, path, f"must be one of {', '.join(choices)}, got {reprlib.repr(value)}")
@@ -262,10 +214,10 @@ def _schedule_from(source: str, data: Mapping[str, Any], dataset: str) -> Schedu
         if name not in data:
             raise ConfigError(f"{source}: missing field schedule.{name}")
     hierarchy = _int_list(source, "schedule.hierarchy", data["hierarchy"], 1)
-    family = _choice(source, "schedule.family", data["family"], FAMILIES)
+    family = _checked(source, "schedule.family", SCHEDULE_FIELDS["family"], data["family"])
     values: dict[str, Any] = {"hierarchy": hierarchy, "family": family}
     if data.get("block") is not None:
-        values["block"] = _choice(source, "schedule.block", data["block"], BLOCKS)
+        values["block"] = _checked(source, "schedule.block", SCHEDULE_FIELDS["block"], data["block"])
         if family == "vgg" and values["block"] != "basic":
             raise _fail(
                 source,
@@ -277,8 +229,9 @@ def _schedule_from(source: str, data: Mapping[str, Any], dataset: str) -> Schedu
         if len(widths) != len(hierarchy):
             raise _fail(source, "schedule.widths", f"needs one width per stage ({len(hierarchy)}), got {len(widths)}")
         values["widths"] = widths
-    if data.get("downsample") is not None:
-        values["downsample"] = _choice(source, "schedule.downsample", data["downsample"], DOWNSAMPLES)
+    for name in ("downsample", "conv_bias", "local_unit", "first_conv"):
+        if data.get(name) is not None:
+            values[name] = _checked(source, f"schedule.{name}", SCHEDULE_FIELDS[name], data[name])
     if data.get("lead_widths") is not None:
         lead = data["lead_widths"]
         if not isinstance(lead, (list, tuple)) or len(lead) != len(hierarchy):
@@ -290,12 +243,6 @@ def _schedule_from(source: str, data: Mapping[str, Any], dataset: str) -> Schedu
     if data.get("fc_units") is not None:
         fc = data["fc_units"]
         values["fc_units"] = _int_list(source, "schedule.fc_units", fc, 1) if fc else ()
-    if data.get("conv_bias") is not None:
-        values["conv_bias"] = _bool(source, "schedule.conv_bias", data["conv_bias"])
-    if data.get("local_unit") is not None:
-        values["local_unit"] = _choice(source, "schedule.local_unit", data["local_unit"], LOCAL_UNITS)
-    if data.get("first_conv") is not None:
-        values["first_conv"] = _choice(source, "schedule.first_conv", data["first_conv"], FIRST_CONVS)
     info = dataset_info(dataset)
     for name, expected, what in (
         ("num_classes", info.num_classes, "classes"),
@@ -303,7 +250,7 @@ def _schedule_from(source: str, data: Mapping[str, Any], dataset: str) -> Schedu
         ("input_size", info.input_size, "pixels a side"),
     ):
         if data.get(name) is not None:
-            given = _int(source, f"schedule.{name}", data[name], 1)
+            given = _checked(source, f"schedule.{name}", SCHEDULE_FIELDS[name], data[name])
             if given != expected:
                 raise _fail(source, f"schedule.{name}", f"{dataset} has {expected} {what}, got {given}")
         values[name] = expected
@@ -317,70 +264,40 @@ def _recipe_from(source: str, data: Mapping[str, Any], dataset: str, family: str
     """Validate every given field; the ones left out take the paper's value for the data set and family."""
     _unknown(source, data, set(Recipe.__dataclass_fields__), "recipe.")
     v: dict[str, Any] = {}
-    checks: dict[str, Callable[[str, Any], Any]] = {
-        "loss": lambda p, x: _choice(source, p, x, LOSSES),
-        "mode": lambda p, x: _choice(source, p, x, MODES),
-        "epochs": lambda p, x: _int(source, p, x, 1),
-        "batch_size": lambda p, x: _int(source, p, x, 1),
-        "eval_batch_size": lambda p, x: _int(source, p, x, 1),
-        "lr": lambda p, x: _float(source, p, x, 0.0, low_open=True),
-        "dropout": lambda p, x: _float(source, p, x, 0.0, 1.0, high_open=True),
-        "weight_decay": lambda p, x: _float(source, p, x, 0.0),
-        "lr_gamma": lambda p, x: _float(source, p, x, 0.0, low_open=True),
-        "beta": lambda p, x: _float(source, p, x, 0.0, 1.0),
-        "aux_convs": lambda p, x: _int(source, p, x, 0),
-        "dim_in_decoder": lambda p, x: _int(source, p, x, 1),
-        "val_fraction": lambda p, x: _float(source, p, x, 0.0, 0.5),  # 0: no validation split (train on all)
-        "seed": lambda p, x: _int(source, p, x),
-        "precision": lambda p, x: _choice(source, p, x, PRECISIONS),
-        # The reference's options (absent from a config written before them: Section V's values).
-        "optimizer": lambda p, x: _choice(source, p, str(x).lower(), OPTIMIZERS),
-        "momentum": lambda p, x: _float(source, p, x, 0.0, 1.0, high_open=True),
-        "activation": lambda p, x: _choice(source, p, x, ACTIVATIONS),
-        "dropout_kind": lambda p, x: _choice(source, p, x, DROPOUT_KINDS),
-        "similarity_std": lambda p, x: _bool(source, p, x),
-        "label_smoothing": lambda p, x: _float(source, p, x, 0.0, 1.0, high_open=True),
-        "zero_init_output": lambda p, x: _bool(source, p, x),
-        "cutout": lambda p, x: _int(source, p, x, 0),
-        "cutout_holes": lambda p, x: _int(source, p, x, 1),
-        "normalisation": lambda p, x: _choice(source, p, x, NORMALISATIONS),
-        "aux_net": lambda p, x: _choice(source, p, x, AUX_NETS),
-    }
-    for name, check in checks.items():
-        if name in data:
-            if data[name] is None:
-                raise _fail(source, f"recipe.{name}", "must be given a value (or be left out for the paper's)")
-            v[name] = check(f"recipe.{name}", data[name])
-    if "lr_milestones" in data:
-        ms = data["lr_milestones"]
-        if not isinstance(ms, (list, tuple)):
-            raise _fail(
-                source, "recipe.lr_milestones", f"must be a list of fractions of the run, got {reprlib.repr(ms)}"
-            )
-        v["lr_milestones"] = tuple(_float(source, f"recipe.lr_milestones[{i}]", m, 0.0, 1.0) for i, m in enumerate(ms))
-    if data.get("lr_milestone_epochs") is not None:
-        v["lr_milestone_epochs"] = _int_list(source, "recipe.lr_milestone_epochs", data["lr_milestone_epochs"], 0)
-    if data.get("augment") is not None:
-        aug = data["augment"]
-        if not isinstance(aug, (list, tuple)):
-            raise _fail(
-                source,
-                "recipe.augment",
-                f"must be a list drawn from {', '.join(AUGMENTATIONS)}, got {reprlib.repr(aug)}",
-            )
-        for i, a in enumerate(aug):
-            _choice(source, f"recipe.augment[{i}]", a, AUGMENTATIONS)
-        v["augment"] = tuple(aug)
-    elif "augment" in data:
-        v["augment"] = None
-    if data.get("train_limit") is not None:
-        v["train_limit"] = _int(source, "recipe.train_limit", data["train_limit"], 1)
-    elif "train_limit" in data:
-        v["train_limit"] = None
+    for name, spec in RECIPE_FIELDS.items():
+        if name not in data or name == "dataset":  # the data set: checked by the caller, paper_recipe's argument
+            continue
+        value = data[name]
+        if value is None and not isinstance(spec, Maybe):
+            raise _fail(source, f"recipe.{name}", "must be given a value (or be left out for the paper's)")
+        v[name] = _checked(source, f"recipe.{name}", spec, _yaml_numbers(spec, value))
     try:
         return paper_recipe(dataset, family, **v)
     except (RecipeError, DataError) as exc:
         raise ConfigError(f"{source}: recipe: {exc}") from None
+
+
+def _checked(source: str, path: str, spec: Spec, value: Any) -> Any:
+    """The field's own declaration (`RECIPE_FIELDS`, `SCHEDULE_FIELDS`) applied: its value, or the one line
+    'SOURCE: field PATH: REASON, got VALUE'."""
+    try:
+        return spec.normalise(value)
+    except Invalid as exc:
+        raise _fail(source, path + exc.where, exc.detail()) from None
+
+
+def _yaml_numbers(spec: Spec, value: Any) -> Any:
+    """A number YAML 1.1 reads as text ('3e-4': an exponent without a dot) as the number, where `spec` (or a list
+    of it) takes floats; anything else unchanged, for the spec to judge."""
+    inner = spec.spec if isinstance(spec, Maybe) else spec
+    if isinstance(inner, ListOf) and isinstance(value, list):
+        return [_yaml_numbers(inner.item, one) for one in value]
+    if isinstance(inner, Range) and inner.kind is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _check_fits_dataset(source: str, schedule: Schedule, dataset: str) -> None:

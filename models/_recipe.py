@@ -8,12 +8,13 @@ per-family values of Tables I-VI (and of a network preset), then the caller's ov
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ._aux import AUX_NETS
+from ._datasets import AUGMENTATIONS, DATASETS
 from ._errors import RecipeError
+from ._fields import Choice, Flag, ListOf, Maybe, Range, Spec, apply_specs, ranges
 from ._plan import HeadSpec
 from ._schedule import get_preset
 
@@ -82,72 +83,16 @@ class Recipe:
     aux_net: str = "local-loss"
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise RecipeError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
-        if self.mode not in MODES:
-            raise RecipeError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
-        if self.precision not in PRECISIONS:
-            raise RecipeError(f"unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        apply_specs(self, RECIPE_FIELDS, RecipeError)  # each field alone; then what fields say together
         if self.loss == "global" and self.mode != "simultaneous":
             raise RecipeError("loss 'global' trains end to end: use --mode simultaneous with it")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise RecipeError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise RecipeError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise RecipeError(f"lr must be a positive finite number, got {self.lr}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2**32:
-            raise RecipeError(f"seed must be a whole number from 0 to {2**32 - 1}, got {self.seed!r}")
-        object.__setattr__(self, "lr_milestones", tuple(float(m) for m in self.lr_milestones))
-        if self.augment is not None:
-            object.__setattr__(self, "augment", tuple(self.augment))
-        self._check_reference_options()
-
-    def _check_reference_options(self) -> None:
-        for name, choices in (
-            ("optimizer", OPTIMIZERS),
-            ("activation", ACTIVATIONS),
-            ("dropout_kind", DROPOUT_KINDS),
-            ("normalisation", NORMALISATIONS),
-            ("aux_net", AUX_NETS),
-        ):
-            if getattr(self, name) not in choices:
-                raise RecipeError(f"unknown {name} {getattr(self, name)!r}: choose one of {', '.join(choices)}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise RecipeError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.momentum != 0.0 and self.optimizer != "sgd":
             raise RecipeError(
                 f"momentum applies to the sgd optimizer only (optimizer is {self.optimizer!r}): use optimizer sgd, "
                 "or leave momentum at 0"
             )
-        if not (self.weight_decay >= 0.0 and math.isfinite(self.weight_decay)):
-            raise RecipeError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
-        if not 0.0 <= self.beta <= 1.0:
-            raise RecipeError(f"beta must be in [0, 1], got {self.beta}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise RecipeError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if not (self.lr_gamma > 0 and math.isfinite(self.lr_gamma)):
-            raise RecipeError(f"lr_gamma must be a positive finite number, got {self.lr_gamma}")
-        aux = self.aux_convs
-        if isinstance(aux, bool) or not isinstance(aux, numbers.Integral) or not 0 <= aux <= MAX_AUX_CONVS:
-            raise RecipeError(f"aux_convs must be from 0 to {MAX_AUX_CONVS}, got {self.aux_convs!r}")
-        for name, low in (("dim_in_decoder", 1), ("cutout", 0), ("cutout_holes", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                raise RecipeError(f"{name} must be a whole number >= {low}, got {value!r}")
-        for name in ("similarity_std", "zero_init_output"):
-            if not isinstance(getattr(self, name), bool):
-                raise RecipeError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if self.lr_milestone_epochs is not None:
-            epochs = tuple(self.lr_milestone_epochs)
-            if not all(isinstance(e, numbers.Integral) and not isinstance(e, bool) and e >= 0 for e in epochs):
-                raise RecipeError(f"lr_milestone_epochs must be whole numbers >= 0, got {list(epochs)!r}")
-            if list(epochs) != sorted(epochs):
-                raise RecipeError(f"lr_milestone_epochs must be in increasing order, got {list(epochs)}")
-            if tuple(self.lr_milestones) != PAPER_MILESTONES:
-                raise RecipeError("give lr_milestones (fractions of the run) or lr_milestone_epochs, not both")
-            object.__setattr__(self, "lr_milestone_epochs", tuple(int(e) for e in epochs))
+        if self.lr_milestone_epochs is not None and self.lr_milestones != PAPER_MILESTONES:
+            raise RecipeError("give lr_milestones (fractions of the run) or lr_milestone_epochs, not both")
         if self.aux_net != "local-loss" and self.loss not in ("pred", "global"):
             raise RecipeError(
                 f"aux_net {self.aux_net!r} trains each unit with its own loss, not {self.loss!r}: use loss pred "
@@ -226,6 +171,47 @@ class Recipe:
         return cls(**data)
 
 
+# Every field's values, declared once: `Recipe` applies them at construction, the config reader (`_config`) to a
+# YAML file's recipe, the command line and the study presets (`cli.TRAINING_RANGES`) to their flags. What the fields
+# must say together (loss global with mode simultaneous, momentum with sgd, ...) is `Recipe.__post_init__`'s.
+RECIPE_FIELDS: dict[str, Spec] = {
+    "dataset": Choice(tuple(DATASETS)),
+    "loss": Choice(LOSSES),
+    "mode": Choice(MODES),
+    "epochs": Range(int, 1),
+    "batch_size": Range(int, 1),
+    "lr": Range(float, 0, low_open=True),
+    "dropout": Range(float, 0, 1, high_open=True),
+    "weight_decay": Range(float, 0),
+    "lr_milestones": ListOf(Range(float, 0, 1)),  # empty: no decay
+    "lr_gamma": Range(float, 0, low_open=True),
+    "beta": Range(float, 0, 1),
+    "aux_convs": Range(int, 0, MAX_AUX_CONVS),
+    "dim_in_decoder": Range(int, 1),
+    "augment": Maybe(ListOf(Choice(AUGMENTATIONS))),  # empty: none
+    "val_fraction": Range(float, 0, 0.5),  # 0: no validation split (train on all); `load_data` splits at most half
+    "seed": Range(int, 0, 2**32 - 1),  # numpy's and Optuna's samplers take no other seeds
+    "eval_batch_size": Range(int, 1),
+    "precision": Choice(PRECISIONS),
+    "train_limit": Maybe(Range(int, 1)),
+    "optimizer": Choice(OPTIMIZERS),
+    "momentum": Range(float, 0, 1, high_open=True),
+    "activation": Choice(ACTIVATIONS),
+    "dropout_kind": Choice(DROPOUT_KINDS),
+    "similarity_std": Flag(),
+    "label_smoothing": Range(float, 0, 1, high_open=True),
+    "zero_init_output": Flag(),
+    "cutout": Range(int, 0),
+    "cutout_holes": Range(int, 1),
+    "lr_milestone_epochs": Maybe(ListOf(Range(int, 0), increasing=True)),
+    "normalisation": Choice(NORMALISATIONS),
+    "aux_net": Choice(AUX_NETS),
+}
+assert set(RECIPE_FIELDS) == set(Recipe.__dataclass_fields__), "declare every Recipe field once"
+# The numeric fields' ranges, as the flags check them (`cli.TRAINING_RANGES`, lwl-search's `--train-limit`).
+RECIPE_RANGES: dict[str, Range] = ranges(RECIPE_FIELDS)
+
+
 # The fields added for the reference's options: `to_dict` leaves them out at their defaults.
 REFERENCE_FIELDS = (
     "optimizer",
@@ -299,6 +285,8 @@ __all__ = [
     "OPTIMIZERS",
     "PAPER_MILESTONES",
     "PRECISIONS",
+    "RECIPE_FIELDS",
+    "RECIPE_RANGES",
     "REFERENCE_FIELDS",
     "REFERENCE_NORMALISATION",
     "Recipe",

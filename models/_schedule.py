@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ._errors import ScheduleError
+from ._fields import Choice, Flag, Maybe, Range, Spec, apply_specs
 
 FAMILIES = ("vgg", "resnet")
 BLOCKS = ("basic", "bottleneck")
@@ -70,15 +71,10 @@ class Schedule:
             raise ScheduleError(
                 f"hierarchy {list(hierarchy)} has non-positive entries {bad}: every stage needs at least one unit"
             )
-        if self.family not in FAMILIES:
-            raise ScheduleError(f"unknown family {self.family!r}: choose one of {', '.join(FAMILIES)}")
-        if self.family == "resnet" and self.block not in BLOCKS:
-            raise ScheduleError(f"unknown block {self.block!r}: choose one of {', '.join(BLOCKS)}")
+        apply_specs(self, SCHEDULE_FIELDS, ScheduleError)
         if self.family == "vgg" and self.block != "basic":
             raise ScheduleError(f"block {self.block!r} applies to the resnet family only: drop --block for vgg")
         downsample = self.downsample or ("maxpool" if self.family == "vgg" else "conv")
-        if downsample not in DOWNSAMPLES:
-            raise ScheduleError(f"unknown downsampling {downsample!r}: choose one of {', '.join(DOWNSAMPLES)}")
         object.__setattr__(self, "downsample", downsample)
         n = len(hierarchy)
         if self.widths is None:
@@ -114,30 +110,16 @@ class Schedule:
                 "fc_units",
             )
         object.__setattr__(self, "fc_units", fc_units)
-        if not isinstance(self.conv_bias, bool):
-            raise ScheduleError(f"conv_bias must be true or false, got {self.conv_bias!r}", "conv_bias")
         if self.conv_bias and self.family != "vgg":
             raise ScheduleError(
                 "conv bias applies to the vgg family only (the reference's ResNets have none)", "conv_bias"
-            )
-        if self.local_unit not in LOCAL_UNITS:
-            raise ScheduleError(
-                f"unknown local unit {self.local_unit!r}: choose one of {', '.join(LOCAL_UNITS)}", "local_unit"
             )
         if self.local_unit != "block" and self.family != "resnet":
             raise ScheduleError(
                 "--local-unit applies to the resnet family only (a vgg unit is one conv already)", "local_unit"
             )
-        if self.first_conv not in FIRST_CONVS:
-            raise ScheduleError(
-                f"unknown first conv {self.first_conv!r}: choose one of {', '.join(FIRST_CONVS)}", "first_conv"
-            )
         if self.first_conv != "3x3" and self.family != "vgg":
             raise ScheduleError("--first-conv applies to the vgg family only (a resnet's stem is 3x3)", "first_conv")
-        for name in ("num_classes", "in_channels", "input_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < (2 if name == "num_classes" else 1):
-                raise ScheduleError(f"{name} must be a positive integer (classes >= 2), got {value!r}")
         sizes = self.resolutions
         allowed = 1 + _max_downsamplings(sizes[0])  # halvings to 1x1 (floored), for any downsampling
         if n > allowed or any(s < 1 for s in sizes):
@@ -265,6 +247,21 @@ class Schedule:
         return cls(**data)
 
 
+# The values of each field that is one value (the lists, hierarchy and widths, are `__post_init__`'s: they take
+# text as a flag gives it), declared once: `Schedule` applies them at construction, the config reader (`_config`)
+# to a YAML file's schedule. What fields say together (a block or a local unit for resnet only, ...) is
+# `__post_init__`'s.
+SCHEDULE_FIELDS: dict[str, Spec] = {
+    "family": Choice(FAMILIES),
+    "block": Choice(BLOCKS),
+    "num_classes": Range(int, 2),
+    "in_channels": Range(int, 1),
+    "input_size": Range(int, 1),
+    "downsample": Maybe(Choice(DOWNSAMPLES)),  # None: the family's
+    "conv_bias": Flag(),
+    "local_unit": Choice(LOCAL_UNITS),
+    "first_conv": Choice(FIRST_CONVS),
+}
 # Schedule fields stored only where they differ from their defaults (`Schedule.extras`).
 EXTRA_FIELDS = ("lead_widths", "fc_units", "conv_bias", "local_unit", "first_conv")
 

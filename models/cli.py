@@ -7,18 +7,16 @@ the same way: a user error is one line on stderr, `PROG: error: MESSAGE`, and ex
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import reprlib
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from ._aux import AUX_NETS
 from ._datasets import DATASETS, dataset_info
 from ._errors import LwlError, UsageError, interrupted
+from ._fields import Range
 from ._files import writable_file, writable_folder
 from ._recipe import (
     ACTIVATIONS,
@@ -28,6 +26,7 @@ from ._recipe import (
     NORMALISATIONS,
     OPTIMIZERS,
     PRECISIONS,
+    RECIPE_RANGES,
     Recipe,
     paper_recipe,
 )
@@ -247,66 +246,27 @@ def reference_options(values: argparse.Namespace | dict[str, Any]) -> dict[str, 
     return out
 
 
-@dataclass(frozen=True)
-class Range:
-    """The values a numeric setting takes, checked the same wherever it comes from (a flag, a study preset).
-
-    `kind` int: a whole number; True/False and 1.5 are refused, 2.0 (as YAML may write it) is read as 2.
-    `kind` float: a finite number (nan and inf are refused). `low`/`high` bound it, `*_open` excluding the bound.
-    """
-
-    kind: type
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    hint: str = ""  # what to do instead, e.g. "leave --timeout out for no limit"
-
-    def describe(self) -> str:
-        bounds = []
-        if self.low is not None:
-            bounds.append(f"{'>' if self.low_open else '>='} {self.low:{'d' if self.kind is int else 'g'}}")
-        if self.high is not None:
-            bounds.append(f"{'<' if self.high_open else '<='} {self.high:{'d' if self.kind is int else 'g'}}")
-        what = "a whole number" if self.kind is int else "a number"
-        return f"use {what} {' and '.join(bounds)}".rstrip() + (f", or {self.hint}" if self.hint else "")
-
-    def check(self, name: str, value: Any) -> Any:
-        """`value` in range (an int for `kind` int), or a UsageError: 'NAME VALUE: why: use ...'."""
-        shown = f"{name} {reprlib.repr(value)}"
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UsageError(f"{shown}: not a number: {self.describe()}")
-        if not math.isfinite(value):
-            raise UsageError(f"{shown}: not a finite number: {self.describe()}")
-        if self.kind is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise UsageError(f"{shown}: not a whole number: {self.describe()}")
-            value = int(value)
-        low, high = self.low, self.high
-        if (low is not None and (value <= low if self.low_open else value < low)) or (
-            high is not None and (value >= high if self.high_open else value > high)
-        ):
-            raise UsageError(f"{shown}: out of range: {self.describe()}")
-        return value
-
-
 # The ranges of the shared numeric flags (by their argparse names); a command adds its own (lwl-search: _flags).
-SEED_RANGE = Range(int, 0, 2**32 - 1)  # numpy's and Optuna's samplers take no other seeds
+SEED_RANGE = RECIPE_RANGES["seed"]  # numpy's and Optuna's samplers take no other seeds
+# Each is the recipe field's own declaration (`RECIPE_FIELDS`): a flag accepts what `Recipe` does.
 TRAINING_RANGES: dict[str, Range] = {
-    "epochs": Range(int, 1),
-    "batch_size": Range(int, 1),
-    "lr": Range(float, 0, low_open=True),
-    "dropout": Range(float, 0, 1, high_open=True),
-    "seed": SEED_RANGE,
-    # The reference's options (REFERENCE_FLAGS).
-    "momentum": Range(float, 0, 1, high_open=True),
-    "weight_decay": Range(float, 0),
-    "beta": Range(float, 0, 1),
-    "dim_in_decoder": Range(int, 1),
-    "label_smoothing": Range(float, 0, 1, high_open=True),
-    "cutout": Range(int, 0),
-    "cutout_holes": Range(int, 1),
-    "lr_gamma": Range(float, 0, low_open=True),
+    name: RECIPE_RANGES[name]
+    for name in (
+        "epochs",
+        "batch_size",
+        "lr",
+        "dropout",
+        "seed",
+        # The reference's options (REFERENCE_FLAGS).
+        "momentum",
+        "weight_decay",
+        "beta",
+        "dim_in_decoder",
+        "label_smoothing",
+        "cutout",
+        "cutout_holes",
+        "lr_gamma",
+    )
 }
 
 

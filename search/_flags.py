@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import reprlib
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import yaml
 from lwl.models import (
     DATASETS,
     PRESETS,
+    RECIPE_RANGES,
     dataset_info,
     format_widths,
     get_preset,
@@ -51,7 +53,7 @@ RANGES: dict[str, Range] = {
     "budget": Range(int, 1),
     "stages": Range(int, 1),
     "shallow_stages": Range(int, 0),
-    "train_limit": Range(int, 1),
+    "train_limit": RECIPE_RANGES["train_limit"],
     "trials": Range(int, 1),
     "timeout": Range(float, 0, low_open=True, hint="leave --timeout out for no limit"),
     "pruner_startup": Range(int, 0),
@@ -61,7 +63,8 @@ RANGES: dict[str, Range] = {
     "prefix_store_gb": Range(float, 0, low_open=True, hint="--prefix-store off to keep no units"),
     "paused_store_gb": Range(float, 0, low_open=True, hint="--paused-store off to keep no paused candidates"),
     "confirm_seeds": Range(int, 1, 2**32 - 1),  # the study's seed + 1 .. + S: at most every other seed
-    "val_fraction": Range(float, 0, 0.5, low_open=True),  # a search needs a validation split to rank on
+    # The recipe's range without 0: a search needs a validation split to rank on.
+    "val_fraction": replace(RECIPE_RANGES["val_fraction"], low_open=True),
 }
 
 

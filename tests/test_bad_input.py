@@ -314,7 +314,7 @@ CASES = [
         "train: config aux_convs huge",
         train_main,
         ["--config", "{tmp}/aux-config.yaml", "--out", "{tmp}/run", "--device", "cpu"],
-        "aux_convs must be from 0 to 32, got 1000000",
+        "field recipe.aux_convs: must be from 0 to 32, got 1000000",
     ),
     (
         "train: config precision fp8",
@@ -349,7 +349,12 @@ CASES = [
         "--val-fraction 0.5 or more",
     ),
     ("train: deeply nested config", train_main, ["--config", "{tmp}/deep-config.yaml"], "nested too deeply"),
-    ("train: config seed", train_main, ["--config", "{tmp}/seed-config.yaml", "--out", "{tmp}/run"], "seed must be"),
+    (
+        "train: config seed",
+        train_main,
+        ["--config", "{tmp}/seed-config.yaml", "--out", "{tmp}/run"],
+        "field recipe.seed: must be from 0 to 4294967295, got -1",
+    ),
     ("train: negative seed", train_main, [*TRAIN, "--seed", "-1"], "--seed -1: out of range"),
     ("train: unknown device", train_main, [*TRAIN, "--device", "banana"], "--device banana: not a device"),
     ("train: infinite lr", train_main, [*TRAIN, "--lr", "inf"], "--lr inf: not a finite number"),

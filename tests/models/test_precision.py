@@ -56,7 +56,7 @@ def test_plain_avx512_is_not_native_bf16(monkeypatch):
 
 
 def test_a_precision_that_does_not_exist_is_refused():
-    with pytest.raises(RecipeError, match="unknown precision 'fp16': choose one of auto, fp32, bf16"):
+    with pytest.raises(RecipeError, match="precision must be one of auto, fp32, bf16, got 'fp16'"):
         paper_recipe("digits", precision="fp16")
     with pytest.raises(DeviceError, match="not supported on mps"):
         resolve_precision("bf16", torch.device("mps"))
