@@ -38,6 +38,15 @@ from lwl.models import AUX_NETS, cpu_flags, paper_recipe
 from lwl.search import read_settings, study_answer
 
 
+def cpu_model() -> str:
+    """The CPU's name as `lscpu` prints it ("Model name"), from /proc/cpuinfo; the machine type elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def search_command(args: argparse.Namespace, kind: str, storage: str, study_name: str) -> list[str]:
     cmd = [
         sys.executable, "-m", "lwl.search", "--dataset", args.dataset, "--budget", str(args.budget),
@@ -137,7 +146,7 @@ def run(args: argparse.Namespace) -> dict:
         seeds=args.seeds,
         threads=args.threads,
         precision=args.precision,
-        cpu=platform.processor() or platform.machine(),
+        cpu=cpu_model(),
         cpu_flags=sorted(cpu_flags()),
         torch=torch.__version__,
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
