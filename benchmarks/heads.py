@@ -39,7 +39,7 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
-    data = load_data(args.dataset, with_test=True)
+    data = load_data(args.dataset, with_test=True, limit=args.train_limit)
     info = dataset_info(args.dataset)
     widths = parse_int_list(args.widths, "--widths")
     rows = []
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--train-limit", type=int, help="train on the first N training images only (quick checks)")
     p.add_argument("--json", help="write the figures to this file")
     args = p.parse_args(argv)
     report = run(args)
