@@ -51,7 +51,7 @@ from ._surrogate import _kernel  # the hvi sampler's squared-exponential kernel 
 # model check) in 84-99 %. The truth itself is a mean over 5 held-out seeds, so part of the shortfall from 99 % is
 # the truth's own noise; the text says what was measured rather than the model's level.
 SET_LEVEL = 0.99
-SET_COVERAGE = "85-99 %"
+SET_COVERAGE = "85-99%"
 
 DRAWS = 4000  # joint posterior draws for P(best) and the expected regret (fixed seed: the answer is deterministic)
 UNTRIED = 50  # lists never trained that enter the set's draws: the ones with the highest upper bound
