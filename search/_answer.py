@@ -10,7 +10,7 @@ model of every list's *true* accuracy (its mean over infinitely many seeds) inst
   the step it stopped by a line fitted over the complete runs' curves, with that prediction's variance added to
   its noise (`extrapolate`: early values that say little about the end predict little, so a list stopped on an
   uninformative start is not ruled out; adding the mean later gain instead, with the gains' small spread, made the
-  set miss a stopped list that was truly best in a quarter of the benchmark's replays).
+  set miss a stopped list that was truly best in 4 of 16 replays of the benchmark with SHA).
 - **Seed sd.** Measured, not assumed: the noise level of highest marginal likelihood of every run, which reads the
   spread of repeated runs of one list (a confirmation gives those) and the scatter of single runs about the
   model, never below the binomial sd of the validation set (the split changes with the seed; single runs alone
@@ -141,7 +141,7 @@ class Answer:
         measured = (
             f"such sets held the best list in {SET_COVERAGE} of the benchmark's held-out replays"
             if self.level == SET_LEVEL
-            else "the benchmark measured the coverage of the 99 % set only"
+            else f"the benchmark measured the coverage of the {SET_LEVEL:.0%} set only"
         )
         alone = "" if self.seed_df else "; with no list run twice the seed sd is a guess and the set may be too small"
         chance = f"(the model's {self.level:.0%} set: {measured}{alone})"
