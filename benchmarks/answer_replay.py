@@ -146,17 +146,24 @@ def covered(best_set: Sequence[tuple[int, ...]], truth: dict[tuple[int, ...], fl
     return float(any(truth[h] >= best - 1e-12 for h in best_set))
 
 
+def _mass_until_best(ranked: Sequence[tuple[tuple[int, ...], float]], truth: dict[tuple[int, ...], float]) -> float:
+    """The chance summed over `ranked` (list, chance; most probable first) up to the first list tied for the truth's
+    best; 1.0 when none is there or its chance is 0."""
+    best = max(truth.values())
+    mass = 0.0
+    for h, chance in ranked:
+        mass += chance
+        if truth[h] >= best - 1e-12:
+            return min(mass, 1.0) if chance > 0 else 1.0
+    return 1.0
+
+
 def mass_to_cover(judged: Any, truth: dict[tuple[int, ...], float]) -> float:
     """The smallest level at which the answer's set (lists by their chance of being the best, most probable first)
     holds a list tied for the truth's best: the set printed at level L covers the truth exactly when this is <= L.
     1.0 (never covered at any level below 1) when no such list is among the lists the model weighs."""
-    best = max(truth.values())
-    mass = 0.0
-    for b in sorted(judged.beliefs, key=lambda b: (-b.p_best, -b.mean, b.hierarchy)):
-        mass += b.p_best
-        if truth[b.hierarchy] >= best - 1e-12:
-            return min(mass, 1.0) if b.p_best > 0 else 1.0
-    return 1.0
+    ranked = sorted(judged.beliefs, key=lambda b: (-b.p_best, -b.mean, b.hierarchy))
+    return _mass_until_best([(b.hierarchy, b.p_best) for b in ranked], truth)
 
 
 def mass_to_cover_measured(judged: Any, truth: dict[tuple[int, ...], float], runs: int) -> float:
@@ -165,13 +172,7 @@ def mass_to_cover_measured(judged: Any, truth: dict[tuple[int, ...], float], run
     truth's best is such a measured best, so this checks the model itself; the printed set speaks of the true best,
     which no finite truth shows."""
     chances = judged.p_best_measured(judged.seed_sd**2 / runs)
-    best = max(truth.values())
-    mass = 0.0
-    for h in sorted(chances, key=lambda h: (-chances[h], h)):
-        mass += chances[h]
-        if truth[h] >= best - 1e-12:
-            return min(mass, 1.0) if chances[h] > 0 else 1.0
-    return 1.0
+    return _mass_until_best([(h, chances[h]) for h in sorted(chances, key=lambda h: (-chances[h], h))], truth)
 
 
 def raw_best(values: dict[tuple[int, ...], float], table: Table) -> tuple[int, ...] | None:

@@ -119,8 +119,7 @@ class Answer:
         lists, mean, cov = self.joint
         sample = _draws(mean, cov, draws, seed)
         sample += math.sqrt(max(variance, 0.0)) * np.random.default_rng(seed + 1).standard_normal(sample.shape)
-        wins = np.bincount(np.argmax(sample, axis=1), minlength=len(lists)) / draws
-        return {h: float(w) for h, w in zip(lists, wins)}
+        return {h: float(w) for h, w in zip(lists, _wins(sample))}
 
     def seed_sd_text(self) -> str:
         how = (
@@ -307,6 +306,11 @@ def _mixture(
     return mean, second - np.outer(mean, mean)
 
 
+def _wins(sample: np.ndarray) -> np.ndarray:
+    """Each column's share of the rows (draws) in which it is the largest."""
+    return np.bincount(np.argmax(sample, axis=1), minlength=sample.shape[1]) / sample.shape[0]
+
+
 def _draws(mean: np.ndarray, cov: np.ndarray, n: int, seed: int) -> np.ndarray:
     """n joint draws (n x lists) of a Gaussian whose covariance may be singular."""
     values, vectors = np.linalg.eigh((cov + cov.T) / 2)
@@ -402,7 +406,7 @@ def _answer(
     lists = [e.hierarchy for e in known] + pool
     mu, cov = _mixture(posteriors, np.asarray(lists, dtype=float), basis_all)
     sample = _draws(mu, cov, draws, seed)
-    winners = np.bincount(np.argmax(sample, axis=1), minlength=len(lists)) / draws
+    winners = _wins(sample)
     sd_post = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     status = ["complete" if e.runs else "stopped early" for e in known] + ["not trained"] * len(pool)
     raws = [float(np.mean(list(e.runs.values()))) if e.runs else None for e in known] + [None] * len(pool)
