@@ -22,9 +22,11 @@ model of every list's *true* accuracy (its mean over infinitely many seeds) inst
   the data cannot tell apart are averaged by their likelihood, not one trusted. A lucky single run is pulled
   towards its neighbours; a list with many seeds keeps its mean.
 - **The set.** Joint posterior draws give each list's probability of being the best; the set is the smallest group
-  of lists, most probable first, whose probabilities sum to `SET_LEVEL`. Lists the search never completed are in it
-  when the model cannot rule them out. The *named* list is the complete list with the highest posterior mean, and
-  its expected regret is the mean over the draws of (the best list's accuracy - its accuracy).
+  of lists, most probable first, whose probabilities sum to `SET_LEVEL`, and the named list (below) if it is not
+  among them (where every trained list is at chance, lists never completed can fill the level alone). Lists the
+  search never completed are in it when the model cannot rule them out. The *named* list is the complete list
+  with the highest posterior mean, and its expected regret is the mean over the draws of (the best list's
+  accuracy - its accuracy).
 - **Racing** (`race_round`): confirmation spends its seeds in rounds. Round 1 trains the K most probable complete
   lists with one more seed; every later round keeps at most half as many (at least 2), only lists still in the
   set, and stops when the set holds one complete list (decided), when fewer than two complete lists remain in it
@@ -424,6 +426,8 @@ def _answer(
             break
         best_set.append(lists[i])
         mass += float(winners[i])
+    if named_i is not None and lists[named_i] not in best_set:  # the list the answer names is always in its set
+        best_set.append(lists[named_i])
     regret = float(np.mean(sample.max(axis=1) - sample[:, named_i])) if named_i is not None else math.nan
     return Answer(
         tuple(beliefs[i] for i in order),
