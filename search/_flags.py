@@ -499,6 +499,6 @@ def parse_search_flags(argv: Sequence[str]) -> tuple[StudySettings, argparse.Nam
 
 
 def default_study_name(settings: StudySettings) -> str:
-    s = settings.space
-    block = f"-{settings.block}" if settings.family == "resnet" and settings.block != "basic" else ""
-    return f"{settings.recipe.dataset}-{settings.family}{block}-b{s.budget}-s{s.stages}"
+    s, net = settings.space, settings.network
+    block = f"-{net.block}" if net.family == "resnet" and net.block != "basic" else ""
+    return f"{settings.recipe.dataset}-{net.family}{block}-b{s.budget}-s{s.stages}"
