@@ -18,23 +18,14 @@ from ._limits import CostLimits
 from ._space import SearchSpace
 
 # lwl-search's built-in defaults, below a YAML preset's values and the command line's flags (the parser's flags
-# default to None so that the layers show through).
+# default to None so that the layers show through); those of its numeric flags are declared with them (_flags.OPTIONS).
 DEFAULTS: dict[str, Any] = {
-    "stages": 4,
     "constraint": "strict",
     "dataset": "digits",
-    "trials": 20,
     "sampler": "tpe",
     "pruner": "median",
-    "pruner_startup": 5,
     "seed": 0,
     "device": "auto",
-    "val_fraction": 0.2,  # measured: benchmarks/README.md, "Validation split"
-    "workers": 1,
-    "heartbeat": 30,
-    "prefix_store_gb": 2.0,
-    "paused_store_gb": 2.0,
-    "batch": 1,
 }
 # The recipe fields of the reference's options at their defaults (what a study stored before them trained with).
 REFERENCE_DEFAULTS: dict[str, Any] = {name: Recipe.__dataclass_fields__[name].default for name in REFERENCE_FIELDS}
