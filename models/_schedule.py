@@ -6,7 +6,7 @@ Everything downstream (builders, complexity, trainer, the search, exported confi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -198,13 +198,9 @@ class Schedule:
     def extras_text(self) -> str:
         """What is set beyond one width per stage, as commands print it: ' + FC 1024, conv bias', ', a local loss
         per conv'; '' for none."""
-        fc = f" + FC {','.join(map(str, self.fc_units))}" if self.fc_units else ""
-        return (
-            fc
-            + (", conv bias" if self.conv_bias else "")
-            + (", a local loss per conv" if self.local_unit == "conv" else "")
-            + (", a 7x7 stride-2 first conv" if self.first_conv == "7x7s2" else "")
-        )
+        phrases = extras_phrases(self.extras())
+        fc = phrases.pop("fc_units", "")
+        return (f" + {fc}" if fc else "") + "".join(f", {p}" for p in phrases.values())
 
     def summary(self) -> str:
         """'resnet basic [1,1,2,4]', 'vgg [2,2,1,1] + FC 1024, conv bias': the network in one phrase."""
@@ -264,6 +260,22 @@ SCHEDULE_FIELDS: dict[str, Spec] = {
 }
 # Schedule fields stored only where they differ from their defaults (`Schedule.extras`).
 EXTRA_FIELDS = ("lead_widths", "fc_units", "conv_bias", "local_unit", "first_conv")
+
+
+def extras_phrases(fields: Mapping[str, Any]) -> dict[str, str]:
+    """The network's fields beyond one width per stage that differ from their defaults (in `fields`: a schedule's
+    `extras()`, its JSON or stored settings), each as every command and the report word it: {'fc_units': 'FC 1024',
+    'conv_bias': 'conv bias', ...}; lead widths are the widths' own ('128:256,...')."""
+    out: dict[str, str] = {}
+    if fields.get("fc_units"):
+        out["fc_units"] = f"FC {','.join(map(str, fields['fc_units']))}"
+    if fields.get("conv_bias"):
+        out["conv_bias"] = "conv bias"
+    if fields.get("local_unit", "block") == "conv":
+        out["local_unit"] = "a local loss per conv"
+    if fields.get("first_conv", "3x3") == "7x7s2":
+        out["first_conv"] = "a 7x7 stride-2 first conv"
+    return out
 
 
 def parse_widths(text: str) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...] | None]:

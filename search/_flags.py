@@ -23,6 +23,7 @@ from lwl.models import (
 )
 from lwl.models.cli import (
     NETWORK_FLAGS,
+    NETWORK_RANGES,
     REFERENCE_FLAGS,
     TRAINING_FLAGS,
     TRAINING_RANGES,
@@ -47,7 +48,7 @@ from ._space import CONSTRAINTS, SearchSpace
 from ._study import PRUNERS
 
 # The shared training flags' ranges (lwl.models.cli), checked for lwl-search's command line and presets alike.
-RANGES: dict[str, Range] = TRAINING_RANGES
+RANGES: dict[str, Range] = {**TRAINING_RANGES, **NETWORK_RANGES}
 
 
 @dataclass(frozen=True)
@@ -498,7 +499,7 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
             widths = format_widths(net.widths, net.lead_widths)
         if family == net.family:
             own = net.network_fields(dataset_info(args.dataset).input_size)
-            network = {k: own[k] if v is None else v for k, v in network.items()}
+            network = {k: own.get(k) if v is None else v for k, v in network.items()}
     recipe = paper_recipe(
         args.dataset,
         family,
