@@ -139,6 +139,11 @@ NETWORK_FLAGS: dict[str, dict[str, Any]] = {
     "--downsample": dict(
         choices=DOWNSAMPLES, help="between stages (default: maxpool for vgg, strided first block for resnet)"
     ),
+    "--width-mult": dict(
+        type=float,
+        metavar="F",
+        help="multiply every width by F, rounded to a whole number of channels, at least 1 (default 1)",
+    ),
 }
 # The Schedule fields the network flags set (their dests), those beyond family, block, widths and downsampling
 # (`network_options`); with --config the file says them all.

@@ -7,6 +7,7 @@ import optuna
 import pytest
 
 from lwl.search import SETTINGS_ATTR, StudySettings, parse_search_flags, prepare_study, read_settings
+from lwl.search.commands import search_main as main_search
 
 # The settings JSON as lwl-search stored it before `StudySettings` held a `Schedule` (commit de53bac), for the flags
 # beside it (with --device cpu): a study made then must resume now.
@@ -113,3 +114,90 @@ def test_each_trial_gets_the_network_with_its_list():
     )
     assert schedule.unit_widths() == ((4, 8), (8, 16), (16, 16, 16), (16, 16, 16))
     assert settings.network.hierarchy == (1, 1, 1, 1)  # unchanged: a pure function of the settings
+
+
+def _inspect(capsys, *flags):
+    from lwl.models.commands import inspect_main
+
+    assert inspect_main([*flags, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    "network",
+    [
+        ("--family", "resnet", "--widths", "4,8,8,16"),
+        ("--family", "vgg", "--widths", "4:8,8:16,16,16", "--fc-units", "24"),
+    ],
+    ids=["resnet", "vgg-lead-widths-fc"],
+)
+def test_width_mult_scales_every_width_and_the_counts(capsys, network):
+    """--width-mult 2 doubles every conv width: about 4x the parameters (a conv's weights grow with in x out)."""
+    flags = ("--hierarchy", "1,1,2,2", *network)
+    one, two = _inspect(capsys, *flags), _inspect(capsys, *flags, "--width-mult", "2")
+    assert two["width_mult"] == 2.0 and one["width_mult"] == 1.0
+    assert two["widths"] == one["widths"]  # the widths given; the network's are scaled
+    assert two["unit_widths"] == [[2 * w for w in stage] for stage in one["unit_widths"]]
+    assert 3.5 < two["params"] / one["params"] < 4.1
+    assert two["flops"] > 3.5 * one["flops"]
+    half = _inspect(capsys, *flags, "--width-mult", "0.3")  # rounded half up, at least 1 channel
+    assert half["unit_widths"] == [[max(1, int(w * 0.3 + 0.5)) for w in stage] for stage in one["unit_widths"]]
+    assert half["unit_widths"][-1][-1] == 5  # 16 x 0.3 = 4.8
+
+
+def test_width_mult_out_of_range_is_refused_by_every_reader(tmp_path, capsys):
+    from lwl.models import load_config
+    from lwl.models.commands import inspect_main
+
+    with pytest.raises(SystemExit) as info:
+        inspect_main(["--hierarchy", "1,1", "--width-mult", "0"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip() == "lwl-inspect: error: --width-mult 0.0: out of range: use a number > 0"
+    preset = tmp_path / "p.yaml"
+    preset.write_text("budget: 8\nwidth_mult: -1\n")
+    with pytest.raises(SystemExit):
+        main_search(["--preset", str(preset)])
+    assert capsys.readouterr().err.strip().endswith(f"{preset}: width_mult -1: out of range: use a number > 0")
+    config = tmp_path / "c.yaml"
+    config.write_text("schedule: {hierarchy: [1, 1], family: resnet, width_mult: 0}\nrecipe: {dataset: digits}\n")
+    with pytest.raises(Exception, match="schedule.width_mult: must be positive, got 0"):
+        load_config(config)
+
+
+def test_a_study_with_width_mult_stores_it_and_its_flags_make_it_again():
+    flags = ["--budget", "8", "--widths", "4,8,8,16", "--width-mult", "1.5", "--device", "cpu", "--precision", "fp32"]
+    settings = parse_search_flags(flags)[0]
+    assert json.loads(settings.to_json())["width_mult"] == 1.5
+    assert "--width-mult" in settings.to_flags() and parse_search_flags(settings.to_flags())[0] == settings
+    assert StudySettings.from_dict(json.loads(settings.to_json())) == settings
+    assert settings.schedule((1, 1, 2, 4)).unit_widths()[-1] == (24,) * 4
+    assert "widths x1.5" in settings.network_text()
+    # A study made without it stores none (as before the option), so it resumes as it was.
+    assert "width_mult" not in json.loads(parse_search_flags(flags[:4] + flags[6:])[0].to_json())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_study_with_width_mult_exports_and_trains_it(tmp_path, capsys):
+    from cases import NO_CONFIRM, tiny
+
+    from lwl.models import load_config
+    from lwl.models.commands import train_main
+    from lwl.search.commands import export_main
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study_flags = ("--budget", "6", "--trials", "1", "--width-mult", "2", "--storage", url, "--study-name", "w")
+    assert main_search(tiny(*study_flags, *NO_CONFIRM)) == 0
+    stored = json.loads(optuna.load_study(study_name="w", storage=url).user_attrs[SETTINGS_ATTR])
+    assert stored["width_mult"] == 2.0
+    path = tmp_path / "best.yaml"
+    assert export_main(["--storage", url, "--study-name", "w", "--best", "--out", str(path)]) == 0
+    schedule = load_config(path).schedule
+    assert schedule.width_mult == 2.0 and schedule.widths == (4, 8, 8, 16)
+    capsys.readouterr()
+    run = tmp_path / "run"
+    assert train_main(["--config", str(path), "--epochs", "1", "--device", "cpu", "--out", str(run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    flags = ["--family", "resnet", "--widths", "4,8,8,16", "--hierarchy", ",".join(map(str, schedule.hierarchy))]
+    assert result["params"] == _inspect(capsys, *flags, "--width-mult", "2")["params"]
+    assert load_config(run / "config.yaml").schedule == schedule
