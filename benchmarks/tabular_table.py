@@ -58,7 +58,7 @@ DIGITS = 5  # decimals kept for accuracies, as the search's objective stores the
 
 
 def default_path(settings: StudySettings) -> Path:
-    space, w = settings.space, settings.widths
+    space, w = settings.space, settings.network.widths
     return RESULTS / f"tabular_digits_b{space.budget}_s{space.stages}_{space.constraint}_w{w[0]}-{w[-1]}.json"
 
 

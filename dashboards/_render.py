@@ -18,7 +18,7 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.offline
 
-from lwl.models import REFERENCE_FIELDS, format_widths
+from lwl.models import REFERENCE_FIELDS, extras_phrases, format_widths
 from lwl.search import VALIDATION_ATTR, StudySettings, dashboard_command, mask_url
 
 from ._load import ReportData
@@ -85,13 +85,7 @@ def header_html(
     family = settings.get("family", "?")
     if family == "resnet":
         family += f" ({settings.get('block', '?')} blocks)"
-    extras = [
-        f"FC units {', '.join(map(str, settings['fc_units']))}" if settings.get("fc_units") else "",
-        "conv bias" if settings.get("conv_bias") else "",
-        "a local loss per convolution" if settings.get("local_unit") == "conv" else "",
-        "a 7x7 stride-2 first conv" if settings.get("first_conv") == "7x7s2" else "",
-    ]
-    network = ", ".join(e for e in extras if e)
+    network = ", ".join(extras_phrases(settings).values())
     options = ", ".join(f"{name} {r[name]}" for name in REFERENCE_FIELDS if name in r)
     items = [
         ("space", space),

@@ -23,9 +23,11 @@ from ._paper import PAPER_RESULTS, paper_results
 from ._plan import check_units, complexity, head_descriptions
 from ._recipe import RECIPE_RANGES, REFERENCE_FIELDS, Recipe
 from ._records import Progress, RunResult
-from ._schedule import Schedule
+from ._schedule import EXTRA_FIELDS, Schedule, extras_phrases
 from ._state import TrainerState
 from .cli import (
+    NETWORK_DESTS,
+    NETWORK_RANGES,
     REFERENCE_DESTS,
     TRAINING_RANGES,
     Parser,
@@ -53,17 +55,16 @@ def describe(schedule: Schedule, recipe: Recipe | None = None) -> dict[str, Any]
     head = recipe.head if recipe else None
     cost = complexity(schedule, head)
     heads = head_descriptions(schedule, head)
+    network = {name: getattr(schedule, name) for name in EXTRA_FIELDS if name != "lead_widths"}
+    network = {name: list(v) if isinstance(v, tuple) else v for name, v in network.items()}
     return {
         "hierarchy": list(schedule.hierarchy),
         "family": schedule.family,
         "block": schedule.block,
         "widths": list(schedule.widths or ()),
         "unit_widths": [list(w) for w in schedule.unit_widths()],
-        "fc_units": list(schedule.fc_units),
+        **network,  # fc_units, conv_bias, local_unit, first_conv, ...: every field beyond the widths
         "fc_input": schedule.fc_input if schedule.fc_units else None,
-        "conv_bias": schedule.conv_bias,
-        "local_unit": schedule.local_unit,
-        "first_conv": schedule.first_conv,
         "downsample": schedule.downsample,
         "num_classes": schedule.num_classes,
         "input": [schedule.in_channels, schedule.input_size, schedule.input_size],
@@ -96,14 +97,9 @@ def _units_text(d: dict[str, Any]) -> str:
 
 def _inspect_text(d: dict[str, Any], dataset: str) -> str:
     c, s, _ = d["input"]
-    fc = f" + FC {','.join(map(str, d['fc_units']))}" if d["fc_units"] else ""
-    options = "".join(
-        [
-            ", conv bias" if d["conv_bias"] else "",
-            ", a local loss per conv" if d["local_unit"] == "conv" else "",
-            ", a 7x7 stride-2 first conv" if d["first_conv"] == "7x7s2" else "",
-        ]
-    )
+    phrases = extras_phrases(d)
+    fc = f" + {phrases.pop('fc_units')}" if "fc_units" in phrases else ""
+    options = "".join(f", {p}" for p in phrases.values())
     lines = [
         f"{d['family']} {d['block'] + ' ' if d['family'] == 'resnet' else ''}"
         f"[{','.join(map(str, d['hierarchy']))}]{fc} on {dataset} ({c}x{s}x{s}, {d['num_classes']} classes), "
@@ -164,6 +160,7 @@ def inspect_main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         args = parser.parse_args(argv)
+        check_ranges(args, NETWORK_RANGES)
         refuse_empty(args)
         schedule = schedule_from_args(args, args.dataset)
         check_units(schedule.units)
@@ -217,14 +214,7 @@ def summary(result: RunResult) -> dict[str, Any]:
 _CONFIG_CONFLICTS = (
     "network_preset",
     "hierarchy",
-    "family",
-    "block",
-    "widths",
-    "downsample",
-    "fc_units",
-    "conv_bias",
-    "local_unit",
-    "first_conv",
+    *NETWORK_DESTS,
     "dataset",
     "loss",
     "mode",
@@ -289,7 +279,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         args = parser.parse_args(argv)
-        check_ranges(args, {**TRAINING_RANGES, "val_fraction": RECIPE_RANGES["val_fraction"]})
+        check_ranges(args, {**TRAINING_RANGES, **NETWORK_RANGES, "val_fraction": RECIPE_RANGES["val_fraction"]})
         refuse_empty(args)
         if args.config is None and args.out is None:
             if args.resume:

@@ -207,6 +207,9 @@ def _int_list(source: str, path: str, value: Any, minimum: int) -> tuple[int, ..
     return tuple(value)
 
 
+_SHAPE = ("num_classes", "in_channels", "input_size")  # the data set's: checked against it
+
+
 def _schedule_from(source: str, data: Mapping[str, Any], dataset: str) -> Schedule:
     fields = set(Schedule.__dataclass_fields__)
     _unknown(source, data, fields, "schedule.")
@@ -229,7 +232,7 @@ def _schedule_from(source: str, data: Mapping[str, Any], dataset: str) -> Schedu
         if len(widths) != len(hierarchy):
             raise _fail(source, "schedule.widths", f"needs one width per stage ({len(hierarchy)}), got {len(widths)}")
         values["widths"] = widths
-    for name in ("downsample", "conv_bias", "local_unit", "first_conv"):
+    for name in [n for n in SCHEDULE_FIELDS if n not in ("family", "block", *_SHAPE)]:  # downsample, conv_bias, ...
         if data.get(name) is not None:
             values[name] = _checked(source, f"schedule.{name}", SCHEDULE_FIELDS[name], data[name])
     if data.get("lead_widths") is not None:

@@ -6,7 +6,8 @@ Everything downstream (builders, complexity, trainer, the search, exported confi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -60,6 +61,9 @@ class Schedule:
     conv_bias: bool = False  # a bias in every VGG conv (the reference's; BatchNorm cancels it but it counts)
     local_unit: str = "block"  # resnet: block | conv (see LOCAL_UNITS); the hierarchy counts blocks either way
     first_conv: str = "3x3"  # vgg: 3x3 | 7x7s2 (see FIRST_CONVS): the reference's for inputs over 64 pixels
+    # Multiplies every width (stages' and lead widths) where the network is built, rounded half up, at least 1;
+    # `widths` keep the widths given (--widths), `unit_width` and `out_widths` are the built network's.
+    width_mult: float = 1.0
 
     def __post_init__(self) -> None:
         hierarchy = _as_int_tuple(self.hierarchy, "hierarchy")
@@ -160,11 +164,15 @@ class Schedule:
             sizes.append((sizes[-1] + 1) // 2 if self.downsample == "conv" else sizes[-1] // 2)
         return tuple(sizes)
 
+    def scaled(self, width: int) -> int:
+        """`width` times `width_mult`, rounded half up to a whole number of channels, at least 1."""
+        return max(1, math.floor(width * self.width_mult + 0.5))
+
     @property
     def out_widths(self) -> tuple[int, ...]:
         """Channels leaving each stage (bottleneck blocks expand by 4)."""
         assert self.widths is not None
-        return tuple(w * self.expansion for w in self.widths)
+        return tuple(self.scaled(w) * self.expansion for w in self.widths)
 
     @property
     def fc_input(self) -> int:
@@ -182,7 +190,7 @@ class Schedule:
         assert self.widths is not None
         lead = self.lead_widths[stage] if self.lead_widths else ()
         last = index == self.hierarchy[stage] - 1
-        return lead[index] if index < len(lead) and not last else self.widths[stage]
+        return self.scaled(lead[index] if index < len(lead) and not last else self.widths[stage])
 
     def unit_widths(self) -> tuple[tuple[int, ...], ...]:
         """Per stage, the width of each of its units (FC units not included)."""
@@ -198,13 +206,9 @@ class Schedule:
     def extras_text(self) -> str:
         """What is set beyond one width per stage, as commands print it: ' + FC 1024, conv bias', ', a local loss
         per conv'; '' for none."""
-        fc = f" + FC {','.join(map(str, self.fc_units))}" if self.fc_units else ""
-        return (
-            fc
-            + (", conv bias" if self.conv_bias else "")
-            + (", a local loss per conv" if self.local_unit == "conv" else "")
-            + (", a 7x7 stride-2 first conv" if self.first_conv == "7x7s2" else "")
-        )
+        phrases = extras_phrases(self.extras())
+        fc = phrases.pop("fc_units", "")
+        return (f" + {fc}" if fc else "") + "".join(f", {p}" for p in phrases.values())
 
     def summary(self) -> str:
         """'resnet basic [1,1,2,4]', 'vgg [2,2,1,1] + FC 1024, conv bias': the network in one phrase."""
@@ -236,6 +240,8 @@ class Schedule:
             out["local_unit"] = self.local_unit
         if self.first_conv != "3x3":
             out["first_conv"] = self.first_conv
+        if self.width_mult != 1:
+            out["width_mult"] = self.width_mult
         return out
 
     @classmethod
@@ -261,9 +267,28 @@ SCHEDULE_FIELDS: dict[str, Spec] = {
     "conv_bias": Flag(),
     "local_unit": Choice(LOCAL_UNITS),
     "first_conv": Choice(FIRST_CONVS),
+    "width_mult": Range(float, 0, low_open=True),
 }
 # Schedule fields stored only where they differ from their defaults (`Schedule.extras`).
-EXTRA_FIELDS = ("lead_widths", "fc_units", "conv_bias", "local_unit", "first_conv")
+EXTRA_FIELDS = ("lead_widths", "fc_units", "conv_bias", "local_unit", "first_conv", "width_mult")
+
+
+def extras_phrases(fields: Mapping[str, Any]) -> dict[str, str]:
+    """The network's fields beyond one width per stage that differ from their defaults (in `fields`: a schedule's
+    `extras()`, its JSON or stored settings), each as every command and the report word it: {'fc_units': 'FC 1024',
+    'conv_bias': 'conv bias', ...}; lead widths are the widths' own ('128:256,...')."""
+    out: dict[str, str] = {}
+    if fields.get("fc_units"):
+        out["fc_units"] = f"FC {','.join(map(str, fields['fc_units']))}"
+    if fields.get("conv_bias"):
+        out["conv_bias"] = "conv bias"
+    if fields.get("local_unit", "block") == "conv":
+        out["local_unit"] = "a local loss per conv"
+    if fields.get("first_conv", "3x3") == "7x7s2":
+        out["first_conv"] = "a 7x7 stride-2 first conv"
+    if fields.get("width_mult", 1) != 1:
+        out["width_mult"] = f"widths x{fields['width_mult']:g}"
+    return out
 
 
 def parse_widths(text: str) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...] | None]:
@@ -405,6 +430,7 @@ def make_schedule(
     conv_bias: bool | None = None,
     local_unit: str | None = None,
     first_conv: str | None = None,
+    width_mult: float | None = None,
 ) -> Schedule:
     """Build a schedule from a preset and/or explicit fields; explicit fields win over the preset's.
 
@@ -448,4 +474,5 @@ def make_schedule(
         conv_bias=bool(conv_bias),
         local_unit=local_unit or "block",
         first_conv=first_conv or "3x3",
+        width_mult=1.0 if width_mult is None else width_mult,
     )

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from ._aux import AUX_NETS
 from ._datasets import DATASETS, dataset_info
 from ._errors import LwlError, UsageError, interrupted
-from ._fields import Range
+from ._fields import Range, ranges
 from ._files import writable_file, writable_folder
 from ._recipe import (
     ACTIVATIONS,
@@ -30,7 +30,17 @@ from ._recipe import (
     Recipe,
     paper_recipe,
 )
-from ._schedule import BLOCKS, DOWNSAMPLES, FAMILIES, FIRST_CONVS, LOCAL_UNITS, PRESETS, Schedule, make_schedule
+from ._schedule import (
+    BLOCKS,
+    DOWNSAMPLES,
+    FAMILIES,
+    FIRST_CONVS,
+    LOCAL_UNITS,
+    PRESETS,
+    SCHEDULE_FIELDS,
+    Schedule,
+    make_schedule,
+)
 from ._text import percent, plural
 
 # The longest message a command prints for an error: a value echoed back (a preset expanded through YAML aliases,
@@ -129,7 +139,18 @@ NETWORK_FLAGS: dict[str, dict[str, Any]] = {
     "--downsample": dict(
         choices=DOWNSAMPLES, help="between stages (default: maxpool for vgg, strided first block for resnet)"
     ),
+    "--width-mult": dict(
+        type=float,
+        metavar="F",
+        help="multiply every width by F, rounded to a whole number of channels, at least 1 (default 1)",
+    ),
 }
+# The Schedule fields the network flags set (their dests), those beyond family, block, widths and downsampling
+# (`network_options`); with --config the file says them all.
+NETWORK_DESTS = tuple(flag[2:].replace("-", "_") for flag in NETWORK_FLAGS)
+NETWORK_OPTIONS = tuple(d for d in NETWORK_DESTS if d not in ("family", "block", "widths", "downsample"))
+# The numeric network flags' ranges: the Schedule field's own declaration (`SCHEDULE_FIELDS`).
+NETWORK_RANGES: dict[str, Range] = {k: r for k, r in ranges(SCHEDULE_FIELDS).items() if k in NETWORK_DESTS}
 TRAINING_FLAGS: dict[str, dict[str, Any]] = {
     "--loss": dict(choices=LOSSES, help="local loss (default predsim) or global back-propagation"),
     "--mode": dict(choices=MODES, help="simultaneous (default) or sequential (greedy)"),
@@ -371,14 +392,13 @@ def schedule_from_args(
 
 
 def network_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The `make_schedule` fields of --fc-units, --conv-bias, --local-unit and --first-conv (None: not given)."""
-    bias = getattr(args, "conv_bias", None)
-    return {
-        "fc_units": getattr(args, "fc_units", None),
-        "conv_bias": None if bias is None else bias == "on",
-        "local_unit": getattr(args, "local_unit", None),
-        "first_conv": getattr(args, "first_conv", None),
-    }
+    """The `make_schedule` fields of the network flags beyond family, block, widths and downsampling (--fc-units,
+    --conv-bias, --local-unit, ...; `NETWORK_OPTIONS`), None where not given; an on/off flag as True/False."""
+    out = {name: getattr(args, name, None) for name in NETWORK_OPTIONS}
+    for name, value in out.items():
+        if NETWORK_FLAGS[flag_name(name)].get("choices") == ("on", "off") and value is not None:
+            out[name] = value == "on"
+    return out
 
 
 def recipe_from_args(args: argparse.Namespace, family: str, **extra: Any) -> Recipe:
@@ -469,7 +489,10 @@ def run_command(prog: str, body: Callable[[], int | None]) -> int:
 
 __all__ = [
     "MAX_MESSAGE",
+    "NETWORK_DESTS",
     "NETWORK_FLAGS",
+    "NETWORK_OPTIONS",
+    "NETWORK_RANGES",
     "REFERENCE_DESTS",
     "REFERENCE_FLAGS",
     "SEED_RANGE",

@@ -151,7 +151,7 @@ def trial_config(
     answer) the model's view of the list and the answer's set."""
     search = settings.recipe
     try:
-        full = paper_recipe(search.dataset, settings.family).epochs
+        full = paper_recipe(search.dataset, settings.network.family).epochs
         recipe = replace(search, epochs=full, train_limit=None, val_fraction=0.0)
     except RecipeError as exc:
         raise ExportError(f"study {study_name!r}: {exc}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import reprlib
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from lwl.models import (
 )
 from lwl.models.cli import (
     NETWORK_FLAGS,
+    NETWORK_RANGES,
     REFERENCE_FLAGS,
     TRAINING_FLAGS,
     TRAINING_RANGES,
@@ -46,26 +47,131 @@ from ._settings import DEFAULTS, SEARCH_EPOCHS, StudySettings
 from ._space import CONSTRAINTS, SearchSpace
 from ._study import PRUNERS
 
-# The range of every numeric flag of lwl-search, whether its value comes from the command line or a study preset:
-# one table, checked in `parse_args` before anything is created (the shared training flags' from lwl.models.cli).
-RANGES: dict[str, Range] = {
-    **TRAINING_RANGES,
-    "budget": Range(int, 1),
-    "stages": Range(int, 1),
-    "shallow_stages": Range(int, 0),
-    "train_limit": RECIPE_RANGES["train_limit"],
-    "trials": Range(int, 1),
-    "timeout": Range(float, 0, low_open=True, hint="leave --timeout out for no limit"),
-    "pruner_startup": Range(int, 0),
-    "heartbeat": Range(int, 1),
-    "workers": Range(int, 1),
-    "batch": Range(int, 1),
-    "prefix_store_gb": Range(float, 0, low_open=True, hint="--prefix-store off to keep no units"),
-    "paused_store_gb": Range(float, 0, low_open=True, hint="--paused-store off to keep no paused candidates"),
-    "confirm_seeds": Range(int, 1, 2**32 - 1),  # the study's seed + 1 .. + S: at most every other seed
+# The shared training flags' ranges (lwl.models.cli), checked for lwl-search's command line and presets alike.
+RANGES: dict[str, Range] = {**TRAINING_RANGES, **NETWORK_RANGES}
+
+
+@dataclass(frozen=True)
+class Option:
+    """A numeric flag of lwl-search's own, declared once: the value's type and bounds (`spec`, the models' `Range`),
+    the words it takes beside a number ('auto', 'off'), its default (None: none, or one worked out later) and its
+    help ('{default}' in it is the default). The parser's flag and a study preset's key are read by `read` alike."""
+
+    spec: Range
+    help: str
+    default: Any = None
+    words: tuple[str, ...] = ()
+    metavar: str | None = None
+    group: str = "study"
+
+    def read(self, name: str, value: Any) -> Any:
+        """`value` (text from the command line, a number or text from a preset) as the number it names, or one of
+        `words`; else a UsageError 'NAME VALUE: why: use ...', the same wherever the value came from."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lower() in self.words:
+                return text.lower()
+            try:
+                value = float(text) if self.spec.kind is float else int(text)
+            except ValueError:
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise UsageError(f"{name} {text}: not a number: {self.spec.describe()}") from None
+        elif self.spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # a preset's 0 reads as the flag's '0' does: 0.0
+        return self.spec.check(name, value)
+
+
+# lwl-search's own numeric flags (their YAML keys the same names with _): each one's spec, default and help.
+OPTIONS: dict[str, Option] = {
+    "budget": Option(Range(int, 1), "total units: every hierarchy list sums to this (required)", group="search space"),
+    "stages": Option(Range(int, 1), "stages per list (default {default})", default=4, group="search space"),
+    "shallow_stages": Option(
+        Range(int, 0), "k, the number of shallow stages in Eq. 7 (default stages//2)", group="search space"
+    ),
     # The recipe's range without 0: a search needs a validation split to rank on.
-    "val_fraction": replace(RECIPE_RANGES["val_fraction"], low_open=True),
+    "val_fraction": Option(
+        replace(RECIPE_RANGES["val_fraction"], low_open=True),
+        "the share of the training images held out, stratified, to rank the lists on (default {default}: on digits "
+        "it ranks lists as their test accuracy does at 0.80 against 0.69 for 0.1, with half the ties; "
+        "benchmarks/README.md, 'Validation split'); a study keeps the split it was made with (0.1 before "
+        "2026-12-01: rerun such a study with --val-fraction 0.1)",
+        default=0.2,  # measured: benchmarks/README.md, "Validation split"
+        metavar="F",
+        group="data",
+    ),
+    "train_limit": Option(
+        RECIPE_RANGES["train_limit"], "train on the first N training images only (quick checks)", group="network"
+    ),
+    "trials": Option(
+        Range(int, 1), "finished trials the study should hold; a rerun continues (default {default})", default=20
+    ),
+    "timeout": Option(
+        Range(float, 0, low_open=True, hint="leave --timeout out for no limit"),
+        "stop starting trials after this many seconds",
+    ),
+    "pruner_startup": Option(
+        Range(int, 0), "finished trials before the median pruner acts (default {default})", default=5
+    ),
+    "confirm": Option(
+        Range(int, 0, hint="auto or off"),
+        "after the search, spend up to K x S runs (S: --confirm-seeds) on more seeds by racing: the K most "
+        "probable best lists get one more seed each, then at most half as many each round, only those still in "
+        "the answer's set, until one is left or the rounds are done (a study with --objectives: its front's "
+        "first K lists with S more seeds each); the runs go to the study NAME-confirm in the same storage. auto "
+        f"(default): K = --trials x {AFFORD:g} / S, at most {LISTS}, so that confirmation costs at most "
+        f"{100 * AFFORD:.0f} %% of the search; off when that is below 2; off or 0: none",
+        words=("auto", "off"),
+        metavar="K|auto|off",
+    ),
+    "confirm_seeds": Option(
+        Range(int, 1, 2**32 - 1),  # the study's seed + 1 .. + S: at most every other seed
+        f"confirmation runs per first-round list: K x S runs at most (default {{default}}, at most {MAX_SEEDS})",
+        default=SEEDS,
+        metavar="S",
+    ),
+    "workers": Option(
+        Range(int, 1),
+        "local worker processes sharing the study (default {default}; one per GPU where there are several); SQLite "
+        "is refused for more than one, the default is then a journal file",
+        default=1,
+    ),
+    "batch": Option(
+        Range(int, 1, hint="auto"),
+        "K = candidates (trials) trained together, not images: in simultaneous mode K candidates at a time "
+        "share one pass of every image batch through the units they have in common (exact: same weights and "
+        "accuracies as training alone). auto (default): the search trains one candidate at a time and the "
+        "confirmation runs of one seed train together (no trade-off there: nothing is pruned or sampled "
+        "between them); 1: everything one at a time. Images per optimiser step are --batch-size",
+        words=("auto",),
+        metavar="K|auto",
+    ),
+    "prefix_store_gb": Option(
+        Range(float, 0, low_open=True, hint="--prefix-store off to keep no units"),
+        "size bound of the prefix store in GiB (default {default:g}); the least recently used units are evicted first",
+        default=2.0,
+    ),
+    "paused_store_gb": Option(
+        Range(float, 0, low_open=True, hint="--paused-store off to keep no paused candidates"),
+        "size bound of the paused store in GiB (default {default:g}); the least recently used states are evicted first",
+        default=2.0,
+    ),
+    "heartbeat": Option(
+        Range(int, 1),
+        "seconds between a worker's heartbeats on an SQL storage (default {default}); a trial silent for 3 "
+        "heartbeats (a killed worker) is failed and its list retried",
+        default=30,
+    ),
 }
+
+
+def _add_options(group: argparse._ArgumentGroup, name: str, *keys: str) -> None:
+    """The `OPTIONS` of group `name` (those of `keys`, in that order, where given): text, read by `Option.read`."""
+    for key in keys or [k for k, o in OPTIONS.items() if o.group == name]:
+        option = OPTIONS[key]
+        metavar = option.metavar or ("F" if option.spec.kind is float else "N")
+        group.add_argument(flag_name(key), metavar=metavar, help=option.help.format(default=option.default))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,9 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"digits-quick) or a paper network ({', '.join(PRESETS)})",
     )
     g = p.add_argument_group("search space")
-    g.add_argument("--budget", type=int, help="total units: every hierarchy list sums to this (required)")
-    g.add_argument("--stages", type=int, help="stages per list (default 4)")
-    g.add_argument("--shallow-stages", type=int, help="k, the number of shallow stages in Eq. 7 (default stages//2)")
+    _add_options(g, "search space")
     g.add_argument(
         "--constraint",
         choices=CONSTRAINTS,
@@ -120,15 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dataset", choices=tuple(DATASETS), help="default digits (embedded, no download)")
     g.add_argument("--data-root", help="where the data set's files are (default $LWL_DATA or ~/.cache/lwl/data)")
     g.add_argument("--download", action="store_true", default=None, help="fetch the data set if missing")
-    g.add_argument(
-        "--val-fraction",
-        type=float,
-        metavar="F",
-        help="the share of the training images held out, stratified, to rank the lists on (default 0.2: on digits "
-        "it ranks lists as their test accuracy does at 0.80 against 0.69 for 0.1, with half the ties; "
-        "benchmarks/README.md, 'Validation split'); a study keeps the split it was made with (0.1 before "
-        "2026-12-01: rerun such a study with --val-fraction 0.1)",
-    )
+    _add_options(g, "data")
     g = p.add_argument_group("network and training (study settings, fixed for the whole study)")
     add_flags(
         g,
@@ -157,10 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     # The reference code's options (Noekland & Eidnes): study settings too, the paper's Section V by default.
     add_flags(p.add_argument_group("the reference code's options (study settings, default Section V)"), REFERENCE_FLAGS)
     g.add_argument("--seed", type=int, help="seeds training and the sampler (default 0)")
-    g.add_argument("--train-limit", type=int, help="train on the first N training images only (quick checks)")
+    _add_options(g, "network")
     g = p.add_argument_group("study")
-    g.add_argument("--trials", type=int, help="finished trials the study should hold; a rerun continues (default 20)")
-    g.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    _add_options(g, "study", "trials", "timeout")
     g.add_argument(
         "--objectives",
         metavar="LIST",
@@ -180,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="default median, or with --objectives costs dominance (a candidate stops only when enough finished "
         "ones of no greater cost were more accurate at the same step)",
     )
-    g.add_argument("--pruner-startup", type=int, help="finished trials before the median pruner acts (default 5)")
+    _add_options(g, "study", "pruner_startup")
     g.add_argument(
         "--no-revisit",
         action="store_true",
@@ -188,22 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="one pass: once every list has been tried, stop (by default each pruned list is then trained "
         "again to the end, unpruned, while --trials allows)",
     )
-    g.add_argument(
-        "--confirm",
-        metavar="K|auto|off",
-        help="after the search, spend up to K x S runs (S: --confirm-seeds) on more seeds by racing: the K most "
-        "probable best lists get one more seed each, then at most half as many each round, only those still in "
-        "the answer's set, until one is left or the rounds are done (a study with --objectives: its front's "
-        "first K lists with S more seeds each); the runs go to the study NAME-confirm in the same storage. auto "
-        f"(default): K = --trials x {AFFORD:g} / S, at most {LISTS}, so that confirmation costs at most "
-        f"{100 * AFFORD:.0f} %% of the search; off when that is below 2; off or 0: none",
-    )
-    g.add_argument(
-        "--confirm-seeds",
-        type=int,
-        metavar="S",
-        help=f"confirmation runs per first-round list: K x S runs at most (default {SEEDS}, at most {MAX_SEEDS})",
-    )
+    _add_options(g, "study", "confirm", "confirm_seeds")
     g.add_argument(
         "--storage", help="SQLAlchemy URL, journal file (.log) or redis:// URL (default sqlite:///studies/STUDY.db)"
     )
@@ -216,21 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1 (default auto)")
     g.add_argument("--quiet", action="store_true", default=None, help="no progress display, only the summary")
-    g.add_argument(
-        "--workers",
-        type=int,
-        help="local worker processes sharing the study (default 1; one per GPU "
-        "where there are several); SQLite is refused for more than one, the default is then a journal file",
-    )
-    g.add_argument(
-        "--batch",
-        metavar="K|auto",
-        help="K = candidates (trials) trained together, not images: in simultaneous mode K candidates at a time "
-        "share one pass of every image batch through the units they have in common (exact: same weights and "
-        "accuracies as training alone). auto (default): the search trains one candidate at a time and the "
-        "confirmation runs of one seed train together (no trade-off there: nothing is pruned or sampled "
-        "between them); 1: everything one at a time. Images per optimiser step are --batch-size",
-    )
+    _add_options(g, "study", "workers", "batch")
     g.add_argument(
         "--prefix-store",
         metavar="DIR",
@@ -239,11 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         "accuracies as training alone); default NAME-prefixes beside a SQLite or journal file, "
         "studies/prefixes for a server; 'off' turns sharing off",
     )
-    g.add_argument(
-        "--prefix-store-gb",
-        type=float,
-        help="size bound of the prefix store in GiB (default 2); the least recently used units are evicted first",
-    )
+    _add_options(g, "study", "prefix_store_gb")
     g.add_argument(
         "--paused-store",
         metavar="DIR",
@@ -251,17 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(exact: the result of never having been pruned) instead of starting again; default NAME-paused beside a "
         "SQLite or journal file, studies/paused for a server; 'off' keeps none",
     )
-    g.add_argument(
-        "--paused-store-gb",
-        type=float,
-        help="size bound of the paused store in GiB (default 2); the least recently used states are evicted first",
-    )
-    g.add_argument(
-        "--heartbeat",
-        type=int,
-        help="seconds between a worker's heartbeats on an SQL storage "
-        "(default 30); a trial silent for 3 heartbeats (a killed worker) is failed and its list retried",
-    )
+    _add_options(g, "study", "paused_store_gb", "heartbeat")
     g.add_argument("--no-summary", action="store_true", default=None, help=argparse.SUPPRESS)
     return p
 
@@ -318,10 +370,11 @@ def _whole_numbers(value: Any) -> bool:
 
 def _preset_value(path: Path, key: str, value: Any, action: argparse.Action | None) -> Any:
     """A preset's value in the form its flag takes, or a PresetError naming the key and the form. Numbers are left
-    to `RANGES` (checked with the flags' values in `parse_args`); text for a number is converted by the flag."""
+    to `OPTIONS` and `RANGES` (checked with the flags' values in `parse_args`); text for a number is converted by the
+    flag."""
     where = f"--preset {path}: {key} {reprlib.repr(value)}"
-    if value is None:
-        return None
+    if value is None or key in OPTIONS:  # read by `Option.read` as the flag's text is
+        return value
     if key == "widths":
         if isinstance(value, str) or _whole_numbers(value):
             return value if isinstance(value, str) else ",".join(map(str, value))
@@ -365,14 +418,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     def origin(key: str) -> str:  # where a value came from, for its message
         return flag_name(key) if getattr(first, key, None) is not None else f"--preset {first.preset}: {key}"
 
-    args.batch_auto = args.batch is None or str(args.batch).strip().lower() == "auto"
-    if args.batch_auto:
-        args.batch = None
-    elif isinstance(args.batch, str):
-        try:
-            args.batch = int(args.batch)
-        except ValueError:
-            raise UsageError(f"--batch {args.batch}: give a number of candidates K >= 1, or auto") from None
+    for key, option in OPTIONS.items():  # lwl-search's own numbers, from a flag or a preset alike
+        if getattr(args, key) is not None:
+            setattr(args, key, option.read(origin(key), getattr(args, key)))
+    args.batch_auto = args.batch in (None, "auto")
+    if args.batch_auto:  # the search trains one candidate at a time; confirmation runs of a seed together
+        args.batch = 1
     check_ranges(args, RANGES, origin)
     refuse_empty(args, origin)
     for key in ("max_params", "max_flops", "max_memory"):  # amounts with units: 5M, 2GiB
@@ -391,7 +442,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             f"{origin('pruner')} dominance judges accuracy at no greater cost: give the costs with --objectives, "
             "e.g. --objectives accuracy,params, or choose another pruner"
         )
-    for key, value in DEFAULTS.items():
+    for key, value in {**DEFAULTS, **{k: o.default for k, o in OPTIONS.items() if o.default is not None}}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     return args
@@ -413,19 +464,11 @@ def confirm_plan(args: argparse.Namespace) -> ConfirmPlan:
 
 
 def _confirm_plan(args: argparse.Namespace) -> ConfirmPlan:
-    text = str(args.confirm if args.confirm is not None else "auto").strip().lower()
+    text = str(args.confirm if args.confirm is not None else "auto")  # a number or a word: `OPTIONS` read it
     if text == "auto":
         plan = auto_plan(args.trials, seeds=args.confirm_seeds)
-    elif text == "off":
-        plan = ConfirmPlan(0, args.confirm_seeds or SEEDS)
     else:
-        try:
-            k = int(text)
-        except ValueError:
-            k = -1
-        if k < 0:
-            raise UsageError(f"--confirm {args.confirm}: give a number of lists K >= 0, auto or off, e.g. --confirm 3")
-        plan = ConfirmPlan(k, args.confirm_seeds or SEEDS)
+        plan = ConfirmPlan(0 if text == "off" else int(text), args.confirm_seeds or SEEDS)
     if plan.seeds > MAX_SEEDS and text not in ("off", "0"):  # no confirmation asked for: its seeds do not matter
         size = (
             f"a plan of {plan.lists:,} list{'s' if plan.lists != 1 else ''} x {plan.seeds:,} seeds is "
@@ -456,7 +499,7 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
             widths = format_widths(net.widths, net.lead_widths)
         if family == net.family:
             own = net.network_fields(dataset_info(args.dataset).input_size)
-            network = {k: own[k] if v is None else v for k, v in network.items()}
+            network = {k: own.get(k) if v is None else v for k, v in network.items()}
     recipe = paper_recipe(
         args.dataset,
         family,
@@ -499,6 +542,6 @@ def parse_search_flags(argv: Sequence[str]) -> tuple[StudySettings, argparse.Nam
 
 
 def default_study_name(settings: StudySettings) -> str:
-    s = settings.space
-    block = f"-{settings.block}" if settings.family == "resnet" and settings.block != "basic" else ""
-    return f"{settings.recipe.dataset}-{settings.family}{block}-b{s.budget}-s{s.stages}"
+    s, net = settings.space, settings.network
+    block = f"-{net.block}" if net.family == "resnet" and net.block != "basic" else ""
+    return f"{settings.recipe.dataset}-{net.family}{block}-b{s.budget}-s{s.stages}"

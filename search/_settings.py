@@ -18,23 +18,14 @@ from ._limits import CostLimits
 from ._space import SearchSpace
 
 # lwl-search's built-in defaults, below a YAML preset's values and the command line's flags (the parser's flags
-# default to None so that the layers show through).
+# default to None so that the layers show through); those of its numeric flags are declared with them (_flags.OPTIONS).
 DEFAULTS: dict[str, Any] = {
-    "stages": 4,
     "constraint": "strict",
     "dataset": "digits",
-    "trials": 20,
     "sampler": "tpe",
     "pruner": "median",
-    "pruner_startup": 5,
     "seed": 0,
     "device": "auto",
-    "val_fraction": 0.2,  # measured: benchmarks/README.md, "Validation split"
-    "workers": 1,
-    "heartbeat": 30,
-    "prefix_store_gb": 2.0,
-    "paused_store_gb": 2.0,
-    "batch": 1,
 }
 # The recipe fields of the reference's options at their defaults (what a study stored before them trained with).
 REFERENCE_DEFAULTS: dict[str, Any] = {name: Recipe.__dataclass_fields__[name].default for name in REFERENCE_FIELDS}
@@ -59,25 +50,24 @@ def default_widths(dataset: str, family: str, stages: int) -> tuple[int, ...] | 
     return None
 
 
+# The Schedule fields a study does not store: the list varies per trial; the data set's shape follows the recipe's.
+PER_TRIAL = ("hierarchy", "num_classes", "in_channels", "input_size")
+
+
 @dataclass(frozen=True)
 class StudySettings:
-    """The search space, the network family that turns a list into a network, and the training recipe."""
+    """The search space, the network that turns a list into layers, and the training recipe.
+
+    `network` is a `Schedule` whose hierarchy is a placeholder, one unit per stage: every field of it but the list
+    is what each trial's network has (`schedule(h)` puts a trial's list in), so a network option is declared once,
+    on `Schedule`, and a study holds, stores and compares it without naming it here.
+    """
 
     space: SearchSpace  # restricted to the lists within `limits`, when there are any
-    family: str
-    block: str
-    widths: tuple[int, ...]
-    downsample: str
+    network: Schedule  # hierarchy (1,) * stages: a placeholder; family, widths, downsampling, FC units, ...
     recipe: Recipe
     limits: CostLimits = CostLimits()  # --max-params, --max-flops, --max-memory
     objectives: tuple[str, ...] = ("accuracy",)  # --objectives: accuracy, then the costs the front trades it against
-    # The network's fields beyond one width per stage (Schedule.lead_widths, fc_units, conv_bias, local_unit,
-    # first_conv): the reference's networks (--preset vgg8b) or --widths 128:256,..., --fc-units, --conv-bias, ...
-    lead_widths: tuple[tuple[int, ...], ...] | None = None
-    fc_units: tuple[int, ...] = ()
-    conv_bias: bool = False
-    local_unit: str = "block"
-    first_conv: str = "3x3"
 
     @property
     def costs(self) -> tuple[str, ...]:
@@ -90,123 +80,79 @@ class StudySettings:
         space: SearchSpace,
         recipe: Recipe,
         *,
-        family: str = "resnet",
-        block: str | None = None,
-        widths: Sequence[int] | str | None = None,
-        downsample: str | None = None,
         limits: CostLimits | None = None,
         objectives: Sequence[str] = ("accuracy",),
-        fc_units: Sequence[int] | str | None = None,
-        conv_bias: bool | None = None,
-        local_unit: str | None = None,
-        first_conv: str | None = None,
+        **network: Any,
     ) -> StudySettings:
-        """Resolve the family's defaults once, prove a network can be built for this space, and restrict the space
-        to the lists within `limits` (a SpaceError naming the limit to raise when none is)."""
-        if widths is None:
-            widths = default_widths(recipe.dataset, family, space.stages)
+        """Resolve the network's defaults once (`network`: `make_schedule`'s fields but the list and the data set's
+        shape, e.g. family, block, widths, fc_units; None or absent: the family's), prove a network can be built
+        for this space, and restrict the space to the lists within `limits` (a SpaceError naming the limit to raise
+        when none is)."""
+        if network.get("widths") is None:
+            network["widths"] = default_widths(recipe.dataset, network.get("family") or "resnet", space.stages)
         info = dataset_info(recipe.dataset)
-        probe = make_schedule(
+        template = make_schedule(
             hierarchy=(1,) * space.stages,
-            family=family,
-            block=block,
-            widths=widths,
             num_classes=info.num_classes,
             in_channels=info.in_channels,
             input_size=info.input_size,
-            downsample=downsample,
-            fc_units=fc_units,
-            conv_bias=conv_bias,
-            local_unit=local_unit,
-            first_conv=first_conv,
+            **network,
         )
-        assert probe.widths is not None and probe.downsample is not None
-        check_aux(probe, recipe.aux_net)  # a head kind that cannot serve these units: refused before the study
-        settings = cls(
-            space,
-            probe.family,
-            probe.block,
-            probe.widths,
-            probe.downsample,
-            recipe,
-            objectives=tuple(objectives),
-            lead_widths=probe.lead_widths,
-            fc_units=probe.fc_units,
-            conv_bias=probe.conv_bias,
-            local_unit=probe.local_unit,
-            first_conv=probe.first_conv,
-        )
+        check_aux(template, recipe.aux_net)  # a head kind that cannot serve these units: refused before the study
+        settings = cls(space, template, recipe, objectives=tuple(objectives))
         return settings.limited(limits or CostLimits())
 
     def limited(self, limits: CostLimits) -> StudySettings:
         """These settings with the space restricted to the lists within `limits` (none: unrestricted)."""
         space = replace(self.space, within=None, limits="")
         if limits:
-            unlimited = replace(self, space=space)
             kept = limits.within(
-                space.lists(), lambda h: complexity(unlimited.schedule(h), self.recipe.head), self.recipe.batch_size
+                space.lists(), lambda h: complexity(self.schedule(h), self.recipe.head), self.recipe.batch_size
             )
             space = space.restricted(kept, limits.describe())
         return replace(self, space=space, limits=limits)
 
     def schedule(self, hierarchy: Sequence[int]) -> Schedule:
-        info = dataset_info(self.recipe.dataset)
-        return Schedule(
-            tuple(hierarchy),
-            family=self.family,
-            block=self.block,
-            widths=self.widths,
-            num_classes=info.num_classes,
-            in_channels=info.in_channels,
-            input_size=info.input_size,
-            downsample=self.downsample,
-            lead_widths=self.lead_widths,
-            fc_units=self.fc_units,
-            conv_bias=self.conv_bias,
-            local_unit=self.local_unit,
-            first_conv=self.first_conv,
-        )
+        """The network of one list: `network` with `hierarchy` in place of its placeholder."""
+        return replace(self.network, hierarchy=tuple(hierarchy))
 
     def to_dict(self) -> dict[str, Any]:
+        """As stored in a study: the space's fields, the network's (those added after the first studies only where
+        set, `Schedule.extras`), the recipe, and limits and objectives where given."""
+        network = {k: v for k, v in self.network.to_dict().items() if k not in PER_TRIAL}
         return {
             "budget": self.space.budget,
             "stages": self.space.stages,
             "shallow_stages": self.space.k,
             "constraint": self.space.constraint,
-            "family": self.family,
-            "block": self.block,
-            "widths": list(self.widths),
-            "downsample": self.downsample,
+            **network,
             "recipe": self.recipe.to_dict(),
             **({"limits": self.limits.to_dict()} if self.limits else {}),  # absent without limits, as before them
             **({"objectives": list(self.objectives)} if self.costs else {}),  # absent for accuracy alone, likewise
-            **self.schedule((1,) * self.space.stages).extras(),  # lead widths, FC units, bias, local unit: where set
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudySettings:
         space = SearchSpace(data["budget"], data["stages"], data["shallow_stages"], data["constraint"])
-        return cls(
-            space,
-            data["family"],
-            data["block"],
-            tuple(data["widths"]),
-            data["downsample"],
-            Recipe.from_dict(data["recipe"]),
-            objectives=tuple(data.get("objectives") or ("accuracy",)),
-            lead_widths=None if data.get("lead_widths") is None else tuple(map(tuple, data["lead_widths"])),
-            fc_units=tuple(data.get("fc_units") or ()),
-            conv_bias=bool(data.get("conv_bias", False)),
-            local_unit=data.get("local_unit", "block"),
-            first_conv=data.get("first_conv", "3x3"),
-        ).limited(CostLimits.from_dict(data.get("limits")))
+        recipe = Recipe.from_dict(data["recipe"])
+        info = dataset_info(recipe.dataset)
+        fields = set(Schedule.__dataclass_fields__) - set(PER_TRIAL)
+        network = Schedule(
+            (1,) * space.stages,
+            num_classes=info.num_classes,
+            in_channels=info.in_channels,
+            input_size=info.input_size,
+            **{k: v for k, v in data.items() if k in fields},
+        )
+        objectives = tuple(data.get("objectives") or ("accuracy",))
+        return cls(space, network, recipe, objectives=objectives).limited(CostLimits.from_dict(data.get("limits")))
 
     def network_text(self) -> str:
         """'resnet basic widths 16,32,64,128', with the network's other fields where set: 'vgg widths
         128:256,256:512,512,512 + FC 1024, conv bias', 'resnet basic ..., a local loss per conv'."""
-        probe = self.schedule((1,) * self.space.stages)
-        block = f" {self.block}" if self.family == "resnet" else ""
-        return f"{self.family}{block} widths {probe.widths_text()}{probe.extras_text()}"
+        net = self.network
+        block = f" {net.block}" if net.family == "resnet" else ""
+        return f"{net.family}{block} widths {net.widths_text()}{net.extras_text()}"
 
     def options_text(self) -> str:
         """The reference code's options that differ from Section V, as '; optimizer sgd, momentum 0.9'; '' if none."""
@@ -217,16 +163,14 @@ class StudySettings:
     def to_flags(self) -> list[str]:
         """The lwl-search flags that make these settings (on any device: the precision is given), for a command a
         report prints; the reference's options and the network's other fields only where set."""
-        r = self.recipe
-        probe = self.schedule((1,) * self.space.stages)
+        r, net = self.recipe, self.network
         flags = ["--dataset", r.dataset, "--budget", str(self.space.budget), "--stages", str(self.space.stages)]
         flags += ["--shallow-stages", str(self.space.k), "--constraint", self.space.constraint]
-        flags += ["--family", self.family, *(["--block", self.block] if self.family == "resnet" else [])]
-        flags += ["--widths", probe.widths_text(), "--downsample", self.downsample]
-        flags += ["--fc-units", ",".join(map(str, self.fc_units))] if self.fc_units else []
-        flags += ["--conv-bias", "on"] if self.conv_bias else []
-        flags += ["--local-unit", self.local_unit] if self.local_unit != "block" else []
-        flags += ["--first-conv", self.first_conv] if self.first_conv != "3x3" else []
+        flags += ["--family", net.family, *(["--block", net.block] if net.family == "resnet" else [])]
+        flags += ["--widths", net.widths_text(), "--downsample", str(net.downsample)]
+        for name, value in net.extras().items():  # the network's other fields where set; lead widths: in --widths
+            if name != "lead_widths":
+                flags += [f"--{name.replace('_', '-')}", "on" if value is True else _shown(value)]
         for name, value in (("loss", r.loss), ("mode", r.mode), ("epochs", r.epochs), ("batch-size", r.batch_size)):
             flags += [f"--{name}", str(value)]
         flags += ["--lr", f"{r.lr:g}", "--dropout", f"{r.dropout:g}", "--seed", str(r.seed)]

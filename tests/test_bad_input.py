@@ -417,9 +417,14 @@ CASES = [
     ("max memory in counts", search_main, search("--max-memory", "2X"), "--max-memory 2X: not an amount"),
     ("val fraction zero", search_main, search("--val-fraction", "0"), "--val-fraction 0.0: out of range"),
     ("val fraction too big", search_main, search("--val-fraction", "0.7"), "--val-fraction 0.7: out of range"),
-    ("batch not a number", search_main, search("--batch", "many"), "--batch many: give a number of candidates"),
-    ("confirm not a number", search_main, search("--confirm", "three"), "--confirm three: give a number of lists"),
-    ("confirm negative", search_main, search("--confirm", "-1"), "--confirm -1: give a number of lists"),
+    (
+        "batch not a number",
+        search_main,
+        search("--batch", "many"),
+        "--batch many: not a number: use a whole number >= 1",
+    ),
+    ("confirm not a number", search_main, search("--confirm", "three"), "--confirm three: not a number: use a whole"),
+    ("confirm negative", search_main, search("--confirm", "-1"), "--confirm -1: out of range"),
     ("confirm seeds zero", search_main, search("--confirm-seeds", "0"), "--confirm-seeds 0: out of range"),
     (
         "confirm seeds past 2**32",

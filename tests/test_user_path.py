@@ -147,7 +147,7 @@ def test_every_help_example_parses_and_names_what_exists(command, capsys, monkey
     examples = _printed(text.split("examples", 1)[1], command)
     assert examples, f"{command} --help shows no example"
     quick, _ = parse_search_flags(["--preset", "digits-quick"])
-    study = f"{quick.recipe.dataset}-{quick.family}-b{quick.space.budget}-s{quick.space.stages}"
+    study = f"{quick.recipe.dataset}-{quick.network.family}-b{quick.space.budget}-s{quick.space.stages}"
     assert study == "digits-resnet-b12-s4"
     for argv in examples:
         if command == "lwl-search":

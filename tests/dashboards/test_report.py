@@ -394,7 +394,7 @@ def test_header_names_the_whole_network_and_the_reference_options():
     flags = ["--budget", "8", "--family", "vgg", "--widths", "4:8,16,16,32", "--fc-units", "24", "--conv-bias", "on"]
     settings = parse_search_flags([*flags, "--optimizer", "sgd", "--momentum", "0.9", "--device", "cpu"])[0]
     header = header_html("s", "sqlite:///s.db", settings.to_dict(), {"complete": 1})
-    assert "4:8, 16, 16, 32" in header and "FC units 24, conv bias" in header
+    assert "4:8, 16, 16, 32" in header and "FC 24, conv bias" in header
     assert "reference options" in header and "optimizer sgd, momentum 0.9" in header
     plain = header_html("s", "sqlite:///s.db", parse_search_flags(["--budget", "8"])[0].to_dict(), {"complete": 1})
     assert "reference options" not in plain and "<dt>network</dt>" not in plain

@@ -108,6 +108,7 @@ SCHEDULE_VALID: dict[str, tuple[Any, dict[str, Any]]] = {
     "conv_bias": (True, {"family": "vgg"}),
     "local_unit": ("conv", {}),
     "first_conv": ("7x7s2", {"family": "vgg", "hierarchy": (1, 1, 1)}),
+    "width_mult": (1.5, {}),
     # The data set's: a config states the data set's own (any other is refused); other values in SCHEDULE_BAD.
     "num_classes": (10, {}),
     "in_channels": (1, {}),
@@ -125,6 +126,7 @@ SCHEDULE_BAD: dict[str, list[Any]] = {
     "conv_bias": ["yes", 1],
     "local_unit": ["layer"],
     "first_conv": ["5x5"],
+    "width_mult": [0, -0.5, float("nan"), "2", True],
     "num_classes": [1, True, 2.5],
     "in_channels": [0, True],
     "input_size": [0, "16"],

@@ -494,12 +494,13 @@ def test_a_paper_preset_in_lwl_search_searches_the_references_network():
     from lwl.search import parse_search_flags
 
     settings = parse_search_flags(["--preset", "cifar100-resnet-b16", "--device", "cpu", "--precision", "fp32"])[0]
-    assert settings.local_unit == "conv" and settings.recipe.dropout_kind == "channel"
+    assert settings.network.local_unit == "conv" and settings.recipe.dropout_kind == "channel"
     assert settings.recipe.zero_init_output and settings.recipe.normalisation == "reference"
     block = parse_search_flags(["--preset", "cifar100-resnet-b16", "--local-unit", "block", "--device", "cpu"])[0]
-    assert block.local_unit == "block"
+    assert block.network.local_unit == "block"
     vgg = parse_search_flags(["--preset", "cifar10-vgg-b10", "--device", "cpu", "--precision", "fp32"])[0]
-    assert vgg.fc_units == (1024,) and vgg.conv_bias and vgg.widths == (64, 128, 256, 512, 512)
+    net = vgg.network
+    assert net.fc_units == (1024,) and net.conv_bias and net.widths == (64, 128, 256, 512, 512)
     s = vgg.schedule((1, 1, 2, 2, 2))  # the reference's vgg11, exactly
     assert complexity(s).params_aux == REFERENCE_COUNTS["vgg11", 10][1]
 
@@ -512,7 +513,9 @@ def test_a_study_preset_sets_the_network_fields(tmp_path):
         "budget: 8\nfamily: vgg\nwidths: 4:8,16,16,32\nfc_units: [24, 12]\nconv_bias: on\n"
     )
     settings = parse_search_flags(["--preset", str(tmp_path / "vgg.yaml"), "--device", "cpu"])[0]
-    assert (settings.fc_units, settings.conv_bias, settings.lead_widths) == ((24, 12), True, ((4,), (), (), ()))
+    net = settings.network
+    assert (net.fc_units, net.conv_bias, net.lead_widths) == ((24, 12), True, ((4,), (), (), ()))
     (tmp_path / "res.yaml").write_text("budget: 8\nnetwork: resnet18\nfc_units: []\nlocal_unit: block\n")
     settings = parse_search_flags(["--preset", str(tmp_path / "res.yaml"), "--device", "cpu"])[0]
-    assert (settings.fc_units, settings.local_unit, settings.recipe.dropout_kind) == ((), "block", "channel")
+    assert (settings.network.fc_units, settings.network.local_unit) == ((), "block")
+    assert settings.recipe.dropout_kind == "channel"

@@ -264,7 +264,7 @@ def test_a_studys_flags_make_its_settings_again(flags):
 
     settings = parse_search_flags([*flags, "--device", "cpu"])[0]
     if "stl10" in flags:
-        assert settings.first_conv == "7x7s2" and settings.fc_units == (1024,)
+        assert settings.network.first_conv == "7x7s2" and settings.network.fc_units == (1024,)
     flags_again = settings.to_flags()
     assert parse_search_flags(flags_again)[0] == settings
     assert StudySettings.from_dict(json.loads(settings.to_json())).to_flags() == flags_again
