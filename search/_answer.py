@@ -62,9 +62,6 @@ AMPLITUDES = (0.5, 2.0)  # prior variance of the true accuracies, in multiples o
 OWN_SHARES = (0.0, 0.5)  # the share of the prior variance that is each list's own
 KEEP = 20.0  # grid points within this factor of the best marginal likelihood enter the answer, by their weight
 NOISE_SHARES = (0.1, 0.5, 1.5)  # seed variance, in multiples of the observed spread (no repeated runs)
-WITHIN_FACTORS = (0.7, 1.0, 1.4)  # seed variances tried about the repeated runs' own estimate
-TAIL_DF = 4.0  # degrees of freedom of the seed noise's Student-t tails (the robust rounds)
-ROBUST_ROUNDS = 2  # EM rounds of the t likelihood
 MIN_CURVES = 3  # complete curves through a step before a list stopped there is extrapolated
 
 Hierarchy = tuple[int, ...]
@@ -267,19 +264,17 @@ def _fit(
     extra: np.ndarray,
     within: tuple[float, int],
     floor: float,
-    inflate: np.ndarray | None = None,
 ) -> list[tuple[float, _Posterior]]:
     """The posteriors of every grid point of hyper-parameters whose restricted marginal likelihood of every run
     (the lists' means under the process, and the spread of repeated runs about their list's mean: `within`, its
     sum of squares and degrees of freedom) is within a factor `KEEP` of the best, with their weights (a uniform
     prior over the grid: the answer averages over what the data cannot decide instead of trusting one point).
-    The seed variance is never below `floor`; `inflate` multiplies each list's noise (the robust rounds below)."""
+    The seed variance is never below `floor`."""
     spread = max(float(y.var()), 1e-8)
-    scale_up = np.ones(len(y)) if inflate is None else inflate
     squares, df = within
     noises = {share * spread for share in NOISE_SHARES}
     if df:
-        noises |= {f * max(squares / df, 1e-8) for f in WITHIN_FACTORS}
+        noises |= {f * max(squares / df, 1e-8) for f in (0.7, 1.0, 1.4)}
     if floor > 0:
         noises = {n for n in noises if n >= floor} | {f * floor for f in (1.0, 1.5, 2.5)}
     scored: list[tuple[float, _Posterior]] = []
@@ -288,9 +283,7 @@ def _fit(
             for own in OWN_SHARES:
                 for nv in sorted(noises):
                     try:
-                        post = _Posterior(
-                            x, basis, y, (nv / counts + extra) * scale_up, _Fit(amp * spread, scale, nv, own)
-                        )
+                        post = _Posterior(x, basis, y, nv / counts + extra, _Fit(amp * spread, scale, nv, own))
                     except np.linalg.LinAlgError:
                         continue
                     scored.append((post.log_evidence() - 0.5 * squares / nv - 0.5 * df * math.log(nv), post))
@@ -300,27 +293,6 @@ def _fit(
     kept = [(math.exp(e - top), p) for e, p in scored if e - top >= -math.log(KEEP)]
     total = sum(w for w, _ in kept)
     return [(w / total, p) for w, p in sorted(kept, key=lambda wp: -wp[0])]
-
-
-def _inflation(
-    posteriors: Sequence[tuple[float, _Posterior]],
-    x: np.ndarray,
-    basis: np.ndarray,
-    y: np.ndarray,
-    counts: np.ndarray,
-    extra: np.ndarray,
-) -> np.ndarray:
-    """Each list's noise multiplier (>= 1) under Student-t seed noise with TAIL_DF degrees of freedom: one EM step
-    of the t likelihood's scale mixture (E[1/lambda] from the expected squared residual about the current posterior),
-    never below 1. A run far from what its neighbours and the rest of its list predict is counted as partly a bad
-    draw rather than proof, so one unlucky run cannot rule a list out (seed noise on the benchmark's tables has a
-    heavy lower tail: excess kurtosis 1.2-2.9)."""
-    mu, cov = _mixture(posteriors, x, basis)
-    noise = sum(w * p.fit.noise for w, p in posteriors)
-    v = noise / counts + extra
-    e2 = (y - mu) ** 2 + np.clip(np.diag(cov), 0.0, None)
-    lam = (TAIL_DF + 1) / (TAIL_DF + e2 / np.maximum(v, 1e-12))
-    return np.maximum(1.0, 1.0 / lam)
 
 
 def _mixture(
@@ -427,10 +399,6 @@ def _answer(
             basis_all = basis_all[:, :1]
             basis = basis_all[: len(known)]
         posteriors = _fit(x, basis, y, counts, extra, (squares, df), floor)
-        for _ in range(ROBUST_ROUNDS):
-            posteriors = _fit(
-                x, basis, y, counts, extra, (squares, df), floor, _inflation(posteriors, x, basis, y, counts, extra)
-            )
     if pool:  # the untried lists worth drawing: the highest posterior upper bounds
         mu_u, cov_u = _mixture(posteriors, np.asarray(pool, dtype=float), basis_all[len(known) :])
         upper = mu_u + 2 * np.sqrt(np.clip(np.diag(cov_u), 0.0, None))
