@@ -39,7 +39,7 @@ search never read (benchmarks/answer_replay.py; benchmarks/README.md, "The answe
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,7 +86,7 @@ class Belief:
     mean: float  # posterior mean
     sd: float  # posterior sd
     p_best: float  # posterior probability that it is the best list
-    status: str  # "complete", "stopped early" or "not trained"
+    status: str  # "complete", "stopped early", "stopped too early" (to read: weighed as untrained) or "not trained"
 
 
 @dataclass(frozen=True)
@@ -330,8 +330,13 @@ def answer(
     level: float = SET_LEVEL,
     draws: int = DRAWS,
     seed: int = 0,
+    unread: Collection[Hierarchy] = (),
 ) -> Answer:
     """The answer from what is known of each list (`evidence`) and the feasible lists never trained (`untried`).
+
+    `unread`: lists among `untried` that the search stopped at a step too early for `extrapolate` to read (fewer
+    than MIN_CURVES complete curves through it). The model weighs them as never trained; their status says what
+    happened ("stopped too early").
 
     `validation_images`: the size of the validation split the accuracies are measured on. A run's accuracy varies
     over seeds at least by the binomial sd of that many images (the split is drawn anew with each seed), which
@@ -343,7 +348,7 @@ def answer(
     unit counts: where accuracy follows capacity, the model learns it from the lists trained; where it does not,
     the slope stays near zero."""
     with threadpool_limits(limits=1, user_api="blas"):  # see _surrogate: numpy's BLAS threads stall training
-        return _answer(evidence, untried, validation_images, capacity, level, draws, seed)
+        return _answer(evidence, untried, validation_images, capacity, level, draws, seed, frozenset(unread))
 
 
 def binomial_variance(accuracy: float, images: int | None) -> float:
@@ -375,6 +380,7 @@ def _answer(
     level: float,
     draws: int,
     seed: int,
+    unread: frozenset[Hierarchy] = frozenset(),
 ) -> Answer:
     known = [e for e in evidence if e.runs or e.partial is not None]
     if not known:
@@ -410,7 +416,8 @@ def _answer(
     sample = _draws(mu, cov, draws, seed)
     winners = _wins(sample)
     sd_post = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    status = ["complete" if e.runs else "stopped early" for e in known] + ["not trained"] * len(pool)
+    status = ["complete" if e.runs else "stopped early" for e in known]
+    status += ["stopped too early" if h in unread else "not trained" for h in pool]
     raws = [float(np.mean(list(e.runs.values()))) if e.runs else None for e in known] + [None] * len(pool)
     runs = [len(e.runs) for e in known] + [0] * len(pool)
     beliefs = [

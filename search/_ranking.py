@@ -207,7 +207,8 @@ def study_answer(study: optuna.Study, seeds: Collection[int] | None = None) -> A
     curves = [dict(t.intermediate_values) for t in first.values()]
     for h, guess in extrapolate(stopped, curves).items():
         evidence[h] = Evidence(h, partial=guess)
-    untried = [h for h in settings.space.lists() if h not in evidence]
+    unread = [h for h in stopped if h not in evidence]  # stopped before MIN_CURVES complete curves passed that step
+    untried = [h for h in settings.space.lists() if h not in evidence and h not in stopped]
     if len(untried) > UNTRIED:
         untried = [untried[round(i * (len(untried) - 1) / (UNTRIED - 1))] for i in range(UNTRIED)]
     images = study.user_attrs.get(VALIDATION_ATTR)
@@ -217,9 +218,10 @@ def study_answer(study: optuna.Study, seeds: Collection[int] | None = None) -> A
 
     return answer(
         list(evidence.values()),
-        untried,
+        [*unread, *untried],
         validation_images=images if isinstance(images, int) else None,
         capacity=params,
+        unread=unread,
     )
 
 

@@ -155,3 +155,17 @@ def test_the_measured_best_is_predicted_with_the_noise_of_the_runs_that_measure_
         assert exact[b.hierarchy] == pytest.approx(b.p_best, abs=0.03)
     blurred = judged.p_best_measured(1.0)
     assert max(blurred.values()) < 0.25 and min(blurred.values()) > 0.1
+
+
+def test_a_list_stopped_too_early_to_read_is_weighed_as_untrained_and_says_so():
+    """Two complete curves cannot read a list stopped at epoch 1 (`extrapolate` needs MIN_CURVES): the model treats
+    it as never trained, and its status tells it apart from the lists the search never touched."""
+    curves = [{1: 0.5, 2: 0.9}, {1: 0.6, 2: 0.92}]
+    assert extrapolate({LISTS[5]: (1, 0.55)}, curves) == {}
+    evidence = [Evidence(LISTS[0], {0: 0.9}), Evidence(LISTS[1], {0: 0.92})]
+    judged = answer(evidence, untried=[LISTS[5], LISTS[6]], unread=[LISTS[5]])
+    assert judged.belief(LISTS[5]).status == "stopped too early"
+    assert judged.belief(LISTS[6]).status == "not trained"
+    assert judged.belief(LISTS[5]).runs == 0 and judged.belief(LISTS[5]).raw is None
+    plain = answer(evidence, untried=[LISTS[5], LISTS[6]])
+    assert [b.mean for b in judged.beliefs] == [b.mean for b in plain.beliefs]  # a label, not evidence
