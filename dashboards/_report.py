@@ -16,6 +16,7 @@ import optuna
 import plotly.graph_objects as go
 
 from lwl.models import writable_file
+from lwl.search import INTERMEDIATE_ATTR
 
 from ._figures import (
     CostAxis,
@@ -66,7 +67,7 @@ def build_figures(data: ReportData) -> dict[str, go.Figure]:
             + ("; whiskers: 5-95 % over bootstrap resamples of the trials" if data.importance_spread else ""),
             data.importance_spread,
         )
-    step_label = str(data.user_attrs.get("intermediate_value") or "step")
+    step_label = str(data.user_attrs.get(INTERMEDIATE_ATTR) or "step")
     step_axis = "epoch" if "epoch" in step_label else "unit" if "unit" in step_label else "step"
     figs["lwl-curves"] = curves_figure(
         data.rows, f"Intermediate values ({step_label}) of every trial; pruned trials grey, dashed", step_axis

@@ -3,6 +3,7 @@ the written HTML (the JSON embedded in each plotly div) and from the storage the
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -19,7 +20,18 @@ from optuna.trial import TrialState
 from lwl.dashboards import FIGURE_IDS, header_html, write_report
 from lwl.dashboards.commands import report_main as main
 from lwl.models import Recipe, complexity
-from lwl.search import SearchSpace, StudySettings, mask_url, open_storage, pareto_indices, prepare_study
+from lwl.search import (
+    FEASIBLE_ATTR,
+    INTERMEDIATE_ATTR,
+    OBJECTIVE_ATTR,
+    VALIDATION_ATTR,
+    SearchSpace,
+    StudySettings,
+    mask_url,
+    open_storage,
+    pareto_indices,
+    prepare_study,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -299,6 +311,35 @@ def test_header_settings_and_counts(rich_report):
         assert text in header, text
 
 
+def test_the_page_shows_the_study_attributes_the_search_writes(storage, rich_report):
+    """Read by the names lwl.search writes them under (a renamed attribute fails here instead of showing '-')."""
+    attrs = optuna.load_study(study_name="rich", storage=storage).user_attrs
+    header = re.search(r'<header id="lwl-header">(.*?)</header>', rich_report, re.S).group(1)
+    assert f"; {attrs[FEASIBLE_ATTR]} feasible lists" in header
+    assert f"<dt>objective</dt><dd>{html.escape(attrs[OBJECTIVE_ATTR])}</dd>" in header
+    assert f"<dt>intermediate values</dt><dd>{html.escape(attrs[INTERMEDIATE_ATTR])}</dd>" in header
+    curves = figures(rich_report)["lwl-curves"]["layout"]
+    assert f"({attrs[INTERMEDIATE_ATTR]})" in curves["title"]["text"] and curves["xaxis"]["title"]["text"] == "epoch"
+
+
+def test_the_dashboards_read_no_study_attribute_by_a_literal_name():
+    """Every `user_attrs.get(...)` / `user_attrs[...]` in lwl.dashboards names its key through lwl.search's constant."""
+    import ast
+
+    import lwl.dashboards
+
+    for path in Path(lwl.dashboards.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+                owner, key = node.func.value, node.args[0] if node.args else None
+            elif isinstance(node, ast.Subscript):
+                owner, key = node.value, node.slice
+            else:
+                continue
+            reads_attrs = isinstance(owner, ast.Attribute | ast.Name) and "user_attrs" in ast.unparse(owner)
+            assert not (reads_attrs and isinstance(key, ast.Constant)), (path.name, node.lineno, ast.unparse(node))
+
+
 def test_global_sibling_is_found_and_compared(storage, rich_report):
     fig = figures(rich_report)["lwl-global"]
     by_name = {tr["name"]: tr for tr in fig["data"]}
@@ -505,7 +546,7 @@ def test_a_real_tiny_search_reports(tmp_path):
     assert {tr["meta"]["trial"] for tr in figs["lwl-curves"]["data"] if "meta" in tr} == {t.number for t in complete}
     # budget 8 enqueues the paper's [1,1,2,4] (ResNet18_r5) first: it is marked in the page
     assert "[1,1,2,4]" in page and "ResNet18" in page
-    val = optuna.load_study(study_name="real", storage=url).user_attrs["validation_images"]
+    val = optuna.load_study(study_name="real", storage=url).user_attrs[VALIDATION_ATTR]
     assert f"<dt>validation split</dt><dd>{val:,} images (20 % of the training images); one image is " in page
     assert "lwl-importance" in figs, "2 complete trials of different lists: the dashboard shows importance, so do we"
     assert set(_dashboard_graph_objects(url, "real")) == set(figs)
