@@ -17,7 +17,15 @@ from cases import tiny
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
-from lwl.dashboards import FIGURE_IDS, header_html, write_report
+from lwl.dashboards import (
+    FIGURE_IDS,
+    build_figures,
+    header_html,
+    load_report_data,
+    open_study,
+    save_dashboard_figures,
+    write_report,
+)
 from lwl.dashboards.commands import report_main as main
 from lwl.models import Recipe, complexity
 from lwl.search import (
@@ -411,6 +419,21 @@ def test_dashboard_figures_are_saved_and_replaced_not_duplicated(storage, rich_r
     assert main(["--storage", storage, "--study-name", "rich", "--out", str(tmp_path / "again.html")]) == 0
     after = sorted(k for k in _system_attrs(storage, "rich") if k.startswith("dashboard:plot_data:"))
     assert after == before and set(_dashboard_graph_objects(storage, "rich")) == EVERY_FIGURE
+
+
+def test_saving_for_the_dashboard_leaves_the_page_s_figures_as_they_were(storage, tmp_path):
+    """Each figure is fitted to the dashboard's box while it is saved, then given its own size back."""
+    import shutil
+
+    copy = tmp_path / "copy.db"
+    shutil.copy(storage.removeprefix("sqlite:///"), copy)
+    url = f"sqlite:///{copy}"
+    opened, study = open_study(url, "few")
+    figs = build_figures(load_report_data(opened, study, url))
+    before = {fid: json.loads(fig.to_json()) for fid, fig in figs.items()}
+    assert all(f["layout"]["height"] > 0 and f["layout"]["autosize"] is True for f in before.values())
+    assert save_dashboard_figures(study, figs) == list(figs)
+    assert {fid: json.loads(fig.to_json()) for fid, fig in figs.items()} == before
 
 
 def test_importance_needs_two_complete_trials_of_different_lists(tmp_path):
