@@ -132,8 +132,14 @@ def _ped_anova(study: optuna.Study, names: list[str]) -> dict[str, float]:
 
 def _bootstrap(trials: Sequence[FrozenTrial], names: list[str], seed: int = 0) -> dict[str, tuple[float, float]]:
     """How much the importance moves when the complete trials are resampled with replacement: each parameter's
-    IMPORTANCE_INTERVAL over IMPORTANCE_RESAMPLES resamples (seeded, so a report is reproducible)."""
+    IMPORTANCE_INTERVAL over IMPORTANCE_RESAMPLES resamples (seeded, so a report is reproducible).
+
+    A resample holds copies of what PED-ANOVA reads of a trial (its value, parameters and distributions), not the
+    user attributes and intermediate values the storage's trials carry; a draw of the same trials in the same order
+    as an earlier one has the same importances and is not evaluated again (a small study draws many repeats)."""
     rng = np.random.default_rng(seed)
+    light = [optuna.trial.create_trial(value=t.value, params=t.params, distributions=t.distributions) for t in trials]
+    seen: dict[tuple[int, ...], dict[str, float]] = {}
     samples: dict[str, list[float]] = {n: [] for n in names}
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory" for each resample
@@ -141,9 +147,12 @@ def _bootstrap(trials: Sequence[FrozenTrial], names: list[str], seed: int = 0) -
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ExperimentalWarning, PED-ANOVA's "importances will be equal"
             for _ in range(IMPORTANCE_RESAMPLES):
-                resample = optuna.create_study(direction="maximize")
-                resample.add_trials([trials[i] for i in rng.integers(0, len(trials), len(trials))])
-                for name, value in _ped_anova(resample, names).items():
+                draw = tuple(int(i) for i in rng.integers(0, len(trials), len(trials)))
+                if draw not in seen:
+                    resample = optuna.create_study(direction="maximize")
+                    resample.add_trials([light[i] for i in draw])
+                    seen[draw] = _ped_anova(resample, names)
+                for name, value in seen[draw].items():
                     samples[name].append(value)
     finally:
         optuna.logging.set_verbosity(verbosity)

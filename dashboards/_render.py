@@ -19,7 +19,15 @@ import plotly.graph_objects as go
 import plotly.offline
 
 from lwl.models import REFERENCE_FIELDS, extras_phrases, format_widths
-from lwl.search import VALIDATION_ATTR, StudySettings, dashboard_command, mask_url
+from lwl.search import (
+    FEASIBLE_ATTR,
+    INTERMEDIATE_ATTR,
+    OBJECTIVE_ATTR,
+    VALIDATION_ATTR,
+    StudySettings,
+    dashboard_command,
+    mask_url,
+)
 
 from ._load import ReportData
 from ._rows import TrialRow
@@ -75,7 +83,7 @@ def header_html(
         if settings.get("constraint") == "none"
         else f"the {settings.get('constraint')} constraint, k = {k} shallow stages"
     )
-    feasible = user_attrs.get("feasible_lists")
+    feasible = user_attrs.get(FEASIBLE_ATTR)
     space = f"{settings.get('stages')} stages summing to budget {settings.get('budget')} under {rule}" + (
         f"; {feasible} feasible lists" if feasible is not None else ""
     )
@@ -105,14 +113,14 @@ def header_html(
             f"seed {r.get('seed', '?')}",
         ),
         *([("reference options", options)] if options else []),
-        ("objective", user_attrs.get("objective", "validation accuracy")),
+        ("objective", user_attrs.get(OBJECTIVE_ATTR, "validation accuracy")),
         *(
             [("searched for", "the front of accuracy against " + ", ".join(settings["objectives"][1:]))]
             if settings.get("objectives")
             else []
         ),
         ("validation split", _validation(user_attrs.get(VALIDATION_ATTR), r.get("val_fraction"))),
-        ("intermediate values", user_attrs.get("intermediate_value", "-")),
+        ("intermediate values", user_attrs.get(INTERMEDIATE_ATTR, "-")),
         ("trials", ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"),
         *([("answer", " · ".join(answer))] if answer else []),
         ("confirmation", verdict or "none: lwl-search --confirm K trains the top K lists with more seeds"),

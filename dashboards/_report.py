@@ -9,6 +9,8 @@ page needs no network.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import optuna
 import plotly.graph_objects as go
 
 from lwl.models import writable_file
+from lwl.search import INTERMEDIATE_ATTR
 
 from ._figures import (
     CostAxis,
@@ -66,7 +69,7 @@ def build_figures(data: ReportData) -> dict[str, go.Figure]:
             + ("; whiskers: 5-95 % over bootstrap resamples of the trials" if data.importance_spread else ""),
             data.importance_spread,
         )
-    step_label = str(data.user_attrs.get("intermediate_value") or "step")
+    step_label = str(data.user_attrs.get(INTERMEDIATE_ATTR) or "step")
     step_axis = "epoch" if "epoch" in step_label else "unit" if "unit" in step_label else "step"
     figs["lwl-curves"] = curves_figure(
         data.rows, f"Intermediate values ({step_label}) of every trial; pruned trials grey, dashed", step_axis
@@ -95,18 +98,28 @@ def build_figures(data: ReportData) -> dict[str, go.Figure]:
 def save_dashboard_figures(study: optuna.Study, figures: dict[str, go.Figure]) -> list[str]:
     """Save the figures as the study's plotly graph objects for optuna-dashboard, under their stable ids.
 
-    optuna-dashboard draws each in a half-width box 450 px high (`Plotly.react` with the figure's layout): a copy
-    sized to its box (autosize, no fixed width or height) fits there instead of being cut off at the box's edges."""
+    optuna-dashboard draws each in a half-width box 450 px high (`Plotly.react` with the figure's layout): saved
+    sized to its box (autosize, no fixed width or height), a figure fits there instead of being cut off at the box's
+    edges. Each figure is saved so and then given its own size back (no copy: copying a figure validates it, the
+    template included, again)."""
     from optuna_dashboard import save_plotly_graph_object
 
-    return [save_plotly_graph_object(study, _fitted(fig), graph_object_id=fid) for fid, fig in figures.items()]
+    saved = []
+    for fid, fig in figures.items():
+        with _fitted(fig):
+            saved.append(save_plotly_graph_object(study, fig, graph_object_id=fid))
+    return saved
 
 
-def _fitted(fig: go.Figure) -> go.Figure:
-    """A copy of `fig` that takes the size of the box it is drawn in."""
-    out = go.Figure(fig)
-    out.update_layout(autosize=True, width=None, height=None)
-    return out
+@contextlib.contextmanager
+def _fitted(fig: go.Figure) -> Iterator[go.Figure]:
+    """`fig` sized to the box it is drawn in while the block runs; its own size (and autosize) again after it."""
+    size = {"autosize": fig.layout.autosize, "width": fig.layout.width, "height": fig.layout.height}
+    fig.update_layout(autosize=True, width=None, height=None)
+    try:
+        yield fig
+    finally:
+        fig.update_layout(**size)
 
 
 @dataclass

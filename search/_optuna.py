@@ -4,9 +4,8 @@ Optuna is pinned to the 5.0 series (pyproject.toml). What this module touches, a
 - `study._storage`, `study._study_id`, `trial._trial_id`: the sampler reads and writes trial system attributes
   through the storage (a claim every worker sees) and reads all trials of a study without a Hyperband bracket's
   filter; the revisit and heartbeat code needs a trial's storage id.
-- `optuna.storages._heartbeat`: `--batch` trains several trials outside `study.optimize`, so it sends their
-  heartbeats itself. If the helpers move, a fallback built on the storage's public `record_heartbeat` and
-  `get_heartbeat_interval` takes over.
+- `optuna.storages._heartbeat` (`is_heartbeat_enabled`, `get_heartbeat_thread`): `--batch` trains several trials
+  outside `study.optimize`, so it sends their heartbeats itself, with Optuna's own thread.
 - `RDBStorage._get_stale_trial_ids` (`BaseHeartbeat`): the trials a killed worker left RUNNING, found before
   `optuna.storages.fail_stale_trials` fails them, so that each gets its `fail_reason` while it can still take one
   (a finished trial refuses user attributes). `HeartbeatThread._record_heartbeat` names the heartbeat thread, so
@@ -19,8 +18,9 @@ Optuna is pinned to the 5.0 series (pyproject.toml). What this module touches, a
   `_tpe.parzen_estimator._ParzenEstimator`, `TPESampler._parzen_estimator_parameters` and
   `_compute_acquisition_func`: the feasible-set TPE scores the remaining lists with Optuna's own estimator.
 
-Each accessor raises `OptunaVersionError` (one line naming the installed version and the pin) where no fallback
-exists; tests/search/test_optuna_private.py and tests/search/test_sampler.py pin every signature used here.
+Each accessor raises `OptunaVersionError` (one line naming the installed version and the pin) where a name is
+missing; there is no fallback, as the pin admits no Optuna without them. tests/search/test_optuna_private.py and
+tests/search/test_sampler.py pin every signature used here.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from optuna.trial import FrozenTrial
 from lwl.models import LwlError
 
 PIN = "optuna>=5.0,<5.1"
-_FALLBACK_THREAD = "lwl-heartbeat"
 
 
 class OptunaVersionError(LwlError, RuntimeError):
@@ -101,15 +100,18 @@ def running_trial(
     return optuna.Trial(study, tid)
 
 
+def _heartbeat_helpers() -> SimpleNamespace:
+    """Optuna 5.0's heartbeat helpers: whether a storage expects heartbeats, and the thread that sends a trial's."""
+    try:
+        from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
+    except ImportError as exc:
+        raise _missing("optuna.storages._heartbeat helpers", exc) from None
+    return SimpleNamespace(enabled=is_heartbeat_enabled, thread=get_heartbeat_thread)
+
+
 def heartbeat_enabled(study: optuna.Study) -> bool:
     """Whether the study's storage expects heartbeats from running trials."""
-    storage = storage_of(study)
-    try:
-        from optuna.storages._heartbeat import is_heartbeat_enabled
-    except ImportError:
-        interval = getattr(storage, "get_heartbeat_interval", None)
-        return interval is not None and interval() is not None
-    return bool(is_heartbeat_enabled(storage))
+    return bool(_heartbeat_helpers().enabled(storage_of(study)))
 
 
 def stale_trial_ids(study: optuna.Study) -> list[int]:
@@ -133,48 +135,16 @@ def fail_stale_trials(study: optuna.Study) -> None:
 
 
 def is_heartbeat_thread(thread: threading.Thread | None) -> bool:
-    """Whether `thread` sends a trial's heartbeats (Optuna's thread, named after its target, or our fallback's)."""
+    """Whether `thread` sends a trial's heartbeats (Optuna's thread, named after its target)."""
     name = getattr(thread, "name", "") or ""
-    return "_record_heartbeat" in name or name.startswith(_FALLBACK_THREAD)
+    return "_record_heartbeat" in name
 
 
 @contextlib.contextmanager
 def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
     """Send `trial`'s heartbeats while the block runs, as `study.optimize` does for its own trials."""
-    storage = storage_of(study)
-    try:
-        from optuna.storages._heartbeat import get_heartbeat_thread
-    except ImportError:
-        with _heartbeat_fallback(storage, trial_id(trial)):
-            yield
-        return
-    with get_heartbeat_thread(trial_id(trial), storage):
+    with _heartbeat_helpers().thread(trial_id(trial), storage_of(study)):
         yield
-
-
-@contextlib.contextmanager
-def _heartbeat_fallback(storage: BaseStorage, tid: int) -> Iterator[None]:
-    """The same with the storage's public methods only: one heartbeat at once, then one per interval."""
-    get_interval = getattr(storage, "get_heartbeat_interval", None)
-    interval = get_interval() if get_interval is not None else None
-    if interval is None:
-        yield
-        return
-    stop = threading.Event()
-
-    def beat() -> None:
-        while True:
-            storage.record_heartbeat(tid)  # type: ignore[attr-defined]
-            if stop.wait(interval):
-                return
-
-    thread = threading.Thread(target=beat, daemon=True, name=f"{_FALLBACK_THREAD}-{tid}")
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def redis_client(backend: Any) -> Any:

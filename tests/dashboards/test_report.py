@@ -3,6 +3,7 @@ the written HTML (the JSON embedded in each plotly div) and from the storage the
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -16,10 +17,29 @@ from cases import tiny
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
-from lwl.dashboards import FIGURE_IDS, header_html, write_report
+from lwl.dashboards import (
+    FIGURE_IDS,
+    build_figures,
+    header_html,
+    load_report_data,
+    open_study,
+    save_dashboard_figures,
+    write_report,
+)
 from lwl.dashboards.commands import report_main as main
 from lwl.models import Recipe, complexity
-from lwl.search import SearchSpace, StudySettings, mask_url, open_storage, pareto_indices, prepare_study
+from lwl.search import (
+    FEASIBLE_ATTR,
+    INTERMEDIATE_ATTR,
+    OBJECTIVE_ATTR,
+    VALIDATION_ATTR,
+    SearchSpace,
+    StudySettings,
+    mask_url,
+    open_storage,
+    pareto_indices,
+    prepare_study,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -299,6 +319,35 @@ def test_header_settings_and_counts(rich_report):
         assert text in header, text
 
 
+def test_the_page_shows_the_study_attributes_the_search_writes(storage, rich_report):
+    """Read by the names lwl.search writes them under (a renamed attribute fails here instead of showing '-')."""
+    attrs = optuna.load_study(study_name="rich", storage=storage).user_attrs
+    header = re.search(r'<header id="lwl-header">(.*?)</header>', rich_report, re.S).group(1)
+    assert f"; {attrs[FEASIBLE_ATTR]} feasible lists" in header
+    assert f"<dt>objective</dt><dd>{html.escape(attrs[OBJECTIVE_ATTR])}</dd>" in header
+    assert f"<dt>intermediate values</dt><dd>{html.escape(attrs[INTERMEDIATE_ATTR])}</dd>" in header
+    curves = figures(rich_report)["lwl-curves"]["layout"]
+    assert f"({attrs[INTERMEDIATE_ATTR]})" in curves["title"]["text"] and curves["xaxis"]["title"]["text"] == "epoch"
+
+
+def test_the_dashboards_read_no_study_attribute_by_a_literal_name():
+    """Every `user_attrs.get(...)` / `user_attrs[...]` in lwl.dashboards names its key through lwl.search's constant."""
+    import ast
+
+    import lwl.dashboards
+
+    for path in Path(lwl.dashboards.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+                owner, key = node.func.value, node.args[0] if node.args else None
+            elif isinstance(node, ast.Subscript):
+                owner, key = node.value, node.slice
+            else:
+                continue
+            reads_attrs = isinstance(owner, ast.Attribute | ast.Name) and "user_attrs" in ast.unparse(owner)
+            assert not (reads_attrs and isinstance(key, ast.Constant)), (path.name, node.lineno, ast.unparse(node))
+
+
 def test_global_sibling_is_found_and_compared(storage, rich_report):
     fig = figures(rich_report)["lwl-global"]
     by_name = {tr["name"]: tr for tr in fig["data"]}
@@ -370,6 +419,21 @@ def test_dashboard_figures_are_saved_and_replaced_not_duplicated(storage, rich_r
     assert main(["--storage", storage, "--study-name", "rich", "--out", str(tmp_path / "again.html")]) == 0
     after = sorted(k for k in _system_attrs(storage, "rich") if k.startswith("dashboard:plot_data:"))
     assert after == before and set(_dashboard_graph_objects(storage, "rich")) == EVERY_FIGURE
+
+
+def test_saving_for_the_dashboard_leaves_the_page_s_figures_as_they_were(storage, tmp_path):
+    """Each figure is fitted to the dashboard's box while it is saved, then given its own size back."""
+    import shutil
+
+    copy = tmp_path / "copy.db"
+    shutil.copy(storage.removeprefix("sqlite:///"), copy)
+    url = f"sqlite:///{copy}"
+    opened, study = open_study(url, "few")
+    figs = build_figures(load_report_data(opened, study, url))
+    before = {fid: json.loads(fig.to_json()) for fid, fig in figs.items()}
+    assert all(f["layout"]["height"] > 0 and f["layout"]["autosize"] is True for f in before.values())
+    assert save_dashboard_figures(study, figs) == list(figs)
+    assert {fid: json.loads(fig.to_json()) for fid, fig in figs.items()} == before
 
 
 def test_importance_needs_two_complete_trials_of_different_lists(tmp_path):
@@ -505,7 +569,7 @@ def test_a_real_tiny_search_reports(tmp_path):
     assert {tr["meta"]["trial"] for tr in figs["lwl-curves"]["data"] if "meta" in tr} == {t.number for t in complete}
     # budget 8 enqueues the paper's [1,1,2,4] (ResNet18_r5) first: it is marked in the page
     assert "[1,1,2,4]" in page and "ResNet18" in page
-    val = optuna.load_study(study_name="real", storage=url).user_attrs["validation_images"]
+    val = optuna.load_study(study_name="real", storage=url).user_attrs[VALIDATION_ATTR]
     assert f"<dt>validation split</dt><dd>{val:,} images (20 % of the training images); one image is " in page
     assert "lwl-importance" in figs, "2 complete trials of different lists: the dashboard shows importance, so do we"
     assert set(_dashboard_graph_objects(url, "real")) == set(figs)

@@ -47,20 +47,33 @@ def test_heartbeat_helpers_keep_their_signatures():
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
-@pytest.mark.parametrize("fallback", [False, True])
-def test_heartbeats_are_sent_with_and_without_the_private_helper(tmp_path, monkeypatch, fallback):
+def test_heartbeats_are_sent_by_optuna_s_own_thread(tmp_path):
     study = _study(tmp_path, heartbeat=1)
     assert private.heartbeat_enabled(study)
-    if fallback:  # the private module gone: the public-API fallback takes over
-        import sys
-
-        monkeypatch.setitem(sys.modules, "optuna.storages._heartbeat", None)
-        assert private.heartbeat_enabled(study)
     trial = study.ask()
     storage = private.storage_of(study)
     with private.heartbeat(study, trial):
         time.sleep(0.2)
     assert storage._get_stale_trial_ids(private.study_id(study)) == []  # a heartbeat was recorded
+
+
+def test_no_heartbeats_are_expected_of_a_storage_without_them(tmp_path):
+    study = _study(tmp_path)
+    assert not private.heartbeat_enabled(study) and private.stale_trial_ids(study) == []
+
+
+def test_an_optuna_without_the_heartbeat_helpers_names_the_pin(tmp_path, monkeypatch):
+    """No fallback: the pin admits no Optuna without them, so their absence is one line naming the pin."""
+    import sys
+
+    study = _study(tmp_path)
+    trial = study.ask()
+    monkeypatch.setitem(sys.modules, "optuna.storages._heartbeat", None)  # the private module gone
+    pattern = rf"optuna {optuna.__version__} has no optuna\.storages\._heartbeat helpers.*{private.PIN}"
+    with pytest.raises(OptunaVersionError, match=pattern):
+        private.heartbeat_enabled(study)
+    with pytest.raises(OptunaVersionError, match=pattern), private.heartbeat(study, trial):
+        pass
 
 
 def test_redis_backend_keeps_its_client():
