@@ -2,7 +2,7 @@
 
 A `TrainerState` holds only plain dicts, lists, numbers, strings and CPU tensors, so `torch.load(...,
 weights_only=True)` reads it back and opening a checkpoint never runs code from the file. The trainer
-(`_trainer._Run.state_dict`) decides what goes in; this module turns records and tensors into such data and back,
+(`_steps.Learner.state`) decides what goes in; this module turns records and tensors into such data and back,
 and refuses a state written for another run, naming the field that differs.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 from ._errors import ResumeError
 from ._records import Progress
 
-# What the checkpoint hook receives and `resume` takes: see `_trainer._Run.state_dict` for the keys.
+# What the checkpoint hook receives and `resume` takes: see `_steps.Learner.state` for the keys.
 TrainerState = dict[str, Any]
 CheckpointCallback = Callable[[TrainerState], Any]
 # 2: the recipe records its resolved precision, and dropout masks are drawn as `_steps.dropped` draws them (a

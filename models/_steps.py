@@ -3,9 +3,8 @@
 A `Learner` is one network with what updates it: an optimiser (Adam unless the recipe says otherwise) per unit and one
 for the output classifier, a dropout
 stream per unit, and the loss sums of the epoch in progress. A `DataStream` is the training data one run sees and
-the seeded stream that orders and augments it. The single run (`_trainer`) and the trie of candidates trained
-together (`_together`) both step through these two classes, which is what keeps the two bitwise equal: change
-the arithmetic or the order of operations here and both change alike.
+the seeded stream that orders and augments it. The training loops (`_together`: the trie of candidates trained
+together, of which a single run is a group of one, and the sequential loop) step through these two classes only.
 """
 
 from __future__ import annotations
@@ -282,7 +281,7 @@ class Learner:
         elapsed: float,
     ) -> TrainerState:
         """The trainer state (`TrainerState`) of this network at `position`, copied to the CPU: what
-        `train(resume=...)` continues bitwise. Written the same by a single run and by the `--batch` trie."""
+        `train(resume=...)` continues bitwise; the loops (`_together`) write every state through it."""
         return {
             "format": STATE_FORMAT,
             "schedule": self.schedule.to_dict(),

@@ -103,3 +103,13 @@ def test_only_layer_wise_simultaneous_training_can_share(digits):
     ):
         with pytest.raises(RecipeError, match="simultaneous mode and a layer-wise loss"):
             train_together([_schedule(LISTS[0])], recipe, digits, device="cpu")
+
+
+def test_models_come_back_in_training_mode_as_a_single_run_returns_them(digits):
+    """Validation after every epoch leaves each module in the mode it had: a kept model, from the trie or from a
+    single run (a group of one), is in training mode, whatever an evaluation set to eval mode."""
+    recipe = paper_recipe("digits", "resnet", epochs=1, train_limit=64)
+    outcome = train_together([_schedule(h) for h in LISTS[:2]], recipe, digits, device="cpu", keep_models=True)
+    alone = train(_schedule(LISTS[0]), recipe, digits, device="cpu", keep_model=True)
+    models = [r.model for r in outcome.results] + [alone.model]
+    assert [[m.training for m in model.modules()].count(False) for model in models] == [0, 0, 0]
