@@ -1,7 +1,8 @@
 """`lwl-inspect` and `lwl-train`: thin commands over the engine.
 
-Over 400 lines (about 480) because lwl-train's flag mode, config mode, resume and its checks of every input before
-anything is written live here; splitting lwl-train from lwl-inspect is the next step if it grows.
+Over 400 lines (about 570) because lwl-train's one training path (a config, read from a file or translated from the
+flags; with a run folder or none), resume and its checks of every input before anything is written live here;
+splitting lwl-train from lwl-inspect is the next step if it grows.
 """
 
 from __future__ import annotations
@@ -281,112 +282,78 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         check_ranges(args, {**TRAINING_RANGES, **NETWORK_RANGES, "val_fraction": RECIPE_RANGES["val_fraction"]})
         refuse_empty(args)
-        if args.config is None and args.out is None:
-            if args.resume:
-                raise CheckpointError("--resume needs the run folder: pass --out DIR (or --config FILE)")
-            return _train_flags(args)
-        return _train_run(parser, args)
+        if args.config is None and args.out is None and args.resume:
+            raise CheckpointError("--resume needs the run folder: pass --out DIR (or --config FILE)")
+        return _train(parser, args)
 
     return run_command("lwl-train", body)
 
 
-def _train_flags(args: argparse.Namespace) -> int:
-    """The original command: flags in, lines on stderr, nothing written."""
-    from ._data import load_data
-    from ._device import check_memory, resolve_device
-    from ._trainer import train
-
-    schedule = schedule_from_args(args, args.dataset)
-    recipe = recipe_from_args(args, schedule.family, val_fraction=args.val_fraction)
-    _check_measured(recipe, args.test)
-    check_memory(schedule, recipe, resolve_device(args.device))
-    data = load_data(
-        args.dataset,
-        data_root=args.data_root,
-        download=args.download,
-        val_fraction=recipe.val_fraction,
-        with_test=args.test,
-    )
-    runs = [recipe] + (
-        [Recipe(**{**recipe.to_dict(), "loss": "global", "mode": "simultaneous"})]
-        if args.also_global and recipe.loss != "global"
-        else []
-    )
-    results = []
-    for r in runs:
-        print(
-            f"training {schedule.summary()} on {args.dataset}: loss {r.loss}, mode {r.mode}, "
-            f"{_epochs(r.epochs)}, lr {r.lr:g}, dropout {r.dropout:g}, {_split(r)}{_options(r)}",
-            file=sys.stderr,
+def _config_from_args(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[TrainingConfig, Path | None, bool]:
+    """What to train, where to (None: nothing is written) and whether on the test set too: the config file with
+    the flags that apply on top of it, or the flags translated into a config."""
+    if args.config is None:
+        schedule = schedule_from_args(args, args.dataset)
+        recipe = recipe_from_args(args, schedule.family, val_fraction=args.val_fraction)
+        config = TrainingConfig(schedule, recipe, {"source": "lwl-train flags"}, args.data_root)
+        return config, None if args.out is None else Path(args.out), args.test
+    given = [
+        f"--{name.replace('network_preset', 'preset').replace('_', '-')}"
+        for name in _CONFIG_CONFLICTS
+        if getattr(args, name) != parser.get_default(name)
+    ]
+    if given:
+        raise ConfigError(
+            f"{given[0]} cannot be combined with --config: edit the config file instead (only "
+            "--epochs, --val-fraction, --device, --precision, --data-root, --download apply on top of it)"
         )
-
-        def show(p: Progress, mode: str = r.mode) -> None:
-            print(progress_line(p, mode), file=sys.stderr)
-
-        result = train(schedule, r, data, device=args.device, test=args.test, on_progress=show)
-        results.append(result)
-        acc = result.test_output_acc if args.test else result.output_acc
-        split = "test" if args.test else "validation"
-        print(
-            f"{r.loss}: {split} accuracy {_fmt_acc(acc).strip()} % in {result.wall_time:.1f}s on {result.device} "
-            f"in {result.recipe.precision}",
-            file=sys.stderr,
-        )
-    for row in paper_results(args.dataset, schedule):
-        print(
-            f"paper: {row.label()} {schedule.label()}: layer-wise {row.layerwise:.2f} %, global {row.global_:.2f} % "
-            "(test, 400 epochs)",
-            file=sys.stderr,
-        )
-    if args.json:
-        print(json.dumps([summary(r) for r in results] if len(results) > 1 else summary(results[0])))
-    return 0
+    config = load_config(args.config).with_epochs(args.epochs)
+    if args.val_fraction is not None:
+        config = replace(config, recipe=replace(config.recipe, val_fraction=args.val_fraction))
+    if args.precision is not None:
+        config = replace(config, recipe=replace(config.recipe, precision=args.precision))
+    return config, Path(args.out) if args.out is not None else Path("runs") / Path(args.config).stem, True
 
 
-def _train_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """A run with a folder: config, checkpoint every epoch, metrics, resume, final summary against the paper."""
+def _train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Train a config (and with --global the same schedule end to end). With a run folder: the config, a checkpoint
+    every epoch, metrics, resume and a final summary against the paper; without one (flags alone): lines on stderr,
+    nothing written."""
     from ._checkpoint import RunDir
     from ._data import load_data
     from ._device import check_memory, resolve_device
 
-    if args.config is not None:
-        given = [
-            f"--{name.replace('network_preset', 'preset').replace('_', '-')}"
-            for name in _CONFIG_CONFLICTS
-            if getattr(args, name) != parser.get_default(name)
-        ]
-        if given:
-            raise ConfigError(
-                f"{given[0]} cannot be combined with --config: edit the config file instead (only "
-                "--epochs, --val-fraction, --device, --precision, --data-root, --download apply on top of it)"
-            )
-        config = load_config(args.config).with_epochs(args.epochs)
-        if args.val_fraction is not None:
-            config = replace(config, recipe=replace(config.recipe, val_fraction=args.val_fraction))
-        if args.precision is not None:
-            config = replace(config, recipe=replace(config.recipe, precision=args.precision))
-        out = Path(args.out) if args.out is not None else Path("runs") / Path(args.config).stem
-        test = True
-    else:
-        schedule = schedule_from_args(args, args.dataset)
-        recipe = recipe_from_args(args, schedule.family, val_fraction=args.val_fraction)
-        config = TrainingConfig(schedule, recipe, {"source": "lwl-train flags"}, args.data_root)
-        out, test = Path(args.out), args.test
+    config, out, test = _config_from_args(parser, args)
     _check_measured(config.recipe, test)
-    jobs = [(config, out)]
+    configs = [config]
     if args.also_global and config.recipe.loss != "global":
         glob = replace(config.recipe, loss="global", mode="simultaneous")
-        jobs.append(
-            (
-                TrainingConfig(config.schedule, glob, {**config.provenance, "comparison": "global"}, config.data_root),
-                out / "global",
-            )
+        configs.append(
+            TrainingConfig(config.schedule, glob, {**config.provenance, "comparison": "global"}, config.data_root)
         )
     device = resolve_device(args.device)
-    for c, _ in jobs:
+    for c in configs:
         check_memory(c.schedule, c.recipe, device)
+
+    def load() -> Any:
+        return load_data(
+            config.dataset,
+            data_root=args.data_root or config.data_root,  # the flag, else where the search found the files
+            download=args.download,
+            val_fraction=config.recipe.val_fraction,
+            split_seed=config.recipe.seed,
+            with_test=test,
+        )
+
+    if out is None:  # nothing is written; an interrupt or a failure ends the command as any other's
+        data = load()
+        results = [_train_one(c, None, None, data, device, test) for c in configs]
+        _flags_summary(config, results, args.json)
+        return 0
     writable_folder(out, "--out")
-    dirs = [RunDir(d, c, device=str(device)) for c, d in jobs]
+    dirs = [RunDir(d, c, device=str(device)) for c, d in zip(configs, (out, out / "global"))]
     # Every precondition before any data is loaded or anything is written.
     if args.resume:  # the main run must have a checkpoint (load_checkpoint says so); the global comparison may not
         states: list[TrainerState | None] = [dirs[0].resume_state(device)]
@@ -395,19 +362,12 @@ def _train_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
         for rd in dirs:
             rd.refuse_overwrite()
         states = [None] * len(dirs)
-    data = load_data(
-        config.dataset,
-        data_root=args.data_root or config.data_root,  # the flag, else where the search found the files
-        download=args.download,
-        val_fraction=config.recipe.val_fraction,
-        split_seed=config.recipe.seed,
-        with_test=test,
-    )
-    results: list[RunResult] = []
+    data = load()
+    results = []
     again = f"lwl-train {'--config ' + str(args.config) if args.config else '...'} --out {out} --resume"
     try:
         for rd, state in zip(dirs, states):
-            results.append(_train_one(rd, state, data, device, test))
+            results.append(_train_one(rd.config, rd, state, data, device, test))
     except KeyboardInterrupt:
         print(f"lwl-train: interrupted; continue with: {again}", file=sys.stderr)
         return 130
@@ -430,29 +390,48 @@ def _train_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     return 0
 
 
-def _train_one(rd: RunDir, state: TrainerState | None, data: Any, device: Any, test: bool) -> RunResult:
+def _flags_summary(config: TrainingConfig, results: Sequence[RunResult], as_json: bool) -> None:
+    """After a run without a folder: the paper's numbers for the list, and with --json the results on stdout."""
+    for row in paper_results(config.dataset, config.schedule):
+        print(
+            f"paper: {row.label()} {config.schedule.label()}: layer-wise {row.layerwise:.2f} %, global "
+            f"{row.global_:.2f} % (test, 400 epochs)",
+            file=sys.stderr,
+        )
+    if as_json:
+        print(json.dumps([summary(r) for r in results] if len(results) > 1 else summary(results[0])))
+
+
+def _train_one(
+    c: TrainingConfig, rd: RunDir | None, state: TrainerState | None, data: Any, device: Any, test: bool
+) -> RunResult:
+    """Train one config; into its run folder `rd` (checkpoints, metrics, a progress bar on a terminal), or, with
+    none, with a plain line per epoch or unit and the result's line on stderr."""
     from ._trainer import train
 
-    c = rd.config
     r = c.recipe
-    if state is None:
-        rd.start()
-    else:
-        rd.begin_resume()
-    done = len(rd.records)
     what = "epoch" if r.mode == "simultaneous" else "unit"
     total = r.epochs if r.mode == "simultaneous" else c.schedule.units
+    if rd is None:
+        done, into, batch = 0, "", ""
+    else:
+        if state is None:
+            rd.start()
+        else:
+            rd.begin_resume()
+        done, into, batch = len(rd.records), f" into {rd.path}", f", batch {r.batch_size}"
     print(
-        f"training {c.schedule.summary()} on {c.dataset} into {rd.path}: loss {r.loss}, mode "
-        f"{r.mode}, {_epochs(r.epochs)}, lr {r.lr:g}, dropout {r.dropout:g}, batch {r.batch_size}, {_split(r)}"
+        f"training {c.schedule.summary()} on {c.dataset}{into}: loss {r.loss}, mode {r.mode}, {_epochs(r.epochs)}, "
+        f"lr {r.lr:g}, dropout {r.dropout:g}{batch}, {_split(r)}"
         + _options(r)
         + (f"; resuming after {what} {done}/{total}" if state is not None else ""),
         file=sys.stderr,
     )
-    bar = _Progress(total, done, r.mode)
+    bar = _Progress(total, done, r.mode, bars=rd is not None)
 
     def on_progress(p: Progress) -> None:
-        rd.record(p)
+        if rd is not None:
+            rd.record(p)
         bar.update(p)
 
     try:
@@ -462,24 +441,32 @@ def _train_one(rd: RunDir, state: TrainerState | None, data: Any, device: Any, t
             data,
             device=device,
             test=test,
-            keep_model=True,
+            keep_model=rd is not None,
             on_progress=on_progress,
-            checkpoint=rd.checkpoint,
+            checkpoint=None if rd is None else rd.checkpoint,
             resume=state,
         )
     finally:
         bar.close()
-    rd.finish(result)
+    if rd is not None:
+        rd.finish(result)
+        return result
+    acc = result.test_output_acc if test else result.output_acc
+    print(
+        f"{r.loss}: {'test' if test else 'validation'} accuracy {_fmt_acc(acc).strip()} % in "
+        f"{result.wall_time:.1f}s on {result.device} in {result.recipe.precision}",
+        file=sys.stderr,
+    )
     return result
 
 
 class _Progress:
-    """A tqdm bar on a terminal; plain lines (one per epoch or unit) in logs and pipes."""
+    """A tqdm bar on a terminal (with `bars`); plain lines (one per epoch or unit) in logs and pipes."""
 
-    def __init__(self, total: int, done: int, mode: str) -> None:
+    def __init__(self, total: int, done: int, mode: str, bars: bool = True) -> None:
         self.mode = mode
         self.bar: Any = None
-        if sys.stderr.isatty():
+        if bars and sys.stderr.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(

@@ -369,7 +369,12 @@ def add_recipe_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("training (defaults: the paper's Section V for the data set)")
     add_flags(g, TRAINING_FLAGS)
     add_flags(parser.add_argument_group("the reference code's options (Noekland & Eidnes)"), REFERENCE_FLAGS)
-    g.add_argument("--seed", type=int, default=0, help="seeds initialisation, dropout, batch order (default 0)")
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds initialisation, dropout, batch order and the validation split (default 0)",
+    )
     g.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, ...")
 
 

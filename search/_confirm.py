@@ -18,6 +18,7 @@ trial number trains it).
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Callable
@@ -28,11 +29,9 @@ import optuna
 from optuna.distributions import IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from lwl.models import Progress, Schedule, TrainingError
-
 from . import _optuna as private
 from ._answer import Round, race_round, round_sizes
-from ._objective import LOST_WORKER, Display, Duplicate, Objective, OutOfMemory, fail_lost_workers
+from ._objective import LOST_WORKER, Display, Duplicate, Objective, fail_lost_workers
 from ._pareto import pareto_front
 from ._ranking import confirm_study, confirm_study_name, first_complete, search_ranked, study_answer, study_seed
 from ._record import (
@@ -47,7 +46,7 @@ from ._record import (
     write_failure,
 )
 from ._settings import StudySettings
-from ._study import train_group
+from ._study import train_alone, train_group
 
 if TYPE_CHECKING:  # torch's: the data the runs train on
     from lwl.models import DataSplits
@@ -325,23 +324,14 @@ def _run_group(
             on_run(frozen)
         return False
 
-    if len(claims) > 1:
-        group: list[tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], bool]]] = [
-            (t, h, s, objective.reporter(t)) for t, h, s in claims
-        ]
-        train_group(derived, objective, group, finished)
-        return
-    for trial, hierarchy, schedule in claims:
-        with private.heartbeat(derived, trial):
-            try:
-                value = objective.run(trial, hierarchy, schedule, None)
-            except (TrainingError, OutOfMemory):  # recorded on the run (diverged, out of memory): the rest go on
-                finished(derived, derived.tell(trial, state=TrialState.FAIL))
-                continue
-            except BaseException:  # recorded (interrupted, error): end the run, then surface it
-                derived.tell(trial, state=TrialState.FAIL)
-                raise
-        finished(derived, derived.tell(trial, value))
+    with contextlib.ExitStack() as beats:
+        for trial, _, _ in claims:
+            beats.enter_context(private.heartbeat(derived, trial))
+        if len(claims) > 1:
+            train_group(derived, objective, [(t, h, s, objective.reporter(t)) for t, h, s in claims], finished)
+            return
+        for trial, hierarchy, schedule in claims:
+            train_alone(derived, objective, trial, hierarchy, schedule, finished)
 
 
 def _fail_waiting(derived: optuna.Study) -> None:

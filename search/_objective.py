@@ -1,6 +1,7 @@
-"""One trial's life, the same whether it trains alone (`study.optimize`) or in a `--batch` group: start (the list the
-sampler chose, its costs recorded before anything trains), report (every progress record becomes an intermediate
-value the pruner judges), finish (the results and the training config as an artifact), or fail with a reason.
+"""One trial's life, the same whether it trains alone or in a `--batch` group (`_study`'s one loop asks, trains and
+tells every trial): start (the list the sampler chose, its costs recorded before anything trains), report (every
+progress record becomes an intermediate value the pruner judges), finish (the results and the training config as
+an artifact), or fail with a reason.
 """
 
 from __future__ import annotations
@@ -231,10 +232,6 @@ class Objective:
         self.artifacts, self.prefix_store, self.paused = artifacts, prefix_store, paused
         self.display = display or _Silent()
         self.trials_target = trials_target
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        hierarchy, schedule = self.begin(trial)
-        return self.run(trial, hierarchy, schedule, self.resumed(trial, hierarchy))
 
     def run(self, trial: optuna.Trial, hierarchy: tuple[int, ...], schedule: Schedule, resumed: Paused | None) -> float:
         """Train one started candidate alone (continuing `resumed`), pausing it if it is pruned; its value."""

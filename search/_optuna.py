@@ -4,8 +4,9 @@ Optuna is pinned to the 5.0 series (pyproject.toml). What this module touches, a
 - `study._storage`, `study._study_id`, `trial._trial_id`: the sampler reads and writes trial system attributes
   through the storage (a claim every worker sees) and reads all trials of a study without a Hyperband bracket's
   filter; the revisit and heartbeat code needs a trial's storage id.
-- `optuna.storages._heartbeat` (`is_heartbeat_enabled`, `get_heartbeat_thread`): `--batch` trains several trials
-  outside `study.optimize`, so it sends their heartbeats itself, with Optuna's own thread.
+- `optuna.storages._heartbeat` (`is_heartbeat_enabled`, `get_heartbeat_thread`): every trial trains outside
+  `study.optimize` (one ask/tell loop for one candidate at a time and `--batch` groups alike), so lwl-search sends
+  their heartbeats itself, with Optuna's own thread.
 - `RDBStorage._get_stale_trial_ids` (`BaseHeartbeat`): the trials a killed worker left RUNNING, found before
   `optuna.storages.fail_stale_trials` fails them, so that each gets its `fail_reason` while it can still take one
   (a finished trial refuses user attributes). `HeartbeatThread._record_heartbeat` names the heartbeat thread, so

@@ -1,8 +1,10 @@
-"""Running a study: create or load it, the pruners, and the loop that runs trials until `--trials` (one by one or in
-`--batch` groups); one trial's own life is in `_objective`.
+"""Running a study: create or load it, the pruners, and the one loop every trial goes through until `--trials` (ask
+a group of `--batch` candidates, a group of one by default; train it; tell each its result); one trial's own life
+is in `_objective`.
 
-Over 400 lines (about 630): the stop rule that keeps `--trials` exact under any timing (waiting for other workers'
-running trials, failing lost ones) is shared by both loops; the `--batch` loop is the next thing to move out.
+Over 400 lines (about 640): the stop rule that keeps `--trials` exact under any timing (waiting for other workers'
+running trials, failing lost ones) sits beside the loop; the loop and the training of a group are the next thing to
+move out.
 
 The Optuna storage is the single source of truth: the count of finished trials, the lists already evaluated and the
 study's settings are all read from it, so a rerun, a second worker or a second machine continue the same study.
@@ -58,6 +60,7 @@ if TYPE_CHECKING:  # torch's: imported where they train (`train_group`), as in `
     from lwl.models import DataSplits, PrefixStore
 
 PRUNERS = ("median", "dominance", "hyperband", "sha", "wilcoxon", "none")
+Member = tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], bool]]  # a started candidate of a group
 
 
 def median_warmup(settings: StudySettings) -> int:
@@ -360,27 +363,12 @@ def run_search(
         # The count is full, or would be once other workers' running trials end, or nothing is left to propose.
         return running_ahead(study) >= trials or exhausted(study, space)
 
-    def callback(study: optuna.Study, trial: FrozenTrial) -> None:
-        if finished(study, trial):
-            study.stop()
-
     announced: tuple[int, ...] = ()
     with _sigterm_as_interrupt():
         while not state.reason:
             step = _next_step(study, space, trials, state, left())
             if step == "train":
-                if batch > 1:
-                    _optimize_in_batches(study, objective, batch, trials, left(), finished)
-                else:
-                    study.optimize(
-                        objective,
-                        n_trials=None,
-                        timeout=left(),
-                        callbacks=[callback],
-                        catch=(TrainingError,),
-                        gc_after_trial=False,
-                        show_progress_bar=False,
-                    )
+                _train_trials(study, objective, batch, trials, left(), finished)
             elif step == "wait":
                 if on_wait is not None and tuple(state.held) != announced:
                     announced = tuple(state.held)
@@ -463,7 +451,7 @@ def _poll_seconds(study: optuna.Study) -> float:
     return min(2.0, max(0.2, interval / 2))
 
 
-def _optimize_in_batches(
+def _train_trials(
     study: optuna.Study,
     objective: Objective,
     batch: int,
@@ -471,11 +459,15 @@ def _optimize_in_batches(
     timeout: float | None,
     finished: Callable[[optuna.Study, FrozenTrial], bool],
 ) -> None:
-    """Ask up to `batch` candidates, train them together through their shared units, tell each its own result.
+    """The one loop every search trial goes through: ask up to `batch` candidates (one at a time with `--batch 1`),
+    train them, tell each its own result and hand it to `finished`, until `finished` says stop, the count is full
+    or nothing is left to propose, or `timeout` runs out (checked before each group, as `study.optimize` does
+    before each trial).
 
-    Every candidate reports to its own trial after every epoch, so the pruner judges the same values as one by one;
-    a pruned candidate is told at once and its private units stop. Like `study.optimize`, stale trials of killed
-    workers are failed first (with their reason, `fail_lost_workers`) and every running trial sends heartbeats.
+    Before each group, stale trials of killed workers are failed with their reason (`fail_lost_workers`), and
+    every asked trial sends heartbeats until it is told. Every candidate reports to its own trial after every
+    step, so the pruner judges the same values whether it trains alone or in a group; a pruned candidate is told
+    at once (and paused, with a `PausedStore`).
     """
     space = objective.settings.space
     t0 = time.monotonic()
@@ -485,62 +477,90 @@ def _optimize_in_batches(
             fail_lost_workers(study)
             waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
             k = min(batch, trials - running_ahead(study), len(remaining(study, space)) + waiting)
-            if k <= 0:
+            if k <= 0 or _train_group_of(study, objective, k, batch > 1, finished):
                 return
-            group: list[tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], bool]]] = []
-            stop = False
+
+
+def _train_group_of(
+    study: optuna.Study,
+    objective: Objective,
+    k: int,
+    together: bool,
+    finished: Callable[[optuna.Study, FrozenTrial], bool],
+) -> bool:
+    """Ask `k` trials and start each (`Objective.begin`); train them together through their shared units (a
+    `--batch` group, `together`) or one by one; True when `finished` said stop.
+
+    A trial that cannot start (a surplus, a duplicate, an infeasible list, a lost race for the last list) is
+    failed with the reason `begin` recorded; a revisit that continues a paused state trains alone, at once (it
+    cannot share a fresh trie's pass). Ctrl-C or an error before training fails every trial not yet told.
+    """
+    stop = False
+    pending: list[optuna.Trial] = []  # asked, neither told nor handed on to a function that tells them
+    group: list[Member] = []
+    with contextlib.ExitStack() as beats:
+        try:
             for _ in range(k):
                 trial = study.ask()
+                pending.append(trial)
+                beats.enter_context(private.heartbeat(study, trial))
                 try:
                     hierarchy, schedule = objective.begin(trial)
-                except (TrainingError, SpaceError, SpaceExhausted) as exc:  # surplus, infeasible, or a lost race
-                    if isinstance(exc, TrainingError):  # a surplus; the others recorded their own reason
-                        objective.failed(trial, exc)
+                except (TrainingError, SpaceError, SpaceExhausted):  # the reason is recorded; the study goes on
+                    pending.remove(trial)
                     stop = finished(study, study.tell(trial, state=TrialState.FAIL)) or stop
                     continue
                 resumed = objective.resumed(trial, hierarchy)
-                if resumed is not None:  # a paused candidate continues alone: it cannot share a fresh trie's pass
-                    stop = _train_alone(study, objective, trial, hierarchy, schedule, resumed, finished) or stop
+                if resumed is not None or not together:
+                    pending.remove(trial)
+                    stop = train_alone(study, objective, trial, hierarchy, schedule, finished, resumed) or stop
                     continue
                 group.append(
                     (trial, hierarchy, schedule, objective.reporter(trial, pause=objective.paused is not None))
                 )
-            if group:
-                stop = train_group(study, objective, group, finished) or stop
-            if stop:
-                return
+        except BaseException as exc:
+            for trial in pending:
+                objective.failed(trial, exc)
+                study.tell(trial, state=TrialState.FAIL)
+            raise
+        if group:
+            stop = train_group(study, objective, group, finished) or stop
+    return stop
 
 
-def _train_alone(
+def train_alone(
     study: optuna.Study,
     objective: Objective,
     trial: optuna.Trial,
     hierarchy: tuple[int, ...],
     schedule: Schedule,
-    resumed: Paused,
     finished: Callable[[optuna.Study, FrozenTrial], bool],
+    resumed: Paused | None = None,
 ) -> bool:
-    """A `--batch` revisit with a paused state: continue it on its own (a revisit is never pruned); True when the
-    search should stop."""
-    with private.heartbeat(study, trial):
-        try:
-            value = objective.run(trial, hierarchy, schedule, resumed)
-        except (TrainingError, OutOfMemory):  # recorded on the trial (diverged, out of memory): the study goes on
-            return finished(study, study.tell(trial, state=TrialState.FAIL))
-        except BaseException:  # recorded (interrupted, error): end the trial, then surface it
-            study.tell(trial, state=TrialState.FAIL)
-            raise
+    """Train one started candidate alone (continuing `resumed`, a paused state), tell its trial the result (complete,
+    pruned or failed) and hand it to `finished`; True when `finished` said stop. The caller sends its heartbeats.
+    Confirmation uses it too (`_confirm`)."""
+    try:
+        value = objective.run(trial, hierarchy, schedule, resumed)
+    except optuna.TrialPruned:  # paused first where there is a store (`Objective.run`)
+        return finished(study, study.tell(trial, state=TrialState.PRUNED))
+    except TrainingError:  # recorded on the trial (diverged, out of memory): the study goes on
+        return finished(study, study.tell(trial, state=TrialState.FAIL))
+    except BaseException:  # recorded (interrupted, error): end the trial, then surface it
+        study.tell(trial, state=TrialState.FAIL)
+        raise
     return finished(study, study.tell(trial, value))
 
 
 def train_group(
     study: optuna.Study,
     objective: Objective,
-    group: list[tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], bool]]],
+    group: list[Member],
     finished: Callable[[optuna.Study, FrozenTrial], bool],
 ) -> bool:
     """One pass of `train_together` over `group` (trial, list, schedule, progress hook); each result is told to its
-    trial and handed to `finished`; True when `finished` said stop. Confirmation uses it too (`_confirm`)."""
+    trial and handed to `finished`; True when `finished` said stop. The caller sends the trials' heartbeats.
+    Confirmation uses it too (`_confirm`)."""
     from lwl.models import train_together
 
     told: set[int] = set()
@@ -569,30 +589,28 @@ def train_group(
     def untold() -> list[optuna.Trial]:
         return [t for i, (t, _, _, _) in enumerate(group) if i not in told]
 
-    with contextlib.ExitStack() as beats:
-        for trial, _, _, _ in group:
-            write(trial, batch=numbers)
-            beats.enter_context(private.heartbeat(study, trial))
-        try:
-            outcome = objective.guarded(
-                untold,
-                lambda: train_together(
-                    [s for _, _, s, _ in group],
-                    objective.settings.recipe,
-                    objective.data,
-                    device=objective.device,
-                    on_progress=on_progress,
-                    on_stop=on_stop,
-                ),
-            )
-        except OutOfMemory:  # recorded on every untold trial; the study goes on
-            for trial in untold():
-                stop = finished(study, study.tell(trial, state=TrialState.FAIL)) or stop
-            return stop
-        except BaseException:  # recorded on every untold trial (interrupted, error); end them, then surface it
-            for trial in untold():
-                study.tell(trial, state=TrialState.FAIL)
-            raise
+    for trial, _, _, _ in group:
+        write(trial, batch=numbers)
+    try:
+        outcome = objective.guarded(
+            untold,
+            lambda: train_together(
+                [s for _, _, s, _ in group],
+                objective.settings.recipe,
+                objective.data,
+                device=objective.device,
+                on_progress=on_progress,
+                on_stop=on_stop,
+            ),
+        )
+    except OutOfMemory:  # recorded on every untold trial; the study goes on
+        for trial in untold():
+            stop = finished(study, study.tell(trial, state=TrialState.FAIL)) or stop
+        return stop
+    except BaseException:  # recorded on every untold trial (interrupted, error); end them, then surface it
+        for trial in untold():
+            study.tell(trial, state=TrialState.FAIL)
+        raise
     for i, ((trial, hierarchy, _, _), result) in enumerate(zip(group, outcome.results)):
         if i in told:  # pruned during the pass: already finished
             continue
@@ -622,5 +640,6 @@ __all__ = [
     "median_warmup",
     "prepare_study",
     "run_search",
+    "train_alone",
     "train_group",
 ]

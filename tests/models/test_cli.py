@@ -7,12 +7,12 @@ import sys
 import pytest
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
+def run(*args: str, cwd: object = None) -> subprocess.CompletedProcess:
     # The console scripts' own entry points (pyproject.toml [project.scripts]), run as a user runs them.
     code = "import sys; from lwl.models.commands import {0}; sys.exit({0}(sys.argv[1:]))"
     name = "inspect_main" if args[0] == "lwl-inspect" else "train_main"
     return subprocess.run(
-        [sys.executable, "-c", code.format(name), *args[1:]], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code.format(name), *args[1:]], capture_output=True, text=True, timeout=300, cwd=cwd
     )
 
 
@@ -89,6 +89,22 @@ def test_train_digits_end_to_end():
     assert d["hierarchy"] == [1, 1] and d["loss"] == "predsim" and len(d["unit_acc"]) == 2
     assert 0.0 <= d["test_output_acc"] <= 1.0 and d["device"] == "cpu"
     assert "epoch   2/2" in out.stderr
+
+
+@pytest.mark.slow
+def test_the_flags_alone_train_what_the_same_flags_train_into_a_run_folder(tmp_path):
+    """One training path: the flags become a config, and a run without --out trains exactly what the same flags
+    train into a folder (the seed seeding the validation split too), writing nothing."""
+    flags = ["--hierarchy", "1,1", "--widths", "4,8", "--epochs", "1", "--device", "cpu", "--seed", "3", "--json"]
+    alone = run("lwl-train", *flags, "--test", cwd=tmp_path)
+    folder = run("lwl-train", *flags, "--test", "--out", str(tmp_path / "r"))
+    assert alone.returncode == 0 and folder.returncode == 0, alone.stderr + folder.stderr
+    a, f = json.loads(alone.stdout), json.loads(folder.stdout)
+    for key in ("output_acc", "unit_acc", "test_output_acc", "test_unit_acc", "unit_epochs", "params"):
+        assert a[key] == f[key], key
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]  # the run without a folder wrote nothing
+    assert "training resnet basic [1,1]" in alone.stderr and "epoch   1/1" in alone.stderr
+    assert f"predsim: test accuracy {100 * a['test_output_acc']:.1f} %" in alone.stderr
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
