@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import LwlError
 
-from ._settings import StudySettings
+from .._space.settings import StudySettings
 
 # ------------------------------------------------------------------------------------------ study attributes
 SETTINGS_ATTR = "lwl:settings"  # StudySettings as JSON: what every trial's numbers mean; fixed for the study

@@ -51,11 +51,11 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from . import _optuna as private
-from ._errors import SpaceError
-from ._objectives import CostModel, dominated, expected_improvement
-from ._space import SearchSpace
-from ._surrogate import observations, predict
+from .._errors import SpaceError
+from .._space.feasible import SearchSpace
+from .._storage import optuna_private as private
+from .costs import CostModel, dominated, expected_improvement
+from .surrogate import observations, predict
 
 __all__ = [
     "CHOSEN_BY_ATTR",

@@ -27,11 +27,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import complexity
 
-from . import _optuna as private
-from ._answer import Answer, Evidence, answer, extrapolate
-from ._record import DERIVED_ATTR, VALIDATION_ATTR, StudyError, hierarchy_of, read_settings, read_trial
-from ._stats import Estimate, PairedTest, estimate, paired_t_test
-from ._storage import study_exists
+from .._storage import optuna_private as private
+from .._storage.attributes import DERIVED_ATTR, VALIDATION_ATTR, StudyError, hierarchy_of, read_settings, read_trial
+from .._storage.backends import study_exists
+from .model import Answer, Evidence, answer, extrapolate
+from .stats import Estimate, PairedTest, estimate, paired_t_test
 
 UNTRIED = 2000  # lists never trained that the answer weighs at most (evenly spaced in enumeration order)
 ALPHA = 0.05  # the winner is "distinguishable" from the runner-up when the paired test's p-value is below this
