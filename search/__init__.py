@@ -1,7 +1,7 @@
 """The study: feasible hierarchy lists, the sampler, the objective, storage and the `lwl-search` command.
 
-Importing it loads neither torch (the engine imports it where a trial trains) nor the command layer: the
-command's flags (`parse_search_flags`) load on first use (PEP 562)."""
+Importing it loads neither torch (the engine imports it where a trial trains) nor the commands (`_console`: only
+its `display`, the answer's words): the command's flags (`parse_search_flags`) load on first use (PEP 562)."""
 
 from typing import TYPE_CHECKING, Any
 

@@ -1,5 +1,5 @@
 """Confirmation: after the search, its leading lists are trained again with further seeds, so that the answer rests
-on more than one seed's luck (`_ranking` reads what this writes).
+on more than one seed's luck (`_answer.ranking` reads what this writes).
 
 Seeds are spent by racing (`lwl.search.race_round`): round r trains the lists still in contention with the seed
 study seed + r + 1, as the answer computed from the rounds before it says: the K most probable best lists first,

@@ -1,8 +1,8 @@
-"""Running a study: create or load it, the pruners, and the one loop every trial goes through until `--trials` (ask
-a group of `--batch` candidates, a group of one by default; train it; tell each its result); one trial's own life
-is in `_objective`.
+"""Running a study: create or load it, and the one loop every trial goes through until `--trials` (ask a group of
+`--batch` candidates, a group of one by default; train it; tell each its result); one trial's own life is in
+`trial`, the pruners in `_pruning.pruners`.
 
-Over 400 lines (about 640): the stop rule that keeps `--trials` exact under any timing (waiting for other workers'
+Over 400 lines (about 590): the stop rule that keeps `--trials` exact under any timing (waiting for other workers'
 running trials, failing lost ones) sits beside the loop; the loop and the training of a group are the next thing to
 move out.
 
@@ -54,7 +54,7 @@ from .._storage.attributes import (
 from .._storage.backends import GRACE_BEATS, mask_url, open_storage, study_exists
 from .trial import FINISHED, NOT_COUNTED, Display, Objective, OutOfMemory, fail_lost_workers, running_ahead
 
-if TYPE_CHECKING:  # torch's: imported where they train (`train_group`), as in `_objective`
+if TYPE_CHECKING:  # torch's: imported where they train (`train_group`), as in `trial`
     from lwl.models import DataSplits, PrefixStore
 
 Member = tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], bool]]  # a started candidate of a group
@@ -488,7 +488,7 @@ def train_alone(
 ) -> bool:
     """Train one started candidate alone (continuing `resumed`, a paused state), tell its trial the result (complete,
     pruned or failed) and hand it to `finished`; True when `finished` said stop. The caller sends its heartbeats.
-    Confirmation uses it too (`_confirm`)."""
+    Confirmation uses it too (`confirm`)."""
     try:
         value = objective.run(trial, hierarchy, schedule, resumed)
     except optuna.TrialPruned:  # paused first where there is a store (`Objective.run`)
@@ -509,7 +509,7 @@ def train_group(
 ) -> bool:
     """One pass of `train_together` over `group` (trial, list, schedule, progress hook); each result is told to its
     trial and handed to `finished`; True when `finished` said stop. The caller sends the trials' heartbeats.
-    Confirmation uses it too (`_confirm`)."""
+    Confirmation uses it too (`confirm`)."""
     from lwl.models import train_together
 
     told: set[int] = set()

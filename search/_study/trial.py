@@ -1,4 +1,4 @@
-"""One trial's life, the same whether it trains alone or in a `--batch` group (`_study`'s one loop asks, trains and
+"""One trial's life, the same whether it trains alone or in a `--batch` group (`run`'s one loop asks, trains and
 tells every trial): start (the list the sampler chose, its costs recorded before anything trains), report (every
 progress record becomes an intermediate value the pruner judges), finish (the results and the training config as
 an artifact), or fail with a reason.
