@@ -12,7 +12,7 @@ import pytest
 from optuna.storages import RDBStorage
 
 from lwl.search import OptunaVersionError
-from lwl.search import _optuna as private
+from lwl.search._storage import optuna_private as private
 
 
 def _study(tmp_path, heartbeat: int | None = None) -> optuna.Study:
