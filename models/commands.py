@@ -7,13 +7,13 @@ from collections.abc import Sequence
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
-    from ._cli import train_main as main
+    from ._train_inspect import train_main as main
 
     return main(argv)
 
 
 def inspect_main(argv: Sequence[str] | None = None) -> int:
-    from ._cli import inspect_main as main
+    from ._train_inspect import inspect_main as main
 
     return main(argv)
 

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 
 
 def search_main(argv: Sequence[str] | None = None) -> int:
-    from ._cli import main
+    from ._console.lwl_search import main
 
     return main(argv)
 
 
 def export_main(argv: Sequence[str] | None = None) -> int:
-    from ._export_cli import main
+    from ._console.lwl_export import main
 
     return main(argv)
 

@@ -11,7 +11,7 @@ from cases import tiny
 
 from lwl.models import Schedule, TrainingConfig, complexity, load_config, paper_recipe
 from lwl.search import SettingsError, parse_search_flags
-from lwl.search._settings import check_same_settings
+from lwl.search._space.settings import check_same_settings
 
 ENTRY = {"lwl-inspect": "lwl.models.commands:inspect_main", "lwl-train": "lwl.models.commands:train_main"}
 ENTRY["lwl-search"] = "lwl.search.commands:search_main"

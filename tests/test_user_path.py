@@ -154,7 +154,7 @@ def test_every_help_example_parses_and_names_what_exists(command, capsys, monkey
             parse_search_flags(argv[1:])  # the presets resolve and the settings build
         else:
             from lwl.dashboards._cli import build_parser as report_parser
-            from lwl.search._export_cli import build_parser as export_parser
+            from lwl.search._console.lwl_export import build_parser as export_parser
 
             if command in ("lwl-export", "lwl-report"):
                 parser = export_parser() if command == "lwl-export" else report_parser()

@@ -461,9 +461,8 @@ NETWORK_FLAGS = {  # flags -> the schedule fields they set
 def test_the_network_flags_reach_lwl_train_lwl_search_and_the_exported_config(tmp_path, case):
     from lwl.models import load_config
     from lwl.models.cli import Parser, add_data_args, add_recipe_args, add_schedule_args, schedule_from_args
-    from lwl.search import SettingsError, parse_search_flags
-    from lwl.search._export import trial_config
-    from lwl.search._settings import StudySettings, check_same_settings
+    from lwl.search import SettingsError, parse_search_flags, trial_config
+    from lwl.search._space.settings import StudySettings, check_same_settings
 
     flags, fields = NETWORK_FLAGS[case]
     parser = Parser(prog="lwl-train")

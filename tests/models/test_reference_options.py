@@ -369,7 +369,7 @@ FLAGS = ["--budget", "8", "--epochs", "2", "--precision", "fp32", "--device", "c
 
 def test_settings_stored_before_the_options_compare_equal():
     from lwl.search import SettingsError, parse_search_flags
-    from lwl.search._settings import StudySettings, check_same_settings
+    from lwl.search._space.settings import StudySettings, check_same_settings
 
     settings, _ = parse_search_flags(FLAGS)
     assert settings.to_json() == STORED_BEFORE
@@ -465,8 +465,7 @@ def test_the_prefix_key_and_state_of_a_section_v_recipe_are_unchanged():
 
 
 def test_median_warmup_follows_milestones_in_epochs():
-    from lwl.search import parse_search_flags
-    from lwl.search._study import median_warmup
+    from lwl.search import median_warmup, parse_search_flags
 
     settings, _ = parse_search_flags([*FLAGS[:2], "--epochs", "10", "--lr-milestone-epochs", "3,7"])
     assert median_warmup(settings) == 4
@@ -475,8 +474,7 @@ def test_median_warmup_follows_milestones_in_epochs():
 
 def test_lwl_export_writes_the_studys_options_into_the_config_lwl_train_reads(tmp_path):
     from lwl.models import load_config
-    from lwl.search import parse_search_flags
-    from lwl.search._export import trial_config
+    from lwl.search import parse_search_flags, trial_config
 
     flags = ["--optimizer", "sgd", "--momentum", "0.9", "--dropout-kind", "channel", "--lr-milestone-epochs", "5,8"]
     settings, _ = parse_search_flags([*FLAGS, *flags])

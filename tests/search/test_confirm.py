@@ -35,7 +35,7 @@ from lwl.search import (
     top_trials,
     verdict,
 )
-from lwl.search._stats import t_quantile, t_two_sided_p
+from lwl.search._answer.stats import t_quantile, t_two_sided_p
 from lwl.search.commands import export_main, search_main
 
 # Small, but with accuracies that differ between lists and seeds (pred loss learns in 2 epochs; predsim does not).

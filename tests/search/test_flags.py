@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from lwl.search import parse_search_flags
-from lwl.search._flags import OPTIONS, build_parser
+from lwl.search._console.flags import OPTIONS, build_parser
 from lwl.search.commands import search_main
 
 

@@ -24,8 +24,8 @@ from lwl.search import (
     parse_objectives,
     read_settings,
 )
-from lwl.search._objectives import expected_improvement
-from lwl.search._sampler import hierarchy_params
+from lwl.search._sampling.costs import expected_improvement
+from lwl.search._sampling.sampler import hierarchy_params
 from lwl.search.commands import search_main
 
 TINY = tiny("--budget", "6", "--constraint", "none", *NO_CONFIRM, epochs=3)
@@ -222,7 +222,7 @@ def test_a_multi_objective_study_from_the_command_to_its_storage(tmp_path, capsy
 
 
 def test_costs_bring_the_front_s_sampler_and_pruner_unless_the_command_line_chooses():
-    from lwl.search._flags import parse_args
+    from lwl.search._console.flags import parse_args
 
     def chosen(*argv):
         args = parse_args(list(argv))
@@ -238,7 +238,7 @@ def test_costs_bring_the_front_s_sampler_and_pruner_unless_the_command_line_choo
 def test_promotion_judges_a_paused_list_against_peers_of_no_greater_cost():
     """Of two paused lists, the dear one stood higher among everyone at step 3 but below a cheaper complete list; the
     cheap one has no cheaper peer: accuracy alone promotes the dear one, a study with costs the cheap one."""
-    from lwl.search._sampler import promoted
+    from lwl.search._sampling.sampler import promoted
 
     settings = _settings()
     costs = CostModel.of(settings)
@@ -267,7 +267,7 @@ def test_a_study_with_costs_confirms_its_front_first(tmp_path):
     """Top 2 by accuracy would be the middle list and a dearer, less accurate one it dominates; a study with costs
     confirms the front instead: the middle list and the cheap one."""
     from lwl.search import ConfirmPlan, prepare_study
-    from lwl.search._confirm import planned
+    from lwl.search._study.confirm import planned
 
     settings = _settings()
     costs = CostModel.of(settings)

@@ -1,4 +1,5 @@
-"""Pins every private Optuna name lwl.search._optuna uses, so an Optuna upgrade fails here, by name, first.
+"""Pins every private Optuna name lwl.search._storage.optuna_private uses, so an Optuna upgrade fails here, by name,
+first.
 
 This test imports the private door on purpose: it is the mechanism under test.
 """
@@ -11,7 +12,7 @@ import pytest
 from optuna.storages import RDBStorage
 
 from lwl.search import OptunaVersionError
-from lwl.search import _optuna as private
+from lwl.search._storage import optuna_private as private
 
 
 def _study(tmp_path, heartbeat: int | None = None) -> optuna.Study:
@@ -121,7 +122,7 @@ def test_a_heartbeat_thread_that_loses_the_storage_is_silent_and_other_threads_a
     import sqlalchemy.exc
     from optuna.storages._heartbeat import HeartbeatThread
 
-    from lwl.search._storage import quiet_heartbeat_errors
+    from lwl.search._storage.backends import quiet_heartbeat_errors
 
     class Lost:
         def get_heartbeat_interval(self):

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from lwl.search import SearchSpace, SpaceError
 
 # The sampler's own mechanism is tested here on purpose: its claim attributes and helpers are private.
-from lwl.search._sampler import (
+from lwl.search._sampling.sampler import (
     CHOSEN_BY_ATTR,
     EXHAUSTED_ATTR,
     HIERARCHY_ATTR,
@@ -179,7 +179,7 @@ def test_running_and_waiting_trials_count_as_taken() -> None:
 
 
 def test_enqueued_paper_baselines_run_first_and_are_not_repeated() -> None:
-    from lwl.search._space import paper_baselines
+    from lwl.search import paper_baselines
 
     study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", SPACE16, 0))
     for h in paper_baselines(SPACE16):

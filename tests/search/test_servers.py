@@ -624,7 +624,8 @@ def test_workers_started_at_once_on_a_fresh_database_neither_crash_nor_train_a_l
 def test_a_study_name_too_long_for_the_server_is_one_line_not_a_lost_storage(tmp_path, monkeypatch, capsys):
     """The command refuses long names itself; should a server refuse one anyway (DataError), the line says so."""
     url = _require("postgresql")
-    import lwl.search._cli as cli  # a private mechanism on purpose: let a name past the command's own check
+    # a private mechanism on purpose: let a name past the command's own check
+    import lwl.search._console.lwl_search as cli
 
     monkeypatch.setattr(cli, "check_study_name", lambda name: name)
     monkeypatch.chdir(tmp_path)  # the artifacts folder of a server's storage is studies/artifacts

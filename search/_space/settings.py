@@ -13,9 +13,9 @@ from typing import Any
 
 from lwl.models import REFERENCE_FIELDS, Recipe, Schedule, check_aux, complexity, dataset_info, make_schedule
 
-from ._errors import SettingsError
-from ._limits import CostLimits
-from ._space import SearchSpace
+from .._errors import SettingsError
+from .feasible import SearchSpace
+from .limits import CostLimits
 
 # lwl-search's built-in defaults, below a YAML preset's values and the command line's flags (the parser's flags
 # default to None so that the layers show through); those of its numeric flags are declared with them (_flags.OPTIONS).

@@ -16,10 +16,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ._errors import StorageError
-from ._space import SearchSpace
-from ._storage import default_storage, kind_of, mask_url
-from ._study import count_finished, exhausted, exhausted_reason, held_text
+from .._errors import StorageError
+from .._space.feasible import SearchSpace
+from .._storage.backends import default_storage, kind_of, mask_url
+from .._study.run import count_finished, exhausted, exhausted_reason, held_text
 
 
 def storage_for(args: argparse.Namespace, study_name: str) -> str:

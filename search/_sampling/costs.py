@@ -23,10 +23,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import Complexity, complexity
 
-from ._errors import UsageError
-from ._limits import memory_estimate
-from ._record import TrialRecord, read_trial
-from ._settings import StudySettings
+from .._errors import UsageError
+from .._space.limits import memory_estimate
+from .._space.settings import StudySettings
+from .._storage.attributes import TrialRecord, read_trial
 
 ACCURACY = "accuracy"
 COSTS = ("params", "memory", "flops", "time")

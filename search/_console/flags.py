@@ -37,15 +37,15 @@ from lwl.models.cli import (
     refuse_empty,
 )
 
-from ._answer import round_sizes
-from ._confirm import AFFORD, LISTS, MAX_SEEDS, SEEDS, ConfirmPlan, auto_plan
-from ._errors import PresetError, UsageError
-from ._limits import ACTIVATION_BYTES, PARAMETER_BYTES, CostLimits, parse_amount
-from ._objectives import ACCURACY, parse_objectives
-from ._sampler import SAMPLERS
-from ._settings import DEFAULTS, SEARCH_EPOCHS, StudySettings
-from ._space import CONSTRAINTS, SearchSpace
-from ._study import PRUNERS
+from .._answer.model import round_sizes
+from .._errors import PresetError, UsageError
+from .._pruning.pruners import PRUNERS
+from .._sampling.costs import ACCURACY, parse_objectives
+from .._sampling.sampler import SAMPLERS
+from .._space.feasible import CONSTRAINTS, SearchSpace
+from .._space.limits import ACTIVATION_BYTES, PARAMETER_BYTES, CostLimits, parse_amount
+from .._space.settings import DEFAULTS, SEARCH_EPOCHS, StudySettings
+from .._study.confirm import AFFORD, LISTS, MAX_SEEDS, SEEDS, ConfirmPlan, auto_plan
 
 # The shared training flags' ranges (lwl.models.cli), checked for lwl-search's command line and presets alike.
 RANGES: dict[str, Range] = {**TRAINING_RANGES, **NETWORK_RANGES}

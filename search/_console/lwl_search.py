@@ -13,19 +13,16 @@ import optuna
 from lwl.models import interrupted, parse_int_list
 from lwl.models.cli import plural, run_command, writable_folder
 
-from ._artifacts import ConfigArtifacts, default_artifact_dir
-from ._confirm import ConfirmPlan, missing, run_confirmation
-from ._display import BarDisplay, ConfirmDisplay, LineDisplay, summary_text
-from ._errors import UsageError
-from ._flags import confirm_plan, default_study_name, parse_args, settings_from_args
-from ._objectives import check_costs_vary
-from ._pareto import pareto_study_name
-from ._paused import PausedStore
-from ._ranking import confirm_study_name
-from ._record import ARTIFACT_DIR_ATTR, DATA_ROOT_ATTR, VALIDATION_ATTR
-from ._sampler import validate_enqueued
-from ._settings import StudySettings
-from ._storage import (
+from .._answer.ranking import confirm_study_name
+from .._errors import UsageError
+from .._export.artifacts import ConfigArtifacts, default_artifact_dir
+from .._pruning.paused import PausedStore
+from .._sampling.costs import check_costs_vary
+from .._sampling.pareto import pareto_study_name
+from .._sampling.sampler import validate_enqueued
+from .._space.settings import StudySettings
+from .._storage.attributes import ARTIFACT_DIR_ATTR, DATA_ROOT_ATTR, VALIDATION_ATTR
+from .._storage.backends import (
     check_new_storage,
     check_study_name,
     mask_url,
@@ -34,8 +31,11 @@ from ._storage import (
     storage_sibling,
     value_refused,
 )
-from ._study import SearchOutcome, count_finished, enqueue_lists, prepare_study, run_search
-from ._workers import HELD_EXIT, run_workers, storage_for
+from .._study.confirm import ConfirmPlan, missing, run_confirmation
+from .._study.run import SearchOutcome, count_finished, enqueue_lists, prepare_study, run_search
+from .display import BarDisplay, ConfirmDisplay, LineDisplay, summary_text
+from .flags import confirm_plan, default_study_name, parse_args, settings_from_args
+from .workers import HELD_EXIT, run_workers, storage_for
 
 
 def _search(

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ._surrogate import _kernel  # the hvi sampler's squared-exponential kernel over unit counts
+from .._sampling.surrogate import _kernel  # the hvi sampler's squared-exponential kernel over unit counts
 
 # The printed set is the model's SET_LEVEL set and the named list. On the tabular benchmark with held-out truth
 # seeds (benchmarks/README.md, "answer_replay.py"; four tables, 200 replays each), such sets held the truth's best

@@ -27,9 +27,9 @@ from optuna.trial import FrozenTrial
 from lwl.models import mask_secrets, writable_file
 from lwl.models import mask_url as _mask_url
 
-from . import _optuna as private
-from ._errors import StorageError, UsageError
-from ._record import DERIVED_ATTR, FAILURE_ATTRS
+from .._errors import StorageError, UsageError
+from . import optuna_private as private
+from .attributes import DERIVED_ATTR, FAILURE_ATTRS
 
 HEARTBEAT_SECONDS = 30  # a RUNNING trial silent for 3 heartbeats is failed (by the next worker) and retried
 GRACE_BEATS = 3  # the grace period, in heartbeats

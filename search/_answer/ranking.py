@@ -1,7 +1,7 @@
 """The search's answer: which lists rank first, and how sure that is.
 
 A search trains every candidate with one seed, so its best value is partly that seed's luck. Confirmation (run by
-`_confirm`) trains the top lists again with further seeds into the derived study NAME-confirm, in the same storage
+`_study.confirm`) trains the top lists again with further seeds into the derived study NAME-confirm, in the same storage
 (optuna-dashboard shows it; the search study, its sampler and its pruner never see it). Reading both:
 
 - a *confirmed* list has its search run plus one or more confirmation runs; it is ranked by the mean over its
@@ -10,7 +10,7 @@ A search trains every candidate with one seed, so its best value is partly that 
   has regressed from its lucky first draw), which keep the search's order;
 - the winner and the runner-up are compared by a paired t-test over the seeds both were trained with.
 
-The order itself is the answer's (`study_answer`, module `_answer`): the complete lists by the posterior mean of a
+The order itself is the answer's (`study_answer`, module `_answer.model`): the complete lists by the posterior mean of a
 model that shares strength across lists and reads every run, with the set that holds the best list at 95 %, the
 seed sd measured in the study and the expected regret of the named list; the measured means stay beside it.
 `top_trials` is the one ranking the summary, `lwl-report` and `lwl-export --best` use.
@@ -27,11 +27,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import complexity
 
-from . import _optuna as private
-from ._answer import Answer, Evidence, answer, extrapolate
-from ._record import DERIVED_ATTR, VALIDATION_ATTR, StudyError, hierarchy_of, read_settings, read_trial
-from ._stats import Estimate, PairedTest, estimate, paired_t_test
-from ._storage import study_exists
+from .._storage import optuna_private as private
+from .._storage.attributes import DERIVED_ATTR, VALIDATION_ATTR, StudyError, hierarchy_of, read_settings, read_trial
+from .._storage.backends import study_exists
+from .model import Answer, Evidence, answer, extrapolate
+from .stats import Estimate, PairedTest, estimate, paired_t_test
 
 UNTRIED = 2000  # lists never trained that the answer weighs at most (evenly spaced in enumeration order)
 ALPHA = 0.05  # the winner is "distinguishable" from the runner-up when the paired test's p-value is below this

@@ -2,10 +2,10 @@
 type. A trial's user attributes are `TrialRecord`'s fields: the search writes them through `write` (a failure's
 reason through `write_failure`; `write` refuses any other name), except `enqueued`, which an enqueued trial carries
 from `enqueue_lists`; the summary, the export and the report read them through `read_trial` (the Pareto study copies
-a few as they are; a retry drops `FAILURE_ATTRS`). A study's are set where it is made or run (`_study`, `_cli`) and
-read by these names only, the report too (`lwl.search` exports them; the settings through `read_settings`). Not
-here: the sampler's claim on a list (system attributes, `_sampler`) and the derived studies' own attributes
-(`_pareto`, `_confirm`).
+a few as they are; a retry drops `FAILURE_ATTRS`). A study's are set where it is made or run (`_study.run`,
+`_console.lwl_search`) and read by these names only, the report too (`lwl.search` exports them; the settings through
+`read_settings`). Not here: the sampler's claim on a list (system attributes, `_sampling.sampler`) and the derived
+studies' own attributes (`_sampling.pareto`, `_study.confirm`).
 
 The names are the storage's: they are what optuna-dashboard shows on a trial's page, so they stay plain words.
 A trial holds the attributes of the stages it reached (a pruned trial has no `unit_acc`, a failed one has a
@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import LwlError
 
-from ._settings import StudySettings
+from .._space.settings import StudySettings
 
 # ------------------------------------------------------------------------------------------ study attributes
 SETTINGS_ATTR = "lwl:settings"  # StudySettings as JSON: what every trial's numbers mean; fixed for the study

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from lwl.models import Complexity
 
-from ._errors import SpaceError
+from .._errors import SpaceError
 
 ACTIVATION_BYTES = 4  # per activation element of one batch (fp32)
 PARAMETER_BYTES = 16  # per parameter with heads: weight, gradient, Adam's m and v, fp32

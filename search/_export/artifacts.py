@@ -19,10 +19,10 @@ from typing import Any
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
-from ._export import config_filename, trial_config
-from ._record import ARTIFACT_DIR_ATTR, DATA_ROOT_ATTR, STORAGE_ATTR
-from ._settings import StudySettings
-from ._storage import kind_of, mask_url, rdb_url, storage_sibling
+from .._space.settings import StudySettings
+from .._storage.attributes import ARTIFACT_DIR_ATTR, DATA_ROOT_ATTR, STORAGE_ATTR
+from .._storage.backends import kind_of, mask_url, rdb_url, storage_sibling
+from .configs import config_filename, trial_config
 
 MIMETYPE = "application/yaml"
 

@@ -17,9 +17,9 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from . import _optuna as private
-from ._objectives import COST_NAMES, CostModel, dominated, front_costs
-from ._record import DERIVED_ATTR, SETTINGS_ATTR, read_settings
+from .._storage import optuna_private as private
+from .._storage.attributes import DERIVED_ATTR, SETTINGS_ATTR, read_settings
+from .costs import COST_NAMES, CostModel, dominated, front_costs
 
 SOURCE_ATTR = "source_trial"  # on each derived trial: its trial number in the search study
 NUMBERS_ATTR = "trial_numbers"  # on the derived study: how its trial numbers map to the search study's, in words

@@ -1,4 +1,4 @@
-"""One trial's life, the same whether it trains alone or in a `--batch` group (`_study`'s one loop asks, trains and
+"""One trial's life, the same whether it trains alone or in a `--batch` group (`run`'s one loop asks, trains and
 tells every trial): start (the list the sampler chose, its costs recorded before anything trains), report (every
 progress record becomes an intermediate value the pruner judges), finish (the results and the training config as
 an artifact), or fail with a reason.
@@ -26,16 +26,16 @@ from lwl.models import (
     progress_from_dict,
 )
 
-from . import _optuna as private
-from ._artifacts import ConfigArtifacts
-from ._errors import SpaceError
-from ._limits import memory_estimate
-from ._paused import Paused, PausedStore
-from ._record import StoredTrial, write, write_failure
-from ._sampler import revisit_of, trial_hierarchy
-from ._settings import StudySettings
-from ._space import SearchSpace, paper_name
-from ._storage import GRACE_BEATS
+from .._errors import SpaceError
+from .._export.artifacts import ConfigArtifacts
+from .._pruning.paused import Paused, PausedStore
+from .._sampling.sampler import revisit_of, trial_hierarchy
+from .._space.feasible import SearchSpace, paper_name
+from .._space.limits import memory_estimate
+from .._space.settings import StudySettings
+from .._storage import optuna_private as private
+from .._storage.attributes import StoredTrial, write, write_failure
+from .._storage.backends import GRACE_BEATS
 
 # Training needs torch, reading or describing a study does not: the engine's training names (lwl.models.train,
 # check_state, resolve_device) and torch are imported where a trial trains, so that `import lwl.search` and every

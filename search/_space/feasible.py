@@ -23,7 +23,7 @@ from functools import lru_cache
 
 from lwl.models import PAPER_RESULTS
 
-from ._errors import SpaceError
+from .._errors import SpaceError
 
 __all__ = [
     "CONSTRAINTS",

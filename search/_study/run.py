@@ -1,8 +1,8 @@
-"""Running a study: create or load it, the pruners, and the one loop every trial goes through until `--trials` (ask
-a group of `--batch` candidates, a group of one by default; train it; tell each its result); one trial's own life
-is in `_objective`.
+"""Running a study: create or load it, and the one loop every trial goes through until `--trials` (ask a group of
+`--batch` candidates, a group of one by default; train it; tell each its result); one trial's own life is in
+`trial`, the pruners in `_pruning.pruners`.
 
-Over 400 lines (about 640): the stop rule that keeps `--trials` exact under any timing (waiting for other workers'
+Over 400 lines (about 590): the stop rule that keeps `--trials` exact under any timing (waiting for other workers'
 running trials, failing lost ones) sits beside the loop; the loop and the training of a group are the next thing to
 move out.
 
@@ -13,7 +13,6 @@ study's settings are all read from it, so a rerun, a second worker or a second m
 from __future__ import annotations
 
 import contextlib
-import math
 import signal
 import time
 import warnings
@@ -23,22 +22,23 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.pruners import BasePruner
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import Progress, RunResult, Schedule, TrainerState, TrainingError
 
-from . import _optuna as private
-from ._artifacts import ConfigArtifacts
-from ._dominance import DOMINATORS, DominancePruner
-from ._errors import SpaceError, StorageError, UsageError
-from ._objective import FINISHED, NOT_COUNTED, Display, Objective, OutOfMemory, fail_lost_workers, running_ahead
-from ._objectives import COST_NAMES, CostModel
-from ._pareto import pareto_study_name, publish_pareto
-from ._paused import Paused, PausedStore
-from ._ranking import confirm_study_name
-from ._record import (
+from .._answer.ranking import confirm_study_name
+from .._errors import SpaceError, StorageError
+from .._export.artifacts import ConfigArtifacts
+from .._pruning.paused import Paused, PausedStore
+from .._pruning.pruners import make_pruner
+from .._sampling.costs import COST_NAMES, CostModel
+from .._sampling.pareto import pareto_study_name, publish_pareto
+from .._sampling.sampler import FeasibleSampler, SpaceExhausted, enqueue_hierarchy, remaining
+from .._space.feasible import SearchSpace, paper_baselines
+from .._space.settings import StudySettings, check_same_settings
+from .._storage import optuna_private as private
+from .._storage.attributes import (
     DERIVED_ATTR,
     FEASIBLE_ATTR,
     INTERMEDIATE_ATTR,
@@ -51,64 +51,13 @@ from ._record import (
     read_trial,
     write,
 )
-from ._sampler import FeasibleSampler, SpaceExhausted, enqueue_hierarchy, remaining
-from ._settings import StudySettings, check_same_settings
-from ._space import SearchSpace, paper_baselines
-from ._storage import GRACE_BEATS, mask_url, open_storage, study_exists
+from .._storage.backends import GRACE_BEATS, mask_url, open_storage, study_exists
+from .trial import FINISHED, NOT_COUNTED, Display, Objective, OutOfMemory, fail_lost_workers, running_ahead
 
-if TYPE_CHECKING:  # torch's: imported where they train (`train_group`), as in `_objective`
+if TYPE_CHECKING:  # torch's: imported where they train (`train_group`), as in `trial`
     from lwl.models import DataSplits, PrefixStore
 
-PRUNERS = ("median", "dominance", "hyperband", "sha", "wilcoxon", "none")
 Member = tuple[optuna.Trial, tuple[int, ...], Schedule, Callable[[Progress], bool]]  # a started candidate of a group
-
-
-def median_warmup(settings: StudySettings) -> int:
-    """The first step the median pruner may judge.
-
-    Simultaneous mode: the first epoch after the first learning-rate drop. Before it, epoch accuracy ranks lists
-    poorly (Spearman with the final accuracy 0.26-0.72 over epochs 1-4 of 10 on the tabular digits table, 0.86
-    at epoch 6), and judging from 40 % of the epochs lost the best list for good in 6 of 20 replayed TPE studies;
-    from the epoch after the drop, in none, reaching it in fewer unit-epochs than without pruning
-    (benchmarks/README.md). Sequential mode (a step is a unit, each with its own schedule): 40 % of the units.
-    """
-    recipe = settings.recipe
-    first = recipe.first_decay_epoch()
-    if recipe.mode == "simultaneous" and first is not None:
-        return min(first, recipe.epochs)
-    steps = recipe.epochs if recipe.mode == "simultaneous" else settings.space.budget
-    return math.ceil(0.4 * steps)
-
-
-def make_pruner(
-    name: str, settings: StudySettings, startup_trials: int = 5, min_dominators: int = DOMINATORS
-) -> BasePruner:
-    """Pruners judge `Progress.value`: output accuracy per epoch, or the newest unit's accuracy per unit. `dominance`
-    (a study with --objectives) compares a candidate only with those of no greater cost, from the median's warm-up."""
-    steps = settings.recipe.epochs if settings.recipe.mode == "simultaneous" else settings.space.budget
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=median_warmup(settings))
-    if name == "dominance":
-        if not settings.costs:
-            raise UsageError(
-                "--pruner dominance judges accuracy at no greater cost: give the costs with --objectives, e.g. "
-                "--objectives accuracy,params, or choose another --pruner"
-            )
-        return DominancePruner(
-            CostModel.of(settings),
-            min_dominators,
-            n_startup_trials=startup_trials,
-            n_warmup_steps=median_warmup(settings),
-        )
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(steps, 1), reduction_factor=3)
-    if name == "sha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    if name == "wilcoxon":
-        return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=1)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise SpaceError(f"--pruner {name}: unknown pruner; choose one of {', '.join(PRUNERS)}")
 
 
 @dataclass
@@ -539,7 +488,7 @@ def train_alone(
 ) -> bool:
     """Train one started candidate alone (continuing `resumed`, a paused state), tell its trial the result (complete,
     pruned or failed) and hand it to `finished`; True when `finished` said stop. The caller sends its heartbeats.
-    Confirmation uses it too (`_confirm`)."""
+    Confirmation uses it too (`confirm`)."""
     try:
         value = objective.run(trial, hierarchy, schedule, resumed)
     except optuna.TrialPruned:  # paused first where there is a store (`Objective.run`)
@@ -560,7 +509,7 @@ def train_group(
 ) -> bool:
     """One pass of `train_together` over `group` (trial, list, schedule, progress hook); each result is told to its
     trial and handed to `finished`; True when `finished` said stop. The caller sends the trials' heartbeats.
-    Confirmation uses it too (`_confirm`)."""
+    Confirmation uses it too (`confirm`)."""
     from lwl.models import train_together
 
     told: set[int] = set()
@@ -627,7 +576,6 @@ def train_group(
 
 
 __all__ = [
-    "PRUNERS",
     "Display",
     "Objective",
     "SearchOutcome",
@@ -636,8 +584,6 @@ __all__ = [
     "exhausted",
     "exhausted_reason",
     "held_text",
-    "make_pruner",
-    "median_warmup",
     "prepare_study",
     "run_search",
     "train_alone",

@@ -21,14 +21,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import RecipeError, TrainingConfig, complexity, paper_recipe
 
-from ._answer import Answer
-from ._errors import ExportError
-from ._pareto import pareto_front
-from ._ranking import Confirmed, complete_trials, confirmed, study_answer, top_trials
-from ._record import DATA_ROOT_ATTR, STORAGE_ATTR, hierarchy_of, read_settings
-from ._settings import StudySettings
-from ._space import paper_name
-from ._storage import mask_url
+from .._answer.model import Answer
+from .._answer.ranking import Confirmed, complete_trials, confirmed, study_answer, top_trials
+from .._errors import ExportError
+from .._sampling.pareto import pareto_front
+from .._space.feasible import paper_name
+from .._space.settings import StudySettings
+from .._storage.attributes import DATA_ROOT_ATTR, STORAGE_ATTR, hierarchy_of, read_settings
+from .._storage.backends import mask_url
 
 SELECTIONS = ("best", "top", "pareto", "trial")
 

@@ -1,5 +1,5 @@
 """Confirmation: after the search, its leading lists are trained again with further seeds, so that the answer rests
-on more than one seed's luck (`_ranking` reads what this writes).
+on more than one seed's luck (`_answer.ranking` reads what this writes).
 
 Seeds are spent by racing (`lwl.search.race_round`): round r trains the lists still in contention with the seed
 study seed + r + 1, as the answer computed from the rounds before it says: the K most probable best lists first,
@@ -29,12 +29,12 @@ import optuna
 from optuna.distributions import IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from . import _optuna as private
-from ._answer import Round, race_round, round_sizes
-from ._objective import LOST_WORKER, Display, Duplicate, Objective, fail_lost_workers
-from ._pareto import pareto_front
-from ._ranking import confirm_study, confirm_study_name, first_complete, search_ranked, study_answer, study_seed
-from ._record import (
+from .._answer.model import Round, race_round, round_sizes
+from .._answer.ranking import confirm_study, confirm_study_name, first_complete, search_ranked, study_answer, study_seed
+from .._sampling.pareto import pareto_front
+from .._space.settings import StudySettings
+from .._storage import optuna_private as private
+from .._storage.attributes import (
     DERIVED_ATTR,
     METRIC_NAME,
     StoredTrial,
@@ -45,8 +45,8 @@ from ._record import (
     write,
     write_failure,
 )
-from ._settings import StudySettings
-from ._study import train_alone, train_group
+from .run import train_alone, train_group
+from .trial import LOST_WORKER, Display, Duplicate, Objective, fail_lost_workers
 
 if TYPE_CHECKING:  # torch's: the data the runs train on
     from lwl.models import DataSplits

@@ -11,9 +11,9 @@ import optuna
 
 from lwl.models.cli import Parser, plural, run_command, writable_file, writable_folder
 
-from ._export import Selection, export_configs, write_configs
-from ._ranking import study_answer
-from ._storage import check_study_name, default_storage, load_existing_study, mask_url, open_storage
+from .._answer.ranking import study_answer
+from .._export.configs import Selection, export_configs, write_configs
+from .._storage.backends import check_study_name, default_storage, load_existing_study, mask_url, open_storage
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
-from ._objectives import CostModel
+from .._sampling.costs import CostModel
 
 DOMINATORS = 2  # candidates of no greater cost that must have been more accurate: benchmarks/README.md, Pareto
 

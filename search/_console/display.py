@@ -12,12 +12,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lwl.models import Progress, percent, plural
 
-from ._answer import Answer
-from ._artifacts import dashboard_command
-from ._confirm import AFFORD, ConfirmPlan, races, racing_state
-from ._objectives import CostModel
-from ._pareto import pareto_front, pareto_study_name
-from ._ranking import (
+from .._answer.model import Answer
+from .._answer.ranking import (
     Confirmed,
     confirm_study,
     confirm_study_name,
@@ -26,8 +22,12 @@ from ._ranking import (
     study_answer,
     top_trials,
 )
-from ._record import VALIDATION_ATTR, TrialRecord, read_settings, read_trial
-from ._stats import LEVEL, spearman
+from .._answer.stats import LEVEL, spearman
+from .._export.artifacts import dashboard_command
+from .._sampling.costs import CostModel
+from .._sampling.pareto import pareto_front, pareto_study_name
+from .._storage.attributes import VALIDATION_ATTR, TrialRecord, read_settings, read_trial
+from .._study.confirm import AFFORD, ConfirmPlan, races, racing_state
 
 CAPACITY_RHO = 0.8  # a ranking whose Spearman with parameter count reaches this is said to follow capacity
 

@@ -1,7 +1,7 @@
 """An Optuna sampler that proposes only feasible, not-yet-evaluated hierarchy lists.
 
 Over 400 lines (about 670), one class: the claim protocol that keeps workers from taking the same list and the
-surrogates that rank the remaining lists (tpe; hvi, whose Gaussian process lives in `_surrogate`) share its
+surrogates that rank the remaining lists (tpe; hvi, whose Gaussian process lives in `_sampling.surrogate`) share its
 invariants, which this docstring states once.
 
 Why not an off-the-shelf sampler: soft constraints waste nearly every trial when
@@ -51,11 +51,11 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from . import _optuna as private
-from ._errors import SpaceError
-from ._objectives import CostModel, dominated, expected_improvement
-from ._space import SearchSpace
-from ._surrogate import observations, predict
+from .._errors import SpaceError
+from .._space.feasible import SearchSpace
+from .._storage import optuna_private as private
+from .costs import CostModel, dominated, expected_improvement
+from .surrogate import observations, predict
 
 __all__ = [
     "CHOSEN_BY_ATTR",
@@ -288,7 +288,7 @@ class FeasibleSampler(BaseSampler):
       COMPLETE/PRUNED trials exist). RUNNING trials go to g(x), like Optuna's constant liar.
     - hvi: the expected hypervolume improvement of every remaining list over the front of the complete trials, in
       accuracy and the study's ``costs`` (known exactly for every list before it trains), its accuracy believed as a
-      Gaussian process over lists predicts (`_surrogate`); RUNNING trials join the front at their predicted accuracy
+      Gaussian process over lists predicts (`surrogate`); RUNNING trials join the front at their predicted accuracy
       (a kriging believer), so that workers and ``--batch`` groups spread along it. Without costs it is the expected
       improvement over the best accuracy. Random until ``n_startup_trials`` COMPLETE/PRUNED trials exist.
 
@@ -541,7 +541,7 @@ class FeasibleSampler(BaseSampler):
     # -- surrogates ------------------------------------------------------------------------------
 
     def _normalised(self, hierarchy: tuple[int, ...]) -> tuple[float, ...]:
-        """A list's costs in the normalised space of `_objectives` (log, 0..1 over the feasible set); () alone."""
+        """A list's costs in the normalised space of `costs` (log, 0..1 over the feasible set); () alone."""
         if self.costs is None:
             return ()
         if self._scale is None:
