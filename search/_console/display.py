@@ -49,6 +49,11 @@ def _describe_trial(t: FrozenTrial) -> str:
     return f"{h:<14} {t.state.name.lower():<8}{extra} acc {_pct(value)}  {'' if secs is None else f'{secs:6.1f}s'}"
 
 
+def _inner_bar(make: Any, total: int, desc: str, out: Any) -> Any:
+    """The bar of the steps of what trains now, under the outer bar (`make`: tqdm's class)."""
+    return make(total=total, desc=desc, leave=False, file=out, position=1, dynamic_ncols=True)
+
+
 class LineDisplay:
     """One line per finished trial: for logs and pipes."""
 
@@ -89,14 +94,7 @@ class BarDisplay(LineDisplay):
         label = "[" + ",".join(map(str, hierarchy)) + "]"
         if self.inner is not None:  # --batch: the candidates train together; show the newest
             self.inner.close()
-        self.inner = self._tqdm(
-            total=total_steps,
-            desc=f"trial {number} {label}",
-            leave=False,
-            file=self.out,
-            position=1,
-            dynamic_ncols=True,
-        )
+        self.inner = _inner_bar(self._tqdm, total_steps, f"trial {number} {label}", self.out)
 
     def progress(self, p: Progress) -> None:
         if self.inner is not None:
@@ -149,14 +147,7 @@ class ConfirmDisplay:
         if self.outer is not None:
             if self.inner is not None:
                 self.inner.close()
-            self.inner = self._tqdm(
-                total=total_steps,
-                desc=f"{', '.join(self.labels.values())}",
-                leave=False,
-                file=self.out,
-                position=1,
-                dynamic_ncols=True,
-            )
+            self.inner = _inner_bar(self._tqdm, total_steps, ", ".join(self.labels.values()), self.out)
 
     def progress(self, p: Progress) -> None:
         if p.step <= self.shown:  # the other runs of a group report the same step

@@ -399,18 +399,24 @@ class FeasibleSampler(BaseSampler):
             private.set_system_attr(study, trial, HIERARCHY_ATTR, list(hierarchy))
             private.set_system_attr(study, trial, CHOSEN_BY_ATTR, chosen_by)
             private.set_system_attr(study, trial, REVISIT_ATTR, again)
-            rivals = [
-                t
-                for t in _all_trials(study)
-                if private.trial_id(t) != private.trial_id(trial)
-                and t.state in rival_states
-                and trial_hierarchy(t, self.space) == hierarchy
-            ]
+            rivals = self._rivals(study, trial, hierarchy, rival_states)
             if not rivals:
                 break
             refused.add(hierarchy)
         assert hierarchy is not None
         return hierarchy
+
+    def _rivals(
+        self, study: Study, trial: FrozenTrial, hierarchy: tuple[int, ...], states: tuple[TrialState, ...]
+    ) -> list[FrozenTrial]:
+        """The other trials in `states` that hold `hierarchy`."""
+        return [
+            t
+            for t in _all_trials(study)
+            if private.trial_id(t) != private.trial_id(trial)
+            and t.state in states
+            and trial_hierarchy(t, self.space) == hierarchy
+        ]
 
     def _wins_contest(
         self, study: Study, trial: FrozenTrial, hierarchy: tuple[int, ...], rival_states: tuple[TrialState, ...]
@@ -425,13 +431,7 @@ class FeasibleSampler(BaseSampler):
         """
         deadline = time.monotonic() + _CONTEST_WAIT_S
         while True:
-            rivals = [
-                t
-                for t in _all_trials(study)
-                if private.trial_id(t) != private.trial_id(trial)
-                and t.state in rival_states
-                and trial_hierarchy(t, self.space) == hierarchy
-            ]
+            rivals = self._rivals(study, trial, hierarchy, rival_states)
             if not rivals:
                 return True
             for rival in rivals:
