@@ -95,7 +95,7 @@ def replay_study(
         pruner=make_pruner(pruner, settings, PRUNER_STARTUP, min_dominators),
     )
     if paper:
-        enqueue_lists(study, space)
+        enqueue_lists(study, settings)
     low, high = space.param_range()
     log: list[dict[str, Any]] = []
     paused: dict[tuple[int, ...], int] = {}  # list -> unit-epochs its pruned visit trained
@@ -501,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--paper-baselines",
         action="store_true",
-        help="enqueue the paper's feasible lists first, as lwl-search does by default",
+        help="enqueue the paper's feasible lists and the largest network first, as lwl-search does by default",
     )
     p.add_argument(
         "--caps",

@@ -89,6 +89,7 @@ from ._study.run import (
     SearchOutcome,
     count_finished,
     enqueue_lists,
+    largest_baseline,
     prepare_study,
     run_search,
 )
@@ -195,6 +196,7 @@ __all__ = [
     "default_storage",
     "default_widths",
     "enqueue_lists",
+    "largest_baseline",
     "export_configs",
     "hierarchy_of",
     "load_existing_study",

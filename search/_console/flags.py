@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-paper-baselines",
         action="store_true",
         default=None,
-        help="do not enqueue the paper's schedules that are feasible at this budget",
+        help="do not enqueue the paper's schedules that are feasible at this budget, nor the largest network",
     )
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=tuple(DATASETS), help="default digits (embedded, no download)")

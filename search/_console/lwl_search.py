@@ -102,7 +102,7 @@ def _search(
     outcome: SearchOutcome | None = None
     reason = "interrupted"
     if args.workers > 1:
-        enqueue_lists(study, settings.space, enqueue, not args.no_paper_baselines)
+        enqueue_lists(study, settings, enqueue, not args.no_paper_baselines)
         status = 130  # SIGINT and SIGTERM alike: every worker's running trial is failed as 'interrupted'
         try:
             reason, status = run_workers(args, argv, storage_url, study, settings.space)

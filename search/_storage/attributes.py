@@ -105,7 +105,7 @@ class TrialRecord:
     activations: int | None = None  # activation elements per image
     memory: int | None = None  # estimated training memory in bytes at the study's batch size (`memory_estimate`)
     paper: str | None = None  # the paper's name for the list (e.g. "ResNet18"), "" when it is not the paper's
-    enqueued: str | None = None  # "paper" or "user" for an enqueued list
+    enqueued: str | None = None  # "paper", "largest" or "user" for an enqueued list
     revisit_of: int | None = None  # the pruned trial whose list this trial trains again, to the end
     resumed_from: int | None = None  # the pruned trial whose paused state this revisit continued
     resumed_step: int | None = None  # the step (epoch or unit) that trial had trained: the revisit's first is +1

@@ -25,7 +25,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from lwl.models import Progress, RunResult, Schedule, TrainerState, TrainingError
+from lwl.models import Progress, RunResult, Schedule, TrainerState, TrainingError, complexity
 
 from .._answer.ranking import confirm_study_name
 from .._errors import SpaceError, StorageError
@@ -172,18 +172,38 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+LARGEST_MAX_LISTS = 20_000  # larger spaces skip the largest-network baseline (its search counts every list's size)
+
+
+def largest_baseline(settings: StudySettings) -> tuple[int, ...] | None:
+    """The feasible list with the most parameters (ties: more FLOPs, then the first in the space's order), or None
+    where every list has the same size or the space holds more than `LARGEST_MAX_LISTS` lists.
+
+    Enqueued beside the paper's lists: where size differs, "take the largest network" is a zero-cost rule that the
+    benchmark found within noise of the best list (benchmarks/README.md, "The answer"); a search that trains it lets
+    the answer's capacity trend weigh it against the lists it finds, at the cost of one trial."""
+    lists = settings.space.lists() if len(settings.space) <= LARGEST_MAX_LISTS else ()
+    sizes = {h: complexity(settings.schedule(h), settings.recipe.head) for h in lists}
+    if len({c.params for c in sizes.values()}) < 2:
+        return None
+    return max(lists, key=lambda h: (sizes[h].params, sizes[h].flops, -lists.index(h)))
+
+
 def enqueue_lists(
-    study: optuna.Study, space: SearchSpace, enqueue: Sequence[Sequence[int]] = (), paper: bool = True
+    study: optuna.Study, settings: StudySettings, enqueue: Sequence[Sequence[int]] = (), paper: bool = True
 ) -> list[tuple[int, ...]]:
-    """Enqueue the paper's feasible schedules and the user's lists, skipping any the study already holds."""
-    baselines = paper_baselines(space) if paper else []
-    user = [tuple(h) for h in enqueue]
-    enqueued = []
-    for hierarchy in dict.fromkeys([*baselines, *user]):
-        attrs = {"enqueued": "user" if hierarchy in user else "paper"}
-        if enqueue_hierarchy(study, space, hierarchy, user_attrs=attrs):
-            enqueued.append(hierarchy)
-    return enqueued
+    """Enqueue the baselines (the paper's feasible schedules, then the largest network: `largest_baseline`; none
+    without `paper`) and the user's lists, skipping any the study already holds. A trial's `enqueued` attribute says
+    why it was queued: "paper", "largest" or "user"."""
+    space = settings.space
+    why: dict[tuple[int, ...], str] = {}
+    if paper:
+        why |= {h: "paper" for h in paper_baselines(space)}
+        largest = largest_baseline(settings)
+        if largest is not None:
+            why.setdefault(largest, "largest")
+    why |= {tuple(h): "user" for h in enqueue}
+    return [h for h, reason in why.items() if enqueue_hierarchy(study, space, h, user_attrs={"enqueued": reason})]
 
 
 def exhausted_reason(study: optuna.Study, space: SearchSpace) -> str:
@@ -272,7 +292,7 @@ def run_search(
     continues it, alone.
     """
     space = settings.space
-    enqueued = enqueue_lists(study, space, enqueue, paper)
+    enqueued = enqueue_lists(study, settings, enqueue, paper)
     objective = Objective(
         settings,
         data,
@@ -584,6 +604,7 @@ __all__ = [
     "exhausted",
     "exhausted_reason",
     "held_text",
+    "largest_baseline",
     "prepare_study",
     "run_search",
     "train_alone",

@@ -112,7 +112,13 @@ def test_a_replay_scores_every_configuration_and_the_noiseless_answer_covers_the
         low, mean, high = row["best"][1], row["best"][0], row["best"][2]
         assert 0.0 <= low <= mean <= high <= 1.0
     answer_row = d["table_rows"][0]
-    assert answer_row["coverage"][0] == 1.0 and answer_row["regret"][0] == 0.0
+    assert answer_row["coverage"][0] == 1.0
+    # every configuration whose trials reach every list names a best one (cap 10: all 5 lists and their revisits)
+    whole = {k: v for k, v in d["every_answer_configuration"].items() if k.split()[2] == "10"}
+    assert len(whole) == 10 and all(v["regret"][0] == 0.0 for v in whole.values())
+    # all the data outside the truth, judged by the model, names a best list too
+    every = next(row for row in d["table_rows"] if row["label"] == "every list x 4 seeds, then the answer's model")
+    assert every["regret"][0] == 0.0 and every["cost"] == 4.0
     largest = next(row for row in d["table_rows"] if row["label"] == "largest")
     assert largest["regret"][0] == pytest.approx(0.11) and largest["cost"] == 0.0
     assert answer_replay.main([str(table_path), "--replays", "3"]) == 2  # too few to split in halves

@@ -481,3 +481,20 @@ def test_a_revisit_does_not_count_its_pruned_trial_as_a_rival() -> None:
     )
     complete = [trial_hierarchy(t, SPACE12) for t in study.trials if t.state == TrialState.COMPLETE]
     assert sorted(complete) == list(SPACE12.lists())  # every list once, the cut ones through their revisit
+
+
+def test_the_largest_network_is_enqueued_after_the_paper_lists_where_sizes_differ() -> None:
+    from lwl.search import enqueue_lists, largest_baseline, paper_baselines, parse_search_flags
+
+    doubling = parse_search_flags(["--budget", "10", "--widths", "4,8,16,32", "--constraint", "none"])[0]
+    # Widths double with every stage, so the list with every spare unit in the last stage has the most parameters.
+    assert largest_baseline(doubling) == (1, 1, 1, 7)
+    study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", doubling.space, 0))
+    queued = enqueue_lists(study, doubling, [(2, 2, 2, 4)])
+    assert queued == [*paper_baselines(doubling.space), (1, 1, 1, 7), (2, 2, 2, 4)]
+    reasons = [t.user_attrs["enqueued"] for t in study.get_trials(states=(TrialState.WAITING,))]
+    assert reasons == ["paper"] * len(paper_baselines(doubling.space)) + ["largest", "user"]
+    assert enqueue_lists(optuna.create_study(), doubling, paper=False) == []
+    # Every stage equally wide: every list has the same size, so no list is "the largest".
+    equal = parse_search_flags(["--budget", "8", "--widths", "16,16,16,16", "--constraint", "none"])[0]
+    assert largest_baseline(equal) is None
