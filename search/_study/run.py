@@ -183,10 +183,11 @@ def largest_baseline(settings: StudySettings) -> tuple[int, ...] | None:
     benchmark found within noise of the best list (benchmarks/README.md, "The answer"); a search that trains it lets
     the answer's capacity trend weigh it against the lists it finds, at the cost of one trial."""
     lists = settings.space.lists() if len(settings.space) <= LARGEST_MAX_LISTS else ()
-    sizes = {h: complexity(settings.schedule(h), settings.recipe.head) for h in lists}
-    if len({c.params for c in sizes.values()}) < 2:
+    sizes = [complexity(settings.schedule(h), settings.recipe.head) for h in lists]
+    if len({c.params for c in sizes}) < 2:
         return None
-    return max(lists, key=lambda h: (sizes[h].params, sizes[h].flops, -lists.index(h)))
+    first = max(range(len(lists)), key=lambda i: (sizes[i].params, sizes[i].flops, -i))
+    return lists[first]
 
 
 def enqueue_lists(
