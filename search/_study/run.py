@@ -180,8 +180,8 @@ def largest_baseline(settings: StudySettings) -> tuple[int, ...] | None:
     where every list has the same size or the space holds more than `LARGEST_MAX_LISTS` lists.
 
     Enqueued beside the paper's lists: where size differs, "take the largest network" is a zero-cost rule that the
-    benchmark found within noise of the best list (benchmarks/README.md, "The answer"); a search that trains it lets
-    the answer's capacity trend weigh it against the lists it finds, at the cost of one trial."""
+    benchmark found within noise of the best list (benchmarks/README.md, "answer_replay.py"); a search that trains
+    it lets the answer's capacity trend weigh it against the lists it finds, at the cost of one trial."""
     lists = settings.space.lists() if len(settings.space) <= LARGEST_MAX_LISTS else ()
     sizes = [complexity(settings.schedule(h), settings.recipe.head) for h in lists]
     if len({c.params for c in sizes}) < 2:
