@@ -472,11 +472,11 @@ def run(path: Path, replays: int, jobs: int = 1) -> dict[str, Any]:
     some = next(k for k in chosen.values() if k is not None)
     for name in ("largest", "sweep"):
         table_rows.append({**summarise(report, f"{name} @ {some}", sd), "label": name})
-    every = f"every list x {len(table.seeds) - len(table.seeds) // 2} seeds"  # all the search may read
+    all_runs = f"every list x {len(table.seeds) - len(table.seeds) // 2} seeds"  # all the search may read
     for key, label in (
         ("sweep+answer", "sweep, then the answer's model"),
-        ("every seed", f"{every}, the best mean"),
-        ("every seed+answer", f"{every}, then the answer's model"),
+        ("every seed", f"{all_runs}, the best mean"),
+        ("every seed+answer", f"{all_runs}, then the answer's model"),
     ):
         row = summarise(report, key, sd)
         if "mass_to_cover_measured" in report[0]["rows"][key]:
